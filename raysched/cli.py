@@ -1,0 +1,262 @@
+"""The `raysched` command line: thin commands over the library.
+
+Exit codes: 0 all tasks ok; 1 some task failed; 2 bad input (job file, config,
+flags, infeasible demand, unreachable cluster); 130 interrupted.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from raysched.config import ConfigError, Settings, load_config, parse_load_factor
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class BadInput(click.ClickException):
+    """A user mistake: one line on stderr, exit 2, no traceback."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class LoadFactor(click.ParamType):
+    name = "C|off"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
+        try:
+            return parse_load_factor(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raysched")
+def cli() -> None:
+    """raysched: choose where every Ray task runs, and measure which placement wins.
+
+    \b
+    Quick tour:
+      raysched submit jobs/quickstart.py            # embedded 4-node cluster on 127.0.0.1
+      raysched submit job.py --policy p2c --address auto
+      raysched analyze results/*.csv --plot cmp.png
+      raysched status                                # the running placement brain
+    """
+
+
+def submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The placement flags shared by `submit` and `bench`."""
+    options = [
+        click.option("--policy", "-p", default=None,
+                     help="hash | random | p2c | greedy | pack | module:Name (your own). Default: hash."),
+        click.option("--address", default=None,
+                     help="Join an existing cluster: HOST:PORT, 'auto', or ray://HOST:PORT. "
+                          "Default: $RAY_ADDRESS, else an embedded local cluster on 127.0.0.1."),
+        click.option("--local-nodes", type=click.IntRange(min=1), default=None,
+                     help="Nodes of the embedded cluster (the pattern of configs/local.yaml, repeated). Default: 4."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="YAML config (see configs/local.yaml for every key); flags override it."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Seed for random and p2c, so a run can be repeated."),
+        click.option("--vnodes", type=click.IntRange(min=1), default=None,
+                     help="Virtual nodes per unit of capacity on the hash ring. More: smoother spread, more memory."),
+        click.option("--load-factor", type=LoadFactor(), default=None,
+                     help="Bounded loads for hash: no node takes more than C x its fair share of work in flight "
+                          "(default 1.25). Lower: better balance, less key affinity; 'off': pure ring."),
+        click.option("--max-inflight", type=click.IntRange(min=1), default=None,
+                     help="Tasks held at once (running or waiting for a node). Default: 4 x cluster CPUs, at least 64."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(config_path: str | None, **flags: Any) -> Settings:
+    """Config file first, then every flag the user actually gave."""
+    try:
+        settings = load_config(config_path)
+    except ConfigError as err:
+        raise BadInput(str(err)) from None
+    given = {k: v for k, v in flags.items() if v is not None}
+    if "load_factor" in flags and flags["load_factor"] is None and _flag_given("load_factor"):
+        given["load_factor"] = None  # --load-factor off
+    return replace(settings, **given)
+
+
+def _flag_given(name: str) -> bool:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def default_out_path(job_name: str, policy: str) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe_policy = policy.replace(":", "-").replace("/", "-")
+    return Path("results") / f"{Path(job_name).stem}-{safe_policy}-{stamp}.csv"
+
+
+@cli.command("submit")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@submit_options
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Results CSV (one row per attempt). Default: results/<job>-<policy>-<UTC time>.csv. "
+                   "An existing file is never overwritten.")
+@click.option("--retries", type=click.IntRange(min=0), default=None,
+              help="Re-place a task whose function raised, up to N more times (default 0). "
+                   "Work lost with a node is always re-placed.")
+@click.option("--max-failures", type=click.IntRange(min=1), default=None,
+              help="Stop the run once this many tasks have failed for good.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
+              help="Skip tasks that already have an ok row in this CSV and append new rows to it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def submit_command(job_file: str, config_path: str | None, resume_path: str | None, quiet: bool, **flags: Any) -> None:
+    """Run JOB_FILE's tasks, each on the node the placement policy picks.
+
+    JOB_FILE defines tasks(), yielding raysched.Task(fn, args=..., key=...).
+    Every attempt becomes a row of the results CSV; a summary follows the run.
+    """
+    from raysched import cluster, policies
+    from raysched.job import JobFileError, load_job
+    from raysched.results import ResultsWriter, ResumeError, completed_task_ids
+
+    local_count = flags.pop("local_nodes")
+    settings = _settings(config_path, **flags)
+    local_nodes = cluster.scale_nodes(settings.local_nodes, local_count)
+    try:
+        policy = policies.build_policy(
+            settings.policy,
+            policies.PolicyOptions(seed=settings.seed, load_factor=settings.load_factor, vnodes=settings.vnodes),
+        )
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    try:
+        job = load_job(job_file)
+    except JobFileError as err:
+        raise BadInput(str(err)) from None
+
+    skip: frozenset[int] = frozenset()
+    if resume_path:
+        out_path = Path(resume_path)
+        try:
+            skip = completed_task_ids(out_path, job.name, settings.policy)
+        except ResumeError as err:
+            raise BadInput(str(err)) from None
+    else:
+        out_path = Path(settings.out) if settings.out else default_out_path(job.name, settings.policy)
+        if out_path.exists():
+            raise BadInput(f"{out_path} already exists; choose another --out, or --resume {out_path} to continue it")
+
+    try:
+        with cluster.session(settings.address, cluster.job_runtime_env(job.folder), local_nodes,
+                             settings.system_config) as where:
+            if not quiet:
+                click.echo(f"raysched: running {job.name} under {settings.policy} on {where}", err=True)
+            code = _run(job, policy, settings, out_path, bool(resume_path), skip, quiet)
+    except cluster.ClusterError as err:
+        raise BadInput(str(err)) from None
+    except KeyboardInterrupt:
+        click.echo("raysched: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+def _run(job: Any, policy: Any, settings: Settings, out_path: Path, append: bool,
+         skip: frozenset[int], quiet: bool) -> int:
+    import ray
+
+    from raysched.job import JobFileError
+    from raysched.report import Progress, format_summary
+    from raysched.results import ResultsWriter
+    from raysched.runner import Interrupt, Runner, RunSettings
+
+    max_inflight = settings.max_inflight or max(64, 4 * int(ray.cluster_resources().get("CPU", 0)))
+    run_settings = RunSettings(policy_name=settings.policy, max_inflight=max_inflight, retries=settings.retries,
+                               max_failures=settings.max_failures, skip_task_ids=skip,
+                               overcommit=settings.overcommit)
+    progress = Progress(lambda: job.total, enabled=not quiet)
+    with ResultsWriter(out_path, append=append) as writer, Interrupt() as interrupt:
+        runner = Runner(job, policy, run_settings, writer, on_progress=progress.update)
+        try:
+            outcome = runner.run(interrupt)
+        except JobFileError as err:
+            progress.close()
+            raise BadInput(str(err)) from None
+        finally:
+            progress.close()
+    click.echo(format_summary(outcome, job.name, settings.policy, str(out_path)))
+    if outcome.infeasible:
+        raise BadInput(f"infeasible task: {outcome.infeasible_error}")
+    return outcome.exit_code
+
+
+@cli.command("status")
+@click.option("--address", default=None, help="Cluster to ask (HOST:PORT or 'auto'). Default: $RAY_ADDRESS or 'auto'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the brain's state as JSON.")
+def status_command(address: str | None, as_json: bool) -> None:
+    """Show the running placement brain: nodes, capacity, work in flight, submissions."""
+    import os
+
+    import ray
+
+    from raysched import cluster
+    from raysched.brain import find_brain
+
+    target = address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        cluster.connect(target, {})
+    except cluster.ClusterError as err:
+        raise BadInput(f"{err}") from None
+    try:
+        brain = find_brain()
+        if brain is None:
+            raise BadInput("no placement brain is running on this cluster; it starts with the first `raysched submit`")
+        state = ray.get(brain.status.remote(), timeout=30)
+    finally:
+        ray.shutdown()
+    if as_json:
+        click.echo(json.dumps(state, indent=2, default=str))
+        return
+    click.echo(format_status(state))
+
+
+def format_status(state: dict[str, Any]) -> str:
+    """The brain's state as a few readable lines."""
+    nodes = state["nodes"]
+    lines = [f"placement brain {state['brain_id']}: {len(nodes)} live nodes, {state['decisions']} decisions"]
+    lines.append(f"  {'node':<10}{'alive':<7}{'capacity':<34}{'in flight':>9}")
+    for node in nodes:
+        cap = ", ".join(f"{k}={v:g}" for k, v in sorted(node["capacity"].items()) if k != "memory")
+        lines.append(f"  {node['node_id'][:8]:<10}{'yes':<7}{cap:<34}{node['tasks_in_flight']:>9}")
+    for node in state.get("condemned", []):
+        lines.append(f"  {node[:8]:<10}{'no':<7}(reported dead, leaving the ring)")
+    subs = state["submissions"]
+    lines.append(f"submissions: {len(subs)} active")
+    for sub in subs:
+        lines.append(f"  {sub['run_id']}  {sub.get('job', '?')} under {sub.get('policy', '?')}: "
+                     f"{sub['in_flight']} in flight, {sub['done']} done")
+    return "\n".join(lines)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules."""
+    try:
+        from raysched.cli_analyze import analyze_command
+    except ImportError:
+        return
+    cli.add_command(analyze_command)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

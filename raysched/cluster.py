@@ -1,0 +1,210 @@
+"""Connecting to Ray: an existing cluster, or the embedded local multi-node one on 127.0.0.1.
+
+Ray binds a local cluster to the machine's public interface unless
+RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is in the environment before Ray starts;
+`loopback_only()` sets it (and Ray's in-process flag) for the embedded cluster
+and tests only: a driver joining a real multi-machine cluster must advertise its
+real address.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+LOOPBACK = "127.0.0.1"
+NAMESPACE = "raysched"
+# Faster failure detection than Ray's defaults (about 15 s), so a node killed
+# mid-job leaves the ring within about 2 s on the embedded cluster.
+DEFAULT_SYSTEM_CONFIG: Mapping[str, Any] = {
+    "health_check_initial_delay_ms": 500,
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 500,
+    "health_check_failure_threshold": 3,
+}
+CONNECT_TIMEOUT_S = 10.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be reached or started; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """One node of the embedded cluster (logical resources, as `ray start` takes them)."""
+
+    num_cpus: float = 1
+    num_gpus: float = 0
+    resources: Mapping[str, float] = field(default_factory=dict)
+
+
+# The embedded default: 4 nodes of unequal size, one with a custom resource.
+# configs/local.yaml documents the same shape (a test keeps the two in step).
+DEFAULT_LOCAL_NODES: tuple[LocalNode, ...] = (
+    LocalNode(num_cpus=1),
+    LocalNode(num_cpus=2),
+    LocalNode(num_cpus=2, resources={"ssd": 2}),
+    LocalNode(num_cpus=4),
+)
+
+
+def loopback_only() -> None:
+    """Make every Ray process this one starts bind to 127.0.0.1."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def scale_nodes(nodes: Sequence[LocalNode], count: int | None) -> tuple[LocalNode, ...]:
+    """`count` nodes following the configured pattern (cycled when `count` is larger)."""
+    if count is None:
+        return tuple(nodes)
+    if count < 1:
+        raise ValueError("--local-nodes must be at least 1")
+    return tuple(nodes[i % len(nodes)] for i in range(count))
+
+
+class EmbeddedCluster:
+    """A multi-node Ray cluster of local processes on 127.0.0.1, torn down on exit."""
+
+    def __init__(self, nodes: Sequence[LocalNode], system_config: Mapping[str, Any] | None = None) -> None:
+        if not nodes:
+            raise ValueError("the embedded cluster needs at least one node")
+        self.nodes = tuple(nodes)
+        self.system_config = dict(DEFAULT_SYSTEM_CONFIG if system_config is None else system_config)
+        self._cluster: Any = None
+
+    @property
+    def address(self) -> str:
+        return self._cluster.address
+
+    def start(self) -> "EmbeddedCluster":
+        loopback_only()
+        from ray.cluster_utils import Cluster
+
+        head, *workers = self.nodes
+        self._cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                **_node_args(head),
+                "node_ip_address": LOOPBACK,
+                "include_dashboard": False,
+                "_system_config": self.system_config,
+            },
+        )
+        for node in workers:
+            self._cluster.add_node(**_node_args(node), node_ip_address=LOOPBACK)
+        self._cluster.wait_for_nodes()
+        return self
+
+    def shutdown(self) -> None:
+        """Stop every process the cluster started, the driver's connection included."""
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = None
+
+    def __enter__(self) -> "EmbeddedCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _node_args(node: LocalNode) -> dict[str, Any]:
+    return {
+        "num_cpus": node.num_cpus,
+        "num_gpus": node.num_gpus,
+        "resources": dict(node.resources),
+        "object_store_memory": 100 * 1024 * 1024,
+    }
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, with a clear message, when nothing listens at a host:port address."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"cluster address must be HOST:PORT, 'auto' or ray://HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({err.strerror or err}); "
+            "start one with `ray start --head` or check --address / RAY_ADDRESS"
+        ) from None
+
+
+def job_runtime_env(job_folder: Path) -> dict[str, Any]:
+    """Ship the job file's folder to every node, unless a `ray job submit` already did."""
+    inherited = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "")
+    if '"working_dir"' in inherited:
+        return {}
+    return {
+        "working_dir": str(job_folder),
+        "excludes": [".git", "__pycache__", "results", "*.csv", "*.png", ".venv", "venv"],
+    }
+
+
+def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
+    """Join an existing cluster as a driver in the raysched namespace."""
+    import ray
+
+    if address is not None:
+        check_reachable(address)
+    started = time.monotonic()
+    try:
+        ray.init(
+            address=address,
+            namespace=NAMESPACE,
+            runtime_env=dict(runtime_env) or None,
+            log_to_driver=True,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ClusterError(
+            f"could not connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS', 'auto')}"
+            f" after {time.monotonic() - started:.0f}s: {message}"
+        ) from None
+
+
+@contextmanager
+def session(
+    address: str | None,
+    runtime_env: Mapping[str, Any],
+    local_nodes: Sequence[LocalNode],
+    system_config: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """Connect for the length of a `with` block; yield a description of where.
+
+    With no address (and no RAY_ADDRESS) an embedded cluster is started and torn
+    down afterwards, leaving no Ray process behind.
+    """
+    import ray
+
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        cluster = EmbeddedCluster(local_nodes, system_config)
+        try:
+            cluster.start()
+            connect(cluster.address, runtime_env)
+            yield f"embedded cluster of {len(local_nodes)} nodes on {LOOPBACK}"
+        finally:
+            cluster.shutdown()
+        return
+    connect(address, runtime_env)
+    try:
+        yield f"cluster at {address or os.environ.get('RAY_ADDRESS')}"
+    finally:
+        ray.shutdown()

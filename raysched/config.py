@@ -1,0 +1,130 @@
+"""Submission settings from a YAML config file, with command-line flags on top.
+
+Every key is documented in configs/local.yaml. Unknown keys are errors, not
+silently ignored: a typo in a config should never change what runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
+
+
+class ConfigError(ValueError):
+    """A config file or flag value that cannot be used; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `raysched submit` needs to know besides the job file."""
+
+    policy: str = "hash"
+    address: str | None = None
+    local_nodes: tuple[LocalNode, ...] = DEFAULT_LOCAL_NODES
+    system_config: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SYSTEM_CONFIG))
+    out: str | None = None
+    seed: int | None = None
+    vnodes: int = 160
+    load_factor: float | None = 1.25
+    max_inflight: int | None = None
+    retries: int = 0
+    max_failures: int | None = None
+    overcommit: float = 1.0
+
+
+KNOWN_KEYS = {f.name for f in fields(Settings)}
+
+
+def parse_load_factor(value: Any) -> float | None:
+    """`off` (or null) turns bounded loads off; otherwise a number >= 1."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None  # YAML reads a bare `off` as False
+    if value is True:
+        raise ConfigError("load factor must be a number >= 1 or 'off', got true")
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"load factor must be a number >= 1 or 'off', got {value!r}") from None
+    if factor < 1:
+        raise ConfigError(f"load factor must be >= 1 (1.25 is a good start) or 'off', got {factor}")
+    return factor
+
+
+def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("local_nodes must be a non-empty list of {num_cpus, num_gpus, resources}")
+    nodes = []
+    for i, spec in enumerate(value):
+        if not isinstance(spec, dict) or set(spec) - {"num_cpus", "num_gpus", "resources"}:
+            raise ConfigError(f"local_nodes[{i}] must have only num_cpus, num_gpus, resources; got {spec!r}")
+        resources = spec.get("resources") or {}
+        if not isinstance(resources, dict):
+            raise ConfigError(f"local_nodes[{i}].resources must be a mapping of name to amount")
+        nodes.append(LocalNode(num_cpus=spec.get("num_cpus", 1), num_gpus=spec.get("num_gpus", 0), resources=resources))
+    return tuple(nodes)
+
+
+def _number(key: str, value: Any, kind: type, minimum: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+    return kind(value)
+
+
+def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) -> Settings:
+    """Validate a config mapping and apply it over `base`."""
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(KNOWN_KEYS))}")
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "local_nodes":
+            changes[key] = _local_nodes(value)
+        elif key == "load_factor":
+            changes[key] = parse_load_factor(value)
+        elif key == "system_config":
+            if not isinstance(value, dict):
+                raise ConfigError("system_config must be a mapping of Ray system config names to values")
+            changes[key] = value
+        elif key in ("address", "out", "policy"):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{key} must be a string, got {value!r}")
+            changes[key] = value
+        elif key in ("seed", "max_inflight", "max_failures") and value is None:
+            changes[key] = None
+        elif key in ("seed", "vnodes", "max_inflight", "retries", "max_failures"):
+            minimum = {"seed": 0, "vnodes": 1, "max_inflight": 1, "retries": 0, "max_failures": 1}[key]
+            changes[key] = _number(key, value, int, minimum)
+        elif key == "overcommit":
+            changes[key] = _number(key, value, float, 1)
+    return replace(base, **changes)
+
+
+def load_config(path: str | Path | None) -> Settings:
+    """Settings from a YAML file (or the defaults when no file is given)."""
+    if path is None:
+        return Settings()
+    config_path = Path(path)
+    try:
+        text = config_path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return Settings()
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return settings_from_mapping(data)
+    except ConfigError as err:
+        raise ConfigError(f"config {path}: {err}") from None

@@ -1,0 +1,180 @@
+"""Job files: the `Task` record, the `task` decorator, loading and validating job files.
+
+A job file is ordinary Python that defines `tasks()`, an iterable (often a
+generator) of `Task`. It is loaded once in the driver; its folder travels with
+the Ray job (runtime env `working_dir`) so the same module imports on every node.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import cloudpickle
+
+DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
+_DEMAND_ATTR = "__raysched_demand__"
+
+
+class JobFileError(ValueError):
+    """A job file that cannot be loaded or used; the message is one line for the user."""
+
+
+def task(
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    memory: float = 0,
+    resources: Mapping[str, float] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a function's resource demand, in Ray's own terms.
+
+    The function stays a plain function (callable locally, testable); raysched
+    reads the demand when it dispatches the function with node affinity.
+    """
+    demand = demand_from(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise TypeError("@raysched.task decorates a function")
+        setattr(fn, _DEMAND_ATTR, demand)
+        return fn
+
+    return mark
+
+
+def demand_from(
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    memory: float = 0,
+    resources: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Turn Ray-style demand arguments into one resource mapping, rejecting nonsense early."""
+    demand: dict[str, float] = {}
+    for name, amount in (("CPU", num_cpus), ("GPU", num_gpus), ("memory", memory), *(resources or {}).items()):
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
+            raise ValueError(f"resource {name!r} must be a number, got {amount!r}")
+        if amount < 0:
+            raise ValueError(f"resource {name!r} must be >= 0, got {amount}")
+        if amount > 0:
+            demand[name] = float(amount)
+    return demand
+
+
+def demand_of(fn: Callable[..., Any]) -> Mapping[str, float]:
+    """The resources one call of `fn` needs: its `@task` demand, else one CPU."""
+    return getattr(fn, _DEMAND_ATTR, DEFAULT_DEMAND)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a function, its arguments, and the key hash placement uses."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] | None = None
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"Task.fn must be callable, got {type(self.fn).__name__}")
+        if not isinstance(self.args, (tuple, list)):
+            raise TypeError(f"Task.args must be a tuple, got {type(self.args).__name__}")
+        if self.kwargs is not None and not isinstance(self.kwargs, Mapping):
+            raise TypeError(f"Task.kwargs must be a dict, got {type(self.kwargs).__name__}")
+
+
+@dataclass
+class JobFile:
+    """A loaded job file: its path, its module, and the `tasks` callable."""
+
+    path: Path
+    module: ModuleType
+    tasks_fn: Callable[[], Iterable[Task]] = field(repr=False)
+    total: int | None = None  # known once iteration starts, when tasks() returns a sized collection
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def iter_tasks(self) -> Iterator[Task]:
+        """Yield the job's tasks lazily, checking each is a `Task`."""
+        try:
+            produced = self.tasks_fn()
+        except Exception as err:
+            raise JobFileError(f"{self.name}: tasks() raised {type(err).__name__}: {err}") from None
+        self.total = len(produced) if hasattr(produced, "__len__") else None
+        try:
+            iterator = iter(produced)
+        except TypeError:
+            raise JobFileError(
+                f"{self.name}: tasks() must return an iterable of raysched.Task, got {type(produced).__name__}"
+            ) from None
+        for position, item in enumerate(iterator):
+            if not isinstance(item, Task):
+                raise JobFileError(
+                    f"{self.name}: tasks() item {position} is a {type(item).__name__}, not a raysched.Task; "
+                    "yield raysched.Task(fn, args=(...), key=...)"
+                )
+            yield item
+
+
+def load_job(path: str | Path) -> JobFile:
+    """Import a job file as a module and find its `tasks()`.
+
+    The module is registered under its file stem so that workers, which get the
+    job's folder as their working directory, import the same module by name.
+    When the stem would clash with an existing module (or is no identifier), it is
+    loaded under a private name and pickled by value instead.
+    """
+    job_path = Path(path).expanduser()
+    if not job_path.exists():
+        raise JobFileError(f"job file not found: {path}")
+    if not job_path.is_file() or job_path.suffix != ".py":
+        raise JobFileError(f"job file must be a .py file: {path}")
+    job_path = job_path.resolve()
+    name = job_path.stem
+    by_value = not name.isidentifier() or _clashes(name, job_path)
+    if by_value:
+        name = "_raysched_job_" + hashlib.blake2b(str(job_path).encode(), digest_size=6).hexdigest()
+    spec = importlib.util.spec_from_file_location(name, job_path)
+    if spec is None or spec.loader is None:
+        raise JobFileError(f"cannot import job file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(job_path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        sys.modules.pop(name, None)
+        raise JobFileError(f"syntax error in {err.filename}, line {err.lineno}: {err.msg}") from None
+    except Exception as err:  # the user's module-level code failed
+        sys.modules.pop(name, None)
+        raise JobFileError(f"{job_path.name} failed while loading: {type(err).__name__}: {err}") from None
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    tasks_fn = getattr(module, "tasks", None)
+    if tasks_fn is None or not callable(tasks_fn):
+        raise JobFileError(f"{job_path.name} defines no tasks() function; add `def tasks(): yield raysched.Task(...)`")
+    return JobFile(path=job_path, module=module, tasks_fn=tasks_fn)
+
+
+def _clashes(name: str, job_path: Path) -> bool:
+    """True when `name` already means another module (stdlib, installed, or loaded)."""
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return getattr(loaded, "__file__", None) is None or Path(loaded.__file__).resolve() != job_path
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and (spec.origin is None or Path(spec.origin).resolve() != job_path)

@@ -1,0 +1,343 @@
+"""The driver loop of `raysched submit`: stream tasks to the brain, dispatch, collect rows.
+
+Tasks are drawn lazily from the job's `tasks()`; at most `max_inflight` are held
+at once (waiting for a node or running). Each round trip to the brain carries
+the tasks that finished and the tasks that wait; the brain answers with nodes,
+and the driver dispatches each task there with hard node affinity and
+`max_retries=0` (a lost attempt is re-placed through the brain, never re-pinned
+to a dead node).
+"""
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from raysched import remote
+from raysched.brain import HEARTBEAT_S, Placement, UnknownSubmission, brain_handle
+from raysched.job import JobFile, Task, demand_of
+from raysched.policies import Policy
+from raysched.results import ResultsWriter, Row, Status
+
+# Ray errors that mean the node the task was pinned to is gone.
+NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.TaskUnschedulableError,
+)
+# System failures worth another attempt elsewhere (bounded, in case a task kills its worker every time).
+LOST_ATTEMPTS_LIMIT = 5
+BRAIN_BATCH = 512
+WAIT_S = 0.2
+BRAIN_RETRY_S = 60.0
+
+
+@dataclass
+class RunSettings:
+    """What a submission needs besides the job itself."""
+
+    policy_name: str
+    max_inflight: int
+    retries: int = 0
+    max_failures: int | None = None
+    skip_task_ids: frozenset[int] = frozenset()
+    overcommit: float = 1.0
+
+
+@dataclass
+class RunOutcome:
+    """Counts and timings for the end-of-run summary and the exit code."""
+
+    run_id: str
+    ok: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    infeasible: int = 0
+    skipped: int = 0
+    wall_s: float = 0.0
+    interrupted: bool = False
+    stopped_early: str = ""
+    infeasible_error: str = ""
+    per_node: collections.Counter = field(default_factory=collections.Counter)
+    metric_sums: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.infeasible:
+            return 2
+        return 1 if self.failed else 0
+
+
+@dataclass
+class _Attempt:
+    task_id: int
+    task: Task
+    key: str
+    demand: Mapping[str, float]
+    attempt: int = 1
+    lost: int = 0
+    node: str = ""
+    submitted_at: float = 0.0
+
+
+class Interrupt:
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so shutdown is orderly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C: stop waiting for the orderly path
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Runner:
+    """Runs one job under one policy on the connected cluster, writing every attempt."""
+
+    def __init__(
+        self,
+        job: JobFile,
+        policy: Policy,
+        settings: RunSettings,
+        writer: ResultsWriter,
+        on_progress: Callable[[RunOutcome, int], None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.job = job
+        self.policy = policy
+        self.settings = settings
+        self.writer = writer
+        self.on_progress = on_progress or (lambda outcome, in_flight: None)
+        self.outcome = RunOutcome(run_id=run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+        self._brain: Any = None
+        self._pending: collections.deque[_Attempt] = collections.deque()
+        self._running: dict[Any, _Attempt] = {}  # ObjectRef -> attempt
+        self._finished: list[int] = []
+        self._remote_fns: dict[tuple[Any, str], Any] = {}
+        self._wrapped: dict[Any, Any] = {}
+        self._last_brain_call = 0.0
+
+    # -- brain ------------------------------------------------------------------------------
+    def _register(self) -> None:
+        held = [(a.task_id, a.node, a.demand) for a in self._running.values()]
+        info = {"run_id": self.outcome.run_id, "job": self.job.name, "policy": self.settings.policy_name,
+                "started_at": time.time()}
+        ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
+
+    def _call_brain(self, requests: list[tuple[int, Mapping[str, float], str]]) -> Placement:
+        """One round trip; survives a brain restart by re-registering with the work in flight."""
+        deadline = time.monotonic() + BRAIN_RETRY_S
+        while True:
+            try:
+                answer = ray.get(self._brain.place.remote(self.outcome.run_id, self._finished, requests))
+                self._finished = []
+                self._last_brain_call = time.monotonic()
+                return answer
+            except UnknownSubmission:
+                self._register()
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                self._brain = brain_handle(self.settings.overcommit)
+
+    def _report_lost_node(self, node: str) -> None:
+        try:
+            self._brain.report_node_failure.remote(node)
+        except Exception:  # the brain will see the death through membership anyway
+            pass
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _remote_fn(self, fn: Any, node: str) -> Any:
+        """A Ray remote function for `fn` pinned to `node` (cached: options are not free)."""
+        cached = self._remote_fns.get((fn, node))
+        if cached is None:
+            base = self._wrapped.get(fn)
+            if base is None:
+                demand = demand_of(fn)
+                base = self._wrapped[fn] = ray.remote(remote.wrap(fn)).options(
+                    num_cpus=demand.get("CPU", 0),
+                    num_gpus=demand.get("GPU", 0),
+                    memory=demand.get("memory") or None,
+                    resources={k: v for k, v in demand.items() if k not in ("CPU", "GPU", "memory")} or None,
+                    max_retries=0,
+                )
+            cached = self._remote_fns[(fn, node)] = base.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+            )
+        return cached
+
+    def _dispatch(self, attempt: _Attempt, node: str) -> None:
+        attempt.node = node
+        attempt.submitted_at = time.time()
+        task = attempt.task
+        ref = self._remote_fn(task.fn, node).remote(*task.args, **(task.kwargs or {}))
+        self._running[ref] = attempt
+
+    # -- rows -------------------------------------------------------------------------------
+    def _row(self, a: _Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
+        row = Row(run_id=self.outcome.run_id, job=self.job.name, policy=self.settings.policy_name,
+                  task_id=a.task_id, key=a.key, attempt=a.attempt, status=status.value, error=error,
+                  node_chosen=a.node, submitted_at=a.submitted_at or None)
+        if out is not None:
+            row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
+            row.wait_s = out.started_at - a.submitted_at
+            row.run_s = out.finished_at - out.started_at
+        return row
+
+    def _record_ok(self, a: _Attempt, out: remote.Outcome) -> None:
+        self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
+        self.outcome.ok += 1
+        self.outcome.per_node[out.node_ran] += 1
+        for name, value in out.metrics.items():
+            self.outcome.metric_sums[name] = self.outcome.metric_sums.get(name, 0.0) + value
+
+    def _record_error(self, a: _Attempt, error: str, out: remote.Outcome | None, lost: bool) -> None:
+        """An attempt failed: retry it through the brain when allowed, else it failed for good."""
+        if lost:
+            a.lost += 1
+        retry = (a.lost <= LOST_ATTEMPTS_LIMIT) if lost else (a.attempt <= self.settings.retries)
+        status = Status.RETRIED if retry else Status.FAILED
+        self.writer.write(self._row(a, status, error, out), out.metrics if out else None)
+        if retry:
+            self.outcome.retried += 1
+            self._pending.appendleft(_Attempt(a.task_id, a.task, a.key, a.demand, a.attempt + 1, a.lost))
+        else:
+            self.outcome.failed += 1
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _tasks(self) -> Iterator[_Attempt]:
+        for task_id, task in enumerate(self.job.iter_tasks()):
+            if task_id in self.settings.skip_task_ids:
+                self.outcome.skipped += 1
+                continue
+            key = task.key if task.key is not None else str(task_id)
+            yield _Attempt(task_id, task, str(key), demand_of(task.fn))
+
+    def run(self, interrupt: Interrupt | None = None) -> RunOutcome:
+        """Run the job to the end (or to an interrupt, an infeasible task, too many failures)."""
+        interrupt = interrupt or Interrupt()
+        started = time.monotonic()
+        self._brain = brain_handle(self.settings.overcommit)
+        self._register()
+        source = self._tasks()
+        exhausted = False
+        try:
+            while True:
+                if interrupt.requested:
+                    self.outcome.interrupted = True
+                    break
+                if self.outcome.infeasible or self._too_many_failures():
+                    break
+                room = self.settings.max_inflight - len(self._running) - len(self._pending)
+                while room > 0 and not exhausted:
+                    nxt = next(source, None)
+                    if nxt is None:
+                        exhausted = True
+                    else:
+                        self._pending.append(nxt)
+                        room -= 1
+                if exhausted and not self._pending and not self._running:
+                    break
+                self._place_pending()
+                self._collect()
+                self.on_progress(self.outcome, len(self._running))
+        finally:
+            self._stop_all()
+            self.outcome.wall_s = time.monotonic() - started
+            self.writer.flush()
+        return self.outcome
+
+    def _too_many_failures(self) -> bool:
+        limit = self.settings.max_failures
+        if limit is not None and self.outcome.failed >= limit:
+            self.outcome.stopped_early = f"stopped after {self.outcome.failed} failed tasks (--max-failures {limit})"
+            return True
+        return False
+
+    def _place_pending(self) -> None:
+        due = time.monotonic() - self._last_brain_call > (WAIT_S if self._pending else HEARTBEAT_S)
+        if not (self._finished or due):
+            return
+        batch = [self._pending[i] for i in range(min(BRAIN_BATCH, len(self._pending)))]
+        answer = self._call_brain([(a.task_id, a.demand, a.key) for a in batch])
+        by_id = {a.task_id: a for a in batch}
+        for uid, message in answer.infeasible:
+            a = by_id[uid]
+            self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
+            self.outcome.infeasible += 1
+            self.outcome.infeasible_error = message
+        placed = {uid: node for uid, node in answer.placed}
+        if placed or answer.infeasible:
+            gone = placed.keys() | {uid for uid, _ in answer.infeasible}
+            self._pending = collections.deque(a for a in self._pending if a.task_id not in gone)
+        for uid, node in answer.placed:
+            self._dispatch(by_id[uid], node)
+
+    def _collect(self) -> None:
+        """Wait briefly for finished attempts and turn them into rows."""
+        if not self._running:
+            if self._pending:
+                time.sleep(0.02)  # waiting for room on some node; the next brain call asks again
+            return
+        refs = list(self._running)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=WAIT_S, fetch_local=False)
+        if not ready:
+            return
+        if rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=False)
+            ready += more
+        for ref in ready:
+            a = self._running.pop(ref)
+            self._finished.append(a.task_id)
+            try:
+                out: remote.Outcome = ray.get(ref)
+            except ray.exceptions.RayError as err:
+                if isinstance(err, NODE_LOST_ERRORS) or "node" in type(err).__name__.lower():
+                    self._report_lost_node(a.node)
+                self._record_error(a, _error_text(err), None, lost=True)
+                continue
+            if out.error is None:
+                self._record_ok(a, out)
+            else:
+                self._record_error(a, out.error, out, lost=False)
+
+    def _stop_all(self) -> None:
+        """Cancel what runs, record it, and leave the brain."""
+        for ref, a in list(self._running.items()):
+            ray.cancel(ref, force=True)
+            self.writer.write(self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished"))
+            self.outcome.cancelled += 1
+        self._running.clear()
+        try:
+            if self._brain is not None:
+                ray.get(self._brain.unregister.remote(self.outcome.run_id), timeout=10)
+        except Exception:  # the brain expires idle submissions on its own
+            pass
+
+
+def _error_text(err: BaseException) -> str:
+    """`Type: message` on one line, for the CSV's `error` column."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:500]}"

@@ -1,0 +1,115 @@
+"""Job files: the Task record, the task decorator, loading and its clear errors."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+
+import raysched
+from raysched.job import DEFAULT_DEMAND, JobFileError, demand_of, load_job
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_task_decorator_records_ray_style_demand() -> None:
+    @raysched.task(num_cpus=2, num_gpus=1, memory=1e9, resources={"ssd": 1})
+    def work() -> None: ...
+
+    assert demand_of(work) == {"CPU": 2.0, "GPU": 1.0, "memory": 1e9, "ssd": 1.0}
+    assert work() is None  # still a plain function
+
+
+def test_plain_function_demands_one_cpu() -> None:
+    def work() -> None: ...
+
+    assert demand_of(work) == DEFAULT_DEMAND == {"CPU": 1.0}
+
+
+@pytest.mark.parametrize("bad", [{"num_cpus": -1}, {"resources": {"ssd": "two"}}, {"num_gpus": True}])
+def test_task_decorator_rejects_bad_demands(bad: dict) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        raysched.task(**bad)
+
+
+def test_task_validates_its_fields() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        raysched.Task(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="args must be a tuple"):
+        raysched.Task(print, args="abc")  # type: ignore[arg-type]
+
+
+def test_load_job_consumes_tasks_lazily(tmp_path: Path) -> None:
+    path = write(tmp_path, "lazyjob.py", """
+import raysched
+drawn = []
+def f(i):
+    return i
+def tasks():
+    for i in range(10**9):
+        drawn.append(i)
+        yield raysched.Task(f, args=(i,), key=str(i))
+""")
+    job = load_job(path)
+    it = job.iter_tasks()
+    first = [next(it) for _ in range(3)]
+    assert [t.args for t in first] == [(0,), (1,), (2,)]
+    assert job.module.drawn == [0, 1, 2]
+    assert job.total is None
+
+
+def test_sized_tasks_give_a_total(tmp_path: Path) -> None:
+    path = write(tmp_path, "sizedjob.py", "import raysched\ndef tasks():\n    return [raysched.Task(print)] * 7\n")
+    job = load_job(path)
+    assert len(list(job.iter_tasks())) == 7 and job.total == 7
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(JobFileError, match="job file not found"):
+        load_job(tmp_path / "nope.py")
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.py", "import raysched\n\ndef tasks(:\n    pass\n")
+    with pytest.raises(JobFileError, match=r"syntax error in .*broken\.py, line 3"):
+        load_job(path)
+
+
+def test_no_tasks_function(tmp_path: Path) -> None:
+    path = write(tmp_path, "notasks.py", "x = 1\n")
+    with pytest.raises(JobFileError, match=r"defines no tasks\(\)"):
+        load_job(path)
+
+
+def test_tasks_yielding_something_else(tmp_path: Path) -> None:
+    path = write(tmp_path, "wrongitems.py", "def tasks():\n    yield 'not a task'\n")
+    with pytest.raises(JobFileError, match=r"item 0 is a str, not a raysched.Task"):
+        list(load_job(path).iter_tasks())
+
+
+def test_module_level_error_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "boom.py", "raise RuntimeError('no config')\n")
+    with pytest.raises(JobFileError, match="RuntimeError: no config"):
+        load_job(path)
+
+
+def test_job_named_like_a_stdlib_module_is_pickled_by_value(tmp_path: Path) -> None:
+    """Regression: a job file called json.py must not shadow the json module."""
+    path = write(tmp_path, "json.py", "import raysched\ndef f():\n    return 41 + 1\ndef tasks():\n    yield raysched.Task(f)\n")
+    job = load_job(path)
+    import json
+
+    assert hasattr(json, "dumps")
+    fn = next(job.iter_tasks()).fn
+    payload = cloudpickle.dumps(fn)
+    # Another process, without the job folder on its path, can still run the function.
+    code = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())())"
+    out = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, cwd="/")
+    assert out.stdout.strip() == b"42", out.stderr
