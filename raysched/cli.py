@@ -152,8 +152,8 @@ def submit_command(job_file: str, config_path: str | None, resume_path: str | No
             raise BadInput(f"{out_path} already exists; choose another --out, or --resume {out_path} to continue it")
 
     try:
-        with cluster.session(settings.address, cluster.job_runtime_env(job.folder), local_nodes,
-                             settings.system_config) as where:
+        with cluster.job_runtime_env(job.path) as runtime_env, \
+                cluster.session(settings.address, runtime_env, local_nodes, settings.system_config) as where:
             if not quiet:
                 click.echo(f"raysched: running {job.name} under {settings.policy} on {where}", err=True)
             code = _run(job, policy, settings, out_path, bool(resume_path), skip, quiet)
@@ -224,6 +224,51 @@ def status_command(address: str | None, as_json: bool) -> None:
     click.echo(format_status(state))
 
 
+@cli.command("bench")
+@click.option("--tasks", "-n", "n", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="No-op tasks per run.")
+@click.option("--policies", default="hash,random,p2c,greedy,pack", show_default=True,
+              help="Comma-separated raysched policies to measure.")
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Alternating rounds (A B A B …); the table shows the median.")
+@click.option("--address", default=None, help="Existing cluster; default: an embedded local cluster.")
+@click.option("--local-nodes", type=click.IntRange(min=1), default=None, help="Nodes of the embedded cluster.")
+@click.option("--max-inflight", type=click.IntRange(min=1), default=None,
+              help="raysched's in-flight bound. Default: as for submit.")
+@click.option("--overcommit", type=click.FloatRange(min=1), default=1.0, show_default=True,
+              help="In-flight demand a node may hold, as a multiple of its capacity.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the figures as CSV.")
+def bench_command(n: int, policies: str, rounds: int, address: str | None, local_nodes: int | None,
+                  max_inflight: int | None, overcommit: float, seed: int, out: str | None) -> None:
+    """Placement overhead: plain Ray vs raysched under each policy, same tasks, one run."""
+    import ray
+
+    from raysched import bench, cluster
+    from raysched import policies as policy_registry
+
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    for name in names:
+        try:
+            policy_registry.build_policy(name, policy_registry.PolicyOptions(seed=seed))
+        except ValueError as err:
+            raise BadInput(str(err)) from None
+    nodes = cluster.scale_nodes(cluster.DEFAULT_LOCAL_NODES, local_nodes)
+    try:
+        with cluster.session(address, {}, nodes) as where:
+            click.echo(f"raysched bench: {n} no-op tasks per run on {where}", err=True)
+            inflight = max_inflight or max(64, 4 * int(ray.cluster_resources().get("CPU", 0)))
+            results = bench.run_bench(n, names, rounds, seed, inflight, overcommit, lambda m: click.echo(m, err=True))
+    except cluster.ClusterError as err:
+        raise BadInput(str(err)) from None
+    rows = bench.summarize(results)
+    click.echo(bench.format_table(rows))
+    click.echo(f"brain decisions/s (hash, 1,000-node synthetic view, no Ray): {bench.brain_decisions_per_s():,.0f}")
+    if out:
+        bench.write_csv(rows, Path(out))
+        click.echo(f"wrote {out}", err=True)
+
+
 def format_status(state: dict[str, Any]) -> str:
     """The brain's state as a few readable lines."""
     nodes = state["nodes"]
@@ -242,16 +287,9 @@ def format_status(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules."""
-    try:
-        from raysched.cli_analyze import analyze_command
-    except ImportError:
-        return
-    cli.add_command(analyze_command)
+from raysched.cli_analyze import analyze_command  # noqa: E402  (its own module: the largest command)
 
-
-_register_optional_commands()
+cli.add_command(analyze_command)
 
 
 def main() -> None:

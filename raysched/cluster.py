@@ -9,7 +9,9 @@ real address.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -145,15 +147,36 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
-def job_runtime_env(job_folder: Path) -> dict[str, Any]:
-    """Ship the job file's folder to every node, unless a `ray job submit` already did."""
+@contextmanager
+def job_runtime_env(job_file: Path) -> Iterator[dict[str, Any]]:
+    """Ship the job's code to every node, unless a `ray job submit` already did.
+
+    Only Python code travels: the job file, the `.py` files beside it and the
+    packages (folders with `__init__.py`) beside it, staged in a temporary folder.
+    Shipping the whole folder would zip whatever else lives there (a home or
+    /tmp folder can hold gigabytes).
+    """
     inherited = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "")
     if '"working_dir"' in inherited:
-        return {}
-    return {
-        "working_dir": str(job_folder),
-        "excludes": [".git", "__pycache__", "results", "*.csv", "*.png", ".venv", "venv"],
-    }
+        yield {}
+        return
+    stage = stage_job_code(job_file)
+    try:
+        yield {"working_dir": str(stage)}
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def stage_job_code(job_file: Path) -> Path:
+    """Copy the job file and its sibling Python modules and packages into a fresh folder."""
+    folder = job_file.resolve().parent
+    stage = Path(tempfile.mkdtemp(prefix="raysched-job-"))
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.suffix == ".py":
+            shutil.copy2(entry, stage / entry.name)
+        elif entry.is_dir() and (entry / "__init__.py").exists():
+            shutil.copytree(entry, stage / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return stage
 
 
 def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:

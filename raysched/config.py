@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
+from raysched.ring import DEFAULT_VNODES
 
 
 class ConfigError(ValueError):
@@ -28,7 +29,7 @@ class Settings:
     system_config: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SYSTEM_CONFIG))
     out: str | None = None
     seed: int | None = None
-    vnodes: int = 160
+    vnodes: int = DEFAULT_VNODES
     load_factor: float | None = 1.25
     max_inflight: int | None = None
     retries: int = 0

@@ -173,18 +173,11 @@ class Runner:
         """A Ray remote function for `fn` pinned to `node` (cached: options are not free)."""
         cached = self._remote_fns.get((fn, node))
         if cached is None:
-            base = self._wrapped.get(fn)
-            if base is None:
-                demand = demand_of(fn)
-                base = self._wrapped[fn] = ray.remote(remote.wrap(fn)).options(
-                    num_cpus=demand.get("CPU", 0),
-                    num_gpus=demand.get("GPU", 0),
-                    memory=demand.get("memory") or None,
-                    resources={k: v for k, v in demand.items() if k not in ("CPU", "GPU", "memory")} or None,
-                    max_retries=0,
-                )
+            if fn not in self._wrapped:
+                self._wrapped[fn] = (ray.remote(remote.wrap(fn)), _ray_options(demand_of(fn)))
+            base, options = self._wrapped[fn]
             cached = self._remote_fns[(fn, node)] = base.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+                **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
             )
         return cached
 
@@ -335,6 +328,17 @@ class Runner:
                 ray.get(self._brain.unregister.remote(self.outcome.run_id), timeout=10)
         except Exception:  # the brain expires idle submissions on its own
             pass
+
+
+def _ray_options(demand: Mapping[str, float]) -> dict[str, Any]:
+    """Ray's own options for a demand, with Ray's retries off (the brain re-places instead)."""
+    options: dict[str, Any] = {"num_cpus": demand.get("CPU", 0), "num_gpus": demand.get("GPU", 0), "max_retries": 0}
+    if demand.get("memory"):
+        options["memory"] = demand["memory"]
+    custom = {k: v for k, v in demand.items() if k not in ("CPU", "GPU", "memory")}
+    if custom:
+        options["resources"] = custom
+    return options
 
 
 def _error_text(err: BaseException) -> str:

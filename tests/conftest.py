@@ -55,3 +55,15 @@ def ray_cluster() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def address(ray_cluster: object) -> str:
     return ray_cluster.address  # type: ignore[attr-defined]
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
+    """Poll `condition()` until it returns something truthy; return it, or None at the timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

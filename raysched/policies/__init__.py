@@ -1,0 +1,141 @@
+"""Placement policies: a name registry plus ``module:Name`` user policies.
+
+``build_policy("p2c", PolicyOptions(seed=1))`` gives a built-in;
+``build_policy("mypolicies:Sticky", options)`` imports ``mypolicies`` (the
+current directory is on the path, as with ``python -m``) and uses its
+``Sticky``: a class or factory (called with the options if it takes one
+argument, else with none), an object with a ``choose`` method, or a plain
+function ``choose(task, view)``.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from raysched.policies.base import (
+    InfeasibleError,
+    Policy,
+    PolicyOptions,
+    TaskDemand,
+    check_feasible,
+)
+from raysched.policies.greedy import GreedyPolicy
+from raysched.policies.hash import HashPolicy
+from raysched.policies.p2c import P2CPolicy
+from raysched.policies.pack import PackPolicy
+from raysched.policies.random_policy import RandomPolicy
+
+__all__ = [
+    "POLICY_NAMES",
+    "FunctionPolicy",
+    "GreedyPolicy",
+    "HashPolicy",
+    "InfeasibleError",
+    "P2CPolicy",
+    "PackPolicy",
+    "Policy",
+    "PolicyOptions",
+    "RandomPolicy",
+    "TaskDemand",
+    "build_policy",
+    "check_feasible",
+]
+
+_BUILDERS: dict[str, Callable[[PolicyOptions], Any]] = {
+    "hash": HashPolicy,
+    "random": RandomPolicy,
+    "p2c": P2CPolicy,
+    "greedy": GreedyPolicy,
+    "pack": PackPolicy,
+}
+POLICY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+class FunctionPolicy:
+    """Wraps a plain ``choose(task, view)`` function as a policy."""
+
+    def __init__(self, fn: Callable[[TaskDemand, Any], str | None], name: str) -> None:
+        self.fn = fn
+        self.name = name
+
+    def choose(self, task: TaskDemand, view: Any) -> str | None:
+        return self.fn(task, view)
+
+
+def build_policy(name: str, options: PolicyOptions | None = None) -> Policy:
+    """A policy by registry name or ``module:Name``; ValueError says what is wrong."""
+    options = options if options is not None else PolicyOptions()
+    if not isinstance(name, str):
+        raise ValueError(f"policy must be a name, got {name!r}")
+    builder = _BUILDERS.get(name)
+    if builder is not None:
+        return builder(options)
+    if ":" in name:
+        return _load_user_policy(name, options)
+    raise ValueError(
+        f"unknown policy {name!r}: choose one of {', '.join(POLICY_NAMES)}, "
+        "or give your own as module:Name (e.g. mypolicies:Sticky)"
+    )
+
+
+def _load_user_policy(spec: str, options: PolicyOptions) -> Policy:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"policy {spec!r}: expected module:Name, e.g. mypolicies:Sticky")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        importlib.invalidate_caches()
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's input
+        raise ValueError(f"policy {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"policy {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    policy = _instantiate(obj, spec, options)
+    if not callable(getattr(policy, "choose", None)):
+        raise ValueError(
+            f"policy {spec!r}: {type(policy).__name__} has no callable choose(task, view) method; "
+            "a policy needs choose(task, view) -> node_id | None"
+        )
+    if not isinstance(getattr(policy, "name", None), str):
+        try:
+            policy.name = spec
+        except Exception:  # read-only objects keep their lack of a name
+            pass
+    return policy
+
+
+def _instantiate(obj: Any, spec: str, options: PolicyOptions) -> Any:
+    if not inspect.isclass(obj) and callable(getattr(obj, "choose", None)):
+        return obj  # a ready policy object
+    if not callable(obj):
+        return obj  # reported by the caller as lacking choose
+    try:
+        params = [
+            p for p in inspect.signature(obj).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    required = [p for p in params if p.kind != p.VAR_POSITIONAL and p.default is p.empty]
+    if not inspect.isclass(obj) and len(required) == 2:
+        return FunctionPolicy(obj, spec)  # a plain choose(task, view) function
+    try:
+        if params:
+            return obj(options)
+        return obj()
+    except Exception as exc:
+        raise ValueError(f"policy {spec!r}: building it failed: {type(exc).__name__}: {exc}") from exc

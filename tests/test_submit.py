@@ -1,0 +1,178 @@
+"""`raysched submit` end to end on a real 4-node loopback Ray cluster, driven as a user would."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from conftest import JOBS, ROOT, run_cli, wait_for
+
+POLICIES = ["hash", "random", "p2c", "greedy", "pack"]
+CAPACITY = {1: 1, 2: 2, 3: 2, 4: 4}
+
+
+def submit(address: str, job: Path, out: Path, *args: str) -> pd.DataFrame:
+    result = run_cli("submit", str(job), "--address", address, "--out", str(out), "--quiet", *args)
+    assert result.code == 0, result.text
+    assert "tasks ok" in result.out
+    return pd.read_csv(out)
+
+
+def max_concurrency(df: pd.DataFrame, weight: pd.Series | None = None) -> dict[str, float]:
+    """Per node, the most work running at any instant, from the rows' [started_at, finished_at)."""
+    weight = pd.Series(1.0, index=df.index) if weight is None else weight
+    peaks = {}
+    for node, rows in df.groupby("node_ran"):
+        events = sorted([(t, w) for t, w in zip(rows["started_at"], weight[rows.index])] +
+                        [(t, -w) for t, w in zip(rows["finished_at"], weight[rows.index])],
+                        key=lambda e: (e[0], e[1]))  # ends before starts at the same instant
+        level = peak = 0.0
+        for _, delta in events:
+            level += delta
+            peak = max(peak, level)
+        peaks[node] = peak
+    return peaks
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_task_runs_where_the_brain_chose(address: str, tmp_path: Path, policy: str) -> None:
+    df = submit(address, JOBS / "quickstart.py", tmp_path / "out.csv", "--policy", policy, "--seed", "3")
+    assert (df["node_ran"] == df["node_chosen"]).all()
+    assert df["node_chosen"].str.fullmatch(r"[0-9a-f]{56}").all()
+    assert (df["status"] == "ok").all() and sorted(df["task_id"]) == list(range(200))
+    assert df["items"].notna().all() and "total" in df.columns
+    assert (df["policy"] == policy).all() and (df["job"] == "quickstart.py").all()
+    assert (df["wait_s"] >= 0).all() and (df["run_s"] >= 0).all()
+
+
+def test_pure_ring_keeps_each_key_on_one_node(address: str, tmp_path: Path) -> None:
+    df = submit(address, JOBS / "quickstart.py", tmp_path / "out.csv", "--load-factor", "off")
+    nodes_per_key = df.groupby("key")["node_ran"].nunique()
+    assert (nodes_per_key == 1).all(), nodes_per_key[nodes_per_key > 1]
+    assert df["node_ran"].nunique() > 1  # 20 keys spread over the ring
+
+
+def test_bounded_loads_spread_a_hot_key(address: str, tmp_path: Path) -> None:
+    job = tmp_path / "hotkey.py"
+    job.write_text(
+        "import time, raysched\n"
+        "def work(i):\n    time.sleep(0.05)\n    return {'items': 1}\n"
+        "def tasks():\n    for i in range(60):\n        yield raysched.Task(work, args=(i,), key='hot')\n"
+    )
+    inflight = 4
+    bounded = submit(address, job, tmp_path / "bounded.csv", "--max-inflight", str(inflight))
+    pure = submit(address, job, tmp_path / "pure.csv", "--max-inflight", str(inflight), "--load-factor", "off")
+    # Pure ring: the hot key's owner takes all it can hold (skips only when it is full).
+    owner = pure["node_ran"].value_counts().idxmax()
+    assert bounded["node_ran"].nunique() > 1
+    assert (bounded["node_ran"] == owner).mean() < (pure["node_ran"] == owner).mean()
+    # No node ever ran more than its capacity-weighted bound of the (at most 4) tasks in flight.
+    status = json.loads(run_cli("status", "--address", address, "--json").out)
+    weights = {n["node_id"]: n["weight"] for n in status["nodes"]}
+    total = sum(weights.values())
+    for node, peak in max_concurrency(bounded).items():
+        assert peak <= math.ceil(1.25 * inflight * weights[node] / total), (node[:8], peak)
+
+
+@pytest.mark.parametrize("policy", ["greedy", "pack"])
+def test_mixed_resources_never_overfill_a_node(address: str, tmp_path: Path, policy: str) -> None:
+    df = submit(address, JOBS / "mixed_resources.py", tmp_path / "out.csv", "--policy", policy)
+    status = json.loads(run_cli("status", "--address", address, "--json").out)
+    capacity = {n["node_id"]: n["capacity"] for n in status["nodes"]}
+    cpu = df["items"].where(df["items"] == 2, 1.0)  # wide tasks (items == 2) take 2 CPUs
+    for node, peak in max_concurrency(df, cpu).items():
+        assert peak <= capacity[node]["CPU"], (node[:8], peak)
+    ssd_rows = df[df["bytes"].notna()]
+    assert all(capacity[n].get("ssd", 0) >= 1 for n in ssd_rows["node_ran"])
+
+
+def test_pack_keeps_work_on_fewer_nodes_than_greedy(tmp_path: Path) -> None:
+    """On equal nodes with light load, pack fills one node while greedy spreads (embedded cluster)."""
+    config = tmp_path / "even.yaml"
+    config.write_text("local_nodes:\n  - {num_cpus: 2}\nmax_inflight: 2\n")
+    job = tmp_path / "light.py"
+    job.write_text(
+        "import time, raysched\n"
+        "def work(i):\n    time.sleep(0.03)\n    return {'items': 1}\n"
+        "def tasks():\n    for i in range(30):\n        yield raysched.Task(work, args=(i,))\n"
+    )
+    used = {}
+    for policy in ("pack", "greedy"):
+        out = tmp_path / f"{policy}.csv"
+        result = run_cli("submit", str(job), "--config", str(config), "--local-nodes", "3", "--policy", policy,
+                         "--out", str(out))
+        assert result.code == 0, result.text
+        assert "embedded cluster of 3 nodes" in result.err
+        used[policy] = pd.read_csv(out)["node_ran"].nunique()
+    assert used["pack"] == 1  # two 1-CPU tasks fill one 2-CPU node
+    assert used["greedy"] >= 2  # the second task goes to the emptiest node
+
+
+def test_concurrent_submissions_share_one_brain(address: str, tmp_path: Path) -> None:
+    gate = tmp_path / "open"
+    job = tmp_path / "gated.py"
+    job.write_text(
+        "import os, time, raysched\n"
+        f"GATE = {str(gate)!r}\n"
+        "def work(i):\n"
+        "    deadline = time.time() + 120\n"
+        "    while not os.path.exists(GATE) and time.time() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "def tasks():\n    for i in range(4):\n        yield raysched.Task(work, args=(i,), key=str(i))\n"
+    )  # 4 + 4 tasks fit the cluster's 9 CPUs at once
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address,
+                          "--quiet", "--out", str(tmp_path / f"run{i}.csv"), "--policy", policy],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i, policy in enumerate(["hash", "p2c"])
+    ]
+    try:
+        def both_in_flight() -> dict | None:
+            state = json.loads(run_cli("status", "--address", address, "--json").out or "{}")
+            busy = [s for s in state.get("submissions", []) if s["in_flight"] > 0]
+            return state if len(busy) == 2 and sum(s["in_flight"] for s in busy) == 8 else None
+
+        seen = wait_for(both_in_flight, timeout=120, interval=0)
+        assert seen is not None, "never saw both submissions holding the cluster at once"
+        # One ledger: the nodes' in-flight counts are the two submissions' together, never above capacity.
+        assert sum(n["tasks_in_flight"] for n in seen["nodes"]) == 8
+        for node in seen["nodes"]:
+            assert node["reserved"].get("CPU", 0) <= node["capacity"]["CPU"]
+        assert {s["policy"] for s in seen["submissions"]} == {"hash", "p2c"}
+        human = run_cli("status", "--address", address)
+        assert human.code == 0 and "submissions: 2 active" in human.out
+    finally:
+        gate.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for i in range(2):
+        assert (pd.read_csv(tmp_path / f"run{i}.csv")["status"] == "ok").sum() == 4
+
+
+def _ray_pids() -> set[int]:
+    names = ("raylet", "gcs_server", "ray::", "default_worker", "dashboard")
+    found = set()
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        text = " ".join(proc.info["cmdline"] or []) + (proc.info["name"] or "")
+        if any(n in text for n in names):
+            found.add(proc.info["pid"])
+    return found
+
+
+def test_embedded_default_runs_and_leaves_nothing_behind(tmp_path: Path, ray_cluster: object) -> None:
+    before = _ray_pids()
+    result = run_cli("submit", str(JOBS / "quickstart.py"), "--out", str(tmp_path / "q.csv"))
+    assert result.code == 0, result.text
+    assert "embedded cluster of 4 nodes on 127.0.0.1" in result.err
+    assert "tasks ok      200" in result.out
+    df = pd.read_csv(tmp_path / "q.csv")
+    assert df["node_ran"].nunique() >= 3
+    # Processes may take a moment to exit after the driver returns.
+    assert wait_for(lambda: not (_ray_pids() - before), timeout=20), _ray_pids() - before
