@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysched import remote
 from raysched.brain import HEARTBEAT_S, Placement, UnknownSubmission, brain_handle
-from raysched.job import JobFile, Task, demand_of
+from raysched.job import JobFile, JobFileError, Task, demand_of
 from raysched.policies import Policy
 from raysched.results import ResultsWriter, Row, Status
 
@@ -185,7 +185,17 @@ class Runner:
         attempt.node = node
         attempt.submitted_at = time.time()
         task = attempt.task
-        ref = self._remote_fn(task.fn, node).remote(*task.args, **(task.kwargs or {}))
+        try:
+            ref = self._remote_fn(task.fn, node).remote(*task.args, **(task.kwargs or {}))
+        except (TypeError, ValueError, AttributeError) as err:  # pickling a function or its arguments failed
+            self._finished.append(attempt.task_id)  # release the brain's reservation on the way out
+            name = getattr(task.fn, "__qualname__", repr(task.fn))
+            reason = " ".join(str(err).split())[:200]
+            raise JobFileError(
+                f"{self.job.name}: task {attempt.task_id} ({name}) cannot be serialized to send it to the cluster "
+                f"({reason}); create locks, generators and connections inside the task function instead of "
+                "capturing them"
+            ) from None
         self._running[ref] = attempt
 
     # -- rows -------------------------------------------------------------------------------

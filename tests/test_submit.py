@@ -156,23 +156,37 @@ def test_concurrent_submissions_share_one_brain(address: str, tmp_path: Path) ->
         assert (pd.read_csv(tmp_path / f"run{i}.csv")["status"] == "ok").sum() == 4
 
 
-def _ray_pids() -> set[int]:
-    names = ("raylet", "gcs_server", "ray::", "default_worker", "dashboard")
-    found = set()
-    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
-        text = " ".join(proc.info["cmdline"] or []) + (proc.info["name"] or "")
-        if any(n in text for n in names):
-            found.add(proc.info["pid"])
-    return found
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
-def test_embedded_default_runs_and_leaves_nothing_behind(tmp_path: Path, ray_cluster: object) -> None:
-    before = _ray_pids()
-    result = run_cli("submit", str(JOBS / "quickstart.py"), "--out", str(tmp_path / "q.csv"))
-    assert result.code == 0, result.text
-    assert "embedded cluster of 4 nodes on 127.0.0.1" in result.err
-    assert "tasks ok      200" in result.out
-    df = pd.read_csv(tmp_path / "q.csv")
-    assert df["node_ran"].nunique() >= 3
-    # Processes may take a moment to exit after the driver returns.
-    assert wait_for(lambda: not (_ray_pids() - before), timeout=20), _ray_pids() - before
+def test_embedded_default_listens_on_loopback_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "q.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "raysched.cli", "submit", str(JOBS / "quickstart.py"),
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    spawned: set[int] = set()
+    listening: set[str] = set()
+
+    def exited() -> bool:
+        try:  # every Ray process of the embedded cluster descends from the submit process
+            spawned.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+        listening.update(c.laddr.ip for c in psutil.net_connections(kind="inet")
+                         if c.status == psutil.CONN_LISTEN and c.pid in spawned)
+        return proc.poll() is not None
+
+    assert wait_for(exited, timeout=240, interval=0.2)
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert "embedded cluster of 4 nodes on 127.0.0.1" in stderr
+    assert "tasks ok      200" in stdout
+    assert pd.read_csv(out)["node_ran"].nunique() >= 3
+    assert len(spawned) >= 8  # raylets, GCS, workers: we did watch a real cluster
+    assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening  # loopback only
+    assert wait_for(lambda: not [p for p in spawned if _alive(p)], timeout=20), \
+        [psutil.Process(p).cmdline() for p in spawned if _alive(p)]

@@ -1,0 +1,260 @@
+"""Bad input and failing tasks, driven through `raysched submit` as a user would.
+
+Every bad input must end with exit 2, exactly one line on stderr that starts with
+"Error:" and names the problem (and what to do), no traceback, and no hang.
+A job whose tasks fail exits 1 and records each attempt in the CSV.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+TIMEOUT = 60  # every bad input must be refused well within this
+
+GOOD_JOB = (
+    "import raysched\n"
+    "def work(i):\n    return {'items': 1}\n"
+    "def tasks():\n    for i in range(3):\n        yield raysched.Task(work, args=(i,))\n"
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def error_line(result) -> str:
+    """The single `Error:` line on stderr, after checking the bad-input contract."""
+    assert "Traceback" not in result.text, result.text
+    assert result.code == 2, result.text
+    lines = [line for line in result.err.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def assert_bad_input(result, *words: str) -> str:
+    line = error_line(result)
+    for word in words:
+        assert word.lower() in line.lower(), (word, line)
+    return line
+
+
+def submit(*args: str, timeout: float = TIMEOUT):
+    started = time.monotonic()
+    result = run_cli("submit", *args, "--quiet", timeout=timeout)
+    result.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+    return result
+
+
+@pytest.fixture
+def good_job(tmp_path: Path) -> Path:
+    return write(tmp_path / "good.py", GOOD_JOB)
+
+
+# -- the job file -------------------------------------------------------------------------------
+
+def test_missing_job_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.py"
+    assert_bad_input(submit(str(missing)), "not found", str(missing))
+
+
+def test_directory_as_job_file(tmp_path: Path) -> None:
+    assert_bad_input(submit(str(tmp_path)), str(tmp_path), "directory")
+
+
+def test_job_file_that_is_not_python(tmp_path: Path) -> None:
+    notes = write(tmp_path / "notes.txt", GOOD_JOB)
+    assert_bad_input(submit(str(notes)), "notes.txt", ".py")
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    job = write(tmp_path / "broken.py", "import raysched\n\n\ndef tasks(:\n    pass\n")
+    line = assert_bad_input(submit(str(job)), "syntax error", "broken.py", "line 4")
+    assert "line 4" in line
+
+
+def test_job_file_without_tasks(tmp_path: Path) -> None:
+    job = write(tmp_path / "notasks.py", "import raysched\ndef work(i):\n    return i\n")
+    assert_bad_input(submit(str(job)), "notasks.py", "tasks()", "raysched.Task")
+
+
+def test_tasks_yielding_a_non_task(tmp_path: Path, address: str) -> None:
+    # The items are checked as they are drawn, so the run needs a cluster.
+    job = write(tmp_path / "plain.py",
+                "def work(i):\n    return i\n"
+                "def tasks():\n    yield {'fn': work, 'args': (1,)}\n")
+    out = tmp_path / "out.csv"
+    assert_bad_input(submit(str(job), "--address", address, "--out", str(out)),
+                     "plain.py", "item 0", "dict", "yield raysched.Task")
+
+
+def test_module_level_code_raising(tmp_path: Path) -> None:
+    job = write(tmp_path / "explodes.py",
+                "import raysched\nraise RuntimeError('no database here')\ndef tasks():\n    return []\n")
+    assert_bad_input(submit(str(job)), "explodes.py", "RuntimeError", "no database here")
+
+
+# -- flags --------------------------------------------------------------------------------------
+
+def test_unknown_policy_lists_the_valid_ones(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--policy", "fastest"),
+                     "fastest", "hash", "random", "p2c", "greedy", "pack", "module:Name")
+
+
+def test_user_policy_module_that_does_not_exist(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--policy", "nosuchmodule:Thing"), "nosuchmodule:Thing", "import")
+
+
+def test_load_factor_below_one(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--load-factor", "0.5"), "load factor", ">= 1", "0.5", "off")
+
+
+def test_load_factor_not_a_number(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--load-factor", "abc"), "--load-factor", "abc", "off")
+
+
+def test_zero_vnodes(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--vnodes", "0"), "--vnodes", "0")
+
+
+# -- config files -------------------------------------------------------------------------------
+
+def test_config_that_cannot_be_read(good_job: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "absent.yaml"
+    assert_bad_input(submit(str(good_job), "--config", str(missing)), "config", str(missing))
+
+
+def test_config_that_is_not_yaml(good_job: Path, tmp_path: Path) -> None:
+    config = write(tmp_path / "bad.yaml", "policy: hash\nlocal_nodes: [ {num_cpus: 1\nseed: 3\n")
+    assert_bad_input(submit(str(good_job), "--config", str(config)), "bad.yaml", "YAML")
+
+
+def test_config_with_an_unknown_key(good_job: Path, tmp_path: Path) -> None:
+    config = write(tmp_path / "typo.yaml", "policy: hash\nretires: 3\n")
+    line = assert_bad_input(submit(str(good_job), "--config", str(config)), "typo.yaml", "unknown", "retires")
+    assert "retries" in line  # the known keys are listed, so the typo is easy to fix
+
+
+def test_config_with_a_wrong_type(good_job: Path, tmp_path: Path) -> None:
+    config = write(tmp_path / "types.yaml", "vnodes: many\n")
+    assert_bad_input(submit(str(good_job), "--config", str(config)), "types.yaml", "vnodes", "integer", "many")
+
+
+# -- outputs never lost -------------------------------------------------------------------------
+
+def test_out_refuses_an_existing_file(good_job: Path, tmp_path: Path) -> None:
+    out = write(tmp_path / "precious.csv", "hours of results\n")
+    assert_bad_input(submit(str(good_job), "--out", str(out)), "precious.csv", "already exists", "--resume")
+    assert out.read_text() == "hours of results\n"
+
+
+def test_resume_refuses_a_csv_of_another_job_or_policy(good_job: Path, tmp_path: Path) -> None:
+    header = ("run_id,job,policy,task_id,key,attempt,status,error,node_chosen,node_ran,"
+              "submitted_at,started_at,finished_at,wait_s,run_s\n")
+    other_job = header + "r1,other.py,hash,0,0,1,ok,,aa,aa,1.0,1.1,1.2,0.1,0.1\n"
+    other_policy = header + "r1,good.py,p2c,0,0,1,ok,,aa,aa,1.0,1.1,1.2,0.1,0.1\n"
+    for name, text, words in (("job.csv", other_job, ("other.py", "good.py")),
+                              ("policy.csv", other_policy, ("p2c", "hash"))):
+        csv = write(tmp_path / name, text)
+        assert_bad_input(submit(str(good_job), "--resume", str(csv), "--policy", "hash"), name, *words)
+        assert csv.read_text() == text
+
+
+# -- clusters -----------------------------------------------------------------------------------
+
+def test_address_where_no_cluster_answers(good_job: Path, tmp_path: Path) -> None:
+    result = submit(str(good_job), "--address", "127.0.0.1:1", "--out", str(tmp_path / "out.csv"), timeout=45)
+    assert_bad_input(result, "no Ray cluster answers", "127.0.0.1:1")
+    assert result.elapsed < 30  # type: ignore[attr-defined]
+
+
+def test_infeasible_demand_names_demand_and_largest_node(address: str, tmp_path: Path) -> None:
+    job = write(tmp_path / "huge.py",
+                "import raysched\n"
+                "@raysched.task(num_cpus=64)\ndef huge(i):\n    return i\n"
+                "def tasks():\n    for i in range(2):\n        yield raysched.Task(huge, args=(i,))\n")
+    out = tmp_path / "out.csv"
+    line = assert_bad_input(submit(str(job), "--address", address, "--out", str(out)),
+                            "infeasible", "CPU", "64", "largest node")
+    assert re.search(r"largest node .*CPU\W*4\b", line), line  # the 4-CPU node, with its capacity
+    if out.exists():
+        df = pd.read_csv(out)
+        assert "infeasible" in set(df["status"]), df
+        assert (df["status"] != "ok").all()
+
+
+@pytest.mark.parametrize("capture", ["lock", "generator"])
+def test_function_that_cannot_be_serialized(address: str, tmp_path: Path, capture: str) -> None:
+    make = {"lock": "threading.Lock()", "generator": "(x for x in range(3))"}[capture]
+    job = write(tmp_path / f"unpicklable_{capture}.py",
+                "import threading, raysched\n"
+                "def tasks():\n"
+                f"    held = {make}\n"
+                "    def work(i):\n"
+                "        return {'items': 1, 'held': held is not None}\n"
+                "    for i in range(3):\n"
+                "        yield raysched.Task(work, args=(i,))\n")
+    out = tmp_path / "out.csv"
+    result = submit(str(job), "--address", address, "--out", str(out))
+    assert_bad_input(result, "serializ", "work")
+
+
+def _failing_job(tmp_path: Path, count: int, bad: str) -> Path:
+    return write(tmp_path / "failing.py",
+                 "import raysched\n"
+                 "def work(i):\n"
+                 f"    if {bad}:\n"
+                 "        raise ValueError(f'bad row {i}')\n"
+                 "    return {'items': 1}\n"
+                 "def tasks():\n"
+                 f"    for i in range({count}):\n"
+                 "        yield raysched.Task(work, args=(i,))\n")
+
+
+def test_failing_task_gets_a_failed_row_and_exit_1(address: str, tmp_path: Path) -> None:
+    job = _failing_job(tmp_path, 5, "i == 3")
+    out = tmp_path / "out.csv"
+    result = submit(str(job), "--address", address, "--out", str(out))
+    assert result.code == 1, result.text
+    assert "Traceback" not in result.text
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 5
+    failed = df[df["task_id"] == 3]
+    assert list(failed["status"]) == ["failed"]
+    assert list(failed["error"]) == ["ValueError: bad row 3"]
+    others = df[df["task_id"] != 3]
+    assert (others["status"] == "ok").all() and sorted(others["task_id"]) == [0, 1, 2, 4]
+
+
+def test_retries_give_the_failing_task_three_attempts(address: str, tmp_path: Path) -> None:
+    job = _failing_job(tmp_path, 4, "i == 3")
+    out = tmp_path / "out.csv"
+    result = submit(str(job), "--address", address, "--out", str(out), "--retries", "2")
+    assert result.code == 1, result.text
+    df = pd.read_csv(out, keep_default_na=False)
+    bad = df[df["task_id"] == 3].sort_values("attempt")
+    assert list(bad["attempt"]) == [1, 2, 3]
+    assert list(bad["status"]) == ["retried", "retried", "failed"]
+    assert (bad["error"] == "ValueError: bad row 3").all()
+    good = df[df["task_id"] != 3]
+    assert (good["status"] == "ok").all() and (good["attempt"] == 1).all() and len(good) == 3
+
+
+def test_max_failures_stops_early(address: str, tmp_path: Path) -> None:
+    tasks = 40
+    job = _failing_job(tmp_path, tasks, "True")
+    out = tmp_path / "out.csv"
+    result = submit(str(job), "--address", address, "--out", str(out), "--max-failures", "1",
+                    "--max-inflight", "2")
+    assert result.code == 1, result.text
+    assert "Traceback" not in result.text
+    assert "max-failures" in result.text
+    df = pd.read_csv(out, keep_default_na=False)
+    assert 1 <= (df["status"] == "failed").sum() and len(df) < tasks
+    assert set(df["status"]) <= {"failed", "cancelled"}
