@@ -51,13 +51,14 @@ def run_plain(n: int, affinity: bool) -> float:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    fn = ray.remote(noop).options(num_cpus=1, max_retries=0)
+    fn = ray.remote(noop)
     if affinity:
-        pinned = [fn.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        pinned = [fn.options(num_cpus=1, max_retries=0,
+                             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
                   for node in _ray_nodes()]
         targets = itertools.cycle(pinned)
     else:
-        targets = itertools.repeat(fn)
+        targets = itertools.repeat(fn.options(num_cpus=1, max_retries=0))
     started = time.perf_counter()
     refs = [next(targets).remote() for _ in range(n)]
     ray.get(refs)

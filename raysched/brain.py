@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from raysched.policies import InfeasibleError, Policy, TaskDemand
+from raysched.policies import InfeasibleError, Policy, TaskDemand, check_feasible
 from raysched.view import ResourceView
 
 BRAIN_NAME = "raysched-brain"
@@ -37,6 +37,10 @@ Capacity = Mapping[str, float]
 Request = tuple[int, Mapping[str, float], str]
 # (uid, node id, resource demand) of a task already running, for re-registration
 Held = tuple[int, str, Mapping[str, float]]
+
+
+class PolicyError(ValueError):
+    """A policy answered something that cannot be honoured (a dead node, a node without room)."""
 
 
 class UnknownSubmission(LookupError):
@@ -198,6 +202,7 @@ class PlacementBrain:
                     raise ValueError(f"task {uid} is already placed on {ledger[uid][0][:8]}")
                 _check_demand(demand)
                 try:
+                    check_feasible(view, demand)  # never let a user policy wait forever on the impossible
                     node = sub.policy.choose(TaskDemand(resources=demand, key=key), view)
                 except InfeasibleError as err:
                     answer.infeasible.append((uid, str(err)))
@@ -206,8 +211,10 @@ class PlacementBrain:
                 if node is None:
                     answer.waiting += 1
                     continue
-                if node not in view:
-                    raise ValueError(f"policy {sub.info.get('policy')} chose {node!r}, which is no live node")
+                if node not in view or not view.fits_now(node, demand):
+                    raise PolicyError(f"policy {sub.info.get('policy')} chose {str(node)[:16]!r} for task {uid}, "
+                                      "which is no live node with room for it; a policy must return a node "
+                                      "where view.fits_now(node, demand) holds, or None to wait")
                 view.reserve(node, demand)
                 ledger[uid] = (node, demand)
                 answer.placed.append((uid, node))
@@ -235,6 +242,7 @@ class PlacementBrain:
                     "in_flight": len(sub.ledger),
                     "done": sub.done,
                     "idle_s": round(time.monotonic() - sub.last_seen, 1),
+                    **_ring_summary(sub.policy),
                 }
                 for sid, sub in self._submissions.items()
             ]
@@ -250,6 +258,14 @@ class PlacementBrain:
 
     def ping(self) -> str:
         return self.brain_id
+
+
+def _ring_summary(policy: Policy) -> dict[str, int]:
+    """Ring size of a hash-style policy (nodes and virtual nodes), for status."""
+    ring = getattr(policy, "ring", None)
+    if ring is None:
+        return {}
+    return {"ring_nodes": len(ring), "ring_vnodes": int(getattr(ring, "points", 0))}
 
 
 def _check_demand(demand: Mapping[str, float]) -> None:

@@ -134,6 +134,7 @@ def submit_command(job_file: str, config_path: str | None, resume_path: str | No
         )
     except ValueError as err:
         raise BadInput(str(err)) from None
+    policies.ship_by_value(policy)
     try:
         job = load_job(job_file)
     except JobFileError as err:
@@ -231,7 +232,8 @@ def status_command(address: str | None, as_json: bool) -> None:
               help="Comma-separated raysched policies to measure.")
 @click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
               help="Alternating rounds (A B A B …); the table shows the median.")
-@click.option("--address", default=None, help="Existing cluster; default: an embedded local cluster.")
+@click.option("--address", default=None,
+              help="Existing cluster (HOST:PORT or 'auto'). Default: $RAY_ADDRESS, else an embedded local cluster.")
 @click.option("--local-nodes", type=click.IntRange(min=1), default=None, help="Nodes of the embedded cluster.")
 @click.option("--max-inflight", type=click.IntRange(min=1), default=None,
               help="raysched's in-flight bound. Default: as for submit.")
@@ -282,8 +284,9 @@ def format_status(state: dict[str, Any]) -> str:
     subs = state["submissions"]
     lines.append(f"submissions: {len(subs)} active")
     for sub in subs:
+        ring = f", ring of {sub['ring_nodes']} nodes / {sub['ring_vnodes']:,} vnodes" if "ring_nodes" in sub else ""
         lines.append(f"  {sub['run_id']}  {sub.get('job', '?')} under {sub.get('policy', '?')}: "
-                     f"{sub['in_flight']} in flight, {sub['done']} done")
+                     f"{sub['in_flight']} in flight, {sub['done']} done{ring}")
     return "\n".join(lines)
 
 

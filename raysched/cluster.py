@@ -80,6 +80,7 @@ class EmbeddedCluster:
         self.nodes = tuple(nodes)
         self.system_config = dict(DEFAULT_SYSTEM_CONFIG if system_config is None else system_config)
         self._cluster: Any = None
+        self._previous_address: str | None = None
 
     @property
     def address(self) -> str:
@@ -87,7 +88,10 @@ class EmbeddedCluster:
 
     def start(self) -> "EmbeddedCluster":
         loopback_only()
+        from ray._private.utils import read_ray_address
         from ray.cluster_utils import Cluster
+
+        self._previous_address = read_ray_address()  # Cluster overwrites it; put it back afterwards
 
         head, *workers = self.nodes
         self._cluster = Cluster(
@@ -113,12 +117,23 @@ class EmbeddedCluster:
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
+            _restore_ray_address(self._previous_address)
 
     def __enter__(self) -> "EmbeddedCluster":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _restore_ray_address(previous: str | None) -> None:
+    """Leave `ray.init(address="auto")` pointing where it pointed before the embedded cluster."""
+    from ray._private.utils import get_ray_address_file, write_ray_address
+
+    if previous:
+        write_ray_address(previous)
+    else:
+        Path(get_ray_address_file(None)).unlink(missing_ok=True)
 
 
 def _node_args(node: LocalNode) -> dict[str, Any]:
@@ -130,9 +145,28 @@ def _node_args(node: LocalNode) -> dict[str, Any]:
     }
 
 
+def resolve_address(address: str | None) -> str | None:
+    """Turn 'auto' (or RAY_ADDRESS) into the HOST:PORT it stands for, when that can be known here."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address in ("auto", "localhost"):
+        from ray._private.utils import read_ray_address
+
+        found = read_ray_address()
+        if not found:
+            raise ClusterError("no running Ray cluster found on this machine for 'auto'; "
+                               "start one with `ray start --head` or pass --address HOST:PORT")
+        return found
+    return address
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0]
+    return host == "localhost" or host.startswith("127.")
+
+
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Fail fast, with a clear message, when nothing listens at a host:port address."""
-    if address in ("auto", "local") or "://" in address:
+    """Fail fast, with a clear message, when nothing listens at a HOST:PORT address."""
+    if "://" in address:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -180,15 +214,22 @@ def stage_job_code(job_file: Path) -> Path:
 
 
 def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
-    """Join an existing cluster as a driver in the raysched namespace."""
+    """Join an existing cluster as a driver in the raysched namespace.
+
+    A cluster on loopback is joined on loopback too: otherwise the driver would
+    advertise (and look for its raylet on) the machine's public address.
+    """
     import ray
 
-    if address is not None:
-        check_reachable(address)
+    target = resolve_address(address)
+    if target is not None:
+        check_reachable(target)
+        if is_loopback(target):
+            loopback_only()
     started = time.monotonic()
     try:
         ray.init(
-            address=address,
+            address=target,
             namespace=NAMESPACE,
             runtime_env=dict(runtime_env) or None,
             log_to_driver=True,
@@ -198,7 +239,7 @@ def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ClusterError(
-            f"could not connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS', 'auto')}"
+            f"could not connect to the Ray cluster at {target or 'auto'}"
             f" after {time.monotonic() - started:.0f}s: {message}"
         ) from None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import cloudpickle
+from ray import cloudpickle  # Ray pickles with its own copy; register with that one
 
 DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
 _DEMAND_ATTR = "__raysched_demand__"

@@ -21,7 +21,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysched import remote
-from raysched.brain import HEARTBEAT_S, Placement, UnknownSubmission, brain_handle
+from raysched.brain import HEARTBEAT_S, Placement, PolicyError, UnknownSubmission, brain_handle
 from raysched.job import JobFile, JobFileError, Task, demand_of
 from raysched.policies import Policy
 from raysched.results import ResultsWriter, Row, Status
@@ -156,6 +156,8 @@ class Runner:
                 return answer
             except UnknownSubmission:
                 self._register()
+            except PolicyError as err:
+                raise JobFileError(f"policy error: {err.args[0] if err.args else err}") from None
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 if time.monotonic() > deadline:
                     raise

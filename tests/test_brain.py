@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from raysched import brain as brain_module
-from raysched.brain import PlacementBrain, UnknownSubmission, schedulable_capacity
+from raysched.brain import PlacementBrain, PolicyError, UnknownSubmission, schedulable_capacity
 from raysched.policies import PolicyOptions, build_policy
 
 A, B, C = "a" * 56, "b" * 56, "c" * 56
@@ -22,6 +22,13 @@ def test_ray_resources_become_schedulable_capacity() -> None:
     raw = {"CPU": 4.0, "memory": 1e9, "object_store_memory": 1e8, "node:127.0.0.1": 1.0,
            "node:__internal_head__": 1.0, "accelerator_type:A100": 1.0, "ssd": 2.0}
     assert schedulable_capacity(raw) == {"CPU": 4.0, "memory": 1e9, "ssd": 2.0}
+
+
+def test_status_reports_ring_size_of_hash_submissions() -> None:
+    brain = make_brain(policy="hash")
+    brain.place("s1", [], [(0, ONE, "k")])
+    sub = brain.status()["submissions"][0]
+    assert sub["ring_nodes"] == 2 and sub["ring_vnodes"] > 2
 
 
 def test_places_until_full_then_waits_and_releases_on_finish() -> None:
@@ -64,11 +71,29 @@ def test_a_policy_choosing_no_live_node_is_an_error() -> None:
         def choose(self, task, view):
             return "nowhere"
 
+    class Overfill:
+        name = "overfill"
+
+        def choose(self, task, view):
+            return B  # B has one CPU
+
+    class Waiter:
+        name = "waiter"
+
+        def choose(self, task, view):
+            return None  # never checks feasibility itself
+
     brain = make_brain()
     brain.register("s2", Rogue(), {"policy": "rogue"})
-    with pytest.raises(ValueError, match="no live node"):
+    with pytest.raises(PolicyError, match="no live node with room"):
         brain.place("s2", [], [(0, ONE, "0")])
-    assert sum(n["tasks_in_flight"] for n in brain.status()["nodes"]) == 0
+    brain.register("s3", Overfill(), {"policy": "overfill"})
+    brain.place("s3", [], [(0, ONE, "0")])
+    with pytest.raises(PolicyError, match="no live node with room"):
+        brain.place("s3", [], [(1, ONE, "1")])
+    assert sum(n["tasks_in_flight"] for n in brain.status()["nodes"]) == 1
+    brain.register("s4", Waiter(), {"policy": "waiter"})
+    assert brain.place("s4", [], [(0, {"CPU": 99.0}, "0")]).infeasible  # reported, not waited on
 
 
 def test_dead_node_leaves_at_once_and_stays_out_until_ray_agrees() -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cloudpickle
+from ray import cloudpickle
 import pytest
 
 import raysched

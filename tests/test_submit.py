@@ -190,3 +190,23 @@ def test_embedded_default_listens_on_loopback_and_leaves_nothing_behind(tmp_path
     assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening  # loopback only
     assert wait_for(lambda: not [p for p in spawned if _alive(p)], timeout=20), \
         [psutil.Process(p).cmdline() for p in spawned if _alive(p)]
+
+
+def test_user_policy_from_the_working_directory(address: str, tmp_path: Path) -> None:
+    """`--policy module:Name` works although the brain actor cannot import the user's module."""
+    (tmp_path / "mypolicy.py").write_text(
+        "from raysched.policies import check_feasible\n"
+        "class Emptiest:\n"
+        "    name = 'emptiest'\n"
+        "    def choose(self, task, view):\n"
+        "        check_feasible(view, task.resources)\n"
+        "        fits = [n for n in view.nodes if view.fits_now(n, task.resources)]\n"
+        "        return min(fits, key=lambda n: (view.load(n), n)) if fits else None\n"
+    )
+    out = tmp_path / "out.csv"
+    result = run_cli("submit", str(JOBS / "quickstart.py"), "--address", address, "--policy", "mypolicy:Emptiest",
+                     "--out", str(out), "--quiet", cwd=tmp_path)
+    assert result.code == 0, result.text
+    df = pd.read_csv(out)
+    assert (df["status"] == "ok").sum() == 200 and (df["policy"] == "mypolicy:Emptiest").all()
+    assert (df["node_ran"] == df["node_chosen"]).all() and df["node_ran"].nunique() == 4

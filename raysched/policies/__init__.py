@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ray import cloudpickle  # Ray pickles with its own copy; register with that one
+
 from raysched.policies.base import (
     InfeasibleError,
     Policy,
@@ -43,6 +45,7 @@ __all__ = [
     "TaskDemand",
     "build_policy",
     "check_feasible",
+    "ship_by_value",
 ]
 
 _BUILDERS: dict[str, Callable[[PolicyOptions], Any]] = {
@@ -139,3 +142,20 @@ def _instantiate(obj: Any, spec: str, options: PolicyOptions) -> Any:
         return obj()
     except Exception as exc:
         raise ValueError(f"policy {spec!r}: building it failed: {type(exc).__name__}: {exc}") from exc
+
+
+def ship_by_value(policy: Policy) -> None:
+    """Send a user policy's code along with it, so the brain actor need not import its module.
+
+    The brain is a long-lived actor that may run elsewhere (and was started by
+    another submission); pickling the user's module by value makes
+    `--policy mymodule:Name` work wherever the brain lives.
+    """
+    module_name = getattr(type(policy), "__module__", "") or ""
+    if isinstance(policy, FunctionPolicy):
+        module_name = getattr(policy.fn, "__module__", "") or ""
+    if not module_name or module_name.split(".")[0] in ("raysched", "builtins"):
+        return
+    module = sys.modules.get(module_name)
+    if module is not None and getattr(module, "__file__", None):
+        cloudpickle.register_pickle_by_value(module)
