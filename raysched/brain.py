@@ -14,6 +14,7 @@ driver re-registers with its policy and its work in flight when told
 """
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 import uuid
@@ -152,7 +153,9 @@ class PlacementBrain:
         del self.membership_changes[:-1000]
 
     # -- submissions ------------------------------------------------------------------------
-    def register(self, submission_id: str, policy: Policy, info: Mapping[str, Any], held: Sequence[Held] = ()) -> str:
+    def register(
+        self, submission_id: str, policy: Policy, info: Mapping[str, Any], held: Sequence[Held] = ()
+    ) -> dict[str, Any]:
         """Start (or resume after a brain restart) a submission; reserve what it already runs."""
         if not callable(getattr(policy, "choose", None)):
             raise TypeError("policy must have a choose(task, view) method")
@@ -164,7 +167,7 @@ class PlacementBrain:
                     self.view.reserve(node, demand)
                     sub.ledger[uid] = (node, dict(demand))
             self._submissions[submission_id] = sub
-            return self.brain_id
+            return {"brain_id": self.brain_id, "overcommit": self.view.overcommit}
 
     def unregister(self, submission_id: str) -> None:
         """End a submission, releasing whatever it still holds."""
@@ -220,6 +223,11 @@ class PlacementBrain:
                 answer.placed.append((uid, node))
             return answer
 
+    def place_packed(self, submission_id: str, payload: bytes) -> Placement:
+        """`place` with its arguments pickled by the driver into one blob (cheaper to ship through Ray)."""
+        finished, requests = pickle.loads(payload)
+        return self.place(submission_id, finished, requests)
+
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """A snapshot for `raysched status`: nodes, work in flight, submissions."""
@@ -249,6 +257,8 @@ class PlacementBrain:
             return {
                 "brain_id": self.brain_id,
                 "started_at": self.started_at,
+                "overcommit": self.view.overcommit,
+                "rss_bytes": _rss_bytes(),
                 "decisions": self.decisions,
                 "nodes": nodes,
                 "condemned": sorted(self._condemned),
@@ -258,6 +268,13 @@ class PlacementBrain:
 
     def ping(self) -> str:
         return self.brain_id
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory (the brain's, when run as an actor)."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 def _ring_summary(policy: Policy) -> dict[str, int]:

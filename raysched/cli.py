@@ -70,6 +70,10 @@ def submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "(default 1.25). Lower: better balance, less key affinity; 'off': pure ring."),
         click.option("--max-inflight", type=click.IntRange(min=1), default=None,
                      help="Tasks held at once (running or waiting for a node). Default: 4 x cluster CPUs, at least 64."),
+        click.option("--overcommit", type=click.FloatRange(min=1), default=None,
+                     help="Work a node may hold, as a multiple of its capacity (default 1: only what runs now). "
+                          "Higher queues tasks at the nodes: more throughput for tiny tasks, less control. "
+                          "Set by whoever starts the shared brain."),
     ]
     for option in reversed(options):
         fn = option(fn)

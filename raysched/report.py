@@ -36,6 +36,8 @@ def format_summary(outcome: RunOutcome, job: str, policy: str, csv_path: str) ->
         lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {max(counts.values()) / mean:.2f}")
         for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"    {short(node)}  {count:>8}  {count / outcome.ok:6.1%}")
+    for note in outcome.notes:
+        lines.append(f"  note: {note}")
     if outcome.stopped_early:
         lines.append(f"  {outcome.stopped_early}")
     if outcome.interrupted:

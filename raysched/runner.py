@@ -10,6 +10,7 @@ to a dead node).
 from __future__ import annotations
 
 import collections
+import pickle
 import signal
 import threading
 import time
@@ -33,8 +34,16 @@ NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
 )
 # System failures worth another attempt elsewhere (bounded, in case a task kills its worker every time).
 LOST_ATTEMPTS_LIMIT = 5
+# Tasks asked about per brain call: about twice what the last call placed plus what
+# has finished since, so a full cluster is not asked about thousands of waiting tasks.
 BRAIN_BATCH = 512
+MIN_ASK = 16
 WAIT_S = 0.2
+# With many tasks in flight the nodes hold queues, so after the first result the
+# driver lingers briefly to collect more in one pass (ray.wait is O(n) per call);
+# with few in flight it reacts at once, since every slot waits on it.
+LINGER_S = 0.005
+LINGER_ABOVE = 64
 BRAIN_RETRY_S = 60.0
 
 
@@ -67,6 +76,7 @@ class RunOutcome:
     infeasible_error: str = ""
     per_node: collections.Counter = field(default_factory=collections.Counter)
     metric_sums: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -87,6 +97,15 @@ class _Attempt:
     lost: int = 0
     node: str = ""
     submitted_at: float = 0.0
+
+
+@dataclass
+class _BrainCall:
+    """A placement round trip under way: its reply, the tasks it asks about, the releases it carries."""
+
+    ref: Any
+    batch: list[_Attempt]
+    finished: list[int]
 
 
 class Interrupt:
@@ -137,32 +156,91 @@ class Runner:
         self._remote_fns: dict[tuple[Any, str], Any] = {}
         self._wrapped: dict[Any, Any] = {}
         self._last_brain_call = 0.0
+        self._call: _BrainCall | None = None  # the one brain round trip in flight, if any
+        self._news = False  # tasks joined the pending queue since the last brain call
+        self._brain_down_since: float | None = None
+        self._last_placed = 0
 
     # -- brain ------------------------------------------------------------------------------
     def _register(self) -> None:
+        """Tell the brain about this run (again, after a restart), with the work it already holds."""
         held = [(a.task_id, a.node, a.demand) for a in self._running.values()]
         info = {"run_id": self.outcome.run_id, "job": self.job.name, "policy": self.settings.policy_name,
                 "started_at": time.time()}
-        ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
+        reply = ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
+        if reply["overcommit"] != self.settings.overcommit and not self.outcome.notes:
+            self.outcome.notes.append(
+                f"the running brain admits up to {reply['overcommit']:g} x capacity per node (set when it "
+                f"started), not the {self.settings.overcommit:g} asked for; it applies to every submission")
 
-    def _call_brain(self, requests: list[tuple[int, Mapping[str, float], str]]) -> Placement:
-        """One round trip; survives a brain restart by re-registering with the work in flight."""
-        deadline = time.monotonic() + BRAIN_RETRY_S
-        while True:
-            try:
-                answer = ray.get(self._brain.place.remote(self.outcome.run_id, self._finished, requests))
-                self._finished = []
-                self._last_brain_call = time.monotonic()
-                return answer
-            except UnknownSubmission:
-                self._register()
-            except PolicyError as err:
-                raise JobFileError(f"policy error: {err.args[0] if err.args else err}") from None
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-                self._brain = brain_handle(self.settings.overcommit)
+    def _send_to_brain(self) -> None:
+        """Start one round trip (finished tasks out, waiting tasks in) unless one is under way.
+
+        The call is pipelined: the driver keeps collecting results while the
+        brain decides, and applies the answer when it arrives.
+        """
+        if self._call is not None:
+            return
+        idle_for = time.monotonic() - self._last_brain_call
+        due = idle_for > (WAIT_S if self._pending else HEARTBEAT_S)
+        if not (self._finished or self._news or due):
+            return
+        ask = min(BRAIN_BATCH, len(self._pending), max(MIN_ASK, 2 * (len(self._finished) + self._last_placed)))
+        batch = [self._pending.popleft() for _ in range(ask)]
+        finished, self._finished = self._finished, []
+        requests = [(a.task_id, a.demand, a.key) for a in batch]
+        # One pickled blob instead of thousands of small objects: Ray's argument encoding is per object.
+        payload = pickle.dumps((finished, requests), protocol=pickle.HIGHEST_PROTOCOL)
+        ref = self._brain.place_packed.remote(self.outcome.run_id, payload)
+        self._call = _BrainCall(ref, batch, finished)
+        self._news = False
+        self._last_brain_call = time.monotonic()
+
+    def _apply_answer(self) -> None:
+        """Dispatch what the brain placed; put the rest back in line. Survives a brain restart."""
+        call, self._call = self._call, None
+        assert call is not None
+        try:
+            answer: Placement = ray.get(call.ref)
+        except UnknownSubmission:  # the brain restarted: it forgot us and what we sent
+            self._pending.extendleft(reversed(call.batch))
+            self._retry_brain(self._register)
+            return
+        except PolicyError as err:
+            self._pending.extendleft(reversed(call.batch))
+            raise JobFileError(f"policy error: {err.args[0] if err.args else err}") from None
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            self._pending.extendleft(reversed(call.batch))
+            self._finished = call.finished + self._finished
+            self._brain_unavailable()
+            return
+        self._brain_down_since = None
+        self._last_placed = len(answer.placed)
+        by_id = {a.task_id: a for a in call.batch}
+        for uid, message in answer.infeasible:
+            a = by_id.pop(uid)
+            self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
+            self.outcome.infeasible += 1
+            self.outcome.infeasible_error = message
+        for uid, node in answer.placed:
+            self._dispatch(by_id.pop(uid), node)
+        self._pending.extendleft(reversed(list(by_id.values())))  # still waiting for room, in order
+
+    def _retry_brain(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+            self._brain_down_since = None
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            self._brain_unavailable()
+
+    def _brain_unavailable(self) -> None:
+        """The brain is restarting (or gone): wait a little, get a fresh handle, give up after a minute."""
+        now = time.monotonic()
+        self._brain_down_since = self._brain_down_since or now
+        if now - self._brain_down_since > BRAIN_RETRY_S:
+            raise RuntimeError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s")
+        time.sleep(0.2)
+        self._brain = brain_handle(self.settings.overcommit)
 
     def _report_lost_node(self, node: str) -> None:
         try:
@@ -228,6 +306,7 @@ class Runner:
         if retry:
             self.outcome.retried += 1
             self._pending.appendleft(_Attempt(a.task_id, a.task, a.key, a.demand, a.attempt + 1, a.lost))
+            self._news = True
         else:
             self.outcome.failed += 1
 
@@ -246,6 +325,7 @@ class Runner:
         started = time.monotonic()
         self._brain = brain_handle(self.settings.overcommit)
         self._register()
+        self._last_brain_call = 0.0
         source = self._tasks()
         exhausted = False
         try:
@@ -262,10 +342,11 @@ class Runner:
                         exhausted = True
                     else:
                         self._pending.append(nxt)
+                        self._news = True
                         room -= 1
-                if exhausted and not self._pending and not self._running:
+                if exhausted and not self._pending and not self._running and self._call is None:
                     break
-                self._place_pending()
+                self._send_to_brain()
                 self._collect()
                 self.on_progress(self.outcome, len(self._running))
         finally:
@@ -281,52 +362,35 @@ class Runner:
             return True
         return False
 
-    def _place_pending(self) -> None:
-        due = time.monotonic() - self._last_brain_call > (WAIT_S if self._pending else HEARTBEAT_S)
-        if not (self._finished or due):
-            return
-        batch = [self._pending[i] for i in range(min(BRAIN_BATCH, len(self._pending)))]
-        answer = self._call_brain([(a.task_id, a.demand, a.key) for a in batch])
-        by_id = {a.task_id: a for a in batch}
-        for uid, message in answer.infeasible:
-            a = by_id[uid]
-            self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
-            self.outcome.infeasible += 1
-            self.outcome.infeasible_error = message
-        placed = {uid: node for uid, node in answer.placed}
-        if placed or answer.infeasible:
-            gone = placed.keys() | {uid for uid, _ in answer.infeasible}
-            self._pending = collections.deque(a for a in self._pending if a.task_id not in gone)
-        for uid, node in answer.placed:
-            self._dispatch(by_id[uid], node)
-
     def _collect(self) -> None:
-        """Wait briefly for finished attempts and turn them into rows."""
-        if not self._running:
-            if self._pending:
-                time.sleep(0.02)  # waiting for room on some node; the next brain call asks again
+        """Wait briefly for finished attempts or the brain's answer, and act on what arrived."""
+        waiting_on = list(self._running)
+        if self._call is not None:
+            waiting_on.append(self._call.ref)
+        if not waiting_on:
+            time.sleep(0.02)  # tasks wait for room somewhere; the next brain call asks again
             return
-        refs = list(self._running)
-        ready, rest = ray.wait(refs, num_returns=1, timeout=WAIT_S, fetch_local=False)
+        ready, rest = ray.wait(waiting_on, num_returns=1, timeout=WAIT_S, fetch_local=False)
         if not ready:
             return
         if rest:
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=False)
+            linger = LINGER_S if len(self._running) > LINGER_ABOVE else 0
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=linger, fetch_local=False)
             ready += more
-        for ref in ready:
+        done = [ref for ref in ready if ref in self._running]
+        for ref, out in zip(done, _get_each(done)):
             a = self._running.pop(ref)
             self._finished.append(a.task_id)
-            try:
-                out: remote.Outcome = ray.get(ref)
-            except ray.exceptions.RayError as err:
-                if isinstance(err, NODE_LOST_ERRORS) or "node" in type(err).__name__.lower():
+            if isinstance(out, ray.exceptions.RayError):
+                if isinstance(out, NODE_LOST_ERRORS) or "node" in type(out).__name__.lower():
                     self._report_lost_node(a.node)
-                self._record_error(a, _error_text(err), None, lost=True)
-                continue
-            if out.error is None:
+                self._record_error(a, _error_text(out), None, lost=True)
+            elif out.error is None:
                 self._record_ok(a, out)
             else:
                 self._record_error(a, out.error, out, lost=False)
+        if self._call is not None and self._call.ref in ready:
+            self._apply_answer()
 
     def _stop_all(self) -> None:
         """Cancel what runs, record it, and leave the brain."""
@@ -340,6 +404,22 @@ class Runner:
                 ray.get(self._brain.unregister.remote(self.outcome.run_id), timeout=10)
         except Exception:  # the brain expires idle submissions on its own
             pass
+
+
+def _get_each(refs: list[Any]) -> list[Any]:
+    """Results of finished tasks in one call; a Ray error stands in for a lost task's result."""
+    if not refs:
+        return []
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayError:
+        results = []
+        for ref in refs:
+            try:
+                results.append(ray.get(ref))
+            except ray.exceptions.RayError as err:
+                results.append(err)
+        return results
 
 
 def _ray_options(demand: Mapping[str, float]) -> dict[str, Any]:
