@@ -170,3 +170,70 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def run_job_bench(
+    job_path: Path,
+    policy_names: Sequence[str],
+    rounds: int,
+    seed: int,
+    max_inflight: int,
+    overcommit: float,
+    echo: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Run a real job under each policy (alternating rounds); figures per policy from the CSVs.
+
+    Reports what decides "which policy wins" for the job: throughput, p95 wait,
+    nodes used, and the hit rate when the job reports a `cache_hit` metric.
+    """
+    from raysched import analysis, policies
+    from raysched.job import load_job
+    from raysched.results import ResultsWriter
+    from raysched.runner import Runner, RunSettings
+
+    job = load_job(job_path)
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in policy_names}
+    with tempfile.TemporaryDirectory() as tmp:
+        echo("warming up workers")  # so the first policy measured does not pay for worker start-up
+        run_raysched(500, policy_names[0], seed, max_inflight, overcommit, Path(tmp))
+        for r in range(1, rounds + 1):
+            for name in policy_names:
+                policy = policies.build_policy(name, policies.PolicyOptions(seed=seed))
+                path = Path(tmp) / f"{name}-{r}.csv"
+                settings = RunSettings(policy_name=name, max_inflight=max_inflight, overcommit=overcommit)
+                with ResultsWriter(path) as writer:
+                    outcome = Runner(job, policy, settings, writer).run()
+                if outcome.failed or outcome.ok == 0:
+                    raise RuntimeError(f"{job.name} under {name}: {outcome.ok} ok, {outcome.failed} failed")
+                df = analysis.load([path])
+                summary = analysis.summarize(df).iloc[:, 0]
+                ok = df[df["status"] == "ok"]
+                row = {
+                    "tasks_per_s": float(summary[analysis.M_THROUGHPUT]),
+                    "wait_p95_s": float(summary["wait_s p95 (s)"]),
+                    "nodes_used": float(summary[analysis.M_NODES]),
+                    "key_affinity_pct": float(summary[analysis.M_AFFINITY]),
+                    "cache_hit_pct": float(ok["cache_hit"].mean() * 100) if "cache_hit" in ok else float("nan"),
+                }
+                figures[name].append(row)
+                echo(f"  round {r}  {name:<8} {row['tasks_per_s']:8.1f} tasks/s  p95 wait {row['wait_p95_s']:.3f} s"
+                     f"  nodes {row['nodes_used']:.0f}  cache hits {row['cache_hit_pct']:.0f}%")
+    first = statistics.median(f["tasks_per_s"] for f in figures[policy_names[0]])
+    table = []
+    for name, rows in figures.items():
+        merged = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+        merged["ratio_to_first"] = merged["tasks_per_s"] / first
+        table.append({"policy": name, **merged})
+    return table
+
+
+def format_job_table(rows: Sequence[dict[str, Any]]) -> str:
+    first = rows[0]["policy"]
+    lines = [f"{'policy':<10}{'tasks/s':>10}{'p95 wait s':>12}{'nodes used':>12}{'key affinity':>14}"
+             f"{'cache hits':>12}{'vs ' + first:>12}"]
+    for row in rows:
+        hits = "-" if row["cache_hit_pct"] != row["cache_hit_pct"] else f"{row['cache_hit_pct']:.0f}%"
+        lines.append(f"{row['policy']:<10}{row['tasks_per_s']:>10.1f}{row['wait_p95_s']:>12.3f}"
+                     f"{row['nodes_used']:>12.0f}{row['key_affinity_pct']:>13.0f}%{hits:>12}"
+                     f"{row['ratio_to_first']:>11.2f}x")
+    return "\n".join(lines)

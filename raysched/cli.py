@@ -5,6 +5,7 @@ flags, infeasible demand, unreachable cluster); 130 interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -245,9 +246,20 @@ def status_command(address: str | None, as_json: bool) -> None:
               help="In-flight demand a node may hold, as a multiple of its capacity.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the figures as CSV.")
+@click.option("--job", "job_file", type=click.Path(dir_okay=False), default=None,
+              help="Instead of no-op tasks, run this job under each policy and compare throughput, "
+                   "p95 wait, nodes used and cache hit rate (e.g. jobs/cache_affinity.py).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML config for the embedded cluster's nodes (local_nodes).")
 def bench_command(n: int, policies: str, rounds: int, address: str | None, local_nodes: int | None,
-                  max_inflight: int | None, overcommit: float, seed: int, out: str | None) -> None:
-    """Placement overhead: plain Ray vs raysched under each policy, same tasks, one run."""
+                  max_inflight: int | None, overcommit: float, seed: int, out: str | None,
+                  job_file: str | None, config_path: str | None) -> None:
+    """Measure placement: overhead against plain Ray (no-op tasks), or policies on a real job (--job).
+
+    \b
+    raysched bench                                   # no-op tasks: ratio to plain-affinity Ray
+    raysched bench --job jobs/cache_affinity.py --policies hash,random
+    """
     import ray
 
     from raysched import bench, cluster
@@ -259,17 +271,34 @@ def bench_command(n: int, policies: str, rounds: int, address: str | None, local
             policy_registry.build_policy(name, policy_registry.PolicyOptions(seed=seed))
         except ValueError as err:
             raise BadInput(str(err)) from None
-    nodes = cluster.scale_nodes(cluster.DEFAULT_LOCAL_NODES, local_nodes)
+    settings = _settings(config_path)
+    nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
+    echo = lambda message: click.echo(message, err=True)  # noqa: E731
+    if job_file is not None:
+        from raysched.job import JobFileError, load_job
+
+        try:
+            load_job(job_file)
+        except JobFileError as err:
+            raise BadInput(str(err)) from None
     try:
-        with cluster.session(address, {}, nodes) as where:
-            click.echo(f"raysched bench: {n} no-op tasks per run on {where}", err=True)
+        with contextlib.ExitStack() as stack:
+            runtime_env = stack.enter_context(cluster.job_runtime_env(Path(job_file))) if job_file else {}
+            where = stack.enter_context(cluster.session(address, runtime_env, nodes, settings.system_config))
             inflight = max_inflight or max(64, 4 * int(ray.cluster_resources().get("CPU", 0)))
-            results = bench.run_bench(n, names, rounds, seed, inflight, overcommit, lambda m: click.echo(m, err=True))
+            if job_file is not None:
+                echo(f"raysched bench: {Path(job_file).name} under {', '.join(names)} on {where}")
+                rows = bench.run_job_bench(Path(job_file), names, rounds, seed, inflight, overcommit, echo)
+                click.echo(bench.format_job_table(rows))
+            else:
+                echo(f"raysched bench: {n} no-op tasks per run on {where}")
+                results = bench.run_bench(n, names, rounds, seed, inflight, overcommit, echo)
+                rows = bench.summarize(results)
+                click.echo(bench.format_table(rows))
+                click.echo("brain decisions/s (hash, 1,000-node synthetic view, no Ray): "
+                           f"{bench.brain_decisions_per_s():,.0f}")
     except cluster.ClusterError as err:
         raise BadInput(str(err)) from None
-    rows = bench.summarize(results)
-    click.echo(bench.format_table(rows))
-    click.echo(f"brain decisions/s (hash, 1,000-node synthetic view, no Ray): {bench.brain_decisions_per_s():,.0f}")
     if out:
         bench.write_csv(rows, Path(out))
         click.echo(f"wrote {out}", err=True)

@@ -224,7 +224,9 @@ class Runner:
             self.outcome.infeasible_error = message
         for uid, node in answer.placed:
             self._dispatch(by_id.pop(uid), node)
-        self._pending.extendleft(reversed(list(by_id.values())))  # still waiting for room, in order
+        # Still waiting for room: to the back of the line, so tasks that wait for one busy
+        # node (a hot key's home) never block tasks that could run elsewhere.
+        self._pending.extend(by_id.values())
 
     def _retry_brain(self, action: Callable[[], Any]) -> None:
         try:

@@ -112,8 +112,30 @@ def test_none_when_nothing_fits_now(name):
     for n in v.nodes:
         v.reserve(n, {"CPU": 2})
     assert build_policy(name, SMALL).choose(CPU1, v) is None
+    if name == "hash":  # hash waits for the key's home rather than take any free slot
+        home = HashPolicy(SMALL)
+        home.sync(v)
+        target = next(iter(home.ring.successors(CPU1.key)))
+        v.release(target, {"CPU": 1})
+        assert build_policy(name, SMALL).choose(CPU1, v) == target
+        return
     v.release("node-013", {"CPU": 1})
     assert build_policy(name, SMALL).choose(CPU1, v) == "node-013"
+
+
+def test_hash_waits_for_a_busy_home_instead_of_scattering_the_key():
+    """Regression: on a saturated cluster, hash spilled each task to whatever slot freed up,
+    so keys lost their warm node (cache_affinity.py ran like random)."""
+    v = uniform_view(4, cpu=2)
+    p = HashPolicy(PolicyOptions(load_factor=1.25, vnodes=32))
+    key = TaskDemand({"CPU": 1}, "dataset-7")
+    home = p.choose(key, v)
+    for n in v.nodes:
+        v.reserve(n, {"CPU": 2})  # every node full: 8 tasks in flight, home well under its bound
+    v.release(next(n for n in v.nodes if n != home), {"CPU": 1})
+    assert p.choose(key, v) is None  # a slot elsewhere is free, but the key waits for home
+    v.release(home, {"CPU": 1})
+    assert p.choose(key, v) == home
 
 
 @pytest.mark.parametrize("name", POLICY_NAMES)
@@ -395,12 +417,19 @@ def test_hash_resyncs_on_capacity_change_and_new_view():
     assert p.ring.nodes == ("x",)
 
 
-def test_hash_fit_beats_bound_when_only_an_overloaded_node_fits():
-    # b is full (one big task), a is over its bound: fit is hard, the bound a preference.
+def test_hash_never_overfills_a_node_past_its_bound():
+    # b is full (one big task) and a is over its bound: the task waits rather than break the bound.
     v = view_of({"a": {"CPU": 100}, "b": {"CPU": 100}})
     v.reserve("b", {"CPU": 100})
     p = HashPolicy(SMALL)
-    for _ in range(20):
-        node = p.choose(CPU1, v)
+    placed = 0
+    while (node := p.choose(CPU1, v)) is not None:
         assert node == "a"
         v.reserve(node, CPU1.resources)
+        placed += 1
+    # a holds at most its bound: ceil(1.25 * (T + 1) / 2) with T = placed + 1 in flight
+    assert placed <= math.ceil(1.25 * (placed + 2) / 2)
+    v.release("b", {"CPU": 100})
+    assert p.choose(CPU1, v) is not None
+
+

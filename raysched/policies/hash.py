@@ -4,9 +4,10 @@ A task goes to the ring successor of its key, so tasks with one key land on
 the node holding that key's warm state. With ``load_factor`` c it skips a node
 already holding more than its share ``ceil(c * (T + 1) * w / W)`` of the
 ``T`` tasks in flight (Mirrokni–Thorup–Zadimoghaddam) and walks clockwise to
-the first node under its bound. Nodes where the task does not fit now are
-always skipped; if every fitting node is over its bound the first fitting one
-clockwise wins (fit is hard, the bound is a preference). With ``load_factor``
+the first node under its bound. Nodes that could never hold the task are
+skipped; if the first node under its bound has no room right now, the task
+waits for it (returns None) rather than spilling to any free slot, so keys stay
+home on a busy cluster and move only when the bound says so. With ``load_factor``
 None (``off``, the pure ring) a key's tasks wait for its owner, the first node
 clockwise that could ever hold them, so a key never leaves its node while the
 node lives.
@@ -84,18 +85,20 @@ class HashPolicy:
         factor = c * (view.total_tasks_in_flight + 1) / self.ring.total_weight
         in_flight = view.tasks_in_flight
         weights = self._weights
-        fallback = None
+        capacity = view.capacity
+        over_bound = 0
         for node in self.ring.successors(task.key):
-            if not fits(node, demand):
-                misses += 1
-                if misses == _PRECHECK_AFTER and fallback is None and not view.any_fits_now(demand):
-                    return None
+            if not _could_hold(capacity(node), demand):
                 continue
             if in_flight(node) + 1 <= math.ceil(factor * weights[node] - 1e-9):
-                return node
-            if fallback is None:
-                fallback = node
-        return fallback
+                # The first node under its bound is the key's home for now: go there, or
+                # wait for it. Spilling to any free slot would scatter keys whenever the
+                # cluster is busy; the bound alone decides when a key moves.
+                return node if fits(node, demand) else None
+            over_bound += 1
+            if over_bound == _PRECHECK_AFTER and not view.any_fits_now(demand):
+                return None
+        return None
 
 
 def _could_hold(capacity: Mapping[str, float], demand: Mapping[str, float]) -> bool:
