@@ -5,7 +5,7 @@
     raysched analyze results/cache_affinity-*.csv
 
 Every task needs its key's dataset. The first time a node sees a key it
-"downloads" it (a 150 ms fetch, as from object storage) and keeps it in a cache
+"downloads" it (a 300 ms fetch, as from object storage) and keeps it in a cache
 directory of its own (`$TMPDIR/raysched-cache/<run>/<node id>/`); later tasks of that key on
 the same node read the file instead. Each task reports `cache_hit` (1 or 0),
 `items` and `bytes`, so the CSV shows the hit rate per policy. Hash placement
@@ -13,7 +13,8 @@ sends a key's tasks to one node, so each key is fetched about once; random
 placement fetches it on nearly every node.
 
 The cache lives under a fresh run directory (made in `tasks()`), so every run
-starts cold and runs compare fairly.
+starts cold and runs compare fairly; each run leaves at most a few MB there
+(`rm -r $TMPDIR/raysched-cache` clears them all).
 """
 import os
 import tempfile
@@ -25,11 +26,11 @@ import ray
 
 import raysched
 
-KEYS = 48
-TASKS_PER_KEY = 10
-DATASET_BYTES = 256 * 1024
-FETCH_S = 0.15
-WORK_S = 0.01
+KEYS = 120
+TASKS_PER_KEY = 6
+DATASET_BYTES = 32 * 1024  # small, so cold caches of many runs cost little disk
+FETCH_S = 0.3
+WORK_S = 0.02
 
 
 def _fetch(key: str) -> bytes:

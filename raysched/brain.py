@@ -200,9 +200,17 @@ class PlacementBrain:
                     if entry[0] in view:
                         view.release(*entry)
             answer = Placement(brain_id=self.brain_id)
+            # For policies whose None means "no node has room for this demand", one None
+            # settles every later request with the same demand in this batch.
+            full: set[tuple] | None = set() if getattr(sub.policy, "none_means_no_room", False) else None
             for uid, demand, key in requests:
                 if uid in ledger:
                     raise ValueError(f"task {uid} is already placed on {ledger[uid][0][:8]}")
+                if full is not None:
+                    signature = tuple(sorted(demand.items()))
+                    if signature in full:
+                        answer.waiting += 1
+                        continue
                 _check_demand(demand)
                 try:
                     check_feasible(view, demand)  # never let a user policy wait forever on the impossible
@@ -213,6 +221,8 @@ class PlacementBrain:
                 self.decisions += 1
                 if node is None:
                     answer.waiting += 1
+                    if full is not None:
+                        full.add(signature)
                     continue
                 if node not in view or not view.fits_now(node, demand):
                     raise PolicyError(f"policy {sub.info.get('policy')} chose {str(node)[:16]!r} for task {uid}, "

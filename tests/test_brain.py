@@ -142,3 +142,20 @@ def test_two_submissions_see_each_others_load() -> None:
     first = brain.place("s1", [], [(0, ONE, "0"), (1, ONE, "1")])
     second = brain.place("s2", [], [(0, ONE, "0"), (1, ONE, "1")])  # same uids, another submission
     assert len(first.placed) == 2 and len(second.placed) == 1 and second.waiting == 1
+
+
+def test_a_full_cluster_is_not_asked_again_for_equal_demands() -> None:
+    calls = []
+
+    class Counting:
+        name = "counting"
+        none_means_no_room = True
+
+        def choose(self, task, view):
+            calls.append(task.key)
+            return None
+
+    brain = make_brain()
+    brain.register("s2", Counting(), {})
+    answer = brain.place("s2", [], [(i, ONE, str(i)) for i in range(50)] + [(99, {"CPU": 2.0}, "big")])
+    assert answer.waiting == 51 and calls == ["0", "big"]  # one question per distinct demand

@@ -110,7 +110,10 @@ class Policy(Protocol):
     """Public protocol for placement policies (``--policy module:Name``).
 
     ``choose`` returns the id of an alive node in ``view`` where the task
-    should run, or None if nothing fits now. It must not modify the view: the
+    should run, or None if nothing fits now. A policy may set the class
+    attribute ``none_means_no_room = True`` to promise that None means no node
+    has room for this demand (whatever the key); the brain then answers later
+    requests with the same demand in a batch without asking again. It must not modify the view: the
     caller reserves the demand on the chosen node.
     """
 

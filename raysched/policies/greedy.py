@@ -30,6 +30,7 @@ class GreedyPolicy:
     """Spread by least-allocated score."""
 
     name = "greedy"
+    none_means_no_room = True  # None only when no node has room: the brain may skip equal demands
     most_allocated = False
     score = staticmethod(least_allocated_score)
 

@@ -20,6 +20,7 @@ class P2CPolicy:
     """Power of two choices over fitting nodes."""
 
     name = "p2c"
+    none_means_no_room = True  # None only when no node has room: the brain may skip equal demands
 
     def __init__(self, options: PolicyOptions | None = None) -> None:
         self.options = options if options is not None else PolicyOptions()

@@ -40,6 +40,7 @@ class RandomPolicy:
     """Uniform random placement among fitting nodes (the baseline)."""
 
     name = "random"
+    none_means_no_room = True  # None only when no node has room: the brain may skip equal demands
 
     def __init__(self, options: PolicyOptions | None = None) -> None:
         self.options = options if options is not None else PolicyOptions()
