@@ -5,7 +5,7 @@
     raysched analyze results/cache_affinity-*.csv
 
 Every task needs its key's dataset. The first time a node sees a key it
-"downloads" it (a 300 ms fetch, as from object storage) and keeps it in a cache
+"downloads" it (a 1 s fetch, as a model or shard from object storage) and keeps it in a cache
 directory of its own (`$TMPDIR/raysched-cache/<run>/<node id>/`); later tasks of that key on
 the same node read the file instead. Each task reports `cache_hit` (1 or 0),
 `items` and `bytes`, so the CSV shows the hit rate per policy. Hash placement
@@ -26,11 +26,11 @@ import ray
 
 import raysched
 
-KEYS = 120
-TASKS_PER_KEY = 6
+KEYS = 72
+TASKS_PER_KEY = 10
 DATASET_BYTES = 32 * 1024  # small, so cold caches of many runs cost little disk
-FETCH_S = 0.3
-WORK_S = 0.02
+FETCH_S = 1.0
+WORK_S = 0.005
 
 
 def _fetch(key: str) -> bytes:

@@ -96,7 +96,9 @@ class _Attempt:
     attempt: int = 1
     lost: int = 0
     node: str = ""
-    submitted_at: float = 0.0
+    # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
+    # wait_s counts the wait for room as well as Ray's own dispatch.
+    submitted_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -265,7 +267,6 @@ class Runner:
 
     def _dispatch(self, attempt: _Attempt, node: str) -> None:
         attempt.node = node
-        attempt.submitted_at = time.time()
         task = attempt.task
         try:
             ref = self._remote_fn(task.fn, node).remote(*task.args, **(task.kwargs or {}))
@@ -284,7 +285,7 @@ class Runner:
     def _row(self, a: _Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
         row = Row(run_id=self.outcome.run_id, job=self.job.name, policy=self.settings.policy_name,
                   task_id=a.task_id, key=a.key, attempt=a.attempt, status=status.value, error=error,
-                  node_chosen=a.node, submitted_at=a.submitted_at or None)
+                  node_chosen=a.node, submitted_at=a.submitted_at)
         if out is not None:
             row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
             row.wait_s = out.started_at - a.submitted_at

@@ -27,7 +27,7 @@ def test_bench_prints_ratios_against_plain_ray(address: str, tmp_path: Path) -> 
 def test_bench_on_a_job_compares_policies(address: str, tmp_path: Path) -> None:
     job = tmp_path / "tiny_cache.py"
     text = (JOBS / "cache_affinity.py").read_text()
-    job.write_text(text.replace("KEYS = 120", "KEYS = 6").replace("TASKS_PER_KEY = 6", "TASKS_PER_KEY = 3"))
+    job.write_text(text.replace("KEYS = 72", "KEYS = 6").replace("TASKS_PER_KEY = 10", "TASKS_PER_KEY = 3").replace("FETCH_S = 1.0", "FETCH_S = 0.1"))
     result = run_cli("bench", "--address", address, "--job", str(job), "--policies", "hash,random",
                      "--rounds", "1")
     assert result.code == 0, result.text
