@@ -79,7 +79,7 @@ def main() -> None:
     left = [t for t, kind, node in changes if kind == "leave" and node == victim.node_id]
     ok = df[df["status"] == "ok"]
     before = ok[ok["finished_at"] < killed_at]
-    after = ok[ok["submitted_at"] > (left[0] if left else killed_at) + 0.5]
+    after = ok[ok["started_at"] > (left[0] if left else killed_at) + 0.5]
     home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
     now = after.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
     common = home.index.intersection(now.index)

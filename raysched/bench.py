@@ -72,13 +72,14 @@ def noop_job(n: int) -> JobFile:
                    tasks_fn=lambda: (Task(noop, key=str(i)) for i in range(n)))
 
 
-def run_raysched(n: int, policy_name: str, seed: int, max_inflight: int, overcommit: float, out_dir: Path) -> float:
+def run_raysched(n: int, policy_name: str, seed: int, max_inflight: int, overcommit: float, out_dir: Path,
+                 load_factor: float | None = 1.25) -> float:
     """raysched end to end (brain, dispatch, CSV rows); seconds taken."""
     from raysched import policies
     from raysched.results import ResultsWriter
     from raysched.runner import Runner, RunSettings
 
-    policy = policies.build_policy(policy_name, policies.PolicyOptions(seed=seed))
+    policy = policies.build_policy(policy_name, policies.PolicyOptions(seed=seed, load_factor=load_factor))
     settings = RunSettings(policy_name=policy_name, max_inflight=max_inflight, overcommit=overcommit)
     path = Path(tempfile.mkstemp(suffix=".csv", dir=out_dir)[1])
     path.unlink()
@@ -119,6 +120,7 @@ def run_bench(
     max_inflight: int,
     overcommit: float,
     echo: Callable[[str], None],
+    load_factor: float | None = 1.25,
 ) -> list[Measurement]:
     """Alternate every mode for `rounds` rounds after one warm-up of each; return all measurements."""
     modes: list[tuple[str, Callable[[], float]]] = [
@@ -129,7 +131,8 @@ def run_bench(
         out_dir = Path(tmp)
         for name in policy_names:
             modes.append((f"raysched-{name}",
-                          lambda name=name: run_raysched(n, name, seed, max_inflight, overcommit, out_dir)))
+                          lambda name=name: run_raysched(n, name, seed, max_inflight, overcommit, out_dir,
+                                                         load_factor)))
         echo(f"warming up workers ({len(modes)} modes, {min(n, 2000)} tasks each)")
         for mode, _ in modes[:2]:
             run_plain(min(n, 2000), affinity=mode == PLAIN_AFFINITY)
@@ -180,6 +183,7 @@ def run_job_bench(
     max_inflight: int,
     overcommit: float,
     echo: Callable[[str], None],
+    load_factor: float | None = 1.25,
 ) -> list[dict[str, Any]]:
     """Run a real job under each policy (alternating rounds); figures per policy from the CSVs.
 
@@ -198,7 +202,7 @@ def run_job_bench(
         run_raysched(500, policy_names[0], seed, max_inflight, overcommit, Path(tmp))
         for r in range(1, rounds + 1):
             for name in policy_names:
-                policy = policies.build_policy(name, policies.PolicyOptions(seed=seed))
+                policy = policies.build_policy(name, policies.PolicyOptions(seed=seed, load_factor=load_factor))
                 path = Path(tmp) / f"{name}-{r}.csv"
                 settings = RunSettings(policy_name=name, max_inflight=max_inflight, overcommit=overcommit)
                 with ResultsWriter(path) as writer:

@@ -251,9 +251,11 @@ def status_command(address: str | None, as_json: bool) -> None:
                    "p95 wait, nodes used and cache hit rate (e.g. jobs/cache_affinity.py).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config for the embedded cluster's nodes (local_nodes).")
+@click.option("--load-factor", type=LoadFactor(), default=1.25, show_default=True,
+              help="Bounded loads for hash (C >= 1, or 'off').")
 def bench_command(n: int, policies: str, rounds: int, address: str | None, local_nodes: int | None,
                   max_inflight: int | None, overcommit: float, seed: int, out: str | None,
-                  job_file: str | None, config_path: str | None) -> None:
+                  job_file: str | None, config_path: str | None, load_factor: float | None) -> None:
     """Measure placement: overhead against plain Ray (no-op tasks), or policies on a real job (--job).
 
     \b
@@ -288,11 +290,12 @@ def bench_command(n: int, policies: str, rounds: int, address: str | None, local
             inflight = max_inflight or max(64, 4 * int(ray.cluster_resources().get("CPU", 0)))
             if job_file is not None:
                 echo(f"raysched bench: {Path(job_file).name} under {', '.join(names)} on {where}")
-                rows = bench.run_job_bench(Path(job_file), names, rounds, seed, inflight, overcommit, echo)
+                rows = bench.run_job_bench(Path(job_file), names, rounds, seed, inflight, overcommit, echo,
+                                           load_factor)
                 click.echo(bench.format_job_table(rows))
             else:
                 echo(f"raysched bench: {n} no-op tasks per run on {where}")
-                results = bench.run_bench(n, names, rounds, seed, inflight, overcommit, echo)
+                results = bench.run_bench(n, names, rounds, seed, inflight, overcommit, echo, load_factor)
                 rows = bench.summarize(results)
                 click.echo(bench.format_table(rows))
                 click.echo("brain decisions/s (hash, 1,000-node synthetic view, no Ray): "

@@ -338,7 +338,8 @@ class Runner:
                     break
                 if self.outcome.infeasible or self._too_many_failures():
                     break
-                room = self.settings.max_inflight - len(self._running) - len(self._pending)
+                asking = len(self._call.batch) if self._call is not None else 0
+                room = self.settings.max_inflight - len(self._running) - len(self._pending) - asking
                 while room > 0 and not exhausted:
                     nxt = next(source, None)
                     if nxt is None:

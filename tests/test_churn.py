@@ -119,7 +119,7 @@ def test_node_death_mid_job_loses_nothing_and_moves_only_its_keys(churn_cluster,
         assert len(later) == 1
     ok = df[df["status"] == "ok"]
     before = ok[ok["finished_at"] < killed_at]
-    after = ok[ok["submitted_at"] > killed_at + 5]
+    after = ok[ok["started_at"] > killed_at + 5]
     assert not (after["node_ran"] == dead).any()
     home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[0])
     for key, node in home.items():
@@ -143,7 +143,7 @@ def test_node_join_mid_job_takes_work_and_only_its_keys_move(churn_cluster, tmp_
     ok = df[df["status"] == "ok"]
     assert (ok["node_ran"] == newcomer.node_id).any(), "the new node got no work"
     before = ok[ok["finished_at"] < joined_at]
-    after = ok[ok["submitted_at"] > joined_at + 2]
+    after = ok[ok["started_at"] > joined_at + 2]
     home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[0])
     moved = 0
     for key, node in home.items():

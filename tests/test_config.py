@@ -23,6 +23,12 @@ def test_shipped_cluster_config_joins_an_existing_cluster() -> None:
     assert load_config(ROOT / "configs" / "cluster.yaml").address == "auto"
 
 
+def test_shipped_even_config_has_four_equal_nodes() -> None:
+    nodes = load_config(ROOT / "configs" / "even.yaml").local_nodes
+    assert len(nodes) == 4 and all(node == nodes[0] for node in nodes)
+    assert nodes[0].num_cpus == 4 and nodes[0].resources == {"ssd": 2}
+
+
 def test_values_are_read(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("policy: p2c\nseed: 7\nload_factor: off\nlocal_nodes:\n  - {num_cpus: 3, resources: {gpu_like: 1}}\n")
