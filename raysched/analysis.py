@@ -1,7 +1,7 @@
 """Turn results CSVs (one row per attempt) into throughput, latency and balance figures.
 
 Every figure is defined so a user can reproduce it with plain pandas on the
-rows of one run (see ``docs_analyze.md`` / README "Analyzing results"):
+rows of one run (see README, "Analyzing results"):
 
 * counts: rows per ``status`` (``ok``, ``failed``, ``retried``, ``infeasible``,
   ``cancelled``) and all attempts;

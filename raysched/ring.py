@@ -258,7 +258,7 @@ class HashRing:
         return 0 if i == len(self._points) else i
 
     def lookup(self, key: str) -> str:
-        """The key's owner: the node of the first point at or after hash(key)."""
+        """The key's owner: the node of the first point at or after the key's stable hash."""
         i = self._start(key)  # builds first: read the arrays only after it
         return self._names[self._owners[i]]  # type: ignore[return-value]
 

@@ -46,7 +46,7 @@ class TaskDemand:
         object.__setattr__(self, "amounts", tuple(a for _, a in items))
 
     def __hash__(self) -> int:
-        return hash((self.names, self.amounts, self.key))
+        return hash((self.names, self.amounts, self.key))  # a dict key in this process, never placement
 
 
 @dataclass(frozen=True)
