@@ -8,6 +8,7 @@ real address.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -94,6 +95,8 @@ class EmbeddedCluster:
         self._previous_address = read_ray_address()  # Cluster overwrites it; put it back afterwards
 
         head, *workers = self.nodes
+        # Ray logs "Overwriting previous Ray address" here; we put the address back on shutdown.
+        logging.getLogger("ray._private.utils").setLevel(logging.WARNING)
         self._cluster = Cluster(
             initialize_head=True,
             head_node_args={
