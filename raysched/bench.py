@@ -19,6 +19,10 @@ from typing import Any, Callable, Sequence
 
 from raysched.job import JobFile, Task
 
+class BenchError(RuntimeError):
+    """A measured run did not complete every task; its figures would mean nothing."""
+
+
 PLAIN_DEFAULT = "ray-default"
 PLAIN_AFFINITY = "ray-affinity-rr"
 
@@ -88,7 +92,7 @@ def run_raysched(n: int, policy_name: str, seed: int, max_inflight: int, overcom
         outcome = Runner(noop_job(n), policy, settings, writer).run()
         seconds = time.perf_counter() - started
     if outcome.ok != n:
-        raise RuntimeError(f"bench run under {policy_name} finished {outcome.ok} of {n} tasks")
+        raise BenchError(f"bench run under {policy_name} finished {outcome.ok} of {n} tasks")
     return seconds
 
 
@@ -208,7 +212,7 @@ def run_job_bench(
                 with ResultsWriter(path) as writer:
                     outcome = Runner(job, policy, settings, writer).run()
                 if outcome.failed or outcome.ok == 0:
-                    raise RuntimeError(f"{job.name} under {name}: {outcome.ok} ok, {outcome.failed} failed")
+                    raise BenchError(f"{job.name} under {name}: {outcome.ok} ok, {outcome.failed} failed")
                 df = analysis.load([path])
                 summary = analysis.summarize(df).iloc[:, 0]
                 ok = df[df["status"] == "ok"]

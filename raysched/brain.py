@@ -218,6 +218,8 @@ class PlacementBrain:
                 except InfeasibleError as err:
                     answer.infeasible.append((uid, str(err)))
                     continue
+                except Exception as err:  # a user policy's bug: report it, keep the view intact
+                    raise PolicyError(f"policy {sub.info.get('policy')} raised {type(err).__name__}: {err}") from None
                 self.decisions += 1
                 if node is None:
                     answer.waiting += 1

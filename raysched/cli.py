@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -71,7 +72,7 @@ def submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "(default 1.25). Lower: better balance, less key affinity; 'off': pure ring."),
         click.option("--max-inflight", type=click.IntRange(min=1), default=None,
                      help="Tasks held at once (running or waiting for a node). Default: 4 x cluster CPUs, at least 64."),
-        click.option("--overcommit", type=click.FloatRange(min=1), default=None,
+        click.option("--overcommit", type=click.FloatRange(min=1, max=1e6), default=None,
                      help="Work a node may hold, as a multiple of its capacity (default 1: only what runs now). "
                           "Higher queues tasks at the nodes: more throughput for tiny tasks, less control. "
                           "Set by whoever starts the shared brain."),
@@ -113,7 +114,7 @@ def default_out_path(job_name: str, policy: str) -> Path:
                    "An existing file is never overwritten.")
 @click.option("--retries", type=click.IntRange(min=0), default=None,
               help="Re-place a task whose function raised, up to N more times (default 0). "
-                   "Work lost with a node is always re-placed.")
+                   "Work lost to Ray (a node or worker died) is always re-placed, up to 5 times.")
 @click.option("--max-failures", type=click.IntRange(min=1), default=None,
               help="Stop the run once this many tasks have failed for good.")
 @click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
@@ -131,6 +132,8 @@ def submit_command(job_file: str, config_path: str | None, resume_path: str | No
 
     local_count = flags.pop("local_nodes")
     settings = _settings(config_path, **flags)
+    if not math.isfinite(settings.overcommit):
+        raise BadInput(f"--overcommit must be a finite number >= 1, got {settings.overcommit}")
     local_nodes = cluster.scale_nodes(settings.local_nodes, local_count)
     try:
         policy = policies.build_policy(
@@ -160,6 +163,8 @@ def submit_command(job_file: str, config_path: str | None, resume_path: str | No
     try:
         with cluster.job_runtime_env(job.path) as runtime_env, \
                 cluster.session(settings.address, runtime_env, local_nodes, settings.system_config) as where:
+            if not runtime_env and job.folder != Path.cwd():
+                job.ship_by_value()  # the job's working_dir is not the job file's folder
             if not quiet:
                 click.echo(f"raysched: running {job.name} under {settings.policy} on {where}", err=True)
             code = _run(job, policy, settings, out_path, bool(resume_path), skip, quiet)
@@ -190,12 +195,11 @@ def _run(job: Any, policy: Any, settings: Settings, out_path: Path, append: bool
         try:
             outcome = runner.run(interrupt)
         except JobFileError as err:
-            progress.close()
             raise BadInput(str(err)) from None
         finally:
             progress.close()
     click.echo(format_summary(outcome, job.name, settings.policy, str(out_path)))
-    if outcome.infeasible:
+    if outcome.exit_code == EXIT_BAD_INPUT:
         raise BadInput(f"infeasible task: {outcome.infeasible_error}")
     return outcome.exit_code
 
@@ -221,7 +225,11 @@ def status_command(address: str | None, as_json: bool) -> None:
         brain = find_brain()
         if brain is None:
             raise BadInput("no placement brain is running on this cluster; it starts with the first `raysched submit`")
-        state = ray.get(brain.status.remote(), timeout=30)
+        try:
+            state = ray.get(brain.status.remote(), timeout=30)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError,
+                ray.exceptions.ActorUnavailableError) as err:
+            raise BadInput(f"the placement brain did not answer ({type(err).__name__}); try again shortly") from None
     finally:
         ray.shutdown()
     if as_json:
@@ -242,7 +250,7 @@ def status_command(address: str | None, as_json: bool) -> None:
 @click.option("--local-nodes", type=click.IntRange(min=1), default=None, help="Nodes of the embedded cluster.")
 @click.option("--max-inflight", type=click.IntRange(min=1), default=None,
               help="raysched's in-flight bound. Default: as for submit.")
-@click.option("--overcommit", type=click.FloatRange(min=1), default=1.0, show_default=True,
+@click.option("--overcommit", type=click.FloatRange(min=1, max=1e6), default=1.0, show_default=True,
               help="In-flight demand a node may hold, as a multiple of its capacity.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the figures as CSV.")
@@ -267,18 +275,22 @@ def bench_command(n: int, policies: str, rounds: int, address: str | None, local
     from raysched import bench, cluster
     from raysched import policies as policy_registry
 
+    if not math.isfinite(overcommit):
+        raise BadInput(f"--overcommit must be a finite number >= 1, got {overcommit}")
     names = [p.strip() for p in policies.split(",") if p.strip()]
+    if not names:
+        raise BadInput("--policies needs at least one policy name, e.g. hash,random")
     for name in names:
         try:
-            policy_registry.build_policy(name, policy_registry.PolicyOptions(seed=seed))
+            policy_registry.ship_by_value(policy_registry.build_policy(name, policy_registry.PolicyOptions(seed=seed)))
         except ValueError as err:
             raise BadInput(str(err)) from None
     settings = _settings(config_path)
     nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     echo = lambda message: click.echo(message, err=True)  # noqa: E731
-    if job_file is not None:
-        from raysched.job import JobFileError, load_job
+    from raysched.job import JobFileError, load_job
 
+    if job_file is not None:
         try:
             load_job(job_file)
         except JobFileError as err:
@@ -300,8 +312,11 @@ def bench_command(n: int, policies: str, rounds: int, address: str | None, local
                 click.echo(bench.format_table(rows))
                 click.echo("brain decisions/s (hash, 1,000-node synthetic view, no Ray): "
                            f"{bench.brain_decisions_per_s():,.0f}")
-    except cluster.ClusterError as err:
+    except (cluster.ClusterError, JobFileError, bench.BenchError) as err:
         raise BadInput(str(err)) from None
+    except KeyboardInterrupt:
+        click.echo("raysched: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if out:
         bench.write_csv(rows, Path(out))
         click.echo(f"wrote {out}", err=True)

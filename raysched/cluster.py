@@ -97,18 +97,24 @@ class EmbeddedCluster:
         head, *workers = self.nodes
         # Ray logs "Overwriting previous Ray address" here; we put the address back on shutdown.
         logging.getLogger("ray._private.utils").setLevel(logging.WARNING)
-        self._cluster = Cluster(
-            initialize_head=True,
-            head_node_args={
-                **_node_args(head),
-                "node_ip_address": LOOPBACK,
-                "include_dashboard": False,
-                "_system_config": self.system_config,
-            },
-        )
-        for node in workers:
-            self._cluster.add_node(**_node_args(node), node_ip_address=LOOPBACK)
-        self._cluster.wait_for_nodes()
+        try:
+            self._cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    **_node_args(head),
+                    "node_ip_address": LOOPBACK,
+                    "include_dashboard": False,
+                    "_system_config": self.system_config,
+                },
+            )
+            for node in workers:
+                self._cluster.add_node(**_node_args(node), node_ip_address=LOOPBACK)
+            self._cluster.wait_for_nodes()
+        except Exception as err:  # a bad node spec or system config, or no room for the processes
+            self.shutdown()
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ClusterError(f"the embedded cluster did not start: {first}; check local_nodes and "
+                               "system_config in your config") from None
         return self
 
     def shutdown(self) -> None:

@@ -104,6 +104,10 @@ class JobFile:
     def folder(self) -> Path:
         return self.path.parent
 
+    def ship_by_value(self) -> None:
+        """Send the job module's code with its functions, for workers that cannot import it by name."""
+        cloudpickle.register_pickle_by_value(self.module)
+
     def iter_tasks(self) -> Iterator[Task]:
         """Yield the job's tasks lazily, checking each is a `Task`."""
         try:
@@ -117,13 +121,23 @@ class JobFile:
             raise JobFileError(
                 f"{self.name}: tasks() must return an iterable of raysched.Task, got {type(produced).__name__}"
             ) from None
-        for position, item in enumerate(iterator):
+        position = 0
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except Exception as err:  # the user's generator failed part-way
+                raise JobFileError(
+                    f"{self.name}: tasks() raised {type(err).__name__}: {err} after {position} tasks"
+                ) from None
             if not isinstance(item, Task):
                 raise JobFileError(
                     f"{self.name}: tasks() item {position} is a {type(item).__name__}, not a raysched.Task; "
                     "yield raysched.Task(fn, args=(...), key=...)"
                 )
             yield item
+            position += 1
 
 
 def load_job(path: str | Path) -> JobFile:

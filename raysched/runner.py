@@ -23,6 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysched import remote
 from raysched.brain import HEARTBEAT_S, Placement, PolicyError, UnknownSubmission, brain_handle
+from raysched.cluster import ClusterError
 from raysched.job import JobFile, JobFileError, Task, demand_of
 from raysched.policies import Policy
 from raysched.results import ResultsWriter, Row, Status
@@ -108,6 +109,7 @@ class _BrainCall:
     ref: Any
     batch: list[_Attempt]
     finished: list[int]
+    sent_at: float = field(default_factory=time.monotonic)
 
 
 class Interrupt:
@@ -169,7 +171,10 @@ class Runner:
         held = [(a.task_id, a.node, a.demand) for a in self._running.values()]
         info = {"run_id": self.outcome.run_id, "job": self.job.name, "policy": self.settings.policy_name,
                 "started_at": time.time()}
-        reply = ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
+        try:
+            reply = ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
+        except ray.exceptions.RayTaskError as err:  # e.g. the brain could not unpickle the policy
+            raise ClusterError(f"the placement brain refused this run: {_error_text(err.cause or err)}") from None
         if reply["overcommit"] != self.settings.overcommit and not self.outcome.notes:
             self.outcome.notes.append(
                 f"the running brain admits up to {reply['overcommit']:g} x capacity per node (set when it "
@@ -242,7 +247,8 @@ class Runner:
         now = time.monotonic()
         self._brain_down_since = self._brain_down_since or now
         if now - self._brain_down_since > BRAIN_RETRY_S:
-            raise RuntimeError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s")
+            raise ClusterError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s; "
+                               "check `raysched status` and the cluster's health")
         time.sleep(0.2)
         self._brain = brain_handle(self.settings.overcommit)
 
@@ -303,7 +309,7 @@ class Runner:
         """An attempt failed: retry it through the brain when allowed, else it failed for good."""
         if lost:
             a.lost += 1
-        retry = (a.lost <= LOST_ATTEMPTS_LIMIT) if lost else (a.attempt <= self.settings.retries)
+        retry = (a.lost <= LOST_ATTEMPTS_LIMIT) if lost else (a.attempt - a.lost <= self.settings.retries)
         status = Status.RETRIED if retry else Status.FAILED
         self.writer.write(self._row(a, status, error, out), out.metrics if out else None)
         if retry:
@@ -370,6 +376,9 @@ class Runner:
         """Wait briefly for finished attempts or the brain's answer, and act on what arrived."""
         waiting_on = list(self._running)
         if self._call is not None:
+            if time.monotonic() - self._call.sent_at > BRAIN_RETRY_S:
+                raise ClusterError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s "
+                                   "(a policy stuck in choose()?); check `raysched status`")
             waiting_on.append(self._call.ref)
         if not waiting_on:
             time.sleep(0.02)  # tasks wait for room somewhere; the next brain call asks again
@@ -386,7 +395,7 @@ class Runner:
             a = self._running.pop(ref)
             self._finished.append(a.task_id)
             if isinstance(out, ray.exceptions.RayError):
-                if isinstance(out, NODE_LOST_ERRORS) or "node" in type(out).__name__.lower():
+                if isinstance(out, NODE_LOST_ERRORS):
                     self._report_lost_node(a.node)
                 self._record_error(a, _error_text(out), None, lost=True)
             elif out.error is None:

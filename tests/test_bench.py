@@ -40,3 +40,8 @@ def test_bench_on_a_job_compares_policies(address: str, tmp_path: Path) -> None:
 def test_bench_rejects_unknown_policies(address: str) -> None:
     result = run_cli("bench", "--address", address, "--policies", "hash,fastest")
     assert result.code == 2 and "fastest" in result.err and "Traceback" not in result.text
+
+
+def test_bench_rejects_an_empty_policy_list() -> None:
+    result = run_cli("bench", "--policies", " , ")
+    assert result.code == 2 and "at least one policy" in result.err and "Traceback" not in result.text

@@ -159,3 +159,17 @@ def test_a_full_cluster_is_not_asked_again_for_equal_demands() -> None:
     brain.register("s2", Counting(), {})
     answer = brain.place("s2", [], [(i, ONE, str(i)) for i in range(50)] + [(99, {"CPU": 2.0}, "big")])
     assert answer.waiting == 51 and calls == ["0", "big"]  # one question per distinct demand
+
+
+def test_a_policy_that_raises_is_reported_and_the_view_is_untouched() -> None:
+    class Broken:
+        name = "broken"
+
+        def choose(self, task, view):
+            raise KeyError("bucket")
+
+    brain = make_brain()
+    brain.register("s2", Broken(), {"policy": "mypolicies:Broken"})
+    with pytest.raises(PolicyError, match="policy mypolicies:Broken raised KeyError"):
+        brain.place("s2", [], [(0, ONE, "0")])
+    assert sum(n["tasks_in_flight"] for n in brain.status()["nodes"]) == 0

@@ -258,3 +258,18 @@ def test_max_failures_stops_early(address: str, tmp_path: Path) -> None:
     df = pd.read_csv(out, keep_default_na=False)
     assert 1 <= (df["status"] == "failed").sum() and len(df) < tasks
     assert set(df["status"]) <= {"failed", "cancelled"}
+
+
+def test_tasks_generator_raising_part_way(tmp_path: Path, address: str) -> None:
+    job = write(tmp_path / "halfway.py", "import raysched\n"
+                "def tasks():\n    yield raysched.Task(print)\n    raise OSError('input file vanished')\n")
+    result = submit(str(job), "--address", address, "--out", str(tmp_path / "out.csv"))
+    assert_bad_input(result, "tasks() raised OSError", "input file vanished")
+
+
+def test_user_policy_that_raises(tmp_path: Path, address: str, good_job: Path) -> None:
+    write(tmp_path / "brokenpolicy.py", "class Broken:\n    name = 'broken'\n"
+          "    def choose(self, task, view):\n        raise KeyError('bucket')\n")
+    result = run_cli("submit", str(good_job), "--address", address, "--policy", "brokenpolicy:Broken",
+                     "--out", str(tmp_path / "out.csv"), cwd=tmp_path, timeout=TIMEOUT)
+    assert_bad_input(result, "policy error", "raised KeyError")

@@ -113,3 +113,12 @@ def test_job_named_like_a_stdlib_module_is_pickled_by_value(tmp_path: Path) -> N
     code = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())())"
     out = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, cwd="/")
     assert out.stdout.strip() == b"42", out.stderr
+
+
+def test_tasks_generator_failing_part_way_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "halfway.py", "import raysched\ndef tasks():\n    yield raysched.Task(print)\n"
+                                         "    raise RuntimeError('input file vanished')\n")
+    it = load_job(path).iter_tasks()
+    next(it)
+    with pytest.raises(JobFileError, match=r"tasks\(\) raised RuntimeError: input file vanished after 1 tasks"):
+        next(it)
