@@ -21,11 +21,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from raysched.cluster import NAMESPACE
 from raysched.policies import InfeasibleError, Policy, TaskDemand, check_feasible
 from raysched.view import ResourceView
 
 BRAIN_NAME = "raysched-brain"
-NAMESPACE = "raysched"
 # A submission that has not called for this long is presumed dead and its
 # reservations are dropped (drivers call at least every HEARTBEAT_S).
 SUBMISSION_EXPIRY_S = 60.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, NamedTuple
 
-from raysched.results import numeric_metrics
+from raysched.results import error_text, numeric_metrics
 
 _NODE_ID: str | None = None
 
@@ -43,7 +43,7 @@ def wrap(fn: Callable[..., Any]) -> Callable[..., Outcome]:
         try:
             value = fn(*args, **kwargs)
         except Exception as err:  # the user's error becomes a row, not a crash
-            return Outcome(node, started, time.time(), {}, f"{type(err).__name__}: {err}")
+            return Outcome(node, started, time.time(), {}, error_text(err))
         return Outcome(node, started, time.time(), numeric_metrics(value), None)
 
     run.__name__ = getattr(fn, "__name__", "task")

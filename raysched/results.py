@@ -68,6 +68,12 @@ def numeric_metrics(value: Any) -> dict[str, float]:
     return metrics
 
 
+def error_text(err: BaseException, limit: int = 500) -> str:
+    """`Type: message` on one line, for the CSV's `error` column."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:limit]}"
+
+
 class ResultsWriter:
     """Append rows to a CSV, flushing at least every `flush_every_s` seconds.
 

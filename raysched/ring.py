@@ -96,7 +96,7 @@ def _check_load_factor(load_factor: float) -> float:
     return c
 
 
-def _bound(load_factor: float, total: float, weight: float, total_weight: float) -> int:
+def mtz_bound(load_factor: float, total: float, weight: float, total_weight: float) -> int:
     """MTZ capacity of one node: ceil(c * (total + 1) * w / W), float-safe."""
     x = load_factor * (total + 1.0) * weight / total_weight
     if math.isinf(x):
@@ -300,7 +300,7 @@ class HashRing:
         for node_id in self._walk_from(i):
             load = loads.get(node_id, 0.0)
             w = weights[node_id]
-            if load + 1.0 <= _bound(c, total, w, W) + _EPS:
+            if load + 1.0 <= mtz_bound(c, total, w, W) + _EPS:
                 return node_id
             ratio = load / w
             if ratio < best_ratio:

@@ -26,7 +26,7 @@ from raysched.brain import HEARTBEAT_S, Placement, PolicyError, UnknownSubmissio
 from raysched.cluster import ClusterError
 from raysched.job import JobFile, JobFileError, Task, demand_of
 from raysched.policies import Policy
-from raysched.results import ResultsWriter, Row, Status
+from raysched.results import ResultsWriter, Row, Status, error_text
 
 # Ray errors that mean the node the task was pinned to is gone.
 NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
@@ -174,7 +174,7 @@ class Runner:
         try:
             reply = ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
         except ray.exceptions.RayTaskError as err:  # e.g. the brain could not unpickle the policy
-            raise ClusterError(f"the placement brain refused this run: {_error_text(err.cause or err)}") from None
+            raise ClusterError(f"the placement brain refused this run: {error_text(err.cause or err)}") from None
         if reply["overcommit"] != self.settings.overcommit and not self.outcome.notes:
             self.outcome.notes.append(
                 f"the running brain admits up to {reply['overcommit']:g} x capacity per node (set when it "
@@ -397,7 +397,7 @@ class Runner:
             if isinstance(out, ray.exceptions.RayError):
                 if isinstance(out, NODE_LOST_ERRORS):
                     self._report_lost_node(a.node)
-                self._record_error(a, _error_text(out), None, lost=True)
+                self._record_error(a, error_text(out), None, lost=True)
             elif out.error is None:
                 self._record_ok(a, out)
             else:
@@ -444,9 +444,3 @@ def _ray_options(demand: Mapping[str, float]) -> dict[str, Any]:
     if custom:
         options["resources"] = custom
     return options
-
-
-def _error_text(err: BaseException) -> str:
-    """`Type: message` on one line, for the CSV's `error` column."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:500]}"

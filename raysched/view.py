@@ -291,6 +291,11 @@ class ResourceView:
                 return False
         return True
 
+    def could_hold(self, node_id: str, demand: Mapping[str, float]) -> bool:
+        """Would ``demand`` fit on the node if it were empty (its capacity covers every resource)?"""
+        cap = self._cap[node_id]
+        return all(a <= cap.get(r, 0.0) + EPS for r, a in demand.items())
+
     def could_ever_fit(self, demand: Mapping[str, float]) -> bool:
         """Does some alive node have the capacity for ``demand`` at all?"""
         key = tuple(sorted((r, a) for r, a in demand.items() if a != 0))

@@ -129,7 +129,7 @@ def test_node_death_mid_job_loses_nothing_and_moves_only_its_keys(churn_cluster,
 
 
 def test_node_join_mid_job_takes_work_and_only_its_keys_move(churn_cluster, tmp_path: Path) -> None:
-    n = 150
+    n = 400  # long enough (about 7 s) that work remains once the new node is up
     job, out = write_job(tmp_path, n, 0.1, keys=30), tmp_path / "out.csv"
     proc = start_submit(churn_cluster.address, job, out, "--load-factor", "off")
     assert wait_for(lambda: ok_rows(out) >= 40, timeout=120)

@@ -21,8 +21,6 @@ weight = CPU capacity relative to the largest node seen at the first sync
 from __future__ import annotations
 
 import math
-from typing import Mapping
-
 from raysched.policies.base import PolicyOptions, TaskDemand, check_feasible
 from raysched.ring import HashRing, RingConfig
 from raysched.view import ResourceView
@@ -79,28 +77,25 @@ class HashPolicy:
             # Pure ring: the key's owner is the first node clockwise that could ever
             # hold the task; wait for it rather than spill, so a key never moves.
             for node in self.ring.successors(task.key):
-                if _could_hold(view.capacity(node), demand):
+                if view.could_hold(node, demand):
                     return node if fits(node, demand) else None
             return None
+        # mtz_bound(c, T, w, W) for every node, with the per-call part computed once (hot path)
         factor = c * (view.total_tasks_in_flight + 1) / self.ring.total_weight
         in_flight = view.tasks_in_flight
         weights = self._weights
-        capacity = view.capacity
         over_bound = 0
         for node in self.ring.successors(task.key):
-            if not _could_hold(capacity(node), demand):
+            if in_flight(node) + 1 > math.ceil(factor * weights[node] - 1e-9):
+                over_bound += 1  # over its bound: walk on (the cheap test first, on the hot path)
+                if over_bound == _PRECHECK_AFTER and not view.any_fits_now(demand):
+                    return None
                 continue
-            if in_flight(node) + 1 <= math.ceil(factor * weights[node] - 1e-9):
-                # The first node under its bound is the key's home for now: go there, or
-                # wait for it. Spilling to any free slot would scatter keys whenever the
-                # cluster is busy; the bound alone decides when a key moves.
-                return node if fits(node, demand) else None
-            over_bound += 1
-            if over_bound == _PRECHECK_AFTER and not view.any_fits_now(demand):
+            if fits(node, demand):
+                return node
+            if view.could_hold(node, demand):
+                # The first node under its bound is the key's home for now: wait for it.
+                # Spilling to any free slot would scatter keys whenever the cluster is busy;
+                # the bound alone decides when a key moves.
                 return None
         return None
-
-
-def _could_hold(capacity: Mapping[str, float], demand: Mapping[str, float]) -> bool:
-    """True when the node, empty, has every resource the task demands."""
-    return all(capacity.get(name, 0.0) >= amount for name, amount in demand.items())
