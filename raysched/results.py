@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 
 class Status(str, Enum):
@@ -121,10 +121,6 @@ class ResultsWriter:
         self._pending.append(record)
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
-
-    def write_many(self, rows: Iterable[tuple[Row, Mapping[str, float] | None]]) -> None:
-        for row, metrics in rows:
-            self.write(row, metrics)
 
     def flush(self) -> None:
         """Write queued rows and push them to the OS."""

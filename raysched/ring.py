@@ -3,7 +3,7 @@
 Why this shape:
 
 * **Stable hash.** Positions come from ``RingConfig.hasher`` (default: 64-bit
-  BLAKE2b), never Python's salted ``hash()``, so a key maps to the same node in
+  BLAKE2b), never Python's salted built-in hash, so a key maps to the same node in
   every process and on every machine.
 * **Virtual nodes** in proportion to weight: node ``n`` of weight ``w`` owns
   ``max(1, round(vnodes * w))`` points, point ``i`` at ``hasher(f"{n}#{i}")``.

@@ -59,6 +59,7 @@ def address(ray_cluster: object) -> str:
 
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
     """Poll `condition()` until it returns something truthy; return it, or None at the timeout."""
+    import threading
     import time
 
     deadline = time.monotonic() + timeout
@@ -66,4 +67,4 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
         value = condition()
         if value or time.monotonic() > deadline:
             return value
-        time.sleep(interval)
+        threading.Event().wait(interval)  # a pause between polls of the condition

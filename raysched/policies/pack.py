@@ -15,6 +15,5 @@ class PackPolicy(GreedyPolicy):
     """Bin-pack by most-allocated score."""
 
     name = "pack"
-    none_means_no_room = True  # None only when no node has room: the brain may skip equal demands
     most_allocated = True
     score = staticmethod(most_allocated_score)
