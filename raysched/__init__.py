@@ -1,5 +1,19 @@
-"""raysched: a placement layer and workload runner for Ray."""
+"""raysched: a placement layer and workload runner for Ray.
+
+Job files use `Task` and `task`; programs can run a job with `submit`
+(what `raysched submit` does, without the terminal).
+"""
+from typing import Any
+
 from raysched.job import Task, task
 
-__all__ = ["Task", "task"]
-__version__ = "0.1.0"
+__all__ = ["Task", "submit", "task"]
+__version__ = "0.2.0"
+
+
+def submit(job_path: Any, settings: Any = None, **kwargs: Any) -> Any:
+    """Run a job file: see `raysched.submission.submit` (imported lazily: workers never need it)."""
+    from raysched.config import Settings
+    from raysched.submission import submit as run
+
+    return run(job_path, settings if settings is not None else Settings(), **kwargs)

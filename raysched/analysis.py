@@ -30,10 +30,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from raysched import sidecar
+from raysched.outcome import tasks_per_s
+from raysched.results import BASE_COLUMNS, REQUIRED_COLUMNS, STATUSES, short_node
+
 __all__ = [
     "AnalysisInputError",
     "AnalysisWarning",
     "COLUMNS",
+    "REQUIRED_COLUMNS",
     "STATUSES",
     "load",
     "run_labels",
@@ -48,20 +53,16 @@ __all__ = [
     "short_node",
 ]
 
-#: The columns `raysched submit` writes, in order; metric columns follow them.
-COLUMNS: tuple[str, ...] = (
-    "run_id", "job", "policy", "task_id", "key", "attempt", "status", "error",
-    "node_chosen", "node_ran", "submitted_at", "started_at", "finished_at",
-    "wait_s", "run_s",
-)
-STATUSES: tuple[str, ...] = ("ok", "failed", "retried", "infeasible", "cancelled")
+#: The columns `raysched submit` writes, in order (from `raysched.results`); metric columns follow them.
+COLUMNS: tuple[str, ...] = BASE_COLUMNS
 _NUMERIC: tuple[str, ...] = (
-    "task_id", "attempt", "submitted_at", "started_at", "finished_at", "wait_s", "run_s",
+    "task_id", "attempt", "submitted_at", "started_at", "finished_at", "wait_s", "run_s", "brain_wait_s",
 )
 #: Metric columns that feed rates; a bad value in them is an input error.
 _RATE_COLUMNS: tuple[str, ...] = ("items", "bytes")
 _NODE_COLUMNS: tuple[str, ...] = ("node_chosen", "node_ran")
-_TEXT_COLUMNS: tuple[str, ...] = ("run_id", "job", "policy", "key", "status", "error", *_NODE_COLUMNS)
+_TEXT_COLUMNS: tuple[str, ...] = ("run_id", "job", "policy", "key", "status", "error", "demand", "spill",
+                                  *_NODE_COLUMNS)
 SOURCE = "source"
 _HINT = "pass the CSV written by `raysched submit --out`"
 
@@ -81,6 +82,9 @@ M_IMBALANCE = "imbalance (max/mean)"
 M_CV = "CV tasks/node (pop. std/mean)"
 M_KEYS = "keys"
 M_AFFINITY = "key affinity (%)"
+M_SPILLED = "spilled (%)"
+M_SPILLED_BOUND = "spilled: bound"
+M_SPILLED_WAIT = "spilled: wait"
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
@@ -89,15 +93,16 @@ def _latency_names(column: str) -> list[str]:
 
 
 _COUNT_METRICS = frozenset(
-    {M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED, M_NODES, M_KEYS}
+    {M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED, M_NODES, M_KEYS, M_SPILLED_BOUND,
+     M_SPILLED_WAIT}
 )
-_PERCENT_METRICS = frozenset({M_AFFINITY})
+_PERCENT_METRICS = frozenset({M_AFFINITY, M_SPILLED})
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED),
     (M_MAKESPAN, M_THROUGHPUT, M_ITEMS, M_BYTES),
-    tuple(_latency_names("run_s") + _latency_names("wait_s")),
-    (M_NODES, M_IMBALANCE, M_CV, M_KEYS, M_AFFINITY),
+    tuple(_latency_names("run_s") + _latency_names("wait_s") + _latency_names("brain_wait_s")),
+    (M_NODES, M_IMBALANCE, M_CV, M_KEYS, M_AFFINITY, M_SPILLED, M_SPILLED_BOUND, M_SPILLED_WAIT),
 )
 
 
@@ -155,7 +160,12 @@ def load(
     for frame in frames:
         extras += [c for c in frame.columns if c not in COLUMNS and c != SOURCE and c not in extras]
     df = pd.concat(frames, ignore_index=True, sort=False)
-    return df[list(COLUMNS) + extras + [SOURCE]]
+    df = df[list(COLUMNS) + extras + [SOURCE]]
+    records: dict[str, dict[str, Any]] = {}
+    for raw in dict.fromkeys(str(p) for p in paths):
+        records.update(sidecar.read_runs(Path(raw), on_warning=warn))
+    df.attrs["run_records"] = records
+    return df
 
 
 def _records(path: Path, name: str) -> list[list[str]]:
@@ -258,6 +268,9 @@ def _read_one(path: Path, warn: Callable[[str], None]) -> pd.DataFrame:
                 else f"{col} holds {_clip(value)!r}, not a number"
             )
             raise AnalysisInputError(f"{name} line {row_lines[first_row]}: {what}; {_HINT}")
+    for col in COLUMNS:  # columns newer than the file (demand, spill, brain_wait_s) are empty
+        if col not in typed.columns:
+            typed[col] = math.nan if col in _NUMERIC else ""
     for col in _TEXT_COLUMNS:
         typed[col] = typed[col].astype("str")  # pandas' text dtype, as read_csv would give
     typed[SOURCE] = name
@@ -268,7 +281,7 @@ def _check_header(name: str, header: list[str]) -> None:
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise AnalysisInputError(f"{name}: repeated columns {', '.join(dupes)}; {_HINT}")
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise AnalysisInputError(
             f"{name} is not a raysched results CSV: missing columns {', '.join(missing)}; {_HINT}"
@@ -357,6 +370,7 @@ def _runs(df: pd.DataFrame) -> list[RunInfo]:
     labels = {
         i: f"{policy[i]} ({Path(job[i]).stem or job[i]})" if several_jobs else policy[i] for i in ids
     }
+    _add_differing_settings(labels, df.attrs.get("run_records") or {})
     counts: dict[str, int] = {}
     for label in labels.values():
         counts[label] = counts.get(label, 0) + 1
@@ -368,13 +382,48 @@ def _runs(df: pd.DataFrame) -> list[RunInfo]:
     return [RunInfo(i, labels[i], policy[i], job[i], sources[i]) for i in ids]
 
 
+# How a setting shows in a label, and what None means for it.
+_SETTING_LABELS: tuple[tuple[str, str, str], ...] = (
+    ("load_factor", "c", "off"), ("locality_wait", "wait", "auto"), ("overcommit", "overcommit", "auto"),
+    ("batch", "batch", "auto"), ("vnodes", "vnodes", "-"), ("max_inflight", "inflight", "auto"),
+    ("seed", "seed", "none"), ("retries", "retries", "0"),
+)
+
+
+def _add_differing_settings(labels: dict[str, str], records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Runs that share a label get the settings that differ between them: `hash c=1.25` vs `hash c=off`."""
+    groups: dict[str, list[str]] = {}
+    for run_id, label in labels.items():
+        groups.setdefault(label, []).append(run_id)
+    for label, run_ids in groups.items():
+        options = {i: dict((records.get(i) or {}).get("options") or {}) for i in run_ids}
+        if len(run_ids) < 2 or not all(options.values()):
+            continue
+        for run_id in run_ids:
+            parts = []
+            for name, short, none in _SETTING_LABELS:
+                values = {_fmt_setting(options[i].get(name), none) for i in run_ids}
+                if len(values) > 1:
+                    parts.append(f"{short}={_fmt_setting(options[run_id].get(name), none)}")
+            if parts:
+                labels[run_id] = f"{label} {' '.join(parts)}"
+
+
+def _fmt_setting(value: Any, none: str) -> str:
+    if value is None:
+        return none
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def run_labels(df: pd.DataFrame) -> dict[str, str]:
     """run_id -> column label, in order of first appearance (the summary's column order)."""
     return {r.run_id: r.label for r in _runs(df)}
 
 
 def _require_columns(df: pd.DataFrame) -> None:
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise AnalysisInputError(
             f"not a raysched results table: missing columns {', '.join(missing)}; build it with raysched.analysis.load()"
@@ -412,12 +461,14 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     makespan = float(ok["finished_at"].max() - ok["submitted_at"].min()) if n_ok else math.nan
     has_time = not math.isnan(makespan) and makespan > 0
     out[M_MAKESPAN] = makespan
-    out[M_THROUGHPUT] = n_ok / makespan if has_time else math.nan
+    out[M_THROUGHPUT] = tasks_per_s(n_ok, makespan) if has_time else math.nan
     for col in rate_columns:
         total = ok[col].sum(min_count=1) if col in ok.columns else math.nan
         out[f"{col}/s"] = float(total) / makespan if has_time and pd.notna(total) else math.nan
-    for column in ("run_s", "wait_s"):
+    for column in ("run_s", "wait_s", "brain_wait_s"):
         values = ok[column].dropna()
+        if column == "brain_wait_s" and not len(values):
+            continue  # written by raysched 0.2 and later
         for (qname, q), metric in zip(QUANTILES, _latency_names(column)):
             out[metric] = float(values.quantile(q)) if len(values) else math.nan
     placed = ok[ok["node_ran"].notna()]
@@ -432,6 +483,11 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     nodes_per_key = placed.assign(_key=_keys(placed)).groupby("_key")["node_ran"].nunique()
     out[M_KEYS] = float(len(nodes_per_key))
     out[M_AFFINITY] = float((nodes_per_key == 1).mean() * 100) if len(nodes_per_key) else math.nan
+    spill = ok["spill"].fillna("").astype(str)
+    if (spill != "").any() or (ok["policy"].astype(str) == "hash").any():
+        out[M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
+        out[M_SPILLED_BOUND] = float((spill == "bound").sum())
+        out[M_SPILLED_WAIT] = float((spill == "wait").sum())
     return out
 
 
@@ -484,11 +540,6 @@ def per_node(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- output
-
-
-def short_node(node: str, width: int = 8) -> str:
-    """A Ray node id cut to its first `width` hex chars (unique enough to read)."""
-    return str(node)[:width]
 
 
 def _fmt_number(value: float) -> str:

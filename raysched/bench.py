@@ -1,174 +1,273 @@
-"""`raysched bench`: what placement costs, measured against plain Ray in one run on one cluster.
+"""`raysched bench`: what raysched costs next to plain Ray, and which policy wins a job, in one run.
 
-The same N no-op tasks (one CPU each) go through: plain Ray with default
-scheduling; plain Ray with hard node affinity, round-robin over the nodes; and
-raysched under each policy. Runs alternate (A B C … A B C …) so drift on a
-noisy machine shows as spread between rounds rather than as a bias.
+Every measured run is a fresh driver process on one shared cluster, as a user's
+would be: plain Ray ("submit all, get all", default scheduling or hard node
+affinity round-robin, `raysched.bench_plain`) and `raysched submit` under each
+policy. Modes alternate (A B C … A B C …) so drift on a noisy machine shows as
+spread between rounds rather than as a bias.
+
+Figures per run, from the tasks' own finish times:
+
+* steady state: completions between the 10th and 90th percentile finish times
+  divided by that span (start-up and tail excluded);
+* whole run: tasks / (last finish - first submission);
+* start-up: launch of the driver process to its first finished task.
 """
 from __future__ import annotations
 
 import csv
-import itertools
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from raysched.job import JobFile, Task
+from raysched.cluster import LocalNode
 
-class BenchError(RuntimeError):
-    """A measured run did not complete every task; its figures would mean nothing."""
-
-
+# The overhead curve's default cluster: 4 nodes of 2 CPUs, as the targets were set on.
+BENCH_NODES: tuple[LocalNode, ...] = (LocalNode(num_cpus=2),) * 4
 PLAIN_DEFAULT = "ray-default"
 PLAIN_AFFINITY = "ray-affinity-rr"
+BASELINE = PLAIN_AFFINITY
+DRIVER_TIMEOUT_S = 900.0
 
 
-def noop() -> None:
-    """The task whose cost is all overhead."""
-    return None
+class BenchError(RuntimeError):
+    """A measured run failed or did not complete every task; its figures would mean nothing."""
+
+
+BENCH_JOB = '''"""raysched bench: {n} tasks of {ms} ms (generated)."""
+import time
+
+import raysched
+
+MS = {ms!r}
+
+
+def work(i):
+    if MS:
+        time.sleep(MS / 1000)
+
+
+def tasks():
+    for i in range({n}):
+        yield raysched.Task(work, args=(i,), key=f"k{{i}}")
+'''
 
 
 @dataclass
-class Measurement:
+class DriverRun:
+    """One fresh driver's timings (Unix seconds)."""
+
     mode: str
+    task_ms: float
     round: int
     tasks: int
-    seconds: float
+    launched_at: float
+    first_submit: float
+    finished: list[float] = field(repr=False, default_factory=list)
+    decisions: int | None = None
 
     @property
-    def tasks_per_s(self) -> float:
-        return self.tasks / self.seconds if self.seconds > 0 else float("nan")
+    def steady_tasks_per_s(self) -> float:
+        return steady_rate(self.finished)
+
+    @property
+    def whole_tasks_per_s(self) -> float:
+        span = max(self.finished) - self.first_submit
+        return len(self.finished) / span if span > 0 else float("nan")
+
+    @property
+    def startup_s(self) -> float:
+        return min(self.finished) - self.launched_at
 
 
-def _ray_nodes() -> list[str]:
-    import ray
+def steady_rate(finished: Sequence[float]) -> float:
+    """Completions between the 10th and 90th percentile finish times, per second of that span."""
+    times = sorted(finished)
+    if len(times) < 10:
+        return float("nan")
+    lo, hi = _quantile(times, 0.10), _quantile(times, 0.90)
+    inside = sum(1 for t in times if lo <= t <= hi)
+    return inside / (hi - lo) if hi > lo else float("nan")
 
-    return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation, as pandas' default."""
+    pos = q * (len(sorted_values) - 1)
+    i = int(pos)
+    j = min(i + 1, len(sorted_values) - 1)
+    return sorted_values[i] + (sorted_values[j] - sorted_values[i]) * (pos - i)
 
 
-def run_plain(n: int, affinity: bool) -> float:
-    """Plain Ray: submit everything, wait for everything; seconds taken."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def default_tasks(task_ms: float, slots: int) -> int:
+    """About 8 s of plain-Ray work: slots / task time, at most ~2,000 tasks/s (one driver's dispatch); 1,000-20,000."""
+    rate = min(max(slots, 1) / (task_ms / 1000), 2000.0) if task_ms > 0 else 2000.0
+    return int(min(20_000, max(1_000, round(8.0 * rate))))
 
-    fn = ray.remote(noop)
+
+def _spawn_plain(address: str, n: int, task_ms: float, affinity: bool, out: Path) -> subprocess.Popen:
+    launched = time.time()
+    cmd = [sys.executable, "-m", "raysched.bench_plain", "--address", address, "--tasks", str(n),
+           "--task-ms", str(task_ms), "--launched-at", repr(launched), "--out", str(out)]
     if affinity:
-        pinned = [fn.options(num_cpus=1, max_retries=0,
-                             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-                  for node in _ray_nodes()]
-        targets = itertools.cycle(pinned)
-    else:
-        targets = itertools.repeat(fn.options(num_cpus=1, max_retries=0))
-    started = time.perf_counter()
-    refs = [next(targets).remote() for _ in range(n)]
-    ray.get(refs)
-    return time.perf_counter() - started
+        cmd.append("--affinity")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def noop_job(n: int) -> JobFile:
-    """A synthetic job of `n` no-op tasks, as if loaded from a file."""
-    module = types.ModuleType("raysched_bench_job")
-    return JobFile(path=Path("noop-bench.py"), module=module,
-                   tasks_fn=lambda: (Task(noop, key=str(i)) for i in range(n)))
+def _spawn_raysched(address: str, job: Path, policy: str, out: Path, flags: Sequence[str]) -> tuple[subprocess.Popen, float]:
+    launched = time.time()
+    cmd = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address, "--policy", policy,
+           "--out", str(out), "--quiet", *flags]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), launched
 
 
-def run_raysched(n: int, policy_name: str, seed: int, max_inflight: int, overcommit: float, out_dir: Path,
-                 load_factor: float | None = 1.25) -> float:
-    """raysched end to end (brain, dispatch, CSV rows); seconds taken."""
-    from raysched import policies
-    from raysched.results import ResultsWriter
-    from raysched.runner import Runner, RunSettings
-
-    policy = policies.build_policy(policy_name, policies.PolicyOptions(seed=seed, load_factor=load_factor))
-    settings = RunSettings(policy_name=policy_name, max_inflight=max_inflight, overcommit=overcommit)
-    path = Path(tempfile.mkstemp(suffix=".csv", dir=out_dir)[1])
-    path.unlink()
-    with ResultsWriter(path) as writer:
-        started = time.perf_counter()
-        outcome = Runner(noop_job(n), policy, settings, writer).run()
-        seconds = time.perf_counter() - started
-    if outcome.ok != n:
-        raise BenchError(f"bench run under {policy_name} finished {outcome.ok} of {n} tasks")
-    return seconds
+def _finish(proc: subprocess.Popen, what: str) -> str:
+    try:
+        out, err = proc.communicate(timeout=DRIVER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise BenchError(f"{what} did not finish within {DRIVER_TIMEOUT_S:.0f} s") from None
+    if proc.returncode != 0:
+        tail = (err or out).strip().splitlines()[-3:]
+        raise BenchError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
+    return out
 
 
-def brain_decisions_per_s(nodes: int = 1000, decisions: int = 20000, policy_name: str = "hash") -> float:
-    """Decisions per second of the brain class itself on a synthetic view (no Ray)."""
-    from raysched import policies
-    from raysched.brain import PlacementBrain
-
-    brain = PlacementBrain(overcommit=1.0)
-    brain.sync_nodes({f"{i:056x}": {"CPU": 8.0} for i in range(nodes)})
-    brain.register("bench", policies.build_policy(policy_name, policies.PolicyOptions(seed=1)), {})
-    batch = 512
-    uid = 0
-    started = time.perf_counter()
-    in_flight: list[int] = []
-    while uid < decisions:
-        requests = [(uid + i, {"CPU": 1.0}, str(uid + i)) for i in range(batch)]
-        answer = brain.place("bench", in_flight, requests)
-        in_flight = [u for u, _ in answer.placed]
-        uid += batch
-    return uid / (time.perf_counter() - started)
+def _plain_result(path: Path, mode: str, task_ms: float, rnd: int) -> DriverRun:
+    data = json.loads(path.read_text())
+    return DriverRun(mode, task_ms, rnd, len(data["finished"]), data["launched_at"], data["first_submit"],
+                     data["finished"])
 
 
-def run_bench(
-    n: int,
-    policy_names: Sequence[str],
+def _raysched_result(path: Path, launched: float, mode: str, task_ms: float, rnd: int, n: int) -> DriverRun:
+    with path.open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["status"] == "ok"]
+    if len(rows) != n:
+        raise BenchError(f"{mode} finished {len(rows)} of {n} tasks")
+    decisions = None
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        try:
+            runs = json.loads(sidecar.read_text()).get("runs", [])
+            decisions = runs[-1].get("brain_decisions") if runs else None
+        except (ValueError, AttributeError):
+            decisions = None
+    return DriverRun(mode, task_ms, rnd, n, launched, min(float(r["submitted_at"]) for r in rows),
+                     [float(r["finished_at"]) for r in rows], decisions)
+
+
+def measure_mode(address: str, mode: str, task_ms: float, rnd: int, n: int, concurrent: int, workdir: Path,
+                 flags: Sequence[str] = ()) -> DriverRun:
+    """Run `concurrent` fresh drivers of one mode at once; their tasks together are one measurement."""
+    procs = []
+    for k in range(concurrent):
+        tag = f"{mode}-{task_ms:g}ms-r{rnd}-d{k}"
+        if mode in (PLAIN_DEFAULT, PLAIN_AFFINITY):
+            out = workdir / f"{tag}.json"
+            procs.append(("plain", _spawn_plain(address, n, task_ms, mode == PLAIN_AFFINITY, out), out, 0.0))
+        else:
+            job = workdir / f"bench_{n}x{str(task_ms).replace('.', '_')}ms.py"
+            if not job.exists():
+                job.write_text(BENCH_JOB.format(n=n, ms=task_ms))
+            out = workdir / f"{tag}.csv"
+            proc, launched = _spawn_raysched(address, job, mode.removeprefix("raysched-"), out, flags)
+            procs.append(("raysched", proc, out, launched))
+    runs = []
+    for kind, proc, out, launched in procs:
+        _finish(proc, f"{mode} ({task_ms:g} ms tasks)")
+        if kind == "plain":
+            runs.append(_plain_result(out, mode, task_ms, rnd))
+        else:
+            runs.append(_raysched_result(out, launched, mode, task_ms, rnd, n))
+    if len(runs) == 1:
+        return runs[0]
+    decisions = [r.decisions for r in runs]
+    return DriverRun(mode, task_ms, rnd, sum(r.tasks for r in runs), min(r.launched_at for r in runs),
+                     min(r.first_submit for r in runs), [t for r in runs for t in r.finished],
+                     None if None in decisions else sum(d for d in decisions if d is not None))
+
+
+def overhead_curve(
+    address: str,
+    task_ms: Sequence[float],
+    policies: Sequence[str],
     rounds: int,
-    seed: int,
-    max_inflight: int,
-    overcommit: float,
+    tasks: int | None,
+    slots: int,
+    concurrent: int,
     echo: Callable[[str], None],
-    load_factor: float | None = 1.25,
-) -> list[Measurement]:
-    """Alternate every mode for `rounds` rounds after one warm-up of each; return all measurements."""
-    modes: list[tuple[str, Callable[[], float]]] = [
-        (PLAIN_DEFAULT, lambda: run_plain(n, affinity=False)),
-        (PLAIN_AFFINITY, lambda: run_plain(n, affinity=True)),
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = Path(tmp)
-        for name in policy_names:
-            modes.append((f"raysched-{name}",
-                          lambda name=name: run_raysched(n, name, seed, max_inflight, overcommit, out_dir,
-                                                         load_factor)))
-        echo(f"warming up workers ({len(modes)} modes, {min(n, 2000)} tasks each)")
-        for mode, _ in modes[:2]:
-            run_plain(min(n, 2000), affinity=mode == PLAIN_AFFINITY)
-        for name in policy_names:
-            run_raysched(min(n, 2000), name, seed, max_inflight, overcommit, out_dir)
-        results = []
-        for r in range(1, rounds + 1):
-            for mode, fn in modes:
-                seconds = fn()
-                results.append(Measurement(mode, r, n, seconds))
-                echo(f"  round {r}  {mode:<22} {n / seconds:8.0f} tasks/s")
-    return results
+    flags: Sequence[str] = (),
+) -> list[DriverRun]:
+    """Per task length: plain Ray (default, hard affinity) and raysched per policy, alternating rounds."""
+    modes = [PLAIN_DEFAULT, PLAIN_AFFINITY, *[f"raysched-{p}" for p in policies]]
+    runs: list[DriverRun] = []
+    with tempfile.TemporaryDirectory(prefix="raysched-bench-") as tmp:
+        workdir = Path(tmp)
+        echo("warming up: one run of each mode on the smallest task length (not measured)")
+        for mode in modes:
+            measure_mode(address, mode, task_ms[0], 0, 500, 1, workdir, flags)
+        for ms in task_ms:
+            n = tasks or default_tasks(ms, slots)
+            for rnd in range(1, rounds + 1):
+                for mode in modes:
+                    run = measure_mode(address, mode, ms, rnd, n, concurrent, workdir, flags)
+                    runs.append(run)
+                    echo(f"  {ms:>5g} ms  round {rnd}  {mode:<18} steady {run.steady_tasks_per_s:8.0f} tasks/s"
+                         f"  whole {run.whole_tasks_per_s:8.0f}  start-up {run.startup_s:5.2f} s")
+    return runs
 
 
-def summarize(results: Sequence[Measurement]) -> list[dict[str, Any]]:
-    """Median tasks/s per mode, and each mode's ratio to plain-affinity Ray."""
-    by_mode: dict[str, list[float]] = {}
-    for m in results:
-        by_mode.setdefault(m.mode, []).append(m.tasks_per_s)
-    baseline = statistics.median(by_mode[PLAIN_AFFINITY])
-    return [
-        {"mode": mode, "tasks_per_s": statistics.median(rates), "min": min(rates), "max": max(rates),
-         "ratio_to_affinity": statistics.median(rates) / baseline}
-        for mode, rates in by_mode.items()
-    ]
+def summarize(runs: Sequence[DriverRun]) -> list[dict[str, Any]]:
+    """Median figures per (task length, mode), with ratios to plain Ray's hard affinity."""
+    groups: dict[tuple[float, str], list[DriverRun]] = {}
+    for run in runs:
+        groups.setdefault((run.task_ms, run.mode), []).append(run)
+    rows = []
+    for (ms, mode), group in groups.items():
+        base = groups.get((ms, BASELINE), group)
+        steady = statistics.median(r.steady_tasks_per_s for r in group)
+        whole = statistics.median(r.whole_tasks_per_s for r in group)
+        base_steady = statistics.median(r.steady_tasks_per_s for r in base)
+        base_whole = statistics.median(r.whole_tasks_per_s for r in base)
+        decisions = [r.decisions / r.tasks for r in group if r.decisions is not None]
+        rows.append({
+            "task_ms": ms,
+            "mode": mode,
+            "tasks": group[0].tasks,
+            "steady_tasks_per_s": steady,
+            "steady_min": min(r.steady_tasks_per_s for r in group),
+            "steady_max": max(r.steady_tasks_per_s for r in group),
+            "whole_tasks_per_s": whole,
+            "steady_ratio": steady / base_steady,
+            "whole_ratio": whole / base_whole,
+            "added_us_per_task": 1e6 * (1 / steady - 1 / base_steady),
+            "startup_s": statistics.median(r.startup_s for r in group),
+            "decisions_per_task": statistics.median(decisions) if decisions else float("nan"),
+        })
+    return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'mode':<22}{'tasks/s (median)':>18}{'min':>9}{'max':>9}{'vs ray-affinity':>17}"]
+    head = (f"{'task':>6}  {'mode':<18}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
+            f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}")
+    lines = [head, "-" * len(head)]
+    last = None
     for row in rows:
-        lines.append(f"{row['mode']:<22}{row['tasks_per_s']:>18.0f}{row['min']:>9.0f}{row['max']:>9.0f}"
-                     f"{row['ratio_to_affinity']:>16.2f}x")
+        if last is not None and row["task_ms"] != last:
+            lines.append("")
+        last = row["task_ms"]
+        span = f"{row['steady_min']:.0f}-{row['steady_max']:.0f}"
+        dec = "-" if row["decisions_per_task"] != row["decisions_per_task"] else f"{row['decisions_per_task']:.2f}"
+        lines.append(f"{row['task_ms']:>4g}ms  {row['mode']:<18}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
+                     f"{row['whole_tasks_per_s']:>9.0f}{row['steady_ratio']:>6.2f}x{row['whole_ratio']:>6.2f}x"
+                     f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}")
+    lines.append("ratio = steady-state tasks/s over plain Ray with hard affinity (whole = the same over the whole "
+                 "run); +us/task = 1e6 x (1/steady - 1/baseline steady)")
     return "\n".join(lines)
 
 
@@ -179,54 +278,51 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def run_job_bench(
-    job_path: Path,
-    policy_names: Sequence[str],
-    rounds: int,
-    seed: int,
-    max_inflight: int,
-    overcommit: float,
-    echo: Callable[[str], None],
-    load_factor: float | None = 1.25,
-) -> list[dict[str, Any]]:
-    """Run a real job under each policy (alternating rounds); figures per policy from the CSVs.
+def cluster_cpus(address: str) -> int:
+    """CPUs of the cluster at ``address`` (a short-lived driver of its own asks Ray)."""
+    code = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False);"
+            "print(int(ray.cluster_resources().get('CPU', 0)))")
+    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise BenchError(f"cannot reach the cluster at {address}: {done.stderr.strip().splitlines()[-1:]}")
+    return int(done.stdout.strip().splitlines()[-1])
 
-    Reports what decides "which policy wins" for the job: throughput, p95 wait,
-    nodes used, and the hit rate when the job reports a `cache_hit` metric.
+
+def job_bench(address: str, job: Path, policies: Sequence[str], rounds: int, flags: Sequence[str],
+              echo: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Run a real job under each policy (fresh drivers, alternating rounds); figures per policy from the CSVs.
+
+    Reports what decides "which policy wins" for the job: throughput over the
+    whole run (first submission to last finish) and in steady state, p95 wait,
+    nodes used, key affinity, tasks spilled off their key's owner, and the
+    hit rate when the job reports a ``cache_hit`` metric.
     """
-    from raysched import analysis, policies
-    from raysched.job import load_job
-    from raysched.results import ResultsWriter
-    from raysched.runner import Runner, RunSettings
+    from raysched import analysis
 
-    job = load_job(job_path)
-    figures: dict[str, list[dict[str, float]]] = {name: [] for name in policy_names}
-    with tempfile.TemporaryDirectory() as tmp:
-        echo("warming up workers")  # so the first policy measured does not pay for worker start-up
-        run_raysched(500, policy_names[0], seed, max_inflight, overcommit, Path(tmp))
-        for r in range(1, rounds + 1):
-            for name in policy_names:
-                policy = policies.build_policy(name, policies.PolicyOptions(seed=seed, load_factor=load_factor))
-                path = Path(tmp) / f"{name}-{r}.csv"
-                settings = RunSettings(policy_name=name, max_inflight=max_inflight, overcommit=overcommit)
-                with ResultsWriter(path) as writer:
-                    outcome = Runner(job, policy, settings, writer).run()
-                if outcome.failed or outcome.ok == 0:
-                    raise BenchError(f"{job.name} under {name}: {outcome.ok} ok, {outcome.failed} failed")
-                df = analysis.load([path])
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in policies}
+    with tempfile.TemporaryDirectory(prefix="raysched-bench-") as tmp:
+        for rnd in range(1, rounds + 1):
+            for name in policies:
+                out = Path(tmp) / f"{name.replace(':', '-')}-{rnd}.csv"
+                proc, _ = _spawn_raysched(address, job, name, out, flags)
+                _finish(proc, f"{job.name} under {name}")
+                df = analysis.load([out])
                 summary = analysis.summarize(df).iloc[:, 0]
                 ok = df[df["status"] == "ok"]
                 row = {
                     "tasks_per_s": float(summary[analysis.M_THROUGHPUT]),
+                    "steady_tasks_per_s": steady_rate(ok["finished_at"].tolist()),
                     "wait_p95_s": float(summary["wait_s p95 (s)"]),
                     "nodes_used": float(summary[analysis.M_NODES]),
                     "key_affinity_pct": float(summary[analysis.M_AFFINITY]),
+                    "spilled_pct": float(summary.get(analysis.M_SPILLED, float("nan"))),
                     "cache_hit_pct": float(ok["cache_hit"].mean() * 100) if "cache_hit" in ok else float("nan"),
                 }
                 figures[name].append(row)
-                echo(f"  round {r}  {name:<8} {row['tasks_per_s']:8.1f} tasks/s  p95 wait {row['wait_p95_s']:.3f} s"
-                     f"  nodes {row['nodes_used']:.0f}  cache hits {row['cache_hit_pct']:.0f}%")
-    first = statistics.median(f["tasks_per_s"] for f in figures[policy_names[0]])
+                echo(f"  round {rnd}  {name:<8} {row['tasks_per_s']:8.1f} tasks/s  p95 wait {row['wait_p95_s']:.3f} s"
+                     f"  nodes {row['nodes_used']:.0f}  affinity {row['key_affinity_pct']:.0f}%"
+                     f"  cache hits {row['cache_hit_pct']:.0f}%")
+    first = statistics.median(f["tasks_per_s"] for f in figures[policies[0]])
     table = []
     for name, rows in figures.items():
         merged = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
@@ -237,11 +333,14 @@ def run_job_bench(
 
 def format_job_table(rows: Sequence[dict[str, Any]]) -> str:
     first = rows[0]["policy"]
-    lines = [f"{'policy':<10}{'tasks/s':>10}{'p95 wait s':>12}{'nodes used':>12}{'key affinity':>14}"
-             f"{'cache hits':>12}{'vs ' + first:>12}"]
+    lines = [f"{'policy':<10}{'tasks/s':>9}{'steady/s':>10}{'p95 wait s':>12}{'nodes':>7}{'affinity':>10}"
+             f"{'spilled':>9}{'cache hits':>12}{'vs ' + first:>12}"]
     for row in rows:
-        hits = "-" if row["cache_hit_pct"] != row["cache_hit_pct"] else f"{row['cache_hit_pct']:.0f}%"
-        lines.append(f"{row['policy']:<10}{row['tasks_per_s']:>10.1f}{row['wait_p95_s']:>12.3f}"
-                     f"{row['nodes_used']:>12.0f}{row['key_affinity_pct']:>13.0f}%{hits:>12}"
-                     f"{row['ratio_to_first']:>11.2f}x")
+        def pct(v: float) -> str:
+            return "-" if v != v else f"{v:.0f}%"
+        lines.append(f"{row['policy']:<10}{row['tasks_per_s']:>9.1f}{row['steady_tasks_per_s']:>10.1f}"
+                     f"{row['wait_p95_s']:>12.3f}{row['nodes_used']:>7.0f}{pct(row['key_affinity_pct']):>10}"
+                     f"{pct(row['spilled_pct']):>9}{pct(row['cache_hit_pct']):>12}{row['ratio_to_first']:>11.2f}x")
+    lines.append("tasks/s = ok tasks / (last finish - first submission); steady = between the 10th and 90th "
+                 "percentile finish times")
     return "\n".join(lines)

@@ -1,47 +1,73 @@
-"""The placement brain: one view of the cluster, every placement decision, shared by all submissions.
+"""The placement brain: one view of the cluster, every submission's policy, and their waiting tasks.
 
-`PlacementBrain` is a plain class (unit-tested without Ray); `brain_handle()`
-runs it as the named, detached actor "raysched-brain" in namespace "raysched",
-get-or-create, restarted by Ray if it dies. Drivers send it batches: the tasks
-that finished (to release their reservations) and the tasks that wait for a
-node (to place). The driver dispatches the placed tasks itself; every decision
-and the ledger of work in flight stay here, so concurrent submissions see each
-other's load.
+A plain class (tested without Ray); `brain_handle` runs it as the detached
+named actor ``raysched-brain`` in namespace ``raysched``, shared by every
+submission on the cluster, so each sees the others' load. Drivers talk to it
+only through `raysched.brain_client.BrainClient`.
 
-A brain that restarts starts empty: it rebuilds nodes from the cluster, and each
-driver re-registers with its policy and its work in flight when told
-`UnknownSubmission`.
+**Late binding** (as Sparrow does). A driver sends each task once. The brain
+places it at once if its policy finds room, and otherwise keeps it: parked
+for its home node (hash, with the locality wait of delay scheduling) or for
+room anywhere (the other policies). Parked tasks are asked about again only
+when something they wait for changes: room on their home, room anywhere for
+their demand, the end of their locality wait, a membership change. So waiting
+costs no decisions, and one brain serves many drivers.
+
+**Rounds.** Every call releases the caller's finished tasks, takes its new
+tasks, then runs one round over *all* submissions, interleaving them one task
+at a time, so room that one driver frees is shared fairly. Placements wait in
+each submission's outbox until its driver's next call.
+
+**Admission.** A node may hold reserved demand up to ``capacity x
+overcommit`` of the submission being placed: running work plus a short queue
+at the node, sized by each driver from its own round trip and task times.
 """
 from __future__ import annotations
 
+import collections
+import heapq
+import inspect
+import itertools
+import logging
+import math
 import pickle
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from raysched.brain_metrics import BrainMetrics, NoMetrics
 from raysched.cluster import NAMESPACE
-from raysched.policies import InfeasibleError, Policy, TaskDemand, check_feasible
-from raysched.view import ResourceView
+from raysched.policies import Decision, InfeasibleError, Policy, TaskDemand, check_feasible
+from raysched.view import ResourceView, check_demand
+
+log = logging.getLogger(__name__)
 
 BRAIN_NAME = "raysched-brain"
-# A submission that has not called for this long is presumed dead and its
-# reservations are dropped (drivers call at least every HEARTBEAT_S).
+# A submission that has not called (or sent a heartbeat) for this long is presumed
+# dead and its reservations are dropped; drivers heartbeat every HEARTBEAT_S from a thread.
 SUBMISSION_EXPIRY_S = 60.0
 HEARTBEAT_S = 5.0
+# A node reported dead (or stuck) by a driver stays out of the view until Ray
+# agrees it is dead, or for this long if Ray keeps reporting it alive (a spurious
+# report must not exclude a live node forever). Ray's default health checks
+# declare a dead node within about 15-18 s, well inside this.
+CONDEMN_GRACE_S = 30.0
 _SKIPPED_RESOURCES = ("object_store_memory",)
 _SKIPPED_PREFIXES = ("node:", "accelerator_type:")
 
 Capacity = Mapping[str, float]
-# (uid, resource demand, key) of a task waiting for a node
+# (uid, resource demand, key) of a task to place
 Request = tuple[int, Mapping[str, float], str]
-# (uid, node id, resource demand) of a task already running, for re-registration
-Held = tuple[int, str, Mapping[str, float]]
+# (uid, node id, resource demand, key) of a task already placed, for re-registration
+Held = tuple[int, str, Mapping[str, float], str]
+# (uid, node id, spill reason, seconds it waited in the brain) of a placement
+Placed = tuple[int, str, str, float]
 
 
 class PolicyError(ValueError):
-    """A policy answered something that cannot be honoured (a dead node, a node without room)."""
+    """A policy raised, or answered something that cannot be honoured (a dead node, a node without room)."""
 
 
 class UnknownSubmission(LookupError):
@@ -50,21 +76,64 @@ class UnknownSubmission(LookupError):
 
 @dataclass
 class Placement:
-    """The brain's answer to one batch: a node per placed task, errors for impossible ones."""
+    """The brain's answer to one call: placements for this submission, errors for impossible tasks."""
 
-    placed: list[tuple[int, str]] = field(default_factory=list)
+    placed: list[Placed] = field(default_factory=list)
     infeasible: list[tuple[int, str]] = field(default_factory=list)
     waiting: int = 0
     brain_id: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
+class _Waiting:
+    """A task the brain holds for a submission until it can place it."""
+
+    uid: int
+    task: TaskDemand
+    arrived: float
+    since: float = 0.0  # when it started waiting for its current home (the locality wait's clock)
+    home: str | None = None  # the node it waits for, if any
+    counted: bool = False  # assigned to ``home`` (counted in view.parked), or only deferred for it
+    last_home: str | None = None  # the node it was last assigned to (its assignment, kept on a retry)
+    ticket: int = 0  # bumped whenever it moves, so stale queue entries are skipped
+    overdue: bool = False  # its locality wait is over
+    retry: bool = False  # taken from the head of a queue: if it stays, it goes back to the head
+    seen_round: int = -1  # the last round that decided it
+
+
+@dataclass(eq=False)
 class _Submission:
     policy: Policy
     info: dict[str, Any]
-    ledger: dict[int, tuple[str, Mapping[str, float]]] = field(default_factory=dict)
+    overcommit: float = 2.0
+    ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)
+    waiting: dict[int, _Waiting] = field(default_factory=dict)
+    ready: collections.deque = field(default_factory=collections.deque)  # to decide in the next round
+    at_node: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) parked for it
+    anywhere: dict[tuple, collections.deque] = field(default_factory=dict)  # demand signature -> (w, ticket)
+    expiries: list = field(default_factory=list)  # heap of (due, seq, w, ticket)
+    outbox: list[Placed] = field(default_factory=list)
+    infeasible: list[tuple[int, str]] = field(default_factory=list)
+    error: PolicyError | None = None
+    overdue: dict[int, _Waiting] = field(default_factory=dict)  # past their locality wait, still waiting
+    ripe: dict[int, _Waiting] = field(default_factory=dict)  # own wait over, but no slot idled yet
+    placed_last: bool = True  # what the last decision did (read by the candidate feed)
     done: int = 0
-    last_seen: float = field(default_factory=time.monotonic)
+    decisions: int = 0
+    unknown_finishes: int = 0  # finishes of tasks this brain never placed (or reported twice)
+    spills: collections.Counter = field(default_factory=collections.Counter)
+    last_seen: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.decide: Callable[[TaskDemand, ResourceView], Decision] | None = getattr(self.policy, "decide", None)
+        self.assign: Callable[..., Decision | None] | None = getattr(self.policy, "assign", None)
+        self.assign_groups = self.assign is not None and "count" in inspect.signature(self.assign).parameters
+        self.no_room_means_none = bool(getattr(self.policy, "none_means_no_room", False))
+
+    @property
+    def locality_wait_s(self) -> float | None:
+        wait = getattr(self.policy, "locality_wait_s", None)
+        return float(wait) if isinstance(wait, (int, float)) else None
 
 
 def schedulable_capacity(resources: Mapping[str, float]) -> dict[str, float]:
@@ -74,6 +143,13 @@ def schedulable_capacity(resources: Mapping[str, float]) -> dict[str, float]:
         for name, amount in resources.items()
         if name not in _SKIPPED_RESOURCES and not name.startswith(_SKIPPED_PREFIXES)
     }
+
+
+def dead_drivers_from_ray() -> set[str]:
+    """Job ids of drivers that have ended (Ray's job table), to release their work at once."""
+    from ray._private import state
+
+    return {job["JobID"] for job in state.jobs() if job.get("IsDead")}
 
 
 def live_nodes_from_ray() -> dict[str, dict[str, float]]:
@@ -88,36 +164,79 @@ def live_nodes_from_ray() -> dict[str, dict[str, float]]:
 
 
 class PlacementBrain:
-    """Holds the resource view and each submission's policy and ledger; answers placements."""
+    """Holds the resource view, each submission's policy, ledger and waiting tasks; answers placements."""
 
     def __init__(
         self,
-        overcommit: float = 1.0,
         nodes_source: Callable[[], Mapping[str, Capacity]] | None = None,
-        refresh_s: float = 0.25,
+        *,
+        dead_drivers: Callable[[], set[str]] | None = None,
+        refresh_s: float = 1.0,
+        expiry_s: float = SUBMISSION_EXPIRY_S,
+        condemn_grace_s: float = CONDEMN_GRACE_S,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: BrainMetrics | None = None,
+        export_metrics: bool = False,
     ) -> None:
         self.brain_id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
-        self.view = ResourceView(overcommit=overcommit)
-        self._submissions: dict[str, _Submission] = {}
-        self._condemned: set[str] = set()  # reported dead by task errors, before Ray agrees
+        self.view = ResourceView()
+        self.clock = clock
+        self.expiry_s = expiry_s
+        self.condemn_grace_s = condemn_grace_s
+        if metrics is None and export_metrics:
+            from raysched.brain_metrics import RayMetrics
+
+            metrics = RayMetrics()
+        self.metrics: BrainMetrics = metrics or NoMetrics()
+        self._subs: dict[str, _Submission] = {}
+        self._order: list[str] = []  # round-robin order of submissions
+        self._condemned: dict[str, tuple[float, str]] = {}  # node -> (since, reason), before Ray agrees
         self._lock = threading.RLock()
         self._nodes_source = nodes_source
+        self._dead_drivers = dead_drivers
+        self._dirty: set[str] = set()  # nodes whose room or parked tasks changed since the last round
+        self._held = 0  # tasks waiting in the brain, over every submission
+        self._idle_since: float | None = None  # since when some node has had a free slot (after a round)
+        self._deepest = 1.0  # the largest overcommit any submission asked for
+        self._round_no = 0
+        self._seq = itertools.count()
         self.decisions = 0
-        self.membership_changes: list[tuple[float, str, str]] = []  # (time, "join"|"leave", node)
+        self.calls = 0  # place() calls answered
+        self.busy_s = 0.0  # seconds spent answering them (the brain's own work, without Ray's)
+        self.membership_changes: list[tuple[float, str, str]] = []  # (time, "join"|"leave"|"rejoin", node)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         if nodes_source is not None:
             self.refresh_nodes()
-            self._watcher = threading.Thread(target=self._watch, args=(refresh_s,), daemon=True)
+            self._watcher = threading.Thread(target=self._watch, args=(refresh_s,), daemon=True,
+                                             name="raysched-membership")
             self._watcher.start()
 
     # -- membership -------------------------------------------------------------------------
     def _watch(self, period_s: float) -> None:
-        while True:
-            time.sleep(period_s)
+        """Follow Ray's membership until close(); a failing GCS read is logged once per streak."""
+        failing = False
+        while not self._stop.wait(period_s):
             try:
                 self.refresh_nodes()
-            except Exception:  # a GCS hiccup must not kill the watcher; the next round retries
+                if self._dead_drivers is not None and self._subs:
+                    self.release_dead_drivers(self._dead_drivers())
+            except Exception as err:  # a GCS hiccup must not kill the watcher; the next round retries
+                if not failing:
+                    log.warning("raysched brain: reading cluster membership failed (%s: %s); retrying",
+                                type(err).__name__, err)
+                failing = True
                 continue
+            if failing:
+                log.warning("raysched brain: reading cluster membership works again")
+            failing = False
+
+    def close(self) -> None:
+        """Stop the membership watcher (the brain keeps answering calls)."""
+        self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5)
 
     def refresh_nodes(self) -> None:
         """Re-read live nodes from the source and apply the difference."""
@@ -125,161 +244,603 @@ class PlacementBrain:
         self.sync_nodes(self._nodes_source())
 
     def sync_nodes(self, live: Mapping[str, Capacity]) -> None:
-        """Make the view hold exactly the live nodes (minus those reported dead), with their capacities."""
+        """Make the view hold exactly the live nodes (minus those reported dead), with their capacities.
+
+        A reported node that Ray still lists as alive after the grace period
+        comes back (a spurious report must not exclude a live node forever).
+        """
         with self._lock:
-            self._condemned &= set(live)  # once Ray agrees a node is gone, forget the report
+            now = self.clock()
+            for node in [n for n in self._condemned if n not in live]:
+                del self._condemned[node]  # Ray agrees: forget the report
+            rejoined = [n for n, (since, _) in self._condemned.items() if now - since >= self.condemn_grace_s]
+            for node in rejoined:
+                del self._condemned[node]
             wanted = {node: dict(cap) for node, cap in live.items() if node not in self._condemned}
+            changed = False
             for node in [n for n in self.view.nodes if n not in wanted]:
-                self._drop(node)
+                self._drop(node, "leave")
+                changed = True
             for node, capacity in wanted.items():
                 if node not in self.view:
-                    self.membership_changes.append((time.time(), "join", node))
+                    self._note_membership("rejoin" if node in rejoined else "join", node)
                     self.view.set_node(node, capacity)
+                    self._dirty.add(node)
+                    changed = True
                 elif dict(self.view.capacity(node)) != capacity:
                     self.view.set_node(node, capacity)
+                    self._dirty.add(node)
+                    changed = True
+            if changed:
+                self._membership_changed()
 
-    def report_node_failure(self, node_id: str) -> bool:
-        """A driver saw a task die with its node: drop the node now, before health checks agree."""
+    def release_dead_drivers(self, dead_jobs: set[str]) -> list[str]:
+        """End submissions whose driver's Ray job is dead (killed hard: it will never unregister).
+
+        Without this, a killed driver's reservations would hold its nodes until
+        the submission expires (a minute), blocking a `--resume` of the same job.
+        """
+        with self._lock:
+            gone = [sid for sid, sub in self._subs.items() if sub.info.get("driver_job") in dead_jobs]
+            for sid in gone:
+                log.warning("raysched brain: the driver of submission %s is gone; releasing its work", sid)
+                self._end(sid)
+            return gone
+
+    def report_node_failure(self, node_id: str, reason: str = "lost") -> bool:
+        """A driver saw a node lose a task (or make no progress): drop it now, before health checks agree."""
         with self._lock:
             if node_id not in self.view:
                 return False
-            self._condemned.add(node_id)
-            self._drop(node_id)
+            self._condemned[node_id] = (self.clock(), str(reason)[:40])
+            self._drop(node_id, "leave")
+            self._membership_changed()
             return True
 
-    def _drop(self, node: str) -> None:
-        self.view.remove_node(node)
-        self.membership_changes.append((time.time(), "leave", node))
+    def _drop(self, node: str, kind: str) -> None:
+        self.view.remove_node(node)  # its parked counts go with it; the tasks are re-decided
+        self._dirty.discard(node)
+        self._note_membership(kind, node)
+
+    def _note_membership(self, kind: str, node: str) -> None:
+        self.membership_changes.append((time.time(), kind, node))
         del self.membership_changes[:-1000]
+        self.metrics.membership(kind)
+
+    def _membership_changed(self) -> None:
+        """Nodes came or went: every parked task is asked again (homes may have moved; rare)."""
+        for sub in self._subs.values():
+            for w in sub.waiting.values():
+                if w.counted and w.home in self.view:
+                    self.view.unpark(w.home, w.task.key)
+                w.home = w.last_home = None
+                w.counted = False
+                w.ticket += 1
+                sub.ready.append((w, w.ticket))
+            sub.at_node.clear()
+            sub.anywhere.clear()
 
     # -- submissions ------------------------------------------------------------------------
     def register(
-        self, submission_id: str, policy: Policy, info: Mapping[str, Any], held: Sequence[Held] = ()
+        self,
+        submission_id: str,
+        policy: Policy,
+        info: Mapping[str, Any],
+        held: Sequence[Held] = (),
+        waiting: Sequence[Request] = (),
+        overcommit: float = 2.0,
     ) -> dict[str, Any]:
-        """Start (or resume after a brain restart) a submission; reserve what it already runs."""
+        """Start (or resume after a brain restart) a submission: reserve what it runs, take what it waits for.
+
+        Registering an id that exists first releases everything the old one held.
+        """
         if not callable(getattr(policy, "choose", None)):
             raise TypeError("policy must have a choose(task, view) method")
+        held_tasks = [(int(uid), str(node), check_demand(demand), str(key)) for uid, node, demand, key in held]
+        new = [self._to_waiting(uid, demand, key, 0.0) for uid, demand, key in waiting]
         with self._lock:
-            sub = _Submission(policy=policy, info=dict(info))
-            for uid, node, demand in held:
-                _check_demand(demand)
+            self._end(submission_id)
+            now = self.clock()
+            sub = _Submission(policy=policy, info=dict(info), overcommit=_check_overcommit(overcommit),
+                              last_seen=now)
+            for uid, node, demand, key in held_tasks:
                 if node in self.view:
-                    self.view.reserve(node, demand)
-                    sub.ledger[uid] = (node, dict(demand))
-            self._submissions[submission_id] = sub
-            return {"brain_id": self.brain_id, "overcommit": self.view.overcommit}
+                    self.view.reserve(node, demand, key)
+                    sub.ledger[uid] = (node, demand, key)
+            self._subs[submission_id] = sub
+            self._order.append(submission_id)
+            self._deepest = max(s.overcommit for s in self._subs.values())
+            self._take(sub, new, now)
+            return {"brain_id": self.brain_id}
 
-    def unregister(self, submission_id: str) -> None:
-        """End a submission, releasing whatever it still holds."""
+    def heartbeat(self, submission_id: str) -> bool:
+        """Keep a submission alive between calls (sent by its driver's heartbeat thread)."""
         with self._lock:
-            sub = self._submissions.pop(submission_id, None)
-            if sub is not None:
-                for node, demand in sub.ledger.values():
-                    if node in self.view:
-                        self.view.release(node, demand)
+            sub = self._subs.get(submission_id)
+            if sub is None:
+                return False
+            sub.last_seen = self.clock()
+            return True
+
+    def unregister(self, submission_id: str) -> dict[str, Any]:
+        """End a submission, releasing whatever it still holds; its final counters."""
+        with self._lock:
+            sub = self._subs.get(submission_id)
+            final = {} if sub is None else {"decisions": sub.decisions, "done": sub.done,
+                                            "spills": dict(sub.spills), **_ring_summary(sub.policy)}
+            self._end(submission_id)
+            return final
+
+    def _end(self, submission_id: str) -> None:
+        sub = self._subs.pop(submission_id, None)
+        if sub is None:
+            return
+        self._order.remove(submission_id)
+        self._deepest = max((s.overcommit for s in self._subs.values()), default=1.0)
+        for node, demand, key in sub.ledger.values():
+            if node in self.view:
+                self.view.release(node, demand, key)
+                self._dirty.add(node)
+        for w in sub.waiting.values():
+            if w.counted and w.home in self.view:
+                self.view.unpark(w.home, w.task.key)
+        self._held -= len(sub.waiting)
 
     def _expire_idle(self, now: float) -> None:
-        for sid in [s for s, sub in self._submissions.items() if now - sub.last_seen > SUBMISSION_EXPIRY_S]:
-            self.unregister(sid)
+        for sid in [s for s, sub in self._subs.items() if now - sub.last_seen > self.expiry_s]:
+            log.warning("raysched brain: submission %s sent nothing for %.0f s; releasing its work", sid,
+                        self.expiry_s)
+            self._end(sid)
 
     # -- the hot path -----------------------------------------------------------------------
-    def place(self, submission_id: str, finished: Iterable[int], requests: Sequence[Request]) -> Placement:
-        """Release finished tasks, then place as many requests as fit now, in order."""
+    def place(
+        self,
+        submission_id: str,
+        finished: Iterable[int],
+        requests: Sequence[Request],
+        pacing: Mapping[str, float] | None = None,
+    ) -> Placement:
+        """Release finished tasks, take new ones, run a round; answer what this submission can run now.
+
+        Requests are validated before anything changes (a bad one changes
+        nothing). A policy that raises or misbehaves marks its own submission
+        broken (PolicyError on its calls); other submissions go on.
+        """
+        new = [self._to_waiting(uid, demand, key, 0.0) for uid, demand, key in requests]
+        overcommit = None if not pacing or "overcommit" not in pacing else _check_overcommit(pacing["overcommit"])
         with self._lock:
-            now = time.monotonic()
+            started = time.perf_counter()
+            now = self.clock()
             self._expire_idle(now)
-            sub = self._submissions.get(submission_id)
+            sub = self._subs.get(submission_id)
             if sub is None:
                 raise UnknownSubmission(submission_id)
+            finished = list(finished)
+            finishing = set(finished)
+            seen: set[int] = set()
+            for w in new:
+                if (w.uid in sub.ledger and w.uid not in finishing) or w.uid in sub.waiting or w.uid in seen:
+                    raise ValueError(f"task {w.uid} is already held by the brain for this submission")
+                seen.add(w.uid)
             sub.last_seen = now
-            ledger, view = sub.ledger, self.view
-            for uid in finished:
-                entry = ledger.pop(uid, None)
-                if entry is not None:
-                    sub.done += 1
-                    if entry[0] in view:
-                        view.release(*entry)
-            answer = Placement(brain_id=self.brain_id)
-            # For policies whose None means "no node has room for this demand", one None
-            # settles every later request with the same demand in this batch.
-            full: set[tuple] | None = set() if getattr(sub.policy, "none_means_no_room", False) else None
-            for uid, demand, key in requests:
-                if uid in ledger:
-                    raise ValueError(f"task {uid} is already placed on {ledger[uid][0][:8]}")
-                if full is not None:
-                    signature = tuple(sorted(demand.items()))
-                    if signature in full:
-                        answer.waiting += 1
-                        continue
-                _check_demand(demand)
+            if overcommit is not None:
+                if overcommit > sub.overcommit:
+                    self._dirty.update(self.view.nodes)  # a deeper queue: room may have appeared everywhere
+                sub.overcommit = overcommit
+            self._deepest = max(s.overcommit for s in self._subs.values())
+            pace = getattr(sub.policy, "pace", None)
+            if pacing and callable(pace):
                 try:
-                    check_feasible(view, demand)  # never let a user policy wait forever on the impossible
-                    node = sub.policy.choose(TaskDemand(resources=demand, key=key), view)
-                except InfeasibleError as err:
-                    answer.infeasible.append((uid, str(err)))
-                    continue
-                except Exception as err:  # a user policy's bug: report it, keep the view intact
-                    raise PolicyError(f"policy {sub.info.get('policy')} raised {type(err).__name__}: {err}") from None
-                self.decisions += 1
-                if node is None:
-                    answer.waiting += 1
-                    if full is not None:
-                        full.add(signature)
-                    continue
-                if node not in view or not view.fits_now(node, demand):
-                    raise PolicyError(f"policy {sub.info.get('policy')} chose {str(node)[:16]!r} for task {uid}, "
-                                      "which is no live node with room for it; a policy must return a node "
-                                      "where view.fits_now(node, demand) holds, or None to wait")
-                view.reserve(node, demand)
-                ledger[uid] = (node, demand)
-                answer.placed.append((uid, node))
+                    pace(dict(pacing))
+                except Exception as err:
+                    self._broken(sub, err)
+            self._release(sub, finished)
+            if sub.error is None:
+                self._take(sub, new, now)
+            decisions_before = self.decisions
+            self._round(now)
+            if sub.error is not None:
+                self._withdraw(sub)  # all or nothing: no placement this driver never hears of stays reserved
+                raise sub.error
+            answer = Placement(placed=sub.outbox, infeasible=sub.infeasible, waiting=len(sub.waiting),
+                               brain_id=self.brain_id)
+            sub.outbox, sub.infeasible = [], []
+            spent = time.perf_counter() - started
+            self.calls += 1
+            self.busy_s += spent
+            self.metrics.decided(self.decisions - decisions_before, spent)
+            self.metrics.publish(self)
             return answer
 
     def place_packed(self, submission_id: str, payload: bytes) -> Placement:
         """`place` with its arguments pickled by the driver into one blob (cheaper to ship through Ray)."""
-        finished, requests = pickle.loads(payload)
-        return self.place(submission_id, finished, requests)
+        finished, requests, pacing = pickle.loads(payload)
+        return self.place(submission_id, finished, requests, pacing)
+
+    def _to_waiting(self, uid: int, demand: Mapping[str, float], key: str, now: float) -> _Waiting:
+        """Validate one request (before the lock: a bad request changes nothing)."""
+        if isinstance(uid, bool) or not isinstance(uid, int):
+            raise ValueError(f"task id must be an integer, got {uid!r}")
+        try:
+            task = TaskDemand(demand, key)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bad resource demand for task {uid}: {err}") from None
+        return _Waiting(uid, task, now)
+
+    def _withdraw(self, sub: _Submission) -> None:
+        """Release placements made for ``sub`` that were never delivered to its driver."""
+        for uid, node, _spill, _wait in sub.outbox:
+            entry = sub.ledger.pop(uid, None)
+            if entry is not None and node in self.view:
+                self.view.release(node, entry[1], entry[2])
+                self._dirty.add(node)
+        sub.outbox = []
+
+    def _release(self, sub: _Submission, finished: Iterable[int]) -> None:
+        view = self.view
+        for uid in finished:
+            entry = sub.ledger.pop(uid, None)
+            if entry is None:
+                sub.unknown_finishes += 1  # never placed by this brain (or reported twice): nothing to release
+                continue
+            sub.done += 1
+            node, demand, key = entry
+            if node in view:
+                view.release(node, demand, key)
+                self._dirty.add(node)
+
+    def _take(self, sub: _Submission, new: list[_Waiting], now: float) -> None:
+        """New tasks: infeasible ones answered at once; with a homing policy, each assigned a home.
+
+        The whole batch counts as held work from the start, so the first
+        batch of a run sees bounds as generous as the steady state's.
+        """
+        view = self.view
+        feasible = []
+        for w in new:
+            w.arrived = w.since = now
+            try:
+                check_feasible(view, w.task.resources)
+            except InfeasibleError as err:
+                sub.infeasible.append((w.uid, str(err)))
+                continue
+            sub.waiting[w.uid] = w
+            self._held += 1
+            feasible.append(w)
+        if sub.assign is None or sub.error is not None:
+            sub.ready.extend((w, w.ticket) for w in feasible)
+            return
+        groups: dict[str, list[_Waiting]] = {}
+        for w in feasible:  # tasks of one key arriving together are assigned as one (the key stays whole)
+            groups.setdefault(w.task.key, []).append(w)
+        for group in groups.values():
+            first = group[0]
+            if len(group) > 1 and sub.assign_groups:
+                decision = self._assign(sub, first, len(group))
+                if decision is not None:
+                    if decision.moved_from is not None:
+                        self._move_key(sub, first.task.key, decision.moved_from, decision.waits_for, now)
+                    for w in group:
+                        self._park(sub, w, decision, now)
+                    continue
+            for w in group:
+                decision = self._assign(sub, w, 1)
+                if decision is None:
+                    sub.ready.append((w, w.ticket))
+                    continue
+                if decision.moved_from is not None:
+                    self._move_key(sub, w.task.key, decision.moved_from, decision.waits_for, now)
+                self._park(sub, w, decision, now)
+
+    def _assign(self, sub: _Submission, w: _Waiting, count: int) -> Decision | None:
+        """The policy's assignment of a new task (or ``count`` of one key); None if it cannot or broke."""
+        if sub.error is not None:
+            return None
+        self._before_policy(sub)
+        try:
+            return sub.assign(w.task, self.view, count) if sub.assign_groups else sub.assign(w.task, self.view)
+        except Exception as err:
+            self._broken(sub, err)
+            return None
+
+    def _admission(self, sub: _Submission) -> float:
+        """How much a node may hold while placing for ``sub``: the deepest queue any submission asked for.
+
+        Each driver asks for the queue depth its own tasks need; counting every
+        submission's work against the deepest keeps a shallow submission from
+        starving behind a deep one (with one submission, its own depth).
+        """
+        return self._deepest if len(self._subs) > 1 else sub.overcommit
+
+    def _before_policy(self, sub: _Submission) -> None:
+        """The view as this submission's policy must see it: its admission, and the work held unassigned."""
+        view = self.view
+        view.overcommit = self._admission(sub)
+        view.pending = max(0, self._held - view.total_parked - 1)  # minus the task being decided
+
+    # -- rounds ------------------------------------------------------------------------------
+    def _track_idle(self, now: float) -> None:
+        """Start (or stop) delay scheduling's clock: while some node has a free slot, waits cost."""
+        if self.view.idle_somewhere:
+            if self._idle_since is None:
+                self._idle_since = now
+        else:
+            self._idle_since = None
+
+    def _round(self, now: float) -> None:
+        """Decide what can be placed now, interleaving submissions one task at a time.
+
+        Work a round creates for itself (a key moved to a node with room) gets
+        one more round at once, so it never waits for the next call.
+        """
+        for _ in range(3):
+            self._round_no += 1
+            dirty, self._dirty = self._dirty, set()
+            feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in self._order}
+            while feeds:
+                for sid in list(feeds):
+                    sub = self._subs[sid]
+                    w = next(feeds[sid], None)
+                    if w is None or sub.error is not None:
+                        del feeds[sid]
+                        continue
+                    w.seen_round = self._round_no
+                    sub.placed_last = self._decide(sub, w, now)
+            if not self._dirty and not any(sub.ready for sub in self._subs.values()):
+                break
+        self._track_idle(now)
+
+    def _candidates(self, sub: _Submission, now: float, dirty: set[str]) -> Iterator[_Waiting]:
+        """The tasks of one submission worth deciding now; a queue stops at its first task that stays.
+
+        Room can only have appeared on ``dirty`` nodes (releases, joins, new
+        parks), so a task waiting for room anywhere is asked about again only
+        when one of them fits it now.
+        """
+        view = self.view
+        roomy = sorted(dirty)
+
+        def room_for(task: TaskDemand) -> bool:
+            view.overcommit = self._admission(sub)
+            return any(node in view and view.fits_now(node, task.resources) for node in roomy)
+
+        yield from self._overdue_now(sub, now)
+        for w in list(sub.overdue.values()):  # overdue tasks that found no node last time
+            if w.uid in sub.waiting and w.seen_round != self._round_no and room_for(w.task):
+                yield self._unpark(w)
+        no_room: set[tuple] = set()  # demands that found no room in this round (policies that promise it)
+        while sub.ready:  # new tasks, and tasks whose node left
+            w, ticket = sub.ready.popleft()
+            if w.ticket != ticket or w.uid not in sub.waiting:
+                continue
+            if w.task.signature in no_room:
+                self._park(sub, w, Decision(None), now)  # an equal demand just found no room: wait unasked
+                continue
+            yield w
+            if not sub.placed_last and sub.no_room_means_none:
+                no_room.add(w.task.signature)
+        for node in [n for n in roomy if n in sub.at_node]:  # homes that may have room
+            queue = sub.at_node[node]
+            view.overcommit = self._admission(sub)
+            while queue:
+                w, ticket = queue[0]
+                if w.ticket != ticket or w.uid not in sub.waiting or w.home != node:
+                    queue.popleft()
+                    continue
+                if w.seen_round == self._round_no or (w.counted and not view.fits_now(node, w.task.resources)):
+                    break
+                queue.popleft()
+                yield self._unpark(w)
+                if not sub.placed_last:
+                    break
+            if not queue:
+                sub.at_node.pop(node, None)
+        if roomy:  # tasks waiting for room anywhere
+            for group in list(sub.anywhere):
+                queue = sub.anywhere[group]
+                for _ in range(len(queue)):
+                    w, ticket = queue[0]
+                    if w.ticket != ticket or w.uid not in sub.waiting:
+                        queue.popleft()
+                        continue
+                    if not room_for(w.task):
+                        break
+                    queue.popleft()
+                    w.retry = True
+                    yield w
+                    if not sub.placed_last and sub.no_room_means_none:
+                        break
+                if not queue:
+                    sub.anywhere.pop(group, None)
+
+    def _overdue_now(self, sub: _Submission, now: float) -> Iterator[_Waiting]:
+        """Tasks whose locality wait just ended (delay scheduling's clock: it runs only while a slot idles).
+
+        A task waits for its home; the wait counts only from the moment some
+        node has a free slot it could have used (waiting while every node is
+        busy costs nothing). Tasks whose own wait is over but found no idle node
+        yet are kept "ripe" until one appears.
+        """
+        idle_since = self._idle_since
+        wait = sub.locality_wait_s or 0.0
+        while sub.expiries and sub.expiries[0][0] <= now:
+            _, _, w, ticket = heapq.heappop(sub.expiries)
+            if w.ticket != ticket or w.uid not in sub.waiting:
+                continue
+            if idle_since is None:
+                sub.ripe[w.uid] = w
+                continue
+            due = max(w.since, idle_since) + wait
+            if due > now:
+                heapq.heappush(sub.expiries, (due, next(self._seq), w, ticket))
+                continue
+            w.overdue = True
+            sub.overdue[w.uid] = w
+            yield self._unpark(w)
+        if idle_since is not None and sub.ripe:
+            for w in list(sub.ripe.values()):
+                if w.uid not in sub.waiting or w.home is None or w.overdue:
+                    sub.ripe.pop(w.uid, None)
+                elif max(w.since, idle_since) + wait <= now:
+                    sub.ripe.pop(w.uid, None)
+                    w.overdue = True
+                    sub.overdue[w.uid] = w
+                    yield self._unpark(w)
+
+    def _decide(self, sub: _Submission, w: _Waiting, now: float) -> bool:
+        """Ask the policy about one task: place it, or park it again. True when placed."""
+        view = self.view
+        self._before_policy(sub)
+        task = w.task.waited(now - w.since, w.last_home)
+        try:
+            decision = sub.decide(task, view) if sub.decide is not None else Decision(sub.policy.choose(task, view))
+        except Exception as err:
+            self._broken(sub, err)
+            return False
+        self.decisions += 1
+        sub.decisions += 1
+        node = decision.node
+        if decision.moved_from is not None:
+            self._move_key(sub, w.task.key, decision.moved_from, node or decision.waits_for, now)
+            w.since, w.overdue = now, False
+            sub.overdue.pop(w.uid, None)
+        if node is None:
+            self._park(sub, w, decision, now)
+            return False
+        if node not in view or not view.fits_now(node, w.task.resources):
+            self._broken(sub, None, f"chose {str(node)[:16]!r} for task {w.uid}, which is no live node with room "
+                                    "for it; a policy must return a node where view.fits_now(node, demand) holds, "
+                                    "or None to wait")
+            return False
+        del sub.waiting[w.uid]
+        self._held -= 1
+        sub.overdue.pop(w.uid, None)
+        w.ticket += 1
+        view.reserve(node, w.task.resources, w.task.key)
+        sub.ledger[w.uid] = (node, w.task.resources, w.task.key)
+        sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
+        if decision.spill:
+            sub.spills[decision.spill] += 1
+        self.metrics.placed(node)
+        return True
+
+    def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
+        """Keep a task that cannot run yet, where the next chance to place it will find it."""
+        w.ticket += 1
+        front, w.retry = w.retry, False
+        home = decision.waits_for if sub.decide is not None or sub.assign is not None else None
+        if home is not None and home in self.view:
+            w.home, w.counted = home, decision.assigned
+            if w.counted:
+                self.view.park(home, w.task.key)
+            queue = sub.at_node.setdefault(home, collections.deque())
+            queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
+            if not front:
+                self._dirty.add(home)
+            wait = sub.locality_wait_s
+            if wait is not None and not w.overdue:
+                heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
+            return
+        queue = sub.anywhere.setdefault(w.task.signature if sub.no_room_means_none else w.uid,
+                                        collections.deque())
+        queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
+
+    def _unpark(self, w: _Waiting) -> _Waiting:
+        """Take a waiting task off its node (to decide it again; it goes back to the head if it stays)."""
+        if w.home is not None:
+            if w.counted and w.home in self.view:
+                self.view.unpark(w.home, w.task.key)
+            w.last_home = w.home if w.counted else None
+            w.home, w.counted = None, False
+        w.ticket += 1
+        w.retry = True
+        return w
+
+    def _move_key(self, sub: _Submission, key: str, old: str, new: str | None, now: float) -> None:
+        """A policy moved a whole key off ``old`` to ``new``: its tasks waiting at ``old`` follow it.
+
+        The policy chose ``new`` with room under its bound for them, so they are
+        parked there directly (not decided again), and wait for it afresh.
+        """
+        if new is None or new not in self.view:
+            return
+        for w, ticket in list(sub.at_node.get(old, ())):
+            if w.ticket != ticket or w.home != old or w.task.key != key:
+                continue
+            counted = w.counted
+            self._unpark(w)
+            w.retry, w.overdue, w.since = False, False, now
+            sub.overdue.pop(w.uid, None)
+            self._park(sub, w, Decision(None, waits_for=new, assigned=counted), now)
+
+    def _broken(self, sub: _Submission, err: BaseException | None, what: str = "") -> None:
+        name = sub.info.get("policy", getattr(sub.policy, "name", "?"))
+        if err is not None:
+            what = f"raised {type(err).__name__}: {err}"
+        if sub.error is None:
+            sub.error = PolicyError(f"policy {name} {what}")
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """A snapshot for `raysched status`: nodes, work in flight, submissions."""
+        """A snapshot for `raysched status`: nodes, assigned work, submissions, membership."""
         with self._lock:
+            view = self.view
             nodes = [
                 {
                     "node_id": node,
                     "alive": True,
-                    "capacity": dict(self.view.capacity(node)),
-                    "reserved": dict(self.view.reserved(node)),
-                    "tasks_in_flight": self.view.tasks_in_flight(node),
-                    "weight": self.view.weight(node),
+                    "capacity": dict(view.capacity(node)),
+                    "reserved": dict(view.reserved(node)),
+                    "tasks_in_flight": view.tasks_in_flight(node),
+                    "tasks_waiting": view.parked(node),
+                    "weight": view.weight(node),
                 }
-                for node in self.view.nodes
+                for node in view.nodes
             ]
+            now = self.clock()
             submissions = [
                 {
                     "submission_id": sid,
                     **sub.info,
                     "in_flight": len(sub.ledger),
+                    "waiting": len(sub.waiting),
                     "done": sub.done,
-                    "idle_s": round(time.monotonic() - sub.last_seen, 1),
+                    "decisions": sub.decisions,
+                    "unknown_finishes": sub.unknown_finishes,
+                    "overcommit": sub.overcommit,
+                    "spills": dict(sub.spills),
+                    "idle_s": round(now - sub.last_seen, 1),
                     **_ring_summary(sub.policy),
                 }
-                for sid, sub in self._submissions.items()
+                for sid, sub in self._subs.items()
             ]
             return {
                 "brain_id": self.brain_id,
                 "started_at": self.started_at,
-                "overcommit": self.view.overcommit,
                 "rss_bytes": _rss_bytes(),
                 "decisions": self.decisions,
+                "calls": self.calls,
+                "busy_s": round(self.busy_s, 3),
                 "nodes": nodes,
                 "condemned": sorted(self._condemned),
+                "reported_dead": [{"node_id": n, "reason": reason, "for_s": round(now - since, 1)}
+                                  for n, (since, reason) in sorted(self._condemned.items())],
                 "submissions": submissions,
                 "membership_changes": list(self.membership_changes[-20:]),
             }
 
+    def waiting_per_submission(self) -> dict[str, int]:
+        """Tasks held for each submission (for metrics)."""
+        return {sid: len(sub.waiting) for sid, sub in self._subs.items()}
+
     def ping(self) -> str:
         return self.brain_id
+
+
+def _check_overcommit(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1 or math.isinf(value):
+        raise ValueError(f"overcommit must be a finite number >= 1, got {value!r}")
+    return float(value)
 
 
 def _rss_bytes() -> int:
@@ -294,18 +855,14 @@ def _ring_summary(policy: Policy) -> dict[str, int]:
     ring = getattr(policy, "ring", None)
     if ring is None:
         return {}
-    return {"ring_nodes": len(ring), "ring_vnodes": int(getattr(ring, "points", 0))}
+    summary = {"ring_nodes": len(ring), "ring_vnodes": int(getattr(ring, "points", 0))}
+    if hasattr(policy, "keys_moved"):
+        summary["keys_moved"] = int(policy.keys_moved)
+    return summary
 
 
-def _check_demand(demand: Mapping[str, float]) -> None:
-    """Refuse malformed demands before they can touch the view."""
-    for name, amount in demand.items():
-        if not isinstance(name, str) or not isinstance(amount, (int, float)) or amount < 0:
-            raise ValueError(f"bad resource demand {name!r}: {amount!r} (need a name and an amount >= 0)")
-
-
-def brain_handle(overcommit: float = 1.0) -> Any:
-    """Get or create the named brain actor on the connected cluster."""
+def brain_handle() -> Any:
+    """Get or create the named brain actor on the connected cluster (creation is asynchronous)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -320,7 +877,7 @@ def brain_handle(overcommit: float = 1.0) -> Any:
         max_task_retries=0,
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
-    ).remote(overcommit=overcommit, nodes_source=live_nodes_from_ray)
+    ).remote(nodes_source=live_nodes_from_ray, dead_drivers=dead_drivers_from_ray, export_metrics=True)
 
 
 def find_brain() -> Any | None:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from raysched.outcome import ExitCode
+
 from raysched.analysis import (
     AnalysisInputError,
     load,
@@ -22,7 +24,7 @@ __all__ = ["analyze_command", "AnalyzeInputError"]
 class AnalyzeInputError(click.ClickException):
     """Bad input shown as one `Error: ...` line on stderr; exit 2 as DESIGN.md asks for bad input."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 def _warn(message: str) -> None:

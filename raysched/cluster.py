@@ -190,19 +190,22 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
+def inherited_working_dir() -> bool:
+    """True inside `ray job submit --working-dir ...`: the job's folder already travels with the Ray job."""
+    return '"working_dir"' in os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "")
+
+
 @contextmanager
-def job_runtime_env(job_file: Path) -> Iterator[dict[str, Any]]:
-    """Ship the job's code to every node, unless a `ray job submit` already did.
+def staged_working_dir(job_file: Path) -> Iterator[dict[str, Any]]:
+    """A runtime env whose ``working_dir`` holds the job's Python code, removed afterwards.
 
     Only Python code travels: the job file, the `.py` files beside it and the
     packages (folders with `__init__.py`) beside it, staged in a temporary folder.
     Shipping the whole folder would zip whatever else lives there (a home or
-    /tmp folder can hold gigabytes).
+    /tmp folder can hold gigabytes). A working_dir costs seconds of start-up
+    (Ray's runtime-env agent and fresh workers), so it is used only for jobs
+    that import their sibling modules.
     """
-    inherited = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "")
-    if '"working_dir"' in inherited:
-        yield {}
-        return
     stage = stage_job_code(job_file)
     try:
         yield {"working_dir": str(stage)}

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import yaml
 
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
-from raysched.ring import DEFAULT_VNODES
+from raysched.policies.base import DEFAULT_LOAD_FACTOR, DEFAULT_VNODES_PER_CPU
+from raysched.ring import check_load_factor
 
 
 class ConfigError(ValueError):
@@ -30,12 +31,14 @@ class Settings:
     system_config: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SYSTEM_CONFIG))
     out: str | None = None
     seed: int | None = None
-    vnodes: int = DEFAULT_VNODES
-    load_factor: float | None = 1.25
-    max_inflight: int | None = None
+    vnodes: int = DEFAULT_VNODES_PER_CPU
+    load_factor: float | None = DEFAULT_LOAD_FACTOR
+    locality_wait: float | None = None  # None: adaptive
+    max_inflight: int | None = None  # None: adaptive
     retries: int = 0
     max_failures: int | None = None
-    overcommit: float = 1.0
+    overcommit: float | None = None  # None: adaptive queue depth (pacing)
+    batch: int | None = None  # None: auto; 1: off
 
 
 KNOWN_KEYS = {f.name for f in fields(Settings)}
@@ -48,12 +51,35 @@ def parse_load_factor(value: Any) -> float | None:
     if value is True:
         raise ConfigError("load factor must be a number >= 1 or 'off', got true")
     try:
-        factor = float(value)
+        return check_load_factor(value)
+    except ValueError as err:
+        raise ConfigError(f"{err} (or 'off')") from None
+
+
+def parse_auto_number(name: str, value: Any, minimum: float) -> float | None:
+    """`auto` (or null) means adaptive; otherwise a finite number >= minimum."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        raise ConfigError(f"load factor must be a number >= 1 or 'off', got {value!r}") from None
-    if factor < 1:
-        raise ConfigError(f"load factor must be >= 1 (1.25 is a good start) or 'off', got {factor}")
-    return factor
+        number = math.nan
+    if not math.isfinite(number) or number < minimum:
+        raise ConfigError(f"{name} must be 'auto' or a number >= {minimum:g}, got {value!r}")
+    return number
+
+
+def parse_batch(value: Any) -> int | None:
+    """`auto` (or null): batch tiny tasks when measured; `off`: never (1); N: N tasks per Ray task."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return 1  # YAML reads a bare `off` as False
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise ConfigError(f"batch must be 'auto', 'off' or a whole number of tasks from 1 to 100,000, got {value!r}")
+    return value
 
 
 def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
@@ -110,7 +136,11 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
             minimum = {"seed": 0, "vnodes": 1, "max_inflight": 1, "retries": 0, "max_failures": 1}[key]
             changes[key] = _number(key, value, int, minimum)
         elif key == "overcommit":
-            changes[key] = _number(key, value, float, 1)
+            changes[key] = parse_auto_number("overcommit", value, 1)
+        elif key == "locality_wait":
+            changes[key] = parse_auto_number("locality_wait", value, 0)
+        elif key == "batch":
+            changes[key] = parse_batch(value)
     return replace(base, **changes)
 
 

@@ -1,11 +1,15 @@
 """Job files: the `Task` record, the `task` decorator, loading and validating job files.
 
 A job file is ordinary Python that defines `tasks()`, an iterable (often a
-generator) of `Task`. It is loaded once in the driver; its folder travels with
-the Ray job (runtime env `working_dir`) so the same module imports on every node.
+generator) of `Task`. It is loaded once in the driver. How its code reaches the
+workers is decided here: a job that imports no module of its own folder is
+sent by value with its functions (no runtime env at all, so no start-up cost);
+one that imports sibling modules or packages needs its folder staged as the
+Ray job's ``working_dir`` (see `raysched.cluster.job_runtime_env`).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import sys
@@ -15,6 +19,8 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ray import cloudpickle  # Ray pickles with its own copy; register with that one
+
+from raysched.view import check_demand
 
 DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
 _DEMAND_ATTR = "__raysched_demand__"
@@ -33,40 +39,44 @@ def task(
     """Declare a function's resource demand, in Ray's own terms.
 
     The function stays a plain function (callable locally, testable); raysched
-    reads the demand when it dispatches the function with node affinity.
+    checks the demand when it loads the job file and reads it when it
+    dispatches the function with node affinity.
     """
-    demand = demand_from(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
+    raw: dict[Any, Any] = {"CPU": num_cpus, "GPU": num_gpus, "memory": memory}
+    if isinstance(resources, Mapping):
+        raw.update(resources)
+    elif resources is not None:
+        raw["resources"] = resources  # reported as a bad demand when the job is loaded
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(fn):
             raise TypeError("@raysched.task decorates a function")
-        setattr(fn, _DEMAND_ATTR, demand)
+        setattr(fn, _DEMAND_ATTR, raw)
         return fn
 
     return mark
 
 
-def demand_from(
-    num_cpus: float = 1,
-    num_gpus: float = 0,
-    memory: float = 0,
-    resources: Mapping[str, float] | None = None,
-) -> dict[str, float]:
-    """Turn Ray-style demand arguments into one resource mapping, rejecting nonsense early."""
-    demand: dict[str, float] = {}
-    for name, amount in (("CPU", num_cpus), ("GPU", num_gpus), ("memory", memory), *(resources or {}).items()):
-        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
-            raise ValueError(f"resource {name!r} must be a number, got {amount!r}")
-        if amount < 0:
-            raise ValueError(f"resource {name!r} must be >= 0, got {amount}")
-        if amount > 0:
-            demand[name] = float(amount)
-    return demand
+def task_demand(fn: Callable[..., Any], job_name: str = "job") -> Mapping[str, float]:
+    """The validated resources one call of `fn` needs: its `@task` demand, else one CPU.
 
-
-def demand_of(fn: Callable[..., Any]) -> Mapping[str, float]:
-    """The resources one call of `fn` needs: its `@task` demand, else one CPU."""
-    return getattr(fn, _DEMAND_ATTR, DEFAULT_DEMAND)
+    The one place a declared demand is checked (inf, nan, negative, non-number,
+    empty resource name): a bad one is a JobFileError naming the function.
+    """
+    raw = getattr(fn, _DEMAND_ATTR, None)
+    if raw is None:
+        return DEFAULT_DEMAND
+    try:
+        if "resources" in raw:
+            raise ValueError("resources must be a mapping of resource name to amount, "
+                             f"got {type(raw['resources']).__name__}")
+        demand = check_demand(raw)
+    except (TypeError, ValueError) as err:
+        name = getattr(fn, "__qualname__", repr(fn))
+        shown = ", ".join(f"{k}={v!r}" for k, v in raw.items() if k == "resources" or v != 0)
+        raise JobFileError(f"{job_name}: task function {name} has a bad resource demand ({shown}): "
+                           f"{str(err).removeprefix('demand: ')}") from None
+    return {name: amount for name, amount in demand.items() if amount > 0}
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class JobFile:
     module: ModuleType
     tasks_fn: Callable[[], Iterable[Task]] = field(repr=False)
     total: int | None = None  # known once iteration starts, when tasks() returns a sized collection
+    sibling_imports: tuple[str, ...] = ()  # modules or packages of its own folder that the job imports
 
     @property
     def name(self) -> str:
@@ -103,6 +114,11 @@ class JobFile:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def needs_working_dir(self) -> bool:
+        """True when the job imports modules of its own folder, which must travel as a working_dir."""
+        return bool(self.sibling_imports)
 
     def ship_by_value(self) -> None:
         """Send the job module's code with its functions, for workers that cannot import it by name."""
@@ -179,7 +195,35 @@ def load_job(path: str | Path) -> JobFile:
     tasks_fn = getattr(module, "tasks", None)
     if tasks_fn is None or not callable(tasks_fn):
         raise JobFileError(f"{job_path.name} defines no tasks() function; add `def tasks(): yield raysched.Task(...)`")
-    return JobFile(path=job_path, module=module, tasks_fn=tasks_fn)
+    for value in list(vars(module).values()):  # check every declared demand now, not mid-run
+        if callable(value) and hasattr(value, _DEMAND_ATTR):
+            task_demand(value, job_path.name)
+    return JobFile(path=job_path, module=module, tasks_fn=tasks_fn, sibling_imports=sibling_imports(job_path))
+
+
+def sibling_imports(job_path: Path) -> tuple[str, ...]:
+    """Modules and packages of the job's folder that its source imports (anywhere, even inside functions).
+
+    Relative imports count as "." (the folder itself). Read from the source, so an
+    import inside a task function is seen although the driver never runs it.
+    """
+    try:
+        tree = ast.parse(job_path.read_text(encoding="utf-8"), filename=str(job_path))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return ()
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                imported.add(".")
+            elif node.module:
+                imported.add(node.module.split(".")[0])
+    folder = job_path.parent
+    mine = {entry.stem for entry in folder.glob("*.py") if entry != job_path}
+    mine |= {entry.name for entry in folder.iterdir() if entry.is_dir() and (entry / "__init__.py").exists()}
+    return tuple(sorted(name for name in imported if name in mine or name == "."))
 
 
 def _clashes(name: str, job_path: Path) -> bool:

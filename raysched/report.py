@@ -6,17 +6,16 @@ from typing import Callable, TextIO
 
 from tqdm import tqdm
 
-from raysched.runner import RunOutcome
+from raysched.outcome import RunOutcome
+from raysched.results import short_node
 
 
-def short(node_id: str) -> str:
-    """Node ids are 56 hex characters; 8 tell them apart on any cluster of sane size."""
-    return node_id[:8]
+def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
+    """The table printed after a run: outcomes, throughput, placement, and how evenly nodes were loaded.
 
-
-def format_summary(outcome: RunOutcome, job: str, policy: str, csv_path: str) -> str:
-    """The table printed after a run: outcomes, throughput, and how evenly nodes were loaded."""
-    wall = max(outcome.wall_s, 1e-9)
+    tasks/s is ok tasks / makespan (first submission to last finish), the same
+    definition `raysched analyze` uses.
+    """
     lines = [
         f"raysched: {job} under {policy}  (run {outcome.run_id})",
         f"  tasks ok      {outcome.ok}",
@@ -26,23 +25,40 @@ def format_summary(outcome: RunOutcome, job: str, policy: str, csv_path: str) ->
                          ("infeasible", outcome.infeasible), ("skipped (resume)", outcome.skipped)):
         if count:
             lines.append(f"  {label:<13} {count}")
-    lines += [f"  wall time     {outcome.wall_s:.2f} s", f"  tasks/s       {outcome.ok / wall:.1f}"]
-    for metric in ("items", "bytes"):
-        if metric in outcome.metric_sums:
-            lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {outcome.metric_sums[metric] / wall:.1f}")
+    makespan = outcome.makespan_s
+    lines.append(f"  wall time     {outcome.wall_s:.2f} s (makespan {makespan:.2f} s: first submission to last finish)")
+    if outcome.ok:
+        lines.append(f"  tasks/s       {outcome.tasks_per_s:.1f}")
+        for metric in ("items", "bytes"):
+            if metric in outcome.metric_sums and makespan > 0:
+                lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {outcome.metric_sums[metric] / makespan:.1f}")
     if outcome.per_node:
         counts = outcome.per_node
         mean = sum(counts.values()) / len(counts)
         lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {max(counts.values()) / mean:.2f}")
         for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            lines.append(f"    {short(node)}  {count:>8}  {count / outcome.ok:6.1%}")
+            lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}")
+    affinity = outcome.key_affinity
+    if affinity is not None:
+        lines.append(f"  key affinity  {affinity:.0%} of {len(outcome.key_node)} keys ran on one node")
+    if outcome.spills:
+        parts = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.spills.items()))
+        lines.append(f"  spilled       {sum(outcome.spills.values())} tasks placed off their key's owner ({parts}; "
+                     "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait)")
+    if outcome.ok:
+        lines.append(f"  brain wait    {outcome.brain_wait_s / outcome.ok * 1000:.1f} ms per task on average "
+                     "(held by the brain until its node had room)")
+    if outcome.brain_decisions is not None and outcome.ok:
+        lines.append(f"  decisions     {outcome.brain_decisions} ({outcome.brain_decisions / max(1, outcome.ok + outcome.retried):.2f} "
+                     "per attempt)")
     for note in outcome.notes:
         lines.append(f"  note: {note}")
     if outcome.stopped_early:
         lines.append(f"  {outcome.stopped_early}")
     if outcome.interrupted:
         lines.append("  interrupted: in-flight tasks were cancelled; rerun with --resume to finish")
-    lines.append(f"  results       {csv_path}")
+    if outcome.out_path is not None:
+        lines.append(f"  results       {outcome.out_path}")
     return "\n".join(lines)
 
 
@@ -55,7 +71,7 @@ class Progress:
         self._bar = tqdm(unit="task", file=stream, dynamic_ncols=True) if self.enabled else None
         self._shown = 0
 
-    def update(self, outcome: RunOutcome, in_flight: int) -> None:
+    def update(self, outcome: RunOutcome, held: int) -> None:
         if self._bar is None:
             return
         if self._bar.total is None and self._total() is not None:
@@ -64,7 +80,7 @@ class Progress:
         if done != self._shown:
             self._bar.update(done - self._shown)
             self._shown = done
-            self._bar.set_postfix(failed=outcome.failed, running=in_flight, refresh=False)
+            self._bar.set_postfix(failed=outcome.failed, held=held, refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,14 +1,16 @@
 """The results schema (one row per attempt) and the streaming CSV writer.
 
 The schema lives in one place, `Row`; the writer adds the task's own numeric
-metrics as extra columns. Rows reach the disk at least every `flush_every_s`, so
-a crash leaves a file pandas can read (at most a cut last line).
+metrics as extra columns. A timer thread pushes rows to the disk at least
+every `flush_every_s`, even while no new row arrives, so a crash leaves a file
+pandas can read (at most a cut last line).
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -45,9 +47,39 @@ class Row:
     finished_at: float | None = None
     wait_s: float | None = None
     run_s: float | None = None
+    demand: str = ""
+    spill: str = ""
+    brain_wait_s: float | None = None
 
 
 BASE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+#: What every raysched CSV has; `demand`, `spill` and `brain_wait_s` came later and may be missing.
+REQUIRED_COLUMNS: tuple[str, ...] = BASE_COLUMNS[: BASE_COLUMNS.index("run_s") + 1]
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+
+
+NODE_ID_CHARS = 8
+
+
+def short_node(node_id: str, width: int = NODE_ID_CHARS) -> str:
+    """Ray node ids are 56 hex characters; 8 tell them apart on any cluster of sane size (the one shortener)."""
+    return str(node_id)[:width]
+
+
+def format_demand(demand: Mapping[str, float]) -> str:
+    """A demand as the CSV writes it: ``CPU=1;ssd=1`` (sorted; zero amounts left out)."""
+    return ";".join(f"{name}={amount:g}" for name, amount in sorted(demand.items()) if amount)
+
+
+def parse_demand(text: str) -> dict[str, float]:
+    """The inverse of `format_demand` (ValueError on a malformed cell)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (text or "").split(";")):
+        name, sep, amount = part.partition("=")
+        if not sep or not name:
+            raise ValueError(f"bad demand {text!r}: expected NAME=AMOUNT;NAME=AMOUNT")
+        out[name] = float(amount)
+    return out
 
 
 def numeric_metrics(value: Any) -> dict[str, float]:
@@ -75,7 +107,7 @@ def error_text(err: BaseException, limit: int = 500) -> str:
 
 
 class ResultsWriter:
-    """Append rows to a CSV, flushing at least every `flush_every_s` seconds.
+    """Append rows to a CSV; a timer thread flushes at least every `flush_every_s` seconds.
 
     A metric column first seen after the header was written makes the writer
     rewrite the file once with the wider header; no row is lost.
@@ -85,9 +117,8 @@ class ResultsWriter:
         self.path = path
         self.flush_every_s = flush_every_s
         self._pending: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
         self.columns: list[str] = list(BASE_COLUMNS)
-        self.rows_written = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         if append and path.exists() and path.stat().st_size > 0:
             with path.open(newline="") as handle:
@@ -101,6 +132,9 @@ class ResultsWriter:
             csv.writer(self._file).writerow(self.columns)
             self._file.flush()
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
+        self._stop = threading.Event()
+        if flush_every_s > 0:
+            threading.Thread(target=self._flush_on_timer, daemon=True, name="raysched-csv-flush").start()
 
     def _ensure_line_start(self) -> None:
         """After a crash the file may end mid-line; start appended rows on a fresh line."""
@@ -113,29 +147,35 @@ class ResultsWriter:
                 self._file.write("\n")
 
     def write(self, row: Row, metrics: Mapping[str, float] | None = None) -> None:
-        """Queue one row; flush if the flush interval has passed."""
+        """Queue one row; the timer (or close) writes it out. With flush_every_s=0, at once."""
         # vars(), not asdict(): rows hold only flat values, and asdict's deep copy is the slow part
         record: dict[str, Any] = {k: ("" if v is None else v) for k, v in vars(row).items()}
         if metrics:
             record.update(metrics)
-        self._pending.append(record)
-        if time.monotonic() - self._last_flush >= self.flush_every_s:
+        with self._lock:
+            self._pending.append(record)
+        if self.flush_every_s <= 0:
+            self.flush()
+
+    def _flush_on_timer(self) -> None:
+        while not self._stop.wait(self.flush_every_s):
             self.flush()
 
     def flush(self) -> None:
         """Write queued rows and push them to the OS."""
-        if self._pending:
-            new = [name for rec in self._pending for name in rec if name not in self.columns]
-            if new:
-                self._widen(list(dict.fromkeys(new)))
-            self._writer.writerows(self._pending)
-            self.rows_written += len(self._pending)
-            self._pending.clear()
-        self._file.flush()
-        self._last_flush = time.monotonic()
+        with self._lock:
+            if self._file.closed:
+                return
+            if self._pending:
+                new = [name for rec in self._pending for name in rec if name not in self.columns]
+                if new:
+                    self._widen(list(dict.fromkeys(new)))
+                self._writer.writerows(self._pending)
+                self._pending.clear()
+            self._file.flush()
 
     def _widen(self, new_columns: list[str]) -> None:
-        """Rewrite the file with extra metric columns (rare: only when a new metric appears)."""
+        """Rewrite the file with extra columns (rare: only when a new metric appears)."""
         self._file.flush()
         self._file.close()
         with self.path.open(newline="") as handle:
@@ -151,10 +191,12 @@ class ResultsWriter:
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, restval="")
 
     def close(self) -> None:
+        self._stop.set()
         self.flush()
-        self._file.close()
+        with self._lock:
+            self._file.close()
 
-    def __enter__(self) -> "ResultsWriter":
+    def __enter__(self) -> ResultsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -29,19 +29,25 @@ import hashlib
 import math
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_LOAD_FACTOR",
     "DEFAULT_VNODES",
     "EmptyRingError",
     "HashRing",
     "RingConfig",
     "UnknownNodeError",
     "blake2b_64",
+    "check_load_factor",
+    "first_under_bound",
+    "mtz_bound",
 ]
 
 DEFAULT_VNODES = 1000
+DEFAULT_LOAD_FACTOR = 1.25
 # Float slack when comparing a load with its bound (loads may be float sums).
 _EPS = 1e-9
 _MASK64 = (1 << 64) - 1  # positions live in [0, 2**64); a wider hasher is truncated
@@ -86,22 +92,39 @@ class RingConfig:
             raise ValueError(f"hasher must be callable bytes -> int, got {self.hasher!r}")
 
 
-def _check_load_factor(load_factor: float) -> float:
+def check_load_factor(load_factor: object) -> float:
+    """The one validator of a bounded-load factor ``c``: a number >= 1 (raises ValueError)."""
+    if isinstance(load_factor, bool) or not isinstance(load_factor, (int, float, str)):
+        raise ValueError(f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}")
     try:
         c = float(load_factor)
-    except (TypeError, ValueError):
-        raise ValueError(f"load_factor must be a number >= 1, got {load_factor!r}") from None
+    except ValueError:
+        raise ValueError(f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}") from None
     if math.isnan(c) or c < 1.0:
-        raise ValueError(f"load_factor must be >= 1 (1.25 is typical), got {load_factor!r}")
+        raise ValueError(f"load factor must be >= 1 ({DEFAULT_LOAD_FACTOR} is typical), got {load_factor!r}")
     return c
 
 
-def mtz_bound(load_factor: float, total: float, weight: float, total_weight: float) -> int:
-    """MTZ capacity of one node: ceil(c * (total + 1) * w / W), float-safe."""
+def mtz_bound(load_factor: float, total: float, weight: float, total_weight: float) -> float:
+    """Bounded-load capacity of one node: ceil(c * (total + 1) * w / W), float-safe.
+
+    The one definition of the rule (Mirrokni, Thorup, Zadimoghaddam): ``total``
+    is the load already placed, the ``+ 1`` the item being placed.
+    """
     x = load_factor * (total + 1.0) * weight / total_weight
     if math.isinf(x):
-        return math.inf  # type: ignore[return-value]
-    return math.ceil(x - _EPS)
+        return math.inf
+    return float(math.ceil(x - _EPS))
+
+
+def first_under_bound(
+    walk: Iterable[str], load: Callable[[str], float], bound: Callable[[str], float]
+) -> str | None:
+    """The first node of ``walk`` that can take one more item: ``load + 1 <= bound``."""
+    for node_id in walk:
+        if load(node_id) + 1.0 <= bound(node_id) + _EPS:
+            return node_id
+    return None
 
 
 class HashRing:
@@ -204,10 +227,23 @@ class HashRing:
         return len(self._points)
 
     # -- rebuild ------------------------------------------------------------
-    def _node_points(self, node_id: str) -> list[int]:
+    def _node_points(self, node_id: str) -> Any:
+        """The node's points as a uint64 array: hasher(f"{node_id}#{i}") for i < its count."""
+        import numpy as np
+
         h = self._config.hasher
         count = max(1, round(self._config.vnodes * self._weights[node_id]))
-        return [h(f"{node_id}#{i}".encode("utf-8", "surrogatepass")) & _MASK64 for i in range(count)]
+        if h is not blake2b_64:
+            return np.fromiter((h(f"{node_id}#{i}".encode("utf-8", "surrogatepass")) & _MASK64 for i in range(count)),
+                               dtype=np.uint64, count=count)
+        # The same points, computed faster: BLAKE2b's state after the node's prefix, copied per point.
+        base = hashlib.blake2b(f"{node_id}#".encode("utf-8", "surrogatepass"), digest_size=8)
+        digests = []
+        for i in range(count):
+            point = base.copy()
+            point.update(str(i).encode())
+            digests.append(point.digest())
+        return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
 
     def _build(self) -> None:
         """Apply queued adds/removes to the sorted point arrays."""
@@ -225,15 +261,14 @@ class HashRing:
                 self._free_slots.append(slot)
             self._pending_remove = set()
         if self._pending_add:
-            new_pos = array("Q")
-            new_own = array("i")
+            new_pos, new_own = [pos], [own]
             for node_id in self._pending_add:
                 pts = self._node_points(node_id)
-                new_pos.extend(pts)
-                new_own.extend([self._slot_of[node_id]] * len(pts))
+                new_pos.append(pts)
+                new_own.append(np.full(len(pts), self._slot_of[node_id], dtype=np.int32))
             self._pending_add = []
-            pos = np.concatenate([pos, np.frombuffer(new_pos, dtype=np.uint64)])
-            own = np.concatenate([own, np.frombuffer(new_own, dtype=np.int32)])
+            pos = np.concatenate(new_pos)
+            own = np.concatenate(new_own)
             # Sort by position; equal 64-bit positions (astronomically rare) are
             # ordered by owner id so the ring does not depend on insertion order.
             order = np.argsort(pos, kind="stable")
@@ -286,7 +321,7 @@ class HashRing:
         weights. For fractional loads, if no node qualifies the least loaded
         per unit weight (first clockwise among ties) is returned.
         """
-        c = _check_load_factor(load_factor)
+        c = check_load_factor(load_factor)
         i = self._start(key)  # raises on an empty ring
         weights = self._weights
         total = 0.0
@@ -296,16 +331,15 @@ class HashRing:
                     raise ValueError(f"load of {node_id!r} must be >= 0, got {load!r}")
                 total += load
         W = self._total_weight
-        best, best_ratio = None, math.inf
-        for node_id in self._walk_from(i):
-            load = loads.get(node_id, 0.0)
-            w = weights[node_id]
-            if load + 1.0 <= mtz_bound(c, total, w, W) + _EPS:
-                return node_id
-            ratio = load / w
-            if ratio < best_ratio:
-                best, best_ratio = node_id, ratio
-        return best  # type: ignore[return-value]
+        found = first_under_bound(
+            self._walk_from(i),
+            lambda n: loads.get(n, 0.0),
+            lambda n: mtz_bound(c, total, weights[n], W),
+        )
+        if found is not None:
+            return found
+        # Only fractional loads get here: the least loaded per unit weight, first clockwise among ties.
+        return min(self._walk_from(i), key=lambda n: loads.get(n, 0.0) / weights[n])
 
     def _walk_from(self, i: int) -> Iterator[str]:
         owners, names = self._owners, self._names

@@ -1,16 +1,21 @@
-"""The driver loop of `raysched submit`: stream tasks to the brain, dispatch, collect rows.
+"""The driver loop of `raysched submit`: draw tasks, dispatch what the brain placed, write every attempt.
 
-Tasks are drawn lazily from the job's `tasks()`; at most `max_inflight` are held
-at once (waiting for a node or running). Each round trip to the brain carries
-the tasks that finished and the tasks that wait; the brain answers with nodes,
-and the driver dispatches each task there with hard node affinity and
-`max_retries=0` (a lost attempt is re-placed through the brain, never re-pinned
-to a dead node).
+Tasks are drawn lazily from the job's `tasks()` while fewer than the window
+(``--max-inflight``) are held. Each is sent to the brain once, through the
+`BrainClient`; the brain answers with nodes as room appears, and the driver
+dispatches each task there with hard node affinity and ``max_retries=0`` (a
+lost attempt is placed again through the brain, never re-pinned to a dead
+node). Consecutive tiny tasks for one node travel as one Ray task (pacing).
+
+A node that holds this run's work but finishes nothing for far longer than
+its tasks take is reported to the brain as stalled, so its keys move before
+Ray's health checks declare it dead (the brain lets it back after a grace
+period if Ray still says it is alive).
 """
 from __future__ import annotations
 
 import collections
-import pickle
+import math
 import signal
 import threading
 import time
@@ -22,11 +27,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysched import remote
-from raysched.brain import HEARTBEAT_S, Placement, PolicyError, UnknownSubmission, brain_handle
-from raysched.cluster import ClusterError
-from raysched.job import JobFile, JobFileError, Task, demand_of
-from raysched.policies import Policy
-from raysched.results import ResultsWriter, Row, Status, error_text
+from raysched.brain import Placement, PolicyError, Request
+from raysched.brain_client import BrainClient
+from raysched.job import JobFile, JobFileError, Task, task_demand
+from raysched.outcome import RunOutcome
+from raysched.pacing import Pacer
+from raysched.results import ResultsWriter, Row, Status, error_text, format_demand
 
 # Ray errors that mean the node the task was pinned to is gone.
 NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
@@ -35,17 +41,17 @@ NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
 )
 # System failures worth another attempt elsewhere (bounded, in case a task kills its worker every time).
 LOST_ATTEMPTS_LIMIT = 5
-# Tasks asked about per brain call: about twice what the last call placed plus what
-# has finished since, so a full cluster is not asked about thousands of waiting tasks.
-BRAIN_BATCH = 512
-MIN_ASK = 16
-WAIT_S = 0.2
-# With many tasks in flight the nodes hold queues, so after the first result the
-# driver lingers briefly to collect more in one pass (ray.wait is O(n) per call);
-# with few in flight it reacts at once, since every slot waits on it.
-LINGER_S = 0.005
-LINGER_ABOVE = 64
-BRAIN_RETRY_S = 60.0
+WAIT_S = 0.2  # longest pause in ray.wait before the loop looks around again
+POLL_S = 0.05  # with tasks waiting at the brain, ask at least this often (room freed by others)
+TICK_MIN_S, TICK_MAX_S, TICK_UNITS = 0.002, 0.020, 0.5  # one wait of the loop collects this long (Runner._tick)
+CALL_EVERY_TICKS = 2
+MIN_WINDOW, WINDOW_PER_SLOT, MAX_WINDOW = 64, 2, 100_000
+REMOTE_CACHE = 4096  # (function, node) pairs kept with their Ray options
+# Stall detection: a node with work of this run that finishes nothing for
+# max(STALL_MIN_S, STALL_TASKS x the 90th-percentile unit time) is reported;
+# one that has never finished anything in this run gets STALL_NEW_S (worker start-up).
+STALL_MIN_S, STALL_NEW_S, STALL_TASKS = 2.0, 15.0, 10.0
+STALL_CHECK_S = 0.5
 
 
 @dataclass
@@ -53,73 +59,41 @@ class RunSettings:
     """What a submission needs besides the job itself."""
 
     policy_name: str
-    max_inflight: int
+    max_inflight: int | None = None  # None: 2 x cluster CPUs x overcommit, at least 64
     retries: int = 0
     max_failures: int | None = None
     skip_task_ids: frozenset[int] = frozenset()
-    overcommit: float = 1.0
+    overcommit: float | None = None  # None: adaptive (pacing)
+    batch: int | None = None  # None: auto; 1: off
+    cluster_cpus: float = 0.0
+    info: Mapping[str, Any] = field(default_factory=dict)  # shown by `raysched status`
 
 
-@dataclass
-class RunOutcome:
-    """Counts and timings for the end-of-run summary and the exit code."""
-
-    run_id: str
-    ok: int = 0
-    failed: int = 0
-    retried: int = 0
-    cancelled: int = 0
-    infeasible: int = 0
-    skipped: int = 0
-    wall_s: float = 0.0
-    interrupted: bool = False
-    stopped_early: str = ""
-    infeasible_error: str = ""
-    per_node: collections.Counter = field(default_factory=collections.Counter)
-    metric_sums: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
-        if self.infeasible:
-            return 2
-        return 1 if self.failed else 0
-
-
-@dataclass
+@dataclass(eq=False)
 class _Attempt:
     task_id: int
     task: Task
     key: str
     demand: Mapping[str, float]
+    demand_text: str
     attempt: int = 1
     lost: int = 0
     node: str = ""
+    spill: str = ""
+    brain_wait_s: float | None = None
     # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
     # wait_s counts the wait for room as well as Ray's own dispatch.
     submitted_at: float = field(default_factory=time.time)
 
 
-@dataclass
-class _BrainCall:
-    """A placement round trip under way: its reply, the tasks it asks about, the releases it carries."""
-
-    ref: Any
-    batch: list[_Attempt]
-    finished: list[int]
-    sent_at: float = field(default_factory=time.monotonic)
-
-
 class Interrupt:
-    """Turn SIGINT/SIGTERM into a flag the loop checks, so shutdown is orderly."""
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so shutdown is orderly; a second one stops at once."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "Interrupt":
+    def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -141,157 +115,245 @@ class Runner:
     def __init__(
         self,
         job: JobFile,
-        policy: Policy,
+        client: BrainClient,
         settings: RunSettings,
         writer: ResultsWriter,
         on_progress: Callable[[RunOutcome, int], None] | None = None,
-        run_id: str | None = None,
     ) -> None:
         self.job = job
-        self.policy = policy
+        self.client = client
         self.settings = settings
         self.writer = writer
         self.on_progress = on_progress or (lambda outcome, in_flight: None)
-        self.outcome = RunOutcome(run_id=run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
-        self._brain: Any = None
-        self._pending: collections.deque[_Attempt] = collections.deque()
-        self._running: dict[Any, _Attempt] = {}  # ObjectRef -> attempt
+        self.outcome = RunOutcome(run_id=client.run_id)
+        self.pacer = Pacer(settings.overcommit, settings.batch)
+        self._held: dict[int, _Attempt] = {}  # every attempt not finished: to send, at the brain, running
+        self._to_send: list[_Attempt] = []
+        self._running: dict[Any, list[_Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
         self._finished: list[int] = []
-        self._remote_fns: dict[tuple[Any, str], Any] = {}
-        self._wrapped: dict[Any, Any] = {}
-        self._last_brain_call = 0.0
-        self._call: _BrainCall | None = None  # the one brain round trip in flight, if any
-        self._news = False  # tasks joined the pending queue since the last brain call
-        self._brain_down_since: float | None = None
-        self._last_placed = 0
+        self._remote_fns: collections.OrderedDict[tuple[Any, str, bool], Any] = collections.OrderedDict()
+        self._wrapped: dict[tuple[Any, bool], tuple[Any, dict[str, Any]]] = {}
+        self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
+        self._node_work: collections.Counter[str] = collections.Counter()  # attempts running per node
+        self._node_progress: dict[str, float] = {}  # last finish seen (or first dispatch) per node
+        self._node_done: set[str] = set()
+        self._stalled: set[str] = set()
+        self._last_stall_check = 0.0
 
-    # -- brain ------------------------------------------------------------------------------
-    def _register(self) -> None:
-        """Tell the brain about this run (again, after a restart), with the work it already holds."""
-        held = [(a.task_id, a.node, a.demand) for a in self._running.values()]
-        info = {"run_id": self.outcome.run_id, "job": self.job.name, "policy": self.settings.policy_name,
-                "started_at": time.time()}
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, interrupt: Interrupt | None = None) -> RunOutcome:
+        """Run the job to the end (or to an interrupt, an infeasible task, too many failures)."""
+        interrupt = interrupt or Interrupt()
+        started = time.monotonic()
+        source = self._tasks()
+        exhausted = False
         try:
-            reply = ray.get(self._brain.register.remote(self.outcome.run_id, self.policy, info, held))
-        except ray.exceptions.RayTaskError as err:  # e.g. the brain could not unpickle the policy
-            raise ClusterError(f"the placement brain refused this run: {error_text(err.cause or err)}") from None
-        if reply["overcommit"] != self.settings.overcommit and not self.outcome.notes:
-            self.outcome.notes.append(
-                f"the running brain admits up to {reply['overcommit']:g} x capacity per node (set when it "
-                f"started), not the {self.settings.overcommit:g} asked for; it applies to every submission")
+            self.client.start()
+            while True:
+                if interrupt.requested:
+                    self.outcome.interrupted = True
+                    break
+                if self.outcome.infeasible or self._too_many_failures():
+                    break
+                room = self._window() - len(self._held)
+                while room > 0 and not exhausted:
+                    attempt = next(source, None)
+                    if attempt is None:
+                        exhausted = True
+                    else:
+                        self._hold(attempt)
+                        room -= 1
+                if exhausted and not self._held and not self.client.in_flight:
+                    break
+                self._maybe_send()
+                self._collect()
+                self._check_stalls()
+                self.on_progress(self.outcome, len(self._held))
+        finally:
+            self._stop_all()
+            self.outcome.wall_s = time.monotonic() - started
+            self.writer.flush()
+        return self.outcome
 
-    def _send_to_brain(self) -> None:
-        """Start one round trip (finished tasks out, waiting tasks in) unless one is under way.
+    def _window(self) -> int:
+        if self.settings.max_inflight is not None:
+            return self.settings.max_inflight
+        slots = WINDOW_PER_SLOT * self.settings.cluster_cpus * self.pacer.overcommit()
+        return int(min(MAX_WINDOW, max(MIN_WINDOW, math.ceil(slots))))
 
-        The call is pipelined: the driver keeps collecting results while the
-        brain decides, and applies the answer when it arrives.
-        """
-        if self._call is not None:
-            return
-        idle_for = time.monotonic() - self._last_brain_call
-        due = idle_for > (WAIT_S if self._pending else HEARTBEAT_S)
-        if not (self._finished or self._news or due):
-            return
-        ask = min(BRAIN_BATCH, len(self._pending), max(MIN_ASK, 2 * (len(self._finished) + self._last_placed)))
-        batch = [self._pending.popleft() for _ in range(ask)]
-        finished, self._finished = self._finished, []
-        requests = [(a.task_id, a.demand, a.key) for a in batch]
-        # One pickled blob instead of thousands of small objects: Ray's argument encoding is per object.
-        payload = pickle.dumps((finished, requests), protocol=pickle.HIGHEST_PROTOCOL)
-        ref = self._brain.place_packed.remote(self.outcome.run_id, payload)
-        self._call = _BrainCall(ref, batch, finished)
-        self._news = False
-        self._last_brain_call = time.monotonic()
+    def _tasks(self) -> Iterator[_Attempt]:
+        demands: dict[Any, tuple[Mapping[str, float], str]] = {}
+        for task_id, task in enumerate(self.job.iter_tasks()):
+            if task_id in self.settings.skip_task_ids:
+                self.outcome.skipped += 1
+                continue
+            demand = demands.get(task.fn)
+            if demand is None:
+                resources = task_demand(task.fn, self.job.name)
+                demand = demands[task.fn] = (resources, format_demand(resources))
+            key = task.key if task.key is not None else str(task_id)
+            yield _Attempt(task_id, task, str(key), demand[0], demand[1])
 
-    def _apply_answer(self) -> None:
-        """Dispatch what the brain placed; put the rest back in line. Survives a brain restart."""
-        call, self._call = self._call, None
-        assert call is not None
-        try:
-            answer: Placement = ray.get(call.ref)
-        except UnknownSubmission:  # the brain restarted: it forgot us and what we sent
-            self._pending.extendleft(reversed(call.batch))
-            self._retry_brain(self._register)
+    def _hold(self, attempt: _Attempt) -> None:
+        self._held[attempt.task_id] = attempt
+        self._to_send.append(attempt)
+
+    def _too_many_failures(self) -> bool:
+        limit = self.settings.max_failures
+        if limit is not None and self.outcome.failed >= limit:
+            self.outcome.stopped_early = f"stopped after {self.outcome.failed} failed tasks (--max-failures {limit})"
+            return True
+        return False
+
+    # -- the brain ----------------------------------------------------------------------------
+    def _maybe_send(self) -> None:
+        """Start a brain call when there is news, or to collect placements others' releases made possible."""
+        client = self.client
+        if client.in_flight:
             return
-        except PolicyError as err:
-            self._pending.extendleft(reversed(call.batch))
-            raise JobFileError(f"policy error: {err.args[0] if err.args else err}") from None
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-            self._pending.extendleft(reversed(call.batch))
-            self._finished = call.finished + self._finished
-            self._brain_unavailable()
+        polling = client.at_brain and client.idle_s >= POLL_S
+        if not (self._to_send or self._finished or polling):
             return
-        self._brain_down_since = None
-        self._last_placed = len(answer.placed)
-        by_id = {a.task_id: a for a in call.batch}
+        if client.idle_s < self._call_interval() and len(self._running) >= self.settings.cluster_cpus:
+            return  # every slot has work: gather more news per call (each call costs both sides CPU)
+        requests: list[Request] = [(a.task_id, a.demand, a.key) for a in self._to_send]
+        client.send(self._finished, requests, self.pacer.stats())
+        self._to_send, self._finished = [], []
+
+    def _apply(self, answer: Placement, rtt_s: float) -> None:
+        """Dispatch what the brain placed; record what it found infeasible."""
+        # A slot freed just after a call waits for the next call and its answer: the whole cycle.
+        self.pacer.gap(min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s)
         for uid, message in answer.infeasible:
-            a = by_id.pop(uid)
+            a = self._held.pop(uid)
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
             self.outcome.infeasible += 1
             self.outcome.infeasible_error = message
-        for uid, node in answer.placed:
-            self._dispatch(by_id.pop(uid), node)
-        # Still waiting for room: to the back of the line, so tasks that wait for one busy
-        # node (a hot key's home) never block tasks that could run elsewhere.
-        self._pending.extend(by_id.values())
+        groups: dict[tuple[str, Any], list[_Attempt]] = {}
+        for uid, node, spill, waited in answer.placed:
+            a = self._held.get(uid)
+            if a is None:
+                continue
+            a.node, a.spill, a.brain_wait_s = node, spill, waited
+            groups.setdefault((node, a.task.fn), []).append(a)
+        size = max(1, self.pacer.batch())
+        for (node, _fn), attempts in groups.items():
+            for i in range(0, len(attempts), size):
+                self._dispatch(node, attempts[i:i + size])
 
-    def _retry_brain(self, action: Callable[[], Any]) -> None:
-        try:
-            action()
-            self._brain_down_since = None
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-            self._brain_unavailable()
-
-    def _brain_unavailable(self) -> None:
-        """The brain is restarting (or gone): wait a little, get a fresh handle, give up after a minute."""
-        now = time.monotonic()
-        self._brain_down_since = self._brain_down_since or now
-        if now - self._brain_down_since > BRAIN_RETRY_S:
-            raise ClusterError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s; "
-                               "check `raysched status` and the cluster's health")
-        time.sleep(0.2)
-        self._brain = brain_handle(self.settings.overcommit)
-
-    def _report_lost_node(self, node: str) -> None:
-        try:
-            self._brain.report_node_failure.remote(node)
-        except Exception:  # the brain will see the death through membership anyway
-            pass
-
-    # -- dispatch ---------------------------------------------------------------------------
-    def _remote_fn(self, fn: Any, node: str) -> Any:
-        """A Ray remote function for `fn` pinned to `node` (cached: options are not free)."""
-        cached = self._remote_fns.get((fn, node))
-        if cached is None:
-            if fn not in self._wrapped:
-                self._wrapped[fn] = (ray.remote(remote.wrap(fn)), _ray_options(demand_of(fn)))
-            base, options = self._wrapped[fn]
-            cached = self._remote_fns[(fn, node)] = base.options(
-                **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-            )
+    # -- dispatch -----------------------------------------------------------------------------
+    def _remote_fn(self, fn: Any, node: str, batch: bool) -> Any:
+        """A Ray remote function for `fn` (or its batch runner) pinned to `node`; an LRU of them."""
+        cache_key = (fn, node, batch)
+        cached = self._remote_fns.get(cache_key)
+        if cached is not None:
+            self._remote_fns.move_to_end(cache_key)
+            return cached
+        wrapped = self._wrapped.get((fn, batch))
+        if wrapped is None:
+            runner = remote.wrap_batch(fn) if batch else remote.wrap(fn)
+            wrapped = self._wrapped[(fn, batch)] = (ray.remote(runner), _ray_options(task_demand(fn, self.job.name)))
+        base, options = wrapped
+        cached = self._remote_fns[cache_key] = base.options(
+            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        if len(self._remote_fns) > REMOTE_CACHE:
+            self._remote_fns.popitem(last=False)
         return cached
 
-    def _dispatch(self, attempt: _Attempt, node: str) -> None:
-        attempt.node = node
-        task = attempt.task
+    def _dispatch(self, node: str, attempts: list[_Attempt]) -> None:
+        first = attempts[0]
         try:
-            ref = self._remote_fn(task.fn, node).remote(*task.args, **(task.kwargs or {}))
+            if len(attempts) == 1:
+                ref = self._remote_fn(first.task.fn, node, False).remote(*first.task.args, **(first.task.kwargs or {}))
+            else:
+                calls = [(a.task.args, a.task.kwargs) for a in attempts]
+                ref = self._remote_fn(first.task.fn, node, True).remote(calls)
         except (TypeError, ValueError, AttributeError) as err:  # pickling a function or its arguments failed
-            self._finished.append(attempt.task_id)  # release the brain's reservation on the way out
-            name = getattr(task.fn, "__qualname__", repr(task.fn))
+            self._finished.extend(a.task_id for a in attempts)  # release the brain's reservations on the way out
+            name = getattr(first.task.fn, "__qualname__", repr(first.task.fn))
             reason = " ".join(str(err).split())[:200]
             raise JobFileError(
-                f"{self.job.name}: task {attempt.task_id} ({name}) cannot be serialized to send it to the cluster "
+                f"{self.job.name}: task {first.task_id} ({name}) cannot be serialized to send it to the cluster "
                 f"({reason}); create locks, generators and connections inside the task function instead of "
                 "capturing them"
             ) from None
-        self._running[ref] = attempt
+        self._running[ref] = attempts
+        if self._node_work[node] == 0:
+            self._node_progress[node] = time.monotonic()
+        self._node_work[node] += len(attempts)
 
-    # -- rows -------------------------------------------------------------------------------
+    # -- results ------------------------------------------------------------------------------
+    def _call_interval(self) -> float:
+        """While every slot has work, call the brain about this often, at most (pacing sizes node queues for it)."""
+        return self.pacer.call_interval()
+
+    def _tick(self) -> float:
+        """How long one wait collects results: a quarter of a unit's run time, 1 to 10 ms.
+
+        Collecting several completions per wait (and per brain call) costs the
+        driver far less CPU than one wait per task; the queue at each node
+        (pacing) covers the extra latency, which the measured gap includes.
+        """
+        t = self.pacer.task_s
+        if t is None:
+            return TICK_MIN_S
+        return min(TICK_MAX_S, max(TICK_MIN_S, TICK_UNITS * t * self.pacer.batch()))
+
+    def _collect(self) -> None:
+        """Wait one tick for finished attempts and the brain's answer, and act on what arrived."""
+        waiting_on = list(self._running)
+        brain_ref = self.client.pending_ref
+        if brain_ref is not None:
+            waiting_on.append(brain_ref)
+        if not waiting_on:
+            time.sleep(0.01)  # tasks are held for the next brain call
+            return
+        tick = self._tick()
+        ready, _ = ray.wait(waiting_on, num_returns=len(waiting_on), timeout=tick, fetch_local=False)
+        if not ready:
+            ready, _ = ray.wait(waiting_on, num_returns=1, timeout=WAIT_S, fetch_local=False)
+        done = [ref for ref in ready if ref in self._running]
+        now = time.time()
+        for ref, out in zip(done, _get_each(done)):
+            attempts = self._running.pop(ref)
+            node = attempts[0].node
+            self._node_work[node] -= len(attempts)
+            outs = out if isinstance(out, list) else [out] * len(attempts)
+            for a, one in zip(attempts, outs):
+                self._held.pop(a.task_id, None)
+                self._finished.append(a.task_id)
+                self._record(a, one, now)
+        if brain_ref is not None:
+            rtt_s = self.client.idle_s
+            try:
+                answer = self.client.receive()
+            except PolicyError as err:
+                raise JobFileError(f"policy error: {err}") from None
+            if answer is not None:
+                self._apply(answer, rtt_s)
+
+    def _record(self, a: _Attempt, out: Any, now: float) -> None:
+        if isinstance(out, ray.exceptions.RayError):
+            if isinstance(out, NODE_LOST_ERRORS):
+                self.client.report_node_failure(a.node, "lost")
+            self._record_error(a, error_text(out), None, lost=True)
+            return
+        self._node_progress[a.node] = time.monotonic()
+        self._node_done.add(a.node)
+        self._stalled.discard(a.node)
+        self.pacer.task_ran(out.finished_at - out.started_at)
+        notice = min(1.0, max(0.0, now - out.finished_at))
+        self._notice_s = 0.9 * self._notice_s + 0.1 * notice
+        if out.error is None:
+            self._record_ok(a, out)
+        else:
+            self._record_error(a, out.error, out, lost=False)
+
     def _row(self, a: _Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
         row = Row(run_id=self.outcome.run_id, job=self.job.name, policy=self.settings.policy_name,
                   task_id=a.task_id, key=a.key, attempt=a.attempt, status=status.value, error=error,
-                  node_chosen=a.node, submitted_at=a.submitted_at)
+                  node_chosen=a.node, submitted_at=a.submitted_at, demand=a.demand_text, spill=a.spill,
+                  brain_wait_s=a.brain_wait_s)
         if out is not None:
             row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
             row.wait_s = out.started_at - a.submitted_at
@@ -300,10 +362,17 @@ class Runner:
 
     def _record_ok(self, a: _Attempt, out: remote.Outcome) -> None:
         self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
-        self.outcome.ok += 1
-        self.outcome.per_node[out.node_ran] += 1
+        o = self.outcome
+        o.ok += 1
+        o.per_node[out.node_ran] += 1
+        o.ran(a.key, out.node_ran)
+        if a.spill:
+            o.spills[a.spill] += 1
+        o.brain_wait_s += a.brain_wait_s or 0.0
+        o.first_submitted = a.submitted_at if o.first_submitted is None else min(o.first_submitted, a.submitted_at)
+        o.last_finished = out.finished_at if o.last_finished is None else max(o.last_finished, out.finished_at)
         for name, value in out.metrics.items():
-            self.outcome.metric_sums[name] = self.outcome.metric_sums.get(name, 0.0) + value
+            o.metric_sums[name] = o.metric_sums.get(name, 0.0) + value
 
     def _record_error(self, a: _Attempt, error: str, out: remote.Outcome | None, lost: bool) -> None:
         """An attempt failed: retry it through the brain when allowed, else it failed for good."""
@@ -314,109 +383,40 @@ class Runner:
         self.writer.write(self._row(a, status, error, out), out.metrics if out else None)
         if retry:
             self.outcome.retried += 1
-            self._pending.appendleft(_Attempt(a.task_id, a.task, a.key, a.demand, a.attempt + 1, a.lost))
-            self._news = True
+            self._hold(_Attempt(a.task_id, a.task, a.key, a.demand, a.demand_text, a.attempt + 1, a.lost))
         else:
             self.outcome.failed += 1
 
-    # -- the loop ---------------------------------------------------------------------------
-    def _tasks(self) -> Iterator[_Attempt]:
-        for task_id, task in enumerate(self.job.iter_tasks()):
-            if task_id in self.settings.skip_task_ids:
-                self.outcome.skipped += 1
+    # -- stalls -------------------------------------------------------------------------------
+    def _check_stalls(self) -> None:
+        """Report nodes that hold our work and finish nothing for far longer than our tasks take."""
+        now = time.monotonic()
+        if now - self._last_stall_check < STALL_CHECK_S:
+            return
+        self._last_stall_check = now
+        p90 = self.pacer.task_quantile(0.9) or 0.0
+        unit = p90 * max(1, self.pacer.batch())
+        for node, work in self._node_work.items():
+            if work <= 0 or node in self._stalled:
                 continue
-            key = task.key if task.key is not None else str(task_id)
-            yield _Attempt(task_id, task, str(key), demand_of(task.fn))
+            limit = max(STALL_MIN_S, STALL_TASKS * unit) if node in self._node_done else max(STALL_NEW_S, STALL_TASKS * unit)
+            if now - self._node_progress.get(node, now) > limit:
+                self._stalled.add(node)
+                self.outcome.notes.append(f"node {node[:8]} finished nothing for {limit:.0f} s with work in flight; "
+                                          "reported to the brain, which placed new work elsewhere")
+                self.client.report_node_failure(node, "stalled")
 
-    def run(self, interrupt: Interrupt | None = None) -> RunOutcome:
-        """Run the job to the end (or to an interrupt, an infeasible task, too many failures)."""
-        interrupt = interrupt or Interrupt()
-        started = time.monotonic()
-        self._brain = brain_handle(self.settings.overcommit)
-        self._register()
-        self._last_brain_call = 0.0
-        source = self._tasks()
-        exhausted = False
-        try:
-            while True:
-                if interrupt.requested:
-                    self.outcome.interrupted = True
-                    break
-                if self.outcome.infeasible or self._too_many_failures():
-                    break
-                asking = len(self._call.batch) if self._call is not None else 0
-                room = self.settings.max_inflight - len(self._running) - len(self._pending) - asking
-                while room > 0 and not exhausted:
-                    nxt = next(source, None)
-                    if nxt is None:
-                        exhausted = True
-                    else:
-                        self._pending.append(nxt)
-                        self._news = True
-                        room -= 1
-                if exhausted and not self._pending and not self._running and self._call is None:
-                    break
-                self._send_to_brain()
-                self._collect()
-                self.on_progress(self.outcome, len(self._running))
-        finally:
-            self._stop_all()
-            self.outcome.wall_s = time.monotonic() - started
-            self.writer.flush()
-        return self.outcome
-
-    def _too_many_failures(self) -> bool:
-        limit = self.settings.max_failures
-        if limit is not None and self.outcome.failed >= limit:
-            self.outcome.stopped_early = f"stopped after {self.outcome.failed} failed tasks (--max-failures {limit})"
-            return True
-        return False
-
-    def _collect(self) -> None:
-        """Wait briefly for finished attempts or the brain's answer, and act on what arrived."""
-        waiting_on = list(self._running)
-        if self._call is not None:
-            if time.monotonic() - self._call.sent_at > BRAIN_RETRY_S:
-                raise ClusterError(f"the placement brain has not answered for {BRAIN_RETRY_S:.0f} s "
-                                   "(a policy stuck in choose()?); check `raysched status`")
-            waiting_on.append(self._call.ref)
-        if not waiting_on:
-            time.sleep(0.02)  # tasks wait for room somewhere; the next brain call asks again
-            return
-        ready, rest = ray.wait(waiting_on, num_returns=1, timeout=WAIT_S, fetch_local=False)
-        if not ready:
-            return
-        if rest:
-            linger = LINGER_S if len(self._running) > LINGER_ABOVE else 0
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=linger, fetch_local=False)
-            ready += more
-        done = [ref for ref in ready if ref in self._running]
-        for ref, out in zip(done, _get_each(done)):
-            a = self._running.pop(ref)
-            self._finished.append(a.task_id)
-            if isinstance(out, ray.exceptions.RayError):
-                if isinstance(out, NODE_LOST_ERRORS):
-                    self._report_lost_node(a.node)
-                self._record_error(a, error_text(out), None, lost=True)
-            elif out.error is None:
-                self._record_ok(a, out)
-            else:
-                self._record_error(a, out.error, out, lost=False)
-        if self._call is not None and self._call.ref in ready:
-            self._apply_answer()
-
+    # -- the end ------------------------------------------------------------------------------
     def _stop_all(self) -> None:
         """Cancel what runs, record it, and leave the brain."""
-        for ref, a in list(self._running.items()):
+        for ref, attempts in list(self._running.items()):
             ray.cancel(ref, force=True)
-            self.writer.write(self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished"))
-            self.outcome.cancelled += 1
+            for a in attempts:
+                self.writer.write(self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished"))
+                self.outcome.cancelled += 1
         self._running.clear()
-        try:
-            if self._brain is not None:
-                ray.get(self._brain.unregister.remote(self.outcome.run_id), timeout=10)
-        except Exception:  # the brain expires idle submissions on its own
-            pass
+        counters = self.client.close()
+        self.outcome.brain_decisions = counters.decisions
 
 
 def _get_each(refs: list[Any]) -> list[Any]:
@@ -444,3 +444,11 @@ def _ray_options(demand: Mapping[str, float]) -> dict[str, Any]:
     if custom:
         options["resources"] = custom
     return options
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time: 20261126T081012-1a2b3c."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+__all__ = ["Interrupt", "PolicyError", "Runner", "RunSettings", "new_run_id"]

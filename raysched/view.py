@@ -1,26 +1,33 @@
-"""ResourceView: per-node capacity, the in-flight ledger, liveness. Pure data.
+"""ResourceView: the brain's ledger of the cluster. Pure data, no Ray.
 
 Ray has no public per-node "free resources" API, so the brain keeps its own
-ledger: ``reserve`` when it dispatches a task to a node, ``release`` when the
-task ends. Policies read it on every decision, so the hot queries
-(``fits_now``, ``load``, ``tasks_in_flight``) are dict lookups, and the two
-that need a search are indexed:
+ledger of the work it has *assigned* to each node:
 
-* ``could_ever_fit`` is cached per distinct demand until membership or
-  capacity changes (``version``).
-* :class:`OrderedIndex` keeps, for one set of demanded resources, the nodes
-  sorted by how much of those resources they have allocated, grouped by their
-  capacity for them. Greedy, pack and the fallbacks of random/p2c find "the
-  emptiest/fullest node that still fits" with a bisect per capacity class
-  instead of a scan. Indices are built on first use and then kept current by
-  ``reserve``/``release`` (about a microsecond each).
+* **reserved**: tasks placed on the node (running, or queued at its raylet),
+  with their resource demand (``reserve`` / ``release``);
+* **parked**: tasks waiting in the brain for this node as their home
+  (``park`` / ``unpark``), counted so that bounded loads see them.
+
+``assigned(node) = tasks reserved there + tasks parked for it``; hash's bounded
+loads compare it with a fair share of ``total_assigned`` (plus ``pending``,
+tasks the brain holds but has not assigned yet). Per-key counts
+(``key_assigned``) let hash move or keep whole keys.
+
+**Admission.** ``overcommit`` (>= 1) lets a node hold reserved demand up to
+``capacity * overcommit``: running work plus a queue at the node, so a slot
+that frees starts its next task without waiting for a round trip. The brain
+sets it per submission before asking that submission's policy (each driver
+measures its own ideal queue depth). A single task never fits on a node whose
+capacity is below its demand.
+
+Policies read the view on every decision, so the hot queries (``fits_now``,
+``load``, ``assigned``) are dict lookups, and the two that need a search are
+indexed: ``could_ever_fit`` is cached per demand until membership changes
+(``version``), and :class:`OrderedIndex` finds "the emptiest/fullest node that
+still fits" with a bisect per capacity class.
 
 Units are Ray's: resource name -> amount ("CPU", "GPU", "memory" in bytes,
 custom names). A resource a node does not list counts as 0.
-
-``overcommit`` (>= 1) lets a node take in-flight demand up to
-``capacity * overcommit``: work queued on the node beyond what runs at once.
-A single task never fits on a node whose capacity is below its demand.
 """
 from __future__ import annotations
 
@@ -31,18 +38,34 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from raysched.ring import UnknownNodeError
-from raysched.scoring import dominant_share
 
-__all__ = ["OrderedIndex", "ResourceView", "UnknownNodeError", "check_demand"]
+__all__ = [
+    "LedgerError",
+    "MAX_RING_CPUS",
+    "OrderedIndex",
+    "ResourceView",
+    "UnknownNodeError",
+    "check_demand",
+    "dominant_share",
+    "fmt_resources",
+]
 
 # Absolute slack on resource sums: Ray itself works in 1e-4 units.
 EPS = 1e-9
 # Slack on allocated fractions when an index pre-filters (final check is exact).
 KEY_EPS = 1e-6
+# A node's ring weight counts at most this many CPUs (a 128-CPU node has the
+# share of the ring a 128-CPU node should; bigger ones are capped so one huge
+# node cannot cost millions of ring points).
+MAX_RING_CPUS = 128
 
 
-def _check_amounts(what: str, amounts: Mapping[str, float]) -> dict[str, float]:
-    """Validated plain copy: str names, finite non-negative numbers."""
+class LedgerError(ValueError):
+    """The ledger was asked to release or unpark work it does not hold (a double release)."""
+
+
+def check_amounts(what: str, amounts: Mapping[str, float]) -> dict[str, float]:
+    """Validated plain copy: non-empty str names, finite non-negative numbers (the one validator)."""
     if not isinstance(amounts, Mapping):
         raise TypeError(f"{what} must be a mapping of resource name to amount, got {type(amounts).__name__}")
     out: dict[str, float] = {}
@@ -59,7 +82,22 @@ def _check_amounts(what: str, amounts: Mapping[str, float]) -> dict[str, float]:
 
 def check_demand(demand: Mapping[str, float]) -> dict[str, float]:
     """A validated copy of a task demand (raises ValueError/TypeError)."""
-    return _check_amounts("demand", demand)
+    return check_amounts("demand", demand)
+
+
+def dominant_share(capacity: Mapping[str, float], reserved: Mapping[str, float]) -> float:
+    """Max over resources of reserved / capacity (DRF's dominant share).
+
+    A positive reservation of a resource the node has 0 of gives ``inf``.
+    """
+    share = 0.0
+    for r, used in reserved.items():
+        if used > 0:
+            c = capacity.get(r, 0.0)
+            s = used / c if c > 0 else math.inf
+            if s > share:
+                share = s
+    return share
 
 
 def fmt_resources(amounts: Mapping[str, float]) -> str:
@@ -69,6 +107,16 @@ def fmt_resources(amounts: Mapping[str, float]) -> str:
         v = amounts[name]
         parts.append(f"{name}: {int(v) if float(v).is_integer() and abs(v) < 1e15 else f'{v:g}'}")
     return "{" + ", ".join(parts) + "}"
+
+
+def node_weight(capacity: Mapping[str, float]) -> float:
+    """Ring weight of a node from its own capacity alone: its CPUs (capped), or 1 without CPUs.
+
+    Depending only on the node keeps the ring a function of current membership:
+    no join order, no history, the same after a brain restart.
+    """
+    cpu = capacity.get("CPU", 0.0)
+    return min(cpu, float(MAX_RING_CPUS)) if cpu > 0 else 1.0
 
 
 class OrderedIndex:
@@ -139,18 +187,23 @@ class OrderedIndex:
 
 
 class ResourceView:
-    """Capacities, in-flight demand and liveness of the cluster's nodes."""
+    """Capacities, assigned work and liveness of the cluster's nodes."""
 
     def __init__(self, overcommit: float = 1.0) -> None:
-        if isinstance(overcommit, bool) or not isinstance(overcommit, (int, float)) or not overcommit >= 1.0 or math.isinf(overcommit):
-            raise ValueError(f"overcommit must be a finite number >= 1 (1.0 = strict), got {overcommit!r}")
-        self._overcommit = float(overcommit)
+        self._overcommit = _check_overcommit(overcommit)
         self._cap: dict[str, dict[str, float]] = {}
-        self._limit: dict[str, dict[str, float]] = {}  # capacity * overcommit
         self._res: dict[str, dict[str, float]] = {}
-        self._count: dict[str, int] = {}
+        self._count: dict[str, int] = {}  # tasks reserved (placed) per node
+        self._parked: dict[str, int] = {}  # tasks waiting in the brain for this node
         self._load: dict[str, float] = {}
+        self._key_reserved: dict[tuple[str, str], int] = {}
+        self._key_parked: dict[tuple[str, str], int] = {}
+        self._keys_on: dict[str, int] = {}  # distinct keys with work assigned to each node
+        self._with_free_slot: set[str] = set()
+        self._total_keys = 0
         self._total_count = 0
+        self._total_parked = 0
+        self.pending = 0  # tasks the brain holds but has not assigned to a node yet
         self._version = 0
         self._nodes: tuple[str, ...] | None = ()
         self._fit_cache: dict[tuple, bool] = {}
@@ -162,7 +215,12 @@ class ResourceView:
     # -- membership / capacity ---------------------------------------------
     @property
     def overcommit(self) -> float:
+        """Admission: a node may hold reserved demand up to capacity x this (running + queued)."""
         return self._overcommit
+
+    @overcommit.setter
+    def overcommit(self, value: float) -> None:
+        self._overcommit = _check_overcommit(value)
 
     @property
     def version(self) -> int:
@@ -173,29 +231,38 @@ class ResourceView:
         """Add an alive node, or update its capacity (its reservations stay)."""
         if not isinstance(node_id, str) or not node_id:
             raise ValueError(f"node_id must be a non-empty string, got {node_id!r}")
-        cap = _check_amounts(f"capacity of node {node_id[:8]}", capacity)
+        cap = check_amounts(f"capacity of node {node_id[:8]}", capacity)
         if self._cap.get(node_id) == cap:
             return
         self._cap[node_id] = cap
-        o = self._overcommit
-        self._limit[node_id] = {r: a * o for r, a in cap.items()}
         if node_id not in self._res:
             self._res[node_id] = {}
             self._count[node_id] = 0
+            self._parked[node_id] = 0
+            self._keys_on[node_id] = 0
             self._nodes = None
-        self._load[node_id] = self._dominant_share(node_id)
+        self._set_load(node_id, dominant_share(cap, self._res[node_id]))
         for idx in self._indices.values():
             idx.update(node_id, cap, self._res[node_id])
         self._changed()
 
     def remove_node(self, node_id: str) -> None:
-        """Drop a node that left or died, with its reservations."""
+        """Drop a node that left or died, with its reservations and parked counts.
+
+        The caller (the brain) re-homes the tasks that were parked for it.
+        """
         self._node(node_id)
         for idx in self._indices.values():
             idx.update(node_id, None, {})
         self._total_count -= self._count.pop(node_id)
-        for d in (self._cap, self._limit, self._res, self._load):
+        self._total_parked -= self._parked.pop(node_id)
+        self._total_keys -= self._keys_on.pop(node_id)
+        for d in (self._cap, self._res, self._load):
             del d[node_id]
+        self._with_free_slot.discard(node_id)
+        for counts in (self._key_reserved, self._key_parked):
+            for pair in [p for p in counts if p[1] == node_id]:
+                del counts[pair]
         self._nodes = None
         self._changed()
 
@@ -227,13 +294,30 @@ class ResourceView:
         return MappingProxyType(self._node(node_id))
 
     def reserved(self, node_id: str) -> Mapping[str, float]:
-        """In-flight demand on the node; read-only, live."""
+        """Reserved demand on the node (running + queued there); read-only, live."""
         self._node(node_id)
         return MappingProxyType(self._res[node_id])
 
     def tasks_in_flight(self, node_id: str) -> int:
+        """Tasks placed on the node (running or queued at it)."""
         try:
             return self._count[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    def parked(self, node_id: str) -> int:
+        """Tasks waiting in the brain for this node as their home."""
+        try:
+            return self._parked[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    def assigned(self, node_id: str) -> int:
+        """All work assigned to the node: placed there, or waiting for it."""
+        try:
+            return self._count[node_id] + self._parked[node_id]
         except KeyError:
             self._node(node_id)
             raise
@@ -242,10 +326,37 @@ class ResourceView:
     def total_tasks_in_flight(self) -> int:
         return self._total_count
 
+    @property
+    def total_parked(self) -> int:
+        """Tasks waiting in the brain for a node, over every node."""
+        return self._total_parked
+
+    @property
+    def total_assigned(self) -> int:
+        """Placed plus parked tasks over every node (``pending`` not included)."""
+        return self._total_count + self._total_parked
+
+    def key_assigned(self, key: str, node_id: str) -> int:
+        """Tasks of ``key`` assigned to the node (placed or parked), as the brain reported keys."""
+        pair = (key, node_id)
+        return self._key_reserved.get(pair, 0) + self._key_parked.get(pair, 0)
+
+    def keys_on(self, node_id: str) -> int:
+        """Distinct keys with work assigned to the node."""
+        return self._keys_on[node_id]
+
+    @property
+    def total_keys(self) -> int:
+        """Distinct (key, node) pairs with work assigned, over every node."""
+        return self._total_keys
+
+    def key_parked(self, key: str, node_id: str) -> int:
+        """Tasks of ``key`` waiting in the brain for the node (they move if the key moves)."""
+        return self._key_parked.get((key, node_id), 0)
+
     def weight(self, node_id: str) -> float:
-        """Ring weight: CPU capacity, or 1.0 for a node without CPUs."""
-        cpu = self._node(node_id).get("CPU", 0.0)
-        return cpu if cpu > 0 else 1.0
+        """Ring weight: CPU capacity (at most MAX_RING_CPUS), or 1.0 for a node without CPUs."""
+        return node_weight(self._node(node_id))
 
     def load(self, node_id: str) -> float:
         """Dominant share: max over resources of reserved / capacity.
@@ -259,9 +370,6 @@ class ResourceView:
             self._node(node_id)
             raise
 
-    def _dominant_share(self, node_id: str) -> float:
-        return dominant_share(self._cap[node_id], self._res[node_id])
-
     def largest_node(self) -> tuple[str, Mapping[str, float]]:
         """The node with the most CPU (then GPU, memory, id): for error messages."""
         if not self._cap:
@@ -274,20 +382,21 @@ class ResourceView:
 
     # -- fitting ---------------------------------------------------------------
     def fits_now(self, node_id: str, demand: Mapping[str, float]) -> bool:
-        """Would ``demand`` fit on the node next to what is in flight there?"""
+        """Would ``demand`` fit on the node next to what is reserved there, under the admission limit?"""
         try:
             cap = self._cap[node_id]
         except (KeyError, TypeError):
             self._node(node_id)
             raise
         res = self._res[node_id]
-        lim = self._limit[node_id]
+        o = self._overcommit
         for r, a in demand.items():
             if not a > 0:
                 if a == 0:
                     continue
                 raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
-            if a > cap.get(r, 0.0) + EPS or res.get(r, 0.0) + a > lim.get(r, 0.0) + EPS:
+            c = cap.get(r, 0.0)
+            if a > c + EPS or res.get(r, 0.0) + a > c * o + EPS:
                 return False
         return True
 
@@ -309,41 +418,101 @@ class ResourceView:
         return hit
 
     # -- ledger ------------------------------------------------------------------
-    def reserve(self, node_id: str, demand: Mapping[str, float]) -> None:
-        """Record one task of ``demand`` in flight on the node.
+    def reserve(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """Record one task of ``demand`` placed on the node (running or queued there).
 
         Validates everything before touching state. Does not require the task
         to fit: the brain may learn of work it did not place.
         """
         self._node(node_id)
-        d = _check_amounts("demand", demand)
+        d = check_amounts("demand", demand)
         res = self._res[node_id]
         for r, a in d.items():
             if a:
                 res[r] = res.get(r, 0.0) + a
         self._count[node_id] += 1
         self._total_count += 1
+        self._count_key(self._key_reserved, key, node_id, +1)
         self._after_ledger_change(node_id, d)
 
-    def release(self, node_id: str, demand: Mapping[str, float]) -> None:
-        """Record the end of one task; amounts never go below zero."""
+    def release(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """Record the end of one task placed on the node.
+
+        Releasing a task the node does not hold (a second release of the same
+        task, or more of a resource than is reserved) raises LedgerError and
+        changes nothing: the ledger never hides a double release.
+        """
         self._node(node_id)
-        d = _check_amounts("demand", demand)
+        d = check_amounts("demand", demand)
         res = self._res[node_id]
+        if self._count[node_id] <= 0:
+            raise LedgerError(f"release on node {node_id[:8]} which holds no task (a double release?)")
         for r, a in d.items():
-            if a and r in res:
+            if a and res.get(r, 0.0) + EPS < a:
+                raise LedgerError(f"release of {fmt_resources(d)} on node {node_id[:8]} which holds only "
+                                  f"{fmt_resources(res)} (a double release?)")
+        if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
+            raise LedgerError(f"release of key {key!r} on node {node_id[:8]} which holds none of its tasks")
+        for r, a in d.items():
+            if a:
                 left = res[r] - a
                 if left <= EPS:
                     del res[r]
                 else:
                     res[r] = left
-        if self._count[node_id] > 0:
-            self._count[node_id] -= 1
-            self._total_count -= 1
+        self._count[node_id] -= 1
+        self._total_count -= 1
+        self._count_key(self._key_reserved, key, node_id, -1)
         self._after_ledger_change(node_id, d)
 
+    def park(self, node_id: str, key: str | None = None) -> None:
+        """Count one task waiting in the brain for this node as its home."""
+        self._node(node_id)
+        self._parked[node_id] += 1
+        self._total_parked += 1
+        self._count_key(self._key_parked, key, node_id, +1)
+
+    def unpark(self, node_id: str, key: str | None = None) -> None:
+        """The task waiting for this node was placed, re-homed or dropped."""
+        self._node(node_id)
+        if self._parked[node_id] <= 0:
+            raise LedgerError(f"unpark on node {node_id[:8]} for which no task waits")
+        self._parked[node_id] -= 1
+        self._total_parked -= 1
+        self._count_key(self._key_parked, key, node_id, -1)
+
+    def _count_key(self, counts: dict[tuple[str, str], int], key: str | None, node_id: str, delta: int) -> None:
+        """Per-key counts, and how many distinct keys have work on each node."""
+        if key is None:
+            return
+        pair = (key, node_id)
+        had = self.key_assigned(key, node_id) > 0
+        left = counts.get(pair, 0) + delta
+        if left > 0:
+            counts[pair] = left
+        else:
+            counts.pop(pair, None)
+        has = self.key_assigned(key, node_id) > 0
+        if has != had:
+            change = 1 if has else -1
+            self._keys_on[node_id] += change
+            self._total_keys += change
+
+    def _set_load(self, node_id: str, load: float) -> None:
+        self._load[node_id] = load
+        cpus = self._cap[node_id].get("CPU", 0.0)
+        if cpus > 0 and self._res[node_id].get("CPU", 0.0) < cpus - EPS:
+            self._with_free_slot.add(node_id)
+        else:
+            self._with_free_slot.discard(node_id)
+
+    @property
+    def idle_somewhere(self) -> bool:
+        """Does some node run less than it could (a CPU with nothing placed on it)?"""
+        return bool(self._with_free_slot)
+
     def _after_ledger_change(self, node_id: str, demand: Mapping[str, float]) -> None:
-        self._load[node_id] = self._dominant_share(node_id)
+        self._set_load(node_id, dominant_share(self._cap[node_id], self._res[node_id]))
         if self._indices_by_resource:
             touched: list[OrderedIndex] = []
             for r in demand:
@@ -418,5 +587,11 @@ class ResourceView:
         return bool(self.fitting_nodes(demand, limit=1))
 
     def __repr__(self) -> str:
-        return f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, overcommit={self._overcommit})"
+        return (f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, parked={self._total_parked}, "
+                f"overcommit={self._overcommit})")
 
+
+def _check_overcommit(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1.0 or math.isinf(value):
+        raise ValueError(f"overcommit must be a finite number >= 1 (1.0 = strict), got {value!r}")
+    return float(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -58,13 +59,14 @@ def address(ray_cluster: object) -> str:
 
 
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
-    """Poll `condition()` until it returns something truthy; return it, or None at the timeout."""
-    import threading
-    import time
+    """Poll `condition()` until it returns something truthy; return it, or the falsy value at the deadline.
 
+    Deadlines are generous (this machine is shared and loaded): they bound a hang, they do not time
+    the behaviour. Callers assert on the result.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value or time.monotonic() > deadline:
             return value
-        threading.Event().wait(interval)  # a pause between polls of the condition
+        time.sleep(interval)  # the poll interval of this condition wait

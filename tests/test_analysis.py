@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from raysched.analysis import (
     COLUMNS,
+    REQUIRED_COLUMNS,
     AnalysisInputError,
     AnalysisWarning,
     format_value,
@@ -69,8 +70,9 @@ def row(run_id: str, policy: str, task_id: int, key: str, attempt: int, status: 
 
 
 def write_csv(path: Path, rows: list[dict[str, object]], extra: tuple[str, ...] = ()) -> Path:
+    """A CSV in the first format (the 15 required columns): raysched must keep reading it."""
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(COLUMNS) + list(extra))
+        w = csv.DictWriter(fh, fieldnames=list(REQUIRED_COLUMNS) + list(extra), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in w.fieldnames})

@@ -10,7 +10,7 @@ from ray import cloudpickle
 import pytest
 
 import raysched
-from raysched.job import DEFAULT_DEMAND, JobFileError, demand_of, load_job
+from raysched.job import DEFAULT_DEMAND, JobFileError, load_job, sibling_imports, task_demand
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -23,20 +23,42 @@ def test_task_decorator_records_ray_style_demand() -> None:
     @raysched.task(num_cpus=2, num_gpus=1, memory=1e9, resources={"ssd": 1})
     def work() -> None: ...
 
-    assert demand_of(work) == {"CPU": 2.0, "GPU": 1.0, "memory": 1e9, "ssd": 1.0}
+    assert task_demand(work) == {"CPU": 2.0, "GPU": 1.0, "memory": 1e9, "ssd": 1.0}
     assert work() is None  # still a plain function
 
 
 def test_plain_function_demands_one_cpu() -> None:
     def work() -> None: ...
 
-    assert demand_of(work) == DEFAULT_DEMAND == {"CPU": 1.0}
+    assert task_demand(work) == DEFAULT_DEMAND == {"CPU": 1.0}
 
 
-@pytest.mark.parametrize("bad", [{"num_cpus": -1}, {"resources": {"ssd": "two"}}, {"num_gpus": True}])
-def test_task_decorator_rejects_bad_demands(bad: dict) -> None:
-    with pytest.raises(ValueError, match="must be"):
-        raysched.task(**bad)
+@pytest.mark.parametrize("bad, reason", [
+    ({"num_cpus": -1}, "CPU must be a finite amount >= 0, got -1"),
+    ({"num_cpus": float("inf")}, "CPU must be a finite amount >= 0, got inf"),
+    ({"num_gpus": float("nan")}, "GPU must be a finite amount >= 0, got nan"),
+    ({"resources": {"ssd": "two"}}, "ssd must be a number, got 'two'"),
+    ({"num_gpus": True}, "GPU must be a number, got True"),
+    ({"resources": {"": 1}}, "resource names must be non-empty strings"),
+    ({"resources": [("ssd", 1)]}, "must be a mapping"),
+])
+def test_a_bad_demand_names_the_function_and_the_demand(bad: dict, reason: str) -> None:
+    @raysched.task(**bad)
+    def crunch() -> None: ...
+
+    with pytest.raises(JobFileError) as err:
+        task_demand(crunch, "job.py")
+    message = str(err.value)
+    assert message.startswith("job.py: task function ") and "crunch has a bad resource demand" in message
+    assert reason in message
+
+
+def test_a_bad_demand_is_refused_when_the_job_file_loads(tmp_path: Path) -> None:
+    job = write(tmp_path, "badjob.py", "import raysched\n@raysched.task(num_cpus=float('inf'))\n"
+                                      "def crunch(i):\n    return i\n"
+                                      "def tasks():\n    yield raysched.Task(crunch, args=(1,))\n")
+    with pytest.raises(JobFileError, match="badjob.py: task function crunch has a bad resource demand.*CPU=inf"):
+        load_job(job)
 
 
 def test_task_validates_its_fields() -> None:
@@ -122,3 +144,18 @@ def test_tasks_generator_failing_part_way_is_a_clear_error(tmp_path: Path) -> No
     next(it)
     with pytest.raises(JobFileError, match=r"tasks\(\) raised RuntimeError: input file vanished after 1 tasks"):
         next(it)
+
+
+def test_sibling_imports_are_found_in_the_source(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("X = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "notapkg").mkdir()
+    plain = write(tmp_path, "plain.py", "import os, json\nimport raysched\ndef tasks():\n    return []\n")
+    assert sibling_imports(plain) == ()  # only the standard library and installed packages
+    lazy = write(tmp_path, "lazy.py", "def work():\n    import helpers\n    from pkg.sub import y\n"
+                                      "    import notapkg\ndef tasks():\n    return []\n")
+    assert sibling_imports(lazy) == ("helpers", "pkg")  # imports inside functions count too
+    relative = write(tmp_path, "rel.py", "from . import helpers\ndef tasks():\n    return []\n")
+    assert sibling_imports(relative) == (".",)
+    assert load_job(plain).needs_working_dir is False and load_job(lazy).needs_working_dir is True

@@ -7,11 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import wait_for
 from raysched.results import (BASE_COLUMNS, ResultsWriter, ResumeError, Row, Status, completed_task_ids,
-                              numeric_metrics)
+                              format_demand, numeric_metrics, parse_demand)
 
 DESIGN_COLUMNS = ["run_id", "job", "policy", "task_id", "key", "attempt", "status", "error", "node_chosen",
-                  "node_ran", "submitted_at", "started_at", "finished_at", "wait_s", "run_s"]
+                  "node_ran", "submitted_at", "started_at", "finished_at", "wait_s", "run_s", "demand", "spill",
+                  "brain_wait_s"]
 
 
 def row(task_id: int, status: Status = Status.OK, job: str = "j.py", policy: str = "hash") -> Row:
@@ -52,12 +54,27 @@ def test_new_metric_column_widens_the_file_without_losing_rows(tmp_path: Path) -
     assert df["status"].tolist() == ["ok", "ok", "failed"]
 
 
-def test_rows_reach_disk_by_the_flush_interval(tmp_path: Path) -> None:
+def test_rows_reach_disk_by_the_flush_interval_without_another_row(tmp_path: Path) -> None:
+    """Regression: rows were flushed only when another row arrived, so the rows written before a
+    long-running task stayed in the buffer. A timer flushes them."""
     path = tmp_path / "out.csv"
-    writer = ResultsWriter(path, flush_every_s=0)
-    writer.write(row(0), {"items": 1})
-    assert len(pd.read_csv(path)) == 1  # readable while the writer is still open
-    writer.close()
+    writer = ResultsWriter(path, flush_every_s=0.2)
+    try:
+        writer.write(row(0), {"items": 1})
+        writer.write(row(1), {"items": 1})
+        assert wait_for(lambda: path.read_text().count("\n") == 3, timeout=30), path.read_text()
+        assert len(pd.read_csv(path)) == 2  # readable while the writer is still open, no new row needed
+    finally:
+        writer.close()
+
+
+def test_demand_round_trips_through_its_text_form() -> None:
+    assert format_demand({"ssd": 1.0, "CPU": 1.0, "GPU": 0.0}) == "CPU=1;ssd=1"  # sorted, zeros left out
+    assert format_demand({"memory": 2e9, "CPU": 0.5}) == "CPU=0.5;memory=2e+09"
+    assert parse_demand("CPU=0.5;memory=2e+09") == {"CPU": 0.5, "memory": 2e9}
+    assert parse_demand("") == {}
+    with pytest.raises(ValueError, match="NAME=AMOUNT"):
+        parse_demand("CPU")
 
 
 def test_append_after_a_cut_line_starts_a_fresh_line(tmp_path: Path) -> None:

@@ -59,26 +59,25 @@ def test_pure_ring_keeps_each_key_on_one_node(address: str, tmp_path: Path) -> N
     assert df["node_ran"].nunique() > 1  # 20 keys spread over the ring
 
 
-def test_bounded_loads_spread_a_hot_key(address: str, tmp_path: Path) -> None:
+def test_bounded_loads_spread_a_hot_key_that_the_pure_ring_keeps_on_one_node(address: str, tmp_path: Path) -> None:
     job = tmp_path / "hotkey.py"
     job.write_text(
         "import time, raysched\n"
         "def work(i):\n    time.sleep(0.05)\n    return {'items': 1}\n"
-        "def tasks():\n    for i in range(60):\n        yield raysched.Task(work, args=(i,), key='hot')\n"
+        "def tasks():\n    for i in range(160):\n"
+        "        yield raysched.Task(work, args=(i,), key='hot' if i % 2 == 0 else f'cold-{i}')\n"
     )
-    inflight = 4
-    bounded = submit(address, job, tmp_path / "bounded.csv", "--max-inflight", str(inflight))
-    pure = submit(address, job, tmp_path / "pure.csv", "--max-inflight", str(inflight), "--load-factor", "off")
-    # Pure ring: the hot key's owner takes all it can hold (skips only when it is full).
-    owner = pure["node_ran"].value_counts().idxmax()
-    assert bounded["node_ran"].nunique() > 1
-    assert (bounded["node_ran"] == owner).mean() < (pure["node_ran"] == owner).mean()
-    # No node ever ran more than its capacity-weighted bound of the (at most 4) tasks in flight.
-    status = json.loads(run_cli("status", "--address", address, "--json").out)
-    weights = {n["node_id"]: n["weight"] for n in status["nodes"]}
-    total = sum(weights.values())
-    for node, peak in max_concurrency(bounded).items():
-        assert peak <= math.ceil(1.25 * inflight * weights[node] / total), (node[:8], peak)
+    bounded = submit(address, job, tmp_path / "bounded.csv")
+    pure = submit(address, job, tmp_path / "pure.csv", "--load-factor", "off")
+    hot_pure = pure[pure["key"] == "hot"]["node_ran"]
+    hot_bounded = bounded[bounded["key"] == "hot"]["node_ran"]
+    assert hot_pure.nunique() == 1  # the pure ring: a key never leaves its owner
+    owner = hot_pure.iloc[0]
+    # half of all work on one node (of 1, 2, 2, 4 CPUs) is more than any node's bound: it spreads
+    assert hot_bounded.nunique() >= 2
+    assert (hot_bounded == owner).sum() < len(hot_bounded)
+    assert set(bounded["spill"].fillna("")) <= {"", "bound", "wait"}
+    assert (bounded.loc[bounded["key"] == "hot", "spill"].fillna("") != "").any()  # and says so
 
 
 @pytest.mark.parametrize("policy", ["greedy", "pack"])
@@ -141,10 +140,13 @@ def test_concurrent_submissions_share_one_brain(address: str, tmp_path: Path) ->
 
         seen = wait_for(both_in_flight, timeout=120, interval=0)
         assert seen is not None, "never saw both submissions holding the cluster at once"
-        # One ledger: the nodes' in-flight counts are the two submissions' together, never above capacity.
+        # One ledger: the nodes' in-flight counts are the two submissions' together, never above what a node
+        # admits (its capacity x the deepest queue a submission asked for; tasks that block give no reason
+        # to queue, so that is the capacity itself here).
         assert sum(n["tasks_in_flight"] for n in seen["nodes"]) == 8
+        deepest = max(s["overcommit"] for s in seen["submissions"])
         for node in seen["nodes"]:
-            assert node["reserved"].get("CPU", 0) <= node["capacity"]["CPU"]
+            assert node["reserved"].get("CPU", 0) <= node["capacity"]["CPU"] * deepest
         assert {s["policy"] for s in seen["submissions"]} == {"random", "p2c"}
         human = run_cli("status", "--address", address)
         assert human.code == 0 and "submissions: 2 active" in human.out

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raysched.view import ResourceView, UnknownNodeError
+from raysched.view import LedgerError, ResourceView, UnknownNodeError
 
 
 def view_of(caps: dict[str, dict[str, float]], overcommit: float = 1.0) -> ResourceView:
@@ -117,17 +117,61 @@ def test_bad_node_id(node_id):
         ResourceView().set_node(node_id, {"CPU": 1})
 
 
-def test_reserve_release_arithmetic_and_floor_at_zero():
+def test_reserve_release_arithmetic():
     v = view_of({"a": {"CPU": 4, "memory": 100}})
     v.reserve("a", {"CPU": 1.5, "memory": 30})
     v.reserve("a", {"CPU": 1})
     assert dict(v.reserved("a")) == {"CPU": 2.5, "memory": 30}
     assert v.tasks_in_flight("a") == 2 and v.total_tasks_in_flight == 2
     v.release("a", {"CPU": 1})
-    v.release("a", {"CPU": 5, "memory": 500})  # more than reserved: floors at zero
-    v.release("a", {"CPU": 1})  # one release too many: count stays at zero
+    v.release("a", {"CPU": 1.5, "memory": 30})
     assert dict(v.reserved("a")) == {}
     assert v.tasks_in_flight("a") == 0 and v.total_tasks_in_flight == 0
+
+
+def test_a_double_release_is_an_error_and_changes_nothing():
+    """Regression: releases were clamped at zero, so a task released twice went unnoticed."""
+    v = view_of({"a": {"CPU": 4, "memory": 100}})
+    v.reserve("a", {"CPU": 1, "memory": 30}, key="k")
+    before = snapshot(v)
+    with pytest.raises(LedgerError, match="holds only"):
+        v.release("a", {"CPU": 5})  # more than is reserved
+    with pytest.raises(LedgerError, match="key 'other'"):
+        v.release("a", {"CPU": 1, "memory": 30}, key="other")  # a key the node holds none of
+    assert snapshot(v) == before
+    v.release("a", {"CPU": 1, "memory": 30}, key="k")
+    with pytest.raises(LedgerError, match="holds no task"):
+        v.release("a", {"CPU": 1, "memory": 30}, key="k")  # the same task again
+    with pytest.raises(LedgerError, match="no task waits"):
+        v.unpark("a")
+    assert v.tasks_in_flight("a") == 0 and v.key_assigned("k", "a") == 0
+
+
+def test_assigned_work_counts_placed_and_parked_tasks_and_keys():
+    v = view_of({"a": {"CPU": 2}, "b": {"CPU": 2}})
+    v.reserve("a", {"CPU": 1}, key="k1")
+    v.park("a", key="k1")  # a task waiting in the brain for a as its home
+    v.park("a", key="k2")
+    v.reserve("b", {"CPU": 1}, key="k1")
+    # a: 1 placed + 2 parked = 3; b: 1 placed; total 4 (pending tasks are not assigned to a node)
+    assert (v.assigned("a"), v.assigned("b"), v.total_assigned) == (3, 1, 4)
+    assert (v.tasks_in_flight("a"), v.parked("a"), v.total_parked) == (1, 2, 2)
+    assert (v.key_assigned("k1", "a"), v.key_assigned("k2", "a"), v.key_assigned("k1", "b")) == (2, 1, 1)
+    assert v.load("a") == 0.5  # parked tasks hold no resources: 1 CPU of 2
+    v.unpark("a", key="k1")
+    v.remove_node("a")  # its placed and parked work go with it
+    assert (v.total_assigned, v.total_parked, v.key_assigned("k2", "a")) == (1, 0, 0)
+
+
+def test_overcommit_is_the_admission_limit_and_can_change():
+    v = view_of({"a": {"CPU": 2}})
+    v.reserve("a", {"CPU": 2})
+    assert not v.fits_now("a", {"CPU": 1})  # 2 + 1 > 2 x 1.0
+    v.overcommit = 2.0  # the brain sets it for the submission it places
+    assert v.fits_now("a", {"CPU": 2})  # 2 + 2 <= 2 x 2.0
+    assert not v.fits_now("a", {"CPU": 3})  # bigger than the node: never
+    with pytest.raises(ValueError, match="overcommit"):
+        v.overcommit = 0.5
 
 
 def test_capacity_and_reserved_are_read_only():
@@ -189,9 +233,10 @@ def test_load_is_dominant_share_with_zero_capacity_explicit():
     assert v.load("a") == 0.5
 
 
-def test_weight_is_cpu_or_one():
-    v = view_of({"a": {"CPU": 8}, "b": {"GPU": 2}, "c": {"CPU": 0}})
-    assert (v.weight("a"), v.weight("b"), v.weight("c")) == (8.0, 1.0, 1.0)
+def test_weight_is_cpu_or_one_capped():
+    v = view_of({"a": {"CPU": 8}, "b": {"GPU": 2}, "c": {"CPU": 0}, "d": {"CPU": 1000}})
+    # d: 1000 CPUs count as MAX_RING_CPUS = 128 on the ring
+    assert (v.weight("a"), v.weight("b"), v.weight("c"), v.weight("d")) == (8.0, 1.0, 1.0, 128.0)
 
 
 def test_largest_node():
@@ -230,6 +275,7 @@ def test_fitting_nodes_match_brute_force(history, overcommit):
     demands = [{"CPU": 1}, {"CPU": 2, "GPU": 1}, {"GPU": 1}, {"memory": 4}, {"CPU": 3, "memory": 1}]
     for d in demands[:2]:
         v.fitting_nodes(d)  # build some indices early so updates are exercised
+    held: list[tuple[str, dict]] = []  # releases only of what was reserved (a double release is an error)
     for op, node, demand, cap in history:
         if op == "set":
             v.set_node(node, cap)
@@ -237,10 +283,12 @@ def test_fitting_nodes_match_brute_force(history, overcommit):
             continue
         elif op == "remove":
             v.remove_node(node)
+            held = [(n, d) for n, d in held if n != node]
         elif op == "reserve":
             v.reserve(node, demand)
-        else:
-            v.release(node, demand)
+            held.append((node, demand))
+        elif held:
+            v.release(*held.pop(0))
     for d in demands:
         brute = {n for n in v.nodes if v.fits_now(n, d)}
         assert set(v.fitting_nodes(d)) == brute

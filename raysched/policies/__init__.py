@@ -19,26 +19,30 @@ from typing import Any
 from ray import cloudpickle  # Ray pickles with its own copy; register with that one
 
 from raysched.policies.base import (
+    DEFAULT_LOAD_FACTOR,
+    DEFAULT_VNODES_PER_CPU,
+    Decision,
     InfeasibleError,
     Policy,
     PolicyOptions,
     TaskDemand,
     check_feasible,
 )
-from raysched.policies.greedy import GreedyPolicy
 from raysched.policies.hash import HashPolicy
+from raysched.policies.noderesources import LEAST_ALLOCATED, MOST_ALLOCATED, NodeResourcesPolicy
 from raysched.policies.p2c import P2CPolicy
-from raysched.policies.pack import PackPolicy
 from raysched.policies.random_policy import RandomPolicy
 
 __all__ = [
+    "DEFAULT_LOAD_FACTOR",
+    "DEFAULT_VNODES_PER_CPU",
     "POLICY_NAMES",
+    "Decision",
     "FunctionPolicy",
-    "GreedyPolicy",
     "HashPolicy",
     "InfeasibleError",
+    "NodeResourcesPolicy",
     "P2CPolicy",
-    "PackPolicy",
     "Policy",
     "PolicyOptions",
     "RandomPolicy",
@@ -52,8 +56,8 @@ _BUILDERS: dict[str, Callable[[PolicyOptions], Any]] = {
     "hash": HashPolicy,
     "random": RandomPolicy,
     "p2c": P2CPolicy,
-    "greedy": GreedyPolicy,
-    "pack": PackPolicy,
+    "greedy": lambda options: NodeResourcesPolicy(options, LEAST_ALLOCATED),
+    "pack": lambda options: NodeResourcesPolicy(options, MOST_ALLOCATED),
 }
 POLICY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 

@@ -2,36 +2,45 @@
 
 A policy is filter + objective (Dask ``decide_worker``): keep the nodes where
 the task fits now, pick the best by an objective whose ties break by node id,
-answer ``None`` when nothing fits now (the caller waits), and raise
-:class:`InfeasibleError` when no alive node could ever fit the demand.
+and answer ``None`` when nothing fits now (the brain keeps the task and asks
+again when room appears). Feasibility is the brain's job: a policy is only
+asked about demands that some alive node could hold.
 """
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from raysched.ring import DEFAULT_VNODES
-from raysched.view import KEY_EPS, ResourceView, check_demand, fmt_resources
+from raysched.ring import DEFAULT_LOAD_FACTOR, check_load_factor
+from raysched.view import ResourceView, check_demand, fmt_resources
 
 __all__ = [
+    "DEFAULT_LOAD_FACTOR",
+    "DEFAULT_VNODES_PER_CPU",
+    "Decision",
     "InfeasibleError",
     "Policy",
     "PolicyOptions",
     "TaskDemand",
-    "best_indexed_node",
     "check_feasible",
 ]
+
+# Ring points per CPU of a node (a node without CPUs counts as one CPU).
+DEFAULT_VNODES_PER_CPU = 100
 
 
 @dataclass(frozen=True)
 class TaskDemand:
-    """What a policy sees of a task: its resource demand and its hash key."""
+    """What a policy sees of a task: its resource demand, its hash key, how long it has waited."""
 
     resources: Mapping[str, float]
     key: str = ""
+    # Seconds this task has waited in the brain for a node (0 on its first decision).
+    waited_s: float = 0.0
+    # The node this task was assigned to and has waited for (its home), if any.
+    waiting_for: str | None = None
     # Canonical positive demand, sorted by name: computed once, used per decision.
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     amounts: tuple[float, ...] = field(init=False, repr=False, compare=False)
@@ -45,6 +54,19 @@ class TaskDemand:
         object.__setattr__(self, "names", tuple(r for r, _ in items))
         object.__setattr__(self, "amounts", tuple(a for _, a in items))
 
+    def waited(self, seconds: float, waiting_for: str | None = None) -> TaskDemand:
+        """This task after waiting ``seconds`` in the brain, for ``waiting_for`` (validated once, at arrival)."""
+        new = object.__new__(TaskDemand)
+        new.__dict__.update(self.__dict__)
+        new.__dict__["waited_s"] = seconds
+        new.__dict__["waiting_for"] = waiting_for
+        return new
+
+    @property
+    def signature(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """The demand without the key: tasks with equal signatures fit in the same places."""
+        return self.names, self.amounts
+
     def __hash__(self) -> int:
         return hash((self.names, self.amounts, self.key))  # a dict key in this process, never placement
 
@@ -56,23 +78,57 @@ class PolicyOptions:
     seed: makes random/p2c reproducible (None = fresh entropy each run).
     load_factor: hash's bound c >= 1: lower = flatter load, more keys off
         their home node; None ("off") = pure ring, ignoring load.
-    vnodes: ring points per unit of weight: more = smoother ring, more memory.
+    vnodes: hash ring points per CPU of a node: more = smoother ring, more memory.
+    locality_wait: seconds a hash task waits for its busy home before it takes
+        the next node clockwise with room; None = adaptive to the job's task times.
     """
 
     seed: int | None = None
-    load_factor: float | None = 1.25
-    vnodes: int = DEFAULT_VNODES
+    load_factor: float | None = DEFAULT_LOAD_FACTOR
+    vnodes: int = DEFAULT_VNODES_PER_CPU
+    locality_wait: float | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"--seed must be an integer, got {self.seed!r}")
         if self.load_factor is not None:
-            lf = self.load_factor
-            if isinstance(lf, bool) or not isinstance(lf, (int, float)) or math.isnan(lf) or lf < 1:
-                raise ValueError(f"--load-factor must be a number >= 1 (e.g. 1.25) or 'off', got {lf!r}")
-            object.__setattr__(self, "load_factor", float(lf))
-        if isinstance(self.vnodes, bool) or not isinstance(self.vnodes, int) or not 1 <= self.vnodes <= 1_000_000:
-            raise ValueError(f"--vnodes must be an integer from 1 to 1,000,000, got {self.vnodes!r}")
+            if isinstance(self.load_factor, str):
+                raise ValueError(f"--load-factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}) or 'off', "
+                                 f"got {self.load_factor!r}")
+            try:
+                object.__setattr__(self, "load_factor", check_load_factor(self.load_factor))
+            except ValueError as err:
+                raise ValueError(f"--load-factor: {err} (or 'off')") from None
+        if isinstance(self.vnodes, bool) or not isinstance(self.vnodes, int) or not 1 <= self.vnodes <= 100_000:
+            raise ValueError(f"--vnodes must be an integer from 1 to 100,000 (ring points per CPU), got {self.vnodes!r}")
+        wait = self.locality_wait
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
+                                 or not math.isfinite(wait) or wait < 0):
+            raise ValueError(f"--locality-wait must be a number of seconds >= 0 or 'auto', got {wait!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's full answer, for policies that say more than a node id (hash).
+
+    node: where the task runs now, or None to wait.
+    waits_for: when waiting, the node it waits for (the brain retries the task
+        when that node frees room); None = it waits for room anywhere.
+    spill: when placed off its key's home: "bound" (the home was over its
+        bounded load, so the key lives elsewhere for now) or "wait" (the home
+        stayed busy past the locality wait); "" otherwise.
+    moved_from: when this decision moved the task's whole key off a node, that
+        node (the brain moves the key's other waiting tasks along).
+    assigned: when waiting, whether the task counts as work assigned to
+        ``waits_for`` (False: deferred, because that node is at its bounded load;
+        it is assigned once the node is under its bound again).
+    """
+
+    node: str | None
+    waits_for: str | None = None
+    spill: str = ""
+    moved_from: str | None = None
+    assigned: bool = True
 
 
 class InfeasibleError(ValueError):
@@ -97,7 +153,7 @@ class InfeasibleError(ValueError):
 
 
 def check_feasible(view: ResourceView, demand: Mapping[str, float]) -> None:
-    """Raise InfeasibleError unless some alive node could ever fit ``demand``."""
+    """Raise InfeasibleError unless some alive node could ever fit ``demand`` (the brain calls it first)."""
     if not view.could_ever_fit(demand):
         if len(view) == 0:
             raise InfeasibleError(demand)
@@ -110,82 +166,21 @@ class Policy(Protocol):
     """Public protocol for placement policies (``--policy module:Name``).
 
     ``choose`` returns the id of an alive node in ``view`` where the task
-    should run, or None if nothing fits now. A policy may set the class
-    attribute ``none_means_no_room = True`` to promise that None means no node
-    has room for this demand (whatever the key); the brain then answers later
-    requests with the same demand in a batch without asking again. It must not modify the view: the
-    caller reserves the demand on the chosen node.
+    should run, or None if nothing fits now. It must not modify the view: the
+    brain reserves the demand on the chosen node, and it has already checked
+    that some alive node could ever hold the demand.
+
+    Optional, to make waiting cheap:
+
+    * ``none_means_no_room = True`` promises that None means no node has room
+      for this demand, whatever the key: the brain then asks again about tasks
+      with that demand only after room appears somewhere.
+    * ``decide(task, view) -> Decision`` says which node a waiting task waits
+      for; the brain then asks again only when that node frees room (hash).
+    * ``pace(stats)`` receives the submission's observed task times
+      (``{"task_p50_s": ..., "task_p90_s": ...}``) for adaptive settings.
     """
 
     name: str
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None: ...
-
-
-# Above this many capacity classes the indexed walk scores a bounded sample
-# of classes (kube-scheduler's percentageOfNodesToScore idea) instead of all.
-MAX_CLASSES = 64
-SAMPLE_CLASSES = 16
-
-
-def best_indexed_node(
-    task: TaskDemand,
-    view: ResourceView,
-    most_allocated: bool,
-    score: Callable[[Mapping[str, float], Mapping[str, float], Mapping[str, float]], float],
-    rng: random.Random,
-) -> str | None:
-    """The fitting node with the best ``score``, ties to the smallest id.
-
-    Uses the view's OrderedIndex: within a capacity class the best fitting node
-    is the first fitting entry at or after the bound (one bisect), so a
-    decision costs O(classes * log n), not O(n). Empty demands fit everywhere
-    and rank by dominant share.
-    """
-    if not task.names:
-        nodes = view.nodes
-        if not nodes:
-            return None
-        load = view.load
-        if most_allocated:
-            return min(nodes, key=lambda n: (-load(n), n))
-        return min(nodes, key=lambda n: (load(n), n))
-    demand = task.resources
-    amounts = task.amounts
-    idx = view.ordered_index(task.names, descending=most_allocated)
-    keys = idx.class_keys
-    if len(keys) > MAX_CLASSES:
-        picked = _best_over(view, idx, [keys[i] for i in rng.sample(range(len(keys)), SAMPLE_CLASSES)], demand, amounts, most_allocated, score)
-        if picked is not None:
-            return picked
-    return _best_over(view, idx, keys, demand, amounts, most_allocated, score)
-
-
-def _best_over(view, idx, class_keys, demand, amounts, most_allocated, score) -> str | None:
-    fits = view.fits_now
-    best: tuple[float, str] | None = None
-    for caps in class_keys:
-        start = view.class_candidates(idx, caps, amounts)
-        if start is None:
-            continue
-        entries = idx.classes[caps]
-        found = None
-        if most_allocated:
-            for j in range(start[0], len(entries)):
-                node_id = entries[j][1]
-                if fits(node_id, demand):
-                    found = node_id
-                    break
-        else:
-            bound = start[1] + KEY_EPS
-            for key, node_id in entries:
-                if key > bound:
-                    break
-                if fits(node_id, demand):
-                    found = node_id
-                    break
-        if found is not None:
-            cand = (-score(view.capacity(found), view.reserved(found), demand), found)
-            if best is None or cand < best:
-                best = cand
-    return None if best is None else best[1]

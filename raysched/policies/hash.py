@@ -1,61 +1,134 @@
-"""hash: consistent hashing with bounded loads (owner by key, spill clockwise).
+"""hash: consistent hashing with bounded loads over the work really assigned, whole keys, delay scheduling.
 
-A task goes to the ring successor of its key, so tasks with one key land on
-the node holding that key's warm state. With ``load_factor`` c it skips a node
-already holding more than its share ``ceil(c * (T + 1) * w / W)`` of the
-``T`` tasks in flight (Mirrokni–Thorup–Zadimoghaddam) and walks clockwise to
-the first node under its bound. Nodes that could never hold the task are
-skipped; if the first node under its bound has no room right now, the task
-waits for it (returns None) rather than spilling to any free slot, so keys stay
-home on a busy cluster and move only when the bound says so. With ``load_factor``
-None (``off``, the pure ring) a key's tasks wait for its owner, the first node
-clockwise that could ever hold them, so a key never leaves its node while the
-node lives.
+A key's **owner** is its ring successor among the nodes that could ever hold
+the task (Karger; stable BLAKE2b hash, ring points in proportion to a node's
+own CPUs, so the ring depends only on current membership).
 
-The ring is synced lazily to ``view.version``: only the nodes that joined,
-left or changed capacity are added/removed, so keys move minimally. Ring
-weight = CPU capacity relative to the largest node seen at the first sync
-(fixed afterwards, so later joins never rescale the ring): that node gets
-``vnodes`` points, a half-size node half as many.
+**Bounded loads** (Mirrokni, Thorup, Zadimoghaddam) count everything assigned
+to a node: tasks running or queued there and tasks waiting in the brain for it
+as their home (``view.assigned``). With ``T`` the assigned work over the nodes
+that could hold the task (plus tasks the brain holds but has not assigned yet)
+and ``W`` their total weight, a node of weight ``w`` takes one more task only
+while ``assigned + 1 <= ceil(c * (T + 1) * w / W)``.
+
+**Whole keys.** When a key's home is over its bound the *key* moves, not just
+this task: it lives on the first node clockwise under its bound until the
+pressure ends (its tasks there are done and its owner is under its fair share
+again), and its other waiting tasks move with it. Only a key whose own work
+fills its home's whole bound splits over the nodes clockwise.
+
+**Delay scheduling** (Zaharia et al., EuroSys 2010). When the home has no room
+the task waits for it; after the locality wait it takes the next node
+clockwise with room (and under its bound), so a spilled key still lands on few
+nodes. The wait is ``--locality-wait`` seconds, or adaptive: three times the
+job's 90th-percentile task time, between 0.2 s and 10 s.
+
+``load_factor=None`` (``off``) is the pure ring: a key never leaves its owner
+while the owner lives; its tasks wait for it, however long.
 """
 from __future__ import annotations
 
-import math
-from raysched.policies.base import PolicyOptions, TaskDemand, check_feasible
-from raysched.ring import HashRing, RingConfig
+import collections
+from collections.abc import Iterator
+from typing import Callable, Mapping, NamedTuple
+
+from raysched.policies.base import Decision, PolicyOptions, TaskDemand
+from raysched.ring import HashRing, RingConfig, first_under_bound, mtz_bound
 from raysched.view import ResourceView
 
-__all__ = ["HashPolicy"]
+__all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
 
-# After this many non-fitting nodes, ask the view's index whether anything
-# fits at all before walking the rest of the ring.
-_PRECHECK_AFTER = 8
+AUTO_WAIT_MIN_S = 0.2
+AUTO_WAIT_MAX_S = 10.0
+AUTO_WAIT_TASKS = 3.0  # adaptive wait = this many 90th-percentile task times
+ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed forgotten first)
+RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its owner once it is calm
+
+Signature = tuple[tuple[str, ...], tuple[float, ...]]
+
+
+class _Walk:
+    """A key's clockwise walk over the nodes that could hold its task, consumed lazily, replayable."""
+
+    def __init__(self, nodes: Iterator[str], eligible: Callable[[str], bool]) -> None:
+        self._source = (n for n in nodes if eligible(n))
+        self._seen: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._seen
+        for node in self._source:
+            self._seen.append(node)
+            yield node
+
+    def after(self, node: str) -> Iterator[str]:
+        """The rest of the walk, after ``node`` (from the start when ``node`` is not on it)."""
+        it = iter(self)
+        for n in it:
+            if n == node:
+                return it
+        return iter(self)
+
+
+def _admission_counter(view: ResourceView, demand: Mapping[str, float]) -> Callable[[str], int]:
+    """How many tasks of ``demand`` a node admits at once (running or queued), under the current overcommit."""
+    o = view.overcommit
+    wanted = [(r, a) for r, a in demand.items() if a > 0]
+
+    def admits(node: str) -> int:
+        if not wanted:
+            return 0
+        cap = view.capacity(node)
+        return int(min((cap.get(r, 0.0) * o + 1e-9) // a for r, a in wanted))
+
+    return admits
+
+
+class _Plan(NamedTuple):
+    """Where a task belongs under bounded loads, and what deciding it needs."""
+
+    home: str
+    owner: str
+    walk: _Walk
+    under_bound: Callable[[str], bool]
+    moved_from: str | None = None
+    deferred: bool = False  # the home is at its bound: wait (unassigned) for it to drain
+    whole: bool = True  # False: no node could take all the tasks of the key together
 
 
 class HashPolicy:
-    """Key-affine placement with bounded loads."""
+    """Key-affine placement with bounded loads over assigned work."""
 
     name = "hash"
 
     def __init__(self, options: PolicyOptions | None = None) -> None:
         self.options = options if options is not None else PolicyOptions()
         self.ring = HashRing(RingConfig(vnodes=self.options.vnodes))
-        self._weights: dict[str, float] = {}  # node -> ring weight
-        self._ref: float | None = None
+        self.homes: dict[str, str] = {}  # key -> node it lives on while its owner is under pressure
+        # keys that have run -> decision count when last placed (least recently placed forgotten first)
+        self._rooted: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        self._decisions = 0  # a logical clock, so that the policy stays deterministic
+        self.keys_moved = 0
+        self._weights: dict[str, float] = {}
+        self._eligible: dict[Signature, tuple[frozenset[str] | None, float]] = {}
         self._synced: tuple[int, int] | None = None  # (view.uid, view.version)
+        wait = self.options.locality_wait
+        self._locality_wait_s = AUTO_WAIT_MIN_S if wait is None else float(wait)
 
+    # -- membership -----------------------------------------------------------------
     def sync(self, view: ResourceView) -> None:
-        """Bring the ring to the view's membership, moving only the difference."""
-        nodes = view.nodes
-        if self._ref is None and nodes:
-            self._ref = max(view.weight(n) for n in nodes)
+        """Bring the ring to the view's membership: only nodes that joined, left or changed move keys."""
         ring, weights = self.ring, self._weights
-        alive = set(nodes)
-        for n in [n for n in weights if n not in alive]:
+        alive = set(view.nodes)
+        gone = [n for n in weights if n not in alive]
+        for n in gone:
             ring.remove(n)
             del weights[n]
-        for n in nodes:
-            w = view.weight(n) / self._ref  # type: ignore[operator]
+        if gone:  # keys that ran on a node that left lost their warm state: they are new again
+            lost = set(gone)
+            for key in [k for k, (_, node) in self._rooted.items() if node in lost]:
+                del self._rooted[key]
+        for n in view.nodes:
+            w = view.weight(n)
             old = weights.get(n)
             if old == w:
                 continue
@@ -63,39 +136,164 @@ class HashPolicy:
                 ring.remove(n)
             ring.add(n, w)
             weights[n] = w
+        self._eligible.clear()
+        for key in [k for k, n in self.homes.items() if n not in alive]:
+            del self.homes[key]
         self._synced = (view.uid, view.version)
 
+    @property
+    def locality_wait_s(self) -> float:
+        """Seconds a task waits for its busy home before it may take another node."""
+        return self._locality_wait_s
+
+    def pace(self, stats: Mapping[str, float]) -> None:
+        """Adapt the locality wait to the job's task times (unless --locality-wait fixed it)."""
+        p90 = stats.get("task_p90_s")
+        if self.options.locality_wait is None and p90 is not None and p90 >= 0:
+            self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p90))
+
+    # -- deciding -------------------------------------------------------------------
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
+        return self.decide(task, view).node
+
+    def assign(self, task: TaskDemand, view: ResourceView, count: int = 1) -> Decision | None:
+        """Where new tasks of one key wait: their home (counted there), or deferred when it is at its bound.
+
+        ``count`` tasks of the key arriving together are assigned as one, so a
+        key moves whole before any of its tasks runs; None when no node can
+        take them all (assign them one by one then).
+        """
+        plan = self._plan(task, view, count)
+        if not plan.whole:
+            return None
+        return Decision(None, waits_for=plan.home, moved_from=plan.moved_from, assigned=not plan.deferred)
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        """Place at the home if it has room; after the locality wait, at the next node clockwise with room."""
+        plan = self._plan(task, view)
+        home = plan.home
+        if plan.deferred:
+            return Decision(None, waits_for=home, assigned=False)
+        demand = task.resources
+        if view.fits_now(home, demand):
+            self._root(task.key, home)
+            return Decision(home, spill="" if home == plan.owner else "bound", moved_from=plan.moved_from)
+        if self.options.load_factor is not None and plan.moved_from is None \
+                and task.waited_s >= self._locality_wait_s:
+            for node in plan.walk.after(home):
+                if view.fits_now(node, demand) and plan.under_bound(node):
+                    self._root(task.key, node)
+                    return Decision(node, spill="wait", moved_from=plan.moved_from)
+        return Decision(None, waits_for=home, moved_from=plan.moved_from)
+
+    def _root(self, key: str, node: str) -> None:
+        """The key runs on ``node`` (its warm state lives there now): moving it costs; remember when (LRU)."""
+        rooted = self._rooted
+        rooted[key] = (self._decisions, node)
+        rooted.move_to_end(key)
+        if len(rooted) > ROOTED_KEYS:
+            rooted.popitem(last=False)
+
+    def _plan(self, task: TaskDemand, view: ResourceView, count: int = 1) -> _Plan:
+        """Where ``count`` tasks of the task's key (arriving together) belong under bounded loads.
+
+        Kept on the key's home, deferred (waiting for the home to drain), moved
+        with the whole key, or (one task) split off clockwise. A key that has
+        never run may go anywhere for free: it is first placed within a node's
+        fair share (c = 1), so the first tasks of a run spread keys in
+        proportion to capacity; a key that has run keeps its node up to c times
+        the fair share, and waits the locality wait before it moves.
+        """
         if self._synced != (view.uid, view.version):
             self.sync(view)
+        self._decisions += 1
         demand = task.resources
-        check_feasible(view, demand)
-        fits = view.fits_now
-        misses = 0
+        eligible, weight_sum = self._eligible_nodes(task, view)
+        holds = (lambda n: True) if eligible is None else eligible.__contains__
+        walk = _Walk(self.ring.successors(task.key), holds)
+        owner = next(iter(walk))
         c = self.options.load_factor
-        if c is None:
-            # Pure ring: the key's owner is the first node clockwise that could ever
-            # hold the task; wait for it rather than spill, so a key never moves.
-            for node in self.ring.successors(task.key):
-                if view.could_hold(node, demand):
-                    return node if fits(node, demand) else None
-            return None
-        # mtz_bound(c, T, w, W) for every node, with the per-call part computed once (hot path)
-        factor = c * (view.total_tasks_in_flight + 1) / self.ring.total_weight
-        in_flight = view.tasks_in_flight
+        if c is None:  # pure ring: the owner, always
+            return _Plan(owner, owner, walk, lambda n: True)
+        load = view.assigned
         weights = self._weights
-        over_bound = 0
-        for node in self.ring.successors(task.key):
-            if in_flight(node) + 1 > math.ceil(factor * weights[node] - 1e-9):
-                over_bound += 1  # over its bound: walk on (the cheap test first, on the hot path)
-                if over_bound == _PRECHECK_AFTER and not view.any_fits_now(demand):
-                    return None
-                continue
-            if fits(node, demand):
-                return node
-            if view.could_hold(node, demand):
-                # The first node under its bound is the key's home for now: wait for it.
-                # Spilling to any free slot would scatter keys whenever the cluster is busy;
-                # the bound alone decides when a key moves.
-                return None
-        return None
+        if eligible is None:
+            total = view.total_assigned + view.pending
+        else:
+            total = sum(load(n) for n in eligible) + view.pending
+
+        admits = _admission_counter(view, demand)
+
+        def under(factor: float, extra: int = 0) -> Callable[[str], bool]:
+            # A node is never over its bound while it could still run or queue the task: the bound is
+            # at least what it admits at once (so a lull never pushes keys off nodes with free slots).
+            return lambda n: load(n) + extra + count <= max(mtz_bound(factor, total, weights[n], weight_sum), admits(n))
+
+        under_bound = under(c)
+        assigned = task.waiting_for
+        if assigned is not None and assigned in view and holds(assigned) and view.could_hold(assigned, demand):
+            return _Plan(assigned, owner, walk, under_bound)  # an assignment sticks: bounds apply on arrival
+        key = task.key
+        home = self.homes.get(key)
+        if home is not None and (home not in view or not view.could_hold(home, demand)):
+            del self.homes[key]
+            home = None
+        if home is not None and view.key_assigned(key, home) == 0 \
+                and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS \
+                and load(owner) + 1 <= (total + 1) * weights[owner] / weight_sum:
+            del self.homes[key]  # the pressure ended and the key has rested: it comes home
+            home = None
+        home = home or owner
+        rooted = key in self._rooted
+        if rooted:
+            if under_bound(home):
+                return _Plan(home, owner, walk, under_bound)
+            if task.waited_s < self._locality_wait_s:
+                return _Plan(home, owner, walk, under_bound, deferred=True)  # wait for the home to drain
+            tiers: tuple[Callable[[str], bool], ...] = (lambda n: True,)
+            strict = 1.0  # a key that has run moves only to a node within its fair share: no bouncing
+        else:
+            # A new key may go anywhere for free: it first looks for a node within its fair share of
+            # distinct keys (c = 1), so keys spread in proportion to capacity before any of them runs.
+            keys = view.total_keys + (0 if view.key_assigned(key, home) else 1)
+
+            def key_share(n: str) -> bool:
+                mine = view.keys_on(n) + (0 if view.key_assigned(key, n) else 1)
+                return mine <= mtz_bound(1.0, keys - 1, weights[n], weight_sum)
+
+            tiers = (key_share, lambda n: True)
+            strict = c
+        # The key moves whole: its tasks waiting at the home come along, so the new home must take them too.
+        moving = view.key_parked(key, home)
+        for fits_keys in tiers:
+            if fits_keys(home) and under_bound(home):
+                return _Plan(home, owner, walk, under_bound)
+            target = next((n for n in walk.after(home) if fits_keys(n) and under(strict, moving)(n)), None)
+            if target is not None:
+                if target == owner:
+                    self.homes.pop(key, None)
+                else:
+                    self.homes[key] = target
+                self.keys_moved += 1
+                return _Plan(target, owner, walk, under_bound, moved_from=home)
+        if count > 1:
+            return _Plan(home, owner, walk, under_bound, whole=False)  # the caller assigns them one by one
+        # No node can take the whole key (a key hotter than a node's bound): this task splits off clockwise.
+        split = first_under_bound(walk.after(home), load, lambda n: mtz_bound(c, total, weights[n], weight_sum))
+        if split is None:  # only with fractional loads: the least loaded per unit of weight
+            split = min(walk, key=lambda n: load(n) / weights[n])
+        return _Plan(split, owner, walk, under_bound)
+
+    def _eligible_nodes(self, task: TaskDemand, view: ResourceView) -> tuple[frozenset[str] | None, float]:
+        """Nodes that could ever hold this demand (None = every node) and their total ring weight."""
+        sig = task.signature
+        hit = self._eligible.get(sig)
+        if hit is None:
+            demand = task.resources
+            able = [n for n in view.nodes if view.could_hold(n, demand)]
+            if len(able) == len(view):
+                hit = (None, self.ring.total_weight)
+            else:
+                hit = (frozenset(able), sum(self._weights[n] for n in able))
+            self._eligible[sig] = hit
+        return hit

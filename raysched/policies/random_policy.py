@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from raysched.policies.base import PolicyOptions, TaskDemand, check_feasible
+from raysched.policies.base import PolicyOptions, TaskDemand
 from raysched.view import ResourceView
 
 __all__ = ["RandomPolicy", "sample_fitting"]
@@ -47,5 +47,4 @@ class RandomPolicy:
         self.rng = random.Random(self.options.seed)
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
-        check_feasible(view, task.resources)
         return sample_fitting(self.rng, task, view)

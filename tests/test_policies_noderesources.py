@@ -1,11 +1,12 @@
-"""Scoring functions: table tests, arithmetic in the comments (k8s style)."""
+"""greedy and pack's scores (and the view's dominant share): table tests, arithmetic in the comments (k8s style)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from raysched.scoring import dominant_share, least_allocated_score, most_allocated_score
+from raysched.policies.noderesources import least_allocated_score, most_allocated_score
+from raysched.view import dominant_share
 
 INF = math.inf
 

@@ -1,0 +1,93 @@
+"""What a run produced: counts for the summary, and the exit code (named once, here)."""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """`raysched` exit codes."""
+
+    OK = 0  # every task ended ok
+    FAILED = 1  # some task failed for good
+    BAD_INPUT = 2  # job file, config, flags, infeasible demand, unreachable cluster
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+KEYS_TRACKED = 100_000
+
+
+KEYS_TRACKED = 100_000
+
+
+def tasks_per_s(tasks: int, seconds: float) -> float:
+    """The one definition of throughput: ok tasks / makespan (first submission to last finish)."""
+    return tasks / seconds if seconds > 0 else float("nan")
+
+
+@dataclass
+class RunOutcome:
+    """Counts and timings for the end-of-run summary and the exit code."""
+
+    run_id: str
+    out_path: Path | None = None
+    ok: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    infeasible: int = 0
+    skipped: int = 0
+    wall_s: float = 0.0
+    first_submitted: float | None = None  # Unix seconds, over ok tasks (for the makespan)
+    last_finished: float | None = None
+    interrupted: bool = False
+    stopped_early: str = ""
+    infeasible_error: str = ""
+    per_node: collections.Counter = field(default_factory=collections.Counter)
+    key_node: dict[str, str] = field(default_factory=dict)  # key -> node its first ok task ran on
+    split_keys: set[str] = field(default_factory=set)  # keys whose ok tasks ran on more than one node
+    keys_untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
+    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> tasks
+    brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    brain_decisions: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def makespan_s(self) -> float:
+        if self.first_submitted is None or self.last_finished is None:
+            return 0.0
+        return self.last_finished - self.first_submitted
+
+    @property
+    def tasks_per_s(self) -> float:
+        return tasks_per_s(self.ok, self.makespan_s)
+
+    def ran(self, key: str, node: str) -> None:
+        """An ok task of ``key`` ran on ``node`` (for key affinity, in bounded memory)."""
+        if self.keys_untracked:
+            return
+        home = self.key_node.setdefault(key, node)
+        if home != node:
+            self.split_keys.add(key)
+        if len(self.key_node) > KEYS_TRACKED:
+            self.keys_untracked = True
+            self.key_node.clear()
+            self.split_keys.clear()
+
+    @property
+    def key_affinity(self) -> float | None:
+        """Share of keys whose ok tasks all ran on one node (None without ok tasks, or too many keys)."""
+        if self.keys_untracked or not self.key_node:
+            return None
+        return 1 - len(self.split_keys) / len(self.key_node)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.infeasible:
+            return ExitCode.BAD_INPUT
+        return ExitCode.FAILED if self.failed else ExitCode.OK
