@@ -369,6 +369,7 @@ class PlacementBrain:
             final = {} if sub is None else {"decisions": sub.decisions, "done": sub.done,
                                             "spills": dict(sub.spills), **_ring_summary(sub.policy)}
             self._end(submission_id)
+            self.metrics.publish(self, force=True)  # a run's last figures are not left unpublished
             return final
 
     def _end(self, submission_id: str) -> None:
@@ -861,13 +862,25 @@ def _ring_summary(policy: Policy) -> dict[str, int]:
     return summary
 
 
+def brain_home() -> str:
+    """The node the brain should live on: the head (where the GCS lives: if it dies the cluster is gone
+    anyway), else the driver's own node. A brain on a worker would die with that worker and stall every
+    submission until Ray restarts it, 15 s or more with its default health checks."""
+    import ray
+
+    for node in ray.nodes():
+        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+            return str(node["NodeID"])
+    return ray.get_runtime_context().get_node_id()
+
+
 def brain_handle() -> Any:
     """Get or create the named brain actor on the connected cluster (creation is asynchronous)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     actor_cls = ray.remote(PlacementBrain)
-    here = ray.get_runtime_context().get_node_id()
+    here = brain_home()
     return actor_cls.options(
         name=BRAIN_NAME,
         namespace=NAMESPACE,
@@ -876,7 +889,8 @@ def brain_handle() -> Any:
         max_restarts=-1,
         max_task_retries=0,
         num_cpus=0,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+        # Hard: Ray's soft affinity may start it on a worker, which would take the brain down with it.
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
     ).remote(nodes_source=live_nodes_from_ray, dead_drivers=dead_drivers_from_ray, export_metrics=True)
 
 

@@ -34,7 +34,7 @@ class BrainMetrics(Protocol):
 
     def membership(self, change: str) -> None: ...
 
-    def publish(self, brain: Any) -> None: ...
+    def publish(self, brain: Any, force: bool = False) -> None: ...
 
 
 class NoMetrics:
@@ -49,7 +49,7 @@ class NoMetrics:
     def membership(self, change: str) -> None:
         pass
 
-    def publish(self, brain: Any) -> None:
+    def publish(self, brain: Any, force: bool = False) -> None:
         pass
 
 
@@ -91,10 +91,10 @@ class RayMetrics:
     def membership(self, change: str) -> None:
         self._membership.inc(1, tags={"change": change})
 
-    def publish(self, brain: Any) -> None:
+    def publish(self, brain: Any, force: bool = False) -> None:
         """Counters accumulated since the last publish, and fresh gauges (at most once a second)."""
         now = time.monotonic()
-        if now - self._last_publish < PUBLISH_EVERY_S:
+        if not force and now - self._last_publish < PUBLISH_EVERY_S:
             return
         self._last_publish = now
         if self._pending_decisions:

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, wait_for
 
 JOB = (
     "import raysched\n"
@@ -52,7 +55,9 @@ def test_status_json_shows_the_clusters_nodes(submitted: str) -> None:
     with_ssd = [n for n in nodes if "ssd" in n["capacity"]]
     assert len(with_ssd) == 1
     assert with_ssd[0]["capacity"]["ssd"] == 2 and with_ssd[0]["capacity"]["CPU"] == 2
-    assert isinstance(state["submissions"], list)
+    # the submission ended: it left the brain, and its work with it
+    assert all(s["run_id"] != "" for s in state["submissions"])
+    assert state["decisions"] >= 4 and state["calls"] >= 1  # the brain decided this run's four tasks
 
 
 def test_status_text_lists_the_live_nodes(submitted: str) -> None:
@@ -69,3 +74,34 @@ def test_status_text_lists_the_live_nodes(submitted: str) -> None:
         assert result.out.count(f"CPU={cpu}") == cpus.count(cpu), result.out
     assert result.out.count("ssd=2") == 1
     assert "submissions:" in result.out
+
+
+def _brain_metrics(address: str) -> dict[str, float]:
+    """Every raysched metric sample exported on the cluster's nodes (Prometheus text), summed by name."""
+    code = ("import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+            "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))")
+    ports = json.loads(subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1])
+    totals: dict[str, float] = {}
+    for port in ports:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("ray_raysched_brain"):
+                name = line.split("{")[0].split(" ")[0]
+                totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def test_brain_figures_reach_rays_metrics(submitted: str) -> None:
+    """The brain exports through ray.util.metrics: Prometheus on each node's metrics export port."""
+    wanted = {"ray_raysched_brain_decisions_total", "ray_raysched_brain_placements_total",
+              "ray_raysched_brain_tasks_in_flight", "ray_raysched_brain_membership_changes_total",
+              "ray_raysched_brain_call_seconds_count"}
+    found = wait_for(lambda: (m := _brain_metrics(submitted)) and wanted <= set(m) and m, timeout=90, interval=2)
+    assert found, _brain_metrics(submitted)
+    assert found["ray_raysched_brain_decisions_total"] >= 4  # at least the four tasks of this module's run
+    assert found["ray_raysched_brain_placements_total"] >= 4
+    assert found["ray_raysched_brain_membership_changes_total"] >= 4  # the cluster's four nodes joined
