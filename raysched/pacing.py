@@ -96,7 +96,7 @@ class Pacer:
         unit = max(t * self.batch(), 1e-6)
         if unit > NO_QUEUE_ABOVE * gap:
             return 0
-        return int(min(MAX_DEPTH, max(1, math.ceil(2 * gap / unit))))
+        return int(min(MAX_DEPTH, max(1, math.ceil(2 * gap / unit - 1e-9))))
 
     def call_interval(self) -> float:
         """Seconds between brain calls while every slot has work: few calls (each costs CPU on both sides),

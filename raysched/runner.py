@@ -86,6 +86,42 @@ class _Attempt:
     submitted_at: float = field(default_factory=time.time)
 
 
+class PinnedFunctions:
+    """Ray remote functions for a task function pinned to a node, with Ray's options: an LRU of them.
+
+    Building `.options(...)` is not free, so they are reused; the cache is
+    bounded, so a long run on an autoscaled cluster does not keep one per node
+    that ever lived.
+    """
+
+    def __init__(self, demand_of: Callable[[Any], Mapping[str, float]], limit: int = REMOTE_CACHE) -> None:
+        self._demand_of = demand_of
+        self.limit = limit
+        self._pinned: collections.OrderedDict[tuple[Any, str, bool], Any] = collections.OrderedDict()
+        self._wrapped: dict[tuple[Any, bool], tuple[Any, dict[str, Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pinned)
+
+    def get(self, fn: Any, node: str, batch: bool) -> Any:
+        """`fn` (or its batch runner) as a Ray remote function with hard affinity to `node`."""
+        key = (fn, node, batch)
+        cached = self._pinned.get(key)
+        if cached is not None:
+            self._pinned.move_to_end(key)
+            return cached
+        wrapped = self._wrapped.get((fn, batch))
+        if wrapped is None:
+            runner = remote.wrap_batch(fn) if batch else remote.wrap(fn)
+            wrapped = self._wrapped[(fn, batch)] = (ray.remote(runner), _ray_options(self._demand_of(fn)))
+        base, options = wrapped
+        cached = self._pinned[key] = base.options(
+            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        if len(self._pinned) > self.limit:
+            self._pinned.popitem(last=False)
+        return cached
+
+
 class Interrupt:
     """Turn SIGINT/SIGTERM into a flag the loop checks, so shutdown is orderly; a second one stops at once."""
 
@@ -131,8 +167,7 @@ class Runner:
         self._to_send: list[_Attempt] = []
         self._running: dict[Any, list[_Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
         self._finished: list[int] = []
-        self._remote_fns: collections.OrderedDict[tuple[Any, str, bool], Any] = collections.OrderedDict()
-        self._wrapped: dict[tuple[Any, bool], tuple[Any, dict[str, Any]]] = {}
+        self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
         self._node_work: collections.Counter[str] = collections.Counter()  # attempts running per node
         self._node_progress: dict[str, float] = {}  # last finish seen (or first dispatch) per node
@@ -242,32 +277,14 @@ class Runner:
                 self._dispatch(node, attempts[i:i + size])
 
     # -- dispatch -----------------------------------------------------------------------------
-    def _remote_fn(self, fn: Any, node: str, batch: bool) -> Any:
-        """A Ray remote function for `fn` (or its batch runner) pinned to `node`; an LRU of them."""
-        cache_key = (fn, node, batch)
-        cached = self._remote_fns.get(cache_key)
-        if cached is not None:
-            self._remote_fns.move_to_end(cache_key)
-            return cached
-        wrapped = self._wrapped.get((fn, batch))
-        if wrapped is None:
-            runner = remote.wrap_batch(fn) if batch else remote.wrap(fn)
-            wrapped = self._wrapped[(fn, batch)] = (ray.remote(runner), _ray_options(task_demand(fn, self.job.name)))
-        base, options = wrapped
-        cached = self._remote_fns[cache_key] = base.options(
-            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-        if len(self._remote_fns) > REMOTE_CACHE:
-            self._remote_fns.popitem(last=False)
-        return cached
-
     def _dispatch(self, node: str, attempts: list[_Attempt]) -> None:
         first = attempts[0]
         try:
             if len(attempts) == 1:
-                ref = self._remote_fn(first.task.fn, node, False).remote(*first.task.args, **(first.task.kwargs or {}))
+                ref = self._pinned.get(first.task.fn, node, False).remote(*first.task.args, **(first.task.kwargs or {}))
             else:
                 calls = [(a.task.args, a.task.kwargs) for a in attempts]
-                ref = self._remote_fn(first.task.fn, node, True).remote(calls)
+                ref = self._pinned.get(first.task.fn, node, True).remote(calls)
         except (TypeError, ValueError, AttributeError) as err:  # pickling a function or its arguments failed
             self._finished.extend(a.task_id for a in attempts)  # release the brain's reservations on the way out
             name = getattr(first.task.fn, "__qualname__", repr(first.task.fn))
@@ -451,4 +468,4 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-__all__ = ["Interrupt", "PolicyError", "Runner", "RunSettings", "new_run_id"]
+__all__ = ["Interrupt", "PinnedFunctions", "PolicyError", "RunSettings", "Runner", "new_run_id"]

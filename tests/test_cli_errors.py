@@ -183,10 +183,29 @@ def test_infeasible_demand_names_demand_and_largest_node(address: str, tmp_path:
     line = assert_bad_input(submit(str(job), "--address", address, "--out", str(out)),
                             "infeasible", "CPU", "64", "largest node")
     assert re.search(r"largest node .*CPU\W*4\b", line), line  # the 4-CPU node, with its capacity
-    if out.exists():
-        df = pd.read_csv(out)
-        assert "infeasible" in set(df["status"]), df
-        assert (df["status"] != "ok").all()
+    df = pd.read_csv(out)  # the run records what it refused
+    assert "infeasible" in set(df["status"]), df
+    assert (df["status"] != "ok").all() and (df["demand"] == "CPU=64").all()
+
+
+@pytest.mark.parametrize("decorator, shown", [
+    ("num_cpus=float('inf')", "CPU=inf"),
+    ("num_gpus=float('nan')", "GPU=nan"),
+    ("num_cpus=-2", "CPU=-2"),
+    ("num_cpus='two'", "CPU='two'"),
+    ("resources={'': 1}", "resource names must be non-empty"),
+])
+def test_a_bad_demand_is_refused_before_anything_runs(tmp_path: Path, decorator: str, shown: str) -> None:
+    """Regression: num_cpus=inf reached the brain and came back as "policy hash raised ValueError"."""
+    job = write(tmp_path / "baddemand.py",
+                "import raysched\n"
+                f"@raysched.task({decorator})\ndef crunch(i):\n    return i\n"
+                "def tasks():\n    yield raysched.Task(crunch, args=(1,))\n")
+    out = tmp_path / "out.csv"
+    line = assert_bad_input(submit(str(job), "--address", "127.0.0.1:1", "--out", str(out)),
+                            "baddemand.py", "task function crunch", "bad resource demand", shown)
+    assert "policy" not in line
+    assert not out.exists()  # refused while loading the job: no cluster contacted, nothing written
 
 
 @pytest.mark.parametrize("capture", ["lock", "generator"])

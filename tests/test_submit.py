@@ -52,6 +52,39 @@ def test_every_task_runs_where_the_brain_chose(address: str, tmp_path: Path, pol
     assert (df["wait_s"] >= 0).all() and (df["run_s"] >= 0).all()
 
 
+def test_each_run_records_what_produced_it_beside_its_csv(address: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    submit(address, JOBS / "quickstart.py", out, "--policy", "p2c", "--seed", "5", "--load-factor", "2")
+    record = json.loads((tmp_path / "out.json").read_text())["runs"]
+    assert len(record) == 1
+    run = record[0]
+    df = pd.read_csv(out)
+    assert run["run_id"] == df["run_id"].iloc[0] and run["job"] == "quickstart.py" and run["policy"] == "p2c"
+    assert run["options"]["seed"] == 5 and run["options"]["load_factor"] == 2.0
+    assert run["options"]["overcommit"] is None and run["options"]["batch"] is None  # adaptive
+    assert sorted(n["capacity"]["CPU"] for n in run["cluster"]["nodes"]) == [1, 2, 2, 4]
+    assert all("node:127.0.0.1" not in n["capacity"] for n in run["cluster"]["nodes"])  # only what tasks can ask for
+    assert run["versions"]["raysched"] and run["versions"]["ray"].count(".") == 2
+    assert run["started_at"] < run["ended_at"] and run["command_line"][:2] == ["raysched", "submit"]
+    assert run["outcome"]["ok"] == 200 and run["code"] == "by value"
+    assert run["brain_decisions"] >= 200  # at least one decision per placed task
+    assert set(df["demand"]) == {"CPU=1"}
+
+
+def test_the_summary_says_what_hash_did(address: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    result = run_cli("submit", str(JOBS / "quickstart.py"), "--address", address, "--out", str(out), "--quiet")
+    assert result.code == 0, result.text
+    df = pd.read_csv(out)
+    keys_on_one_node = int((df.groupby("key")["node_ran"].nunique() == 1).sum())  # counted from the rows
+    assert f"key affinity  {keys_on_one_node / 20:.0%} of 20 keys ran on one node" in result.out
+    spilled = df["spill"].fillna("")
+    if (spilled != "").any():
+        assert f"spilled       {int((spilled != '').sum())} tasks placed off their key's owner" in result.out
+    waited_ms = df["brain_wait_s"].mean() * 1000
+    assert f"brain wait    {waited_ms:.1f} ms per task" in result.out
+
+
 def test_pure_ring_keeps_each_key_on_one_node(address: str, tmp_path: Path) -> None:
     df = submit(address, JOBS / "quickstart.py", tmp_path / "out.csv", "--load-factor", "off")
     nodes_per_key = df.groupby("key")["node_ran"].nunique()
