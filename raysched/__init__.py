@@ -3,6 +3,7 @@
 Job files use `Task` and `task`; programs can run a job with `submit`
 (what `raysched submit` does, without the terminal).
 """
+
 from typing import Any
 
 from raysched.job import Task, task

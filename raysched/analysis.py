@@ -17,15 +17,17 @@ rows of one run (see README, "Analyzing results"):
 
 The module is pure pandas (no Ray, no matplotlib) so notebooks and tests stay fast.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import math
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,34 +37,50 @@ from raysched.outcome import tasks_per_s
 from raysched.results import BASE_COLUMNS, REQUIRED_COLUMNS, STATUSES, short_node
 
 __all__ = [
-    "AnalysisInputError",
-    "AnalysisWarning",
     "COLUMNS",
     "REQUIRED_COLUMNS",
     "STATUSES",
-    "load",
-    "run_labels",
-    "summarize",
-    "per_node",
-    "render_table",
-    "render_node_table",
-    "summary_to_json",
-    "summary_to_dict",
-    "summary_to_tidy",
+    "AnalysisInputError",
+    "AnalysisWarning",
     "format_value",
+    "load",
+    "per_node",
+    "render_node_table",
+    "render_table",
+    "run_labels",
     "short_node",
+    "summarize",
+    "summary_to_dict",
+    "summary_to_json",
+    "summary_to_tidy",
 ]
 
 #: The columns `raysched submit` writes, in order (from `raysched.results`); metric columns follow them.
 COLUMNS: tuple[str, ...] = BASE_COLUMNS
 _NUMERIC: tuple[str, ...] = (
-    "task_id", "attempt", "submitted_at", "started_at", "finished_at", "wait_s", "run_s", "brain_wait_s",
+    "task_id",
+    "attempt",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "wait_s",
+    "run_s",
+    "brain_wait_s",
 )
 #: Metric columns that feed rates; a bad value in them is an input error.
 _RATE_COLUMNS: tuple[str, ...] = ("items", "bytes")
 _NODE_COLUMNS: tuple[str, ...] = ("node_chosen", "node_ran")
-_TEXT_COLUMNS: tuple[str, ...] = ("run_id", "job", "policy", "key", "status", "error", "demand", "spill",
-                                  *_NODE_COLUMNS)
+_TEXT_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "job",
+    "policy",
+    "key",
+    "status",
+    "error",
+    "demand",
+    "spill",
+    *_NODE_COLUMNS,
+)
 SOURCE = "source"
 _HINT = "pass the CSV written by `raysched submit --out`"
 
@@ -93,8 +111,7 @@ def _latency_names(column: str) -> list[str]:
 
 
 _COUNT_METRICS = frozenset(
-    {M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED, M_NODES, M_KEYS, M_SPILLED_BOUND,
-     M_SPILLED_WAIT}
+    {M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED, M_NODES, M_KEYS, M_SPILLED_BOUND, M_SPILLED_WAIT}
 )
 _PERCENT_METRICS = frozenset({M_AFFINITY, M_SPILLED})
 # Groups are separated by a blank line in the terminal table.
@@ -283,9 +300,7 @@ def _check_header(name: str, header: list[str]) -> None:
         raise AnalysisInputError(f"{name}: repeated columns {', '.join(dupes)}; {_HINT}")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise AnalysisInputError(
-            f"{name} is not a raysched results CSV: missing columns {', '.join(missing)}; {_HINT}"
-        )
+        raise AnalysisInputError(f"{name} is not a raysched results CSV: missing columns {', '.join(missing)}; {_HINT}")
 
 
 def _numbers(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -338,10 +353,9 @@ def _short_ids(ids: Sequence[str], minimum: int = 6) -> dict[str, str]:
     """Shortest prefix or suffix (at least `minimum` chars) that tells the ids apart."""
     longest = max((len(i) for i in ids), default=0)
     for n in range(minimum, longest + 1):
-        for cut in (lambda s: s[:n], lambda s: s[-n:]):
-            short = [cut(i) for i in ids]
+        for short in ([i[:n] for i in ids], [i[-n:] for i in ids]):
             if len(set(short)) == len(ids):
-                return dict(zip(ids, short))
+                return dict(zip(ids, short, strict=True))
     return {i: i for i in ids}
 
 
@@ -359,17 +373,15 @@ def _runs(df: pd.DataFrame) -> list[RunInfo]:
     _require_columns(df)
     first = df.drop_duplicates("run_id")
     ids = [str(r) for r in first["run_id"]]
-    policy = dict(zip(ids, first["policy"].astype(str)))
-    job = dict(zip(ids, first["job"].astype(str)))
+    policy = dict(zip(ids, first["policy"].astype(str), strict=True))
+    job = dict(zip(ids, first["job"].astype(str), strict=True))
     sources: dict[str, tuple[str, ...]] = {i: () for i in ids}
     if SOURCE in df.columns:
         pairs = df[["run_id", SOURCE]].drop_duplicates()
-        for rid, src in zip(pairs["run_id"].astype(str), pairs[SOURCE].astype(str)):
+        for rid, src in zip(pairs["run_id"].astype(str), pairs[SOURCE].astype(str), strict=True):
             sources[rid] += (src,)
     several_jobs = len(set(job.values())) > 1
-    labels = {
-        i: f"{policy[i]} ({Path(job[i]).stem or job[i]})" if several_jobs else policy[i] for i in ids
-    }
+    labels = {i: f"{policy[i]} ({Path(job[i]).stem or job[i]})" if several_jobs else policy[i] for i in ids}
     _add_differing_settings(labels, df.attrs.get("run_records") or {})
     counts: dict[str, int] = {}
     for label in labels.values():
@@ -384,9 +396,14 @@ def _runs(df: pd.DataFrame) -> list[RunInfo]:
 
 # How a setting shows in a label, and what None means for it.
 _SETTING_LABELS: tuple[tuple[str, str, str], ...] = (
-    ("load_factor", "c", "off"), ("locality_wait", "wait", "auto"), ("overcommit", "overcommit", "auto"),
-    ("batch", "batch", "auto"), ("vnodes", "vnodes", "-"), ("max_inflight", "inflight", "auto"),
-    ("seed", "seed", "none"), ("retries", "retries", "0"),
+    ("load_factor", "c", "off"),
+    ("locality_wait", "wait", "auto"),
+    ("overcommit", "overcommit", "auto"),
+    ("batch", "batch", "auto"),
+    ("vnodes", "vnodes", "-"),
+    ("max_inflight", "inflight", "auto"),
+    ("seed", "seed", "none"),
+    ("retries", "retries", "0"),
 )
 
 
@@ -426,7 +443,8 @@ def _require_columns(df: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise AnalysisInputError(
-            f"not a raysched results table: missing columns {', '.join(missing)}; build it with raysched.analysis.load()"
+            f"not a raysched results table: missing columns {', '.join(missing)}; "
+            "build it with raysched.analysis.load()"
         )
     if df.empty:
         raise AnalysisInputError("no result rows to analyse; build the table with raysched.analysis.load()")
@@ -469,7 +487,7 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
         values = ok[column].dropna()
         if column == "brain_wait_s" and not len(values):
             continue  # written by raysched 0.2 and later
-        for (qname, q), metric in zip(QUANTILES, _latency_names(column)):
+        for (_, q), metric in zip(QUANTILES, _latency_names(column), strict=True):
             out[metric] = float(values.quantile(q)) if len(values) else math.nan
     placed = ok[ok["node_ran"].notna()]
     per_node = placed["node_ran"].value_counts()
@@ -563,7 +581,7 @@ def format_value(metric: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if metric in _COUNT_METRICS:
-        return f"{int(round(value)):,}"
+        return f"{round(value):,}"
     if metric in _PERCENT_METRICS or metric.endswith("(%)"):
         return f"{value:.1f}%"
     return _fmt_number(float(value))
@@ -591,7 +609,9 @@ def _grid(rows: list[list[str] | str | None], right_from: int = 1) -> str:
         elif r == _RULE:
             lines.append("  ".join("-" * w for w in widths))
         else:
-            cells = [c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+            cells = [
+                c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -610,7 +630,8 @@ def render_table(summary: pd.DataFrame) -> str:
         if i:
             rows.append(None)
         for metric in group:
-            rows.append([metric, *[format_value(metric, v) for v in summary.loc[metric].tolist()]])
+            values = list(summary.loc[metric])
+            rows.append([metric, *[format_value(metric, v) for v in values]])
     return _grid(rows)
 
 
@@ -618,7 +639,7 @@ def render_node_table(nodes: pd.DataFrame) -> str:
     """Ok tasks per node for each run, node ids cut to 8 chars."""
     rows: list[list[str] | str | None] = [["run", "node", "tasks", "share"], _RULE]
     last = None
-    for run, node, tasks, share in zip(nodes["run"], nodes["node"], nodes["tasks"], nodes["share (%)"]):
+    for run, node, tasks, share in zip(nodes["run"], nodes["node"], nodes["tasks"], nodes["share (%)"], strict=True):
         if last is not None and run != last:
             rows.append(None)
         rows.append(
@@ -632,7 +653,7 @@ def _json_value(metric: str, value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if metric in _COUNT_METRICS:
-        return int(round(value))
+        return round(value)
     return float(value)
 
 
@@ -655,7 +676,7 @@ def summary_to_dict(summary: pd.DataFrame, nodes: pd.DataFrame | None = None) ->
             mine = nodes[nodes["run"] == label]
             run["nodes"] = [
                 {"node": str(n), "tasks": int(t), "share (%)": _json_value("share (%)", float(s))}
-                for n, t, s in zip(mine["node"], mine["tasks"], mine["share (%)"])
+                for n, t, s in zip(mine["node"], mine["tasks"], mine["share (%)"], strict=True)
             ]
         out.append(run)
     return {"runs": out}

@@ -13,6 +13,7 @@ Figures per run, from the tasks' own finish times:
 * whole run: tasks / (last finish - first submission);
 * start-up: launch of the driver process to its first finished task.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from raysched.cluster import LocalNode
 
@@ -112,17 +114,45 @@ def default_tasks(task_ms: float, slots: int) -> int:
 
 def _spawn_plain(address: str, n: int, task_ms: float, affinity: bool, out: Path) -> subprocess.Popen:
     launched = time.time()
-    cmd = [sys.executable, "-m", "raysched.bench_plain", "--address", address, "--tasks", str(n),
-           "--task-ms", str(task_ms), "--launched-at", repr(launched), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "raysched.bench_plain",
+        "--address",
+        address,
+        "--tasks",
+        str(n),
+        "--task-ms",
+        str(task_ms),
+        "--launched-at",
+        repr(launched),
+        "--out",
+        str(out),
+    ]
     if affinity:
         cmd.append("--affinity")
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _spawn_raysched(address: str, job: Path, policy: str, out: Path, flags: Sequence[str]) -> tuple[subprocess.Popen, float]:
+def _spawn_raysched(
+    address: str, job: Path, policy: str, out: Path, flags: Sequence[str]
+) -> tuple[subprocess.Popen, float]:
     launched = time.time()
-    cmd = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address, "--policy", policy,
-           "--out", str(out), "--quiet", *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "raysched.cli",
+        "submit",
+        str(job),
+        "--address",
+        address,
+        "--policy",
+        policy,
+        "--out",
+        str(out),
+        "--quiet",
+        *flags,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), launched
 
 
@@ -140,8 +170,9 @@ def _finish(proc: subprocess.Popen, what: str) -> str:
 
 def _plain_result(path: Path, mode: str, task_ms: float, rnd: int) -> DriverRun:
     data = json.loads(path.read_text())
-    return DriverRun(mode, task_ms, rnd, len(data["finished"]), data["launched_at"], data["first_submit"],
-                     data["finished"])
+    return DriverRun(
+        mode, task_ms, rnd, len(data["finished"]), data["launched_at"], data["first_submit"], data["finished"]
+    )
 
 
 def _raysched_result(path: Path, launched: float, mode: str, task_ms: float, rnd: int, n: int) -> DriverRun:
@@ -157,12 +188,21 @@ def _raysched_result(path: Path, launched: float, mode: str, task_ms: float, rnd
             decisions = runs[-1].get("brain_decisions") if runs else None
         except (ValueError, AttributeError):
             decisions = None
-    return DriverRun(mode, task_ms, rnd, n, launched, min(float(r["submitted_at"]) for r in rows),
-                     [float(r["finished_at"]) for r in rows], decisions)
+    return DriverRun(
+        mode,
+        task_ms,
+        rnd,
+        n,
+        launched,
+        min(float(r["submitted_at"]) for r in rows),
+        [float(r["finished_at"]) for r in rows],
+        decisions,
+    )
 
 
-def measure_mode(address: str, mode: str, task_ms: float, rnd: int, n: int, concurrent: int, workdir: Path,
-                 flags: Sequence[str] = ()) -> DriverRun:
+def measure_mode(
+    address: str, mode: str, task_ms: float, rnd: int, n: int, concurrent: int, workdir: Path, flags: Sequence[str] = ()
+) -> DriverRun:
     """Run `concurrent` fresh drivers of one mode at once; their tasks together are one measurement."""
     procs = []
     for k in range(concurrent):
@@ -187,9 +227,16 @@ def measure_mode(address: str, mode: str, task_ms: float, rnd: int, n: int, conc
     if len(runs) == 1:
         return runs[0]
     decisions = [r.decisions for r in runs]
-    return DriverRun(mode, task_ms, rnd, sum(r.tasks for r in runs), min(r.launched_at for r in runs),
-                     min(r.first_submit for r in runs), [t for r in runs for t in r.finished],
-                     None if None in decisions else sum(d for d in decisions if d is not None))
+    return DriverRun(
+        mode,
+        task_ms,
+        rnd,
+        sum(r.tasks for r in runs),
+        min(r.launched_at for r in runs),
+        min(r.first_submit for r in runs),
+        [t for r in runs for t in r.finished],
+        None if None in decisions else sum(d for d in decisions if d is not None),
+    )
 
 
 def overhead_curve(
@@ -217,8 +264,10 @@ def overhead_curve(
                 for mode in modes:
                     run = measure_mode(address, mode, ms, rnd, n, concurrent, workdir, flags)
                     runs.append(run)
-                    echo(f"  {ms:>5g} ms  round {rnd}  {mode:<18} steady {run.steady_tasks_per_s:8.0f} tasks/s"
-                         f"  whole {run.whole_tasks_per_s:8.0f}  start-up {run.startup_s:5.2f} s")
+                    echo(
+                        f"  {ms:>5g} ms  round {rnd}  {mode:<18} steady {run.steady_tasks_per_s:8.0f} tasks/s"
+                        f"  whole {run.whole_tasks_per_s:8.0f}  start-up {run.startup_s:5.2f} s"
+                    )
     return runs
 
 
@@ -235,26 +284,30 @@ def summarize(runs: Sequence[DriverRun]) -> list[dict[str, Any]]:
         base_steady = statistics.median(r.steady_tasks_per_s for r in base)
         base_whole = statistics.median(r.whole_tasks_per_s for r in base)
         decisions = [r.decisions / r.tasks for r in group if r.decisions is not None]
-        rows.append({
-            "task_ms": ms,
-            "mode": mode,
-            "tasks": group[0].tasks,
-            "steady_tasks_per_s": steady,
-            "steady_min": min(r.steady_tasks_per_s for r in group),
-            "steady_max": max(r.steady_tasks_per_s for r in group),
-            "whole_tasks_per_s": whole,
-            "steady_ratio": steady / base_steady,
-            "whole_ratio": whole / base_whole,
-            "added_us_per_task": 1e6 * (1 / steady - 1 / base_steady),
-            "startup_s": statistics.median(r.startup_s for r in group),
-            "decisions_per_task": statistics.median(decisions) if decisions else float("nan"),
-        })
+        rows.append(
+            {
+                "task_ms": ms,
+                "mode": mode,
+                "tasks": group[0].tasks,
+                "steady_tasks_per_s": steady,
+                "steady_min": min(r.steady_tasks_per_s for r in group),
+                "steady_max": max(r.steady_tasks_per_s for r in group),
+                "whole_tasks_per_s": whole,
+                "steady_ratio": steady / base_steady,
+                "whole_ratio": whole / base_whole,
+                "added_us_per_task": 1e6 * (1 / steady - 1 / base_steady),
+                "startup_s": statistics.median(r.startup_s for r in group),
+                "decisions_per_task": statistics.median(decisions) if decisions else float("nan"),
+            }
+        )
     return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = (f"{'task':>6}  {'mode':<18}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
-            f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}")
+    head = (
+        f"{'task':>6}  {'mode':<18}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
+        f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}"
+    )
     lines = [head, "-" * len(head)]
     last = None
     for row in rows:
@@ -263,11 +316,15 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         last = row["task_ms"]
         span = f"{row['steady_min']:.0f}-{row['steady_max']:.0f}"
         dec = "-" if row["decisions_per_task"] != row["decisions_per_task"] else f"{row['decisions_per_task']:.2f}"
-        lines.append(f"{row['task_ms']:>4g}ms  {row['mode']:<18}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
-                     f"{row['whole_tasks_per_s']:>9.0f}{row['steady_ratio']:>6.2f}x{row['whole_ratio']:>6.2f}x"
-                     f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}")
-    lines.append("ratio = steady-state tasks/s over plain Ray with hard affinity (whole = the same over the whole "
-                 "run); +us/task = 1e6 x (1/steady - 1/baseline steady)")
+        lines.append(
+            f"{row['task_ms']:>4g}ms  {row['mode']:<18}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
+            f"{row['whole_tasks_per_s']:>9.0f}{row['steady_ratio']:>6.2f}x{row['whole_ratio']:>6.2f}x"
+            f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}"
+        )
+    lines.append(
+        "ratio = steady-state tasks/s over plain Ray with hard affinity (whole = the same over the whole "
+        "run); +us/task = 1e6 x (1/steady - 1/baseline steady)"
+    )
     return "\n".join(lines)
 
 
@@ -280,16 +337,19 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def cluster_cpus(address: str) -> int:
     """CPUs of the cluster at ``address`` (a short-lived driver of its own asks Ray)."""
-    code = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False);"
-            "print(int(ray.cluster_resources().get('CPU', 0)))")
+    code = (
+        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False);"
+        "print(int(ray.cluster_resources().get('CPU', 0)))"
+    )
     done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise BenchError(f"cannot reach the cluster at {address}: {done.stderr.strip().splitlines()[-1:]}")
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def job_bench(address: str, job: Path, policies: Sequence[str], rounds: int, flags: Sequence[str],
-              echo: Callable[[str], None]) -> list[dict[str, Any]]:
+def job_bench(
+    address: str, job: Path, policies: Sequence[str], rounds: int, flags: Sequence[str], echo: Callable[[str], None]
+) -> list[dict[str, Any]]:
     """Run a real job under each policy (fresh drivers, alternating rounds); figures per policy from the CSVs.
 
     Reports what decides "which policy wins" for the job: throughput over the
@@ -319,9 +379,11 @@ def job_bench(address: str, job: Path, policies: Sequence[str], rounds: int, fla
                     "cache_hit_pct": float(ok["cache_hit"].mean() * 100) if "cache_hit" in ok else float("nan"),
                 }
                 figures[name].append(row)
-                echo(f"  round {rnd}  {name:<8} {row['tasks_per_s']:8.1f} tasks/s  p95 wait {row['wait_p95_s']:.3f} s"
-                     f"  nodes {row['nodes_used']:.0f}  affinity {row['key_affinity_pct']:.0f}%"
-                     f"  cache hits {row['cache_hit_pct']:.0f}%")
+                echo(
+                    f"  round {rnd}  {name:<8} {row['tasks_per_s']:8.1f} tasks/s  p95 wait {row['wait_p95_s']:.3f} s"
+                    f"  nodes {row['nodes_used']:.0f}  affinity {row['key_affinity_pct']:.0f}%"
+                    f"  cache hits {row['cache_hit_pct']:.0f}%"
+                )
     first = statistics.median(f["tasks_per_s"] for f in figures[policies[0]])
     table = []
     for name, rows in figures.items():
@@ -333,14 +395,22 @@ def job_bench(address: str, job: Path, policies: Sequence[str], rounds: int, fla
 
 def format_job_table(rows: Sequence[dict[str, Any]]) -> str:
     first = rows[0]["policy"]
-    lines = [f"{'policy':<10}{'tasks/s':>9}{'steady/s':>10}{'p95 wait s':>12}{'nodes':>7}{'affinity':>10}"
-             f"{'spilled':>9}{'cache hits':>12}{'vs ' + first:>12}"]
+    lines = [
+        f"{'policy':<10}{'tasks/s':>9}{'steady/s':>10}{'p95 wait s':>12}{'nodes':>7}{'affinity':>10}"
+        f"{'spilled':>9}{'cache hits':>12}{'vs ' + first:>12}"
+    ]
     for row in rows:
+
         def pct(v: float) -> str:
             return "-" if v != v else f"{v:.0f}%"
-        lines.append(f"{row['policy']:<10}{row['tasks_per_s']:>9.1f}{row['steady_tasks_per_s']:>10.1f}"
-                     f"{row['wait_p95_s']:>12.3f}{row['nodes_used']:>7.0f}{pct(row['key_affinity_pct']):>10}"
-                     f"{pct(row['spilled_pct']):>9}{pct(row['cache_hit_pct']):>12}{row['ratio_to_first']:>11.2f}x")
-    lines.append("tasks/s = ok tasks / (last finish - first submission); steady = between the 10th and 90th "
-                 "percentile finish times")
+
+        lines.append(
+            f"{row['policy']:<10}{row['tasks_per_s']:>9.1f}{row['steady_tasks_per_s']:>10.1f}"
+            f"{row['wait_p95_s']:>12.3f}{row['nodes_used']:>7.0f}{pct(row['key_affinity_pct']):>10}"
+            f"{pct(row['spilled_pct']):>9}{pct(row['cache_hit_pct']):>12}{row['ratio_to_first']:>11.2f}x"
+        )
+    lines.append(
+        "tasks/s = ok tasks / (last finish - first submission); steady = between the 10th and 90th "
+        "percentile finish times"
+    )
     return "\n".join(lines)

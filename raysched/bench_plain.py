@@ -7,13 +7,16 @@ nodes with hard ``NodeAffinitySchedulingStrategy``, waits for all of them and
 writes a JSON file with the times ``raysched bench`` needs (launch, first
 submission, every task's finish).
 """
+
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def sleep_task(ms: float) -> float:
@@ -42,17 +45,25 @@ def main(argv: list[str] | None = None) -> None:
     fn = ray.remote(sleep_task)
     if args.affinity:
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
-        pinned = [fn.options(num_cpus=1, max_retries=0,
-                             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)) for node in nodes]
-        targets = itertools.cycle(pinned)
+        pinned = [
+            fn.options(num_cpus=1, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            for node in nodes
+        ]
+        targets: Iterator[Any] = itertools.cycle(pinned)
     else:
         targets = itertools.repeat(fn.options(num_cpus=1, max_retries=0))
     first_submit = time.time()
     refs = [next(targets).remote(args.task_ms) for _ in range(args.tasks)]
     finished = ray.get(refs)
-    Path(args.out).write_text(json.dumps({
-        "launched_at": args.launched_at, "first_submit": first_submit, "finished": finished,
-    }))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "launched_at": args.launched_at,
+                "first_submit": first_submit,
+                "finished": finished,
+            }
+        )
+    )
     ray.shutdown()
 
 

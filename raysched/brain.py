@@ -22,6 +22,7 @@ each submission's outbox until its driver's next call.
 overcommit`` of the submission being placed: running work plus a short queue
 at the node, sized by each driver from its own round trip and task times.
 """
+
 from __future__ import annotations
 
 import collections
@@ -34,8 +35,9 @@ import pickle
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from raysched.brain_metrics import BrainMetrics, NoMetrics
 from raysched.cluster import NAMESPACE
@@ -110,7 +112,7 @@ class _Submission:
     waiting: dict[int, _Waiting] = field(default_factory=dict)
     ready: collections.deque = field(default_factory=collections.deque)  # to decide in the next round
     at_node: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) parked for it
-    anywhere: dict[tuple, collections.deque] = field(default_factory=dict)  # demand signature -> (w, ticket)
+    anywhere: dict[Any, collections.deque] = field(default_factory=dict)  # demand signature (or uid) -> (w, ticket)
     expiries: list = field(default_factory=list)  # heap of (due, seq, w, ticket)
     outbox: list[Placed] = field(default_factory=list)
     infeasible: list[tuple[int, str]] = field(default_factory=list)
@@ -157,9 +159,7 @@ def live_nodes_from_ray() -> dict[str, dict[str, float]]:
     import ray
 
     return {
-        node["NodeID"]: schedulable_capacity(node.get("Resources", {}))
-        for node in ray.nodes()
-        if node.get("Alive")
+        node["NodeID"]: schedulable_capacity(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")
     }
 
 
@@ -209,8 +209,9 @@ class PlacementBrain:
         self._watcher: threading.Thread | None = None
         if nodes_source is not None:
             self.refresh_nodes()
-            self._watcher = threading.Thread(target=self._watch, args=(refresh_s,), daemon=True,
-                                             name="raysched-membership")
+            self._watcher = threading.Thread(
+                target=self._watch, args=(refresh_s,), daemon=True, name="raysched-membership"
+            )
             self._watcher.start()
 
     # -- membership -------------------------------------------------------------------------
@@ -224,8 +225,9 @@ class PlacementBrain:
                     self.release_dead_drivers(self._dead_drivers())
             except Exception as err:  # a GCS hiccup must not kill the watcher; the next round retries
                 if not failing:
-                    log.warning("raysched brain: reading cluster membership failed (%s: %s); retrying",
-                                type(err).__name__, err)
+                    log.warning(
+                        "raysched brain: reading cluster membership failed (%s: %s); retrying", type(err).__name__, err
+                    )
                 failing = True
                 continue
             if failing:
@@ -311,7 +313,7 @@ class PlacementBrain:
         """Nodes came or went: every parked task is asked again (homes may have moved; rare)."""
         for sub in self._subs.values():
             for w in sub.waiting.values():
-                if w.counted and w.home in self.view:
+                if w.counted and w.home is not None and w.home in self.view:
                     self.view.unpark(w.home, w.task.key)
                 w.home = w.last_home = None
                 w.counted = False
@@ -341,8 +343,7 @@ class PlacementBrain:
         with self._lock:
             self._end(submission_id)
             now = self.clock()
-            sub = _Submission(policy=policy, info=dict(info), overcommit=_check_overcommit(overcommit),
-                              last_seen=now)
+            sub = _Submission(policy=policy, info=dict(info), overcommit=_check_overcommit(overcommit), last_seen=now)
             for uid, node, demand, key in held_tasks:
                 if node in self.view:
                     self.view.reserve(node, demand, key)
@@ -366,8 +367,16 @@ class PlacementBrain:
         """End a submission, releasing whatever it still holds; its final counters."""
         with self._lock:
             sub = self._subs.get(submission_id)
-            final = {} if sub is None else {"decisions": sub.decisions, "done": sub.done,
-                                            "spills": dict(sub.spills), **_ring_summary(sub.policy)}
+            final = (
+                {}
+                if sub is None
+                else {
+                    "decisions": sub.decisions,
+                    "done": sub.done,
+                    "spills": dict(sub.spills),
+                    **_ring_summary(sub.policy),
+                }
+            )
             self._end(submission_id)
             self.metrics.publish(self, force=True)  # a run's last figures are not left unpublished
             return final
@@ -383,14 +392,13 @@ class PlacementBrain:
                 self.view.release(node, demand, key)
                 self._dirty.add(node)
         for w in sub.waiting.values():
-            if w.counted and w.home in self.view:
+            if w.counted and w.home is not None and w.home in self.view:
                 self.view.unpark(w.home, w.task.key)
         self._held -= len(sub.waiting)
 
     def _expire_idle(self, now: float) -> None:
         for sid in [s for s, sub in self._subs.items() if now - sub.last_seen > self.expiry_s]:
-            log.warning("raysched brain: submission %s sent nothing for %.0f s; releasing its work", sid,
-                        self.expiry_s)
+            log.warning("raysched brain: submission %s sent nothing for %.0f s; releasing its work", sid, self.expiry_s)
             self._end(sid)
 
     # -- the hot path -----------------------------------------------------------------------
@@ -443,8 +451,9 @@ class PlacementBrain:
             if sub.error is not None:
                 self._withdraw(sub)  # all or nothing: no placement this driver never hears of stays reserved
                 raise sub.error
-            answer = Placement(placed=sub.outbox, infeasible=sub.infeasible, waiting=len(sub.waiting),
-                               brain_id=self.brain_id)
+            answer = Placement(
+                placed=sub.outbox, infeasible=sub.infeasible, waiting=len(sub.waiting), brain_id=self.brain_id
+            )
             sub.outbox, sub.infeasible = [], []
             spent = time.perf_counter() - started
             self.calls += 1
@@ -539,7 +548,9 @@ class PlacementBrain:
             return None
         self._before_policy(sub)
         try:
-            return sub.assign(w.task, self.view, count) if sub.assign_groups else sub.assign(w.task, self.view)
+            assign = sub.assign
+            assert assign is not None
+            return assign(w.task, self.view, count) if sub.assign_groups else assign(w.task, self.view)
         except Exception as err:
             self._broken(sub, err)
             return None
@@ -709,9 +720,13 @@ class PlacementBrain:
             self._park(sub, w, decision, now)
             return False
         if node not in view or not view.fits_now(node, w.task.resources):
-            self._broken(sub, None, f"chose {str(node)[:16]!r} for task {w.uid}, which is no live node with room "
-                                    "for it; a policy must return a node where view.fits_now(node, demand) holds, "
-                                    "or None to wait")
+            self._broken(
+                sub,
+                None,
+                f"chose {str(node)[:16]!r} for task {w.uid}, which is no live node with room "
+                "for it; a policy must return a node where view.fits_now(node, demand) holds, "
+                "or None to wait",
+            )
             return False
         del sub.waiting[w.uid]
         self._held -= 1
@@ -742,14 +757,13 @@ class PlacementBrain:
             if wait is not None and not w.overdue:
                 heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
             return
-        queue = sub.anywhere.setdefault(w.task.signature if sub.no_room_means_none else w.uid,
-                                        collections.deque())
+        queue = sub.anywhere.setdefault(w.task.signature if sub.no_room_means_none else w.uid, collections.deque())
         queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
 
     def _unpark(self, w: _Waiting) -> _Waiting:
         """Take a waiting task off its node (to decide it again; it goes back to the head if it stays)."""
         if w.home is not None:
-            if w.counted and w.home in self.view:
+            if w.counted and w.home is not None and w.home in self.view:
                 self.view.unpark(w.home, w.task.key)
             w.last_home = w.home if w.counted else None
             w.home, w.counted = None, False
@@ -824,8 +838,10 @@ class PlacementBrain:
                 "busy_s": round(self.busy_s, 3),
                 "nodes": nodes,
                 "condemned": sorted(self._condemned),
-                "reported_dead": [{"node_id": n, "reason": reason, "for_s": round(now - since, 1)}
-                                  for n, (since, reason) in sorted(self._condemned.items())],
+                "reported_dead": [
+                    {"node_id": n, "reason": reason, "for_s": round(now - since, 1)}
+                    for n, (since, reason) in sorted(self._condemned.items())
+                ],
                 "submissions": submissions,
                 "membership_changes": list(self.membership_changes[-20:]),
             }

@@ -18,14 +18,17 @@ rows; everything about talking to the brain lives here:
 `Transport` is how calls reach the brain: `RayTransport` in production, an
 in-process fake in tests (see tests/test_brain_client.py).
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from raysched.brain import (
     HEARTBEAT_S,
@@ -68,8 +71,11 @@ class RayTransport:
         import ray
 
         self._ray = ray
-        self.gone_errors = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
-                            ray.exceptions.GetTimeoutError)
+        self.gone_errors = (
+            ray.exceptions.RayActorError,
+            ray.exceptions.ActorUnavailableError,
+            ray.exceptions.GetTimeoutError,
+        )
 
     def handle(self) -> Any:
         # Looking the actor up is cheap; creating it exports the class (a fraction of a second of CPU),
@@ -182,7 +188,9 @@ class BrainClient:
         """Seconds since the last call was sent."""
         return self.clock() - self._last_sent
 
-    def send(self, finished: Sequence[int], requests: Sequence[Request], pacing: Mapping[str, float] | None = None) -> None:
+    def send(
+        self, finished: Sequence[int], requests: Sequence[Request], pacing: Mapping[str, float] | None = None
+    ) -> None:
         """Start one call: these tasks finished, these are new. One call at a time."""
         if self._call is not None:
             raise RuntimeError("a brain call is already under way; receive() its answer first")
@@ -211,8 +219,10 @@ class BrainClient:
             return None
         if not block and not self.transport.ready(call.ref):
             if self.clock() - call.sent_at > self.retry_s:
-                raise ClusterError(f"the placement brain has not answered for {self.retry_s:.0f} s "
-                                   "(a policy stuck in choose()?); check `raysched status`")
+                raise ClusterError(
+                    f"the placement brain has not answered for {self.retry_s:.0f} s "
+                    "(a policy stuck in choose()?); check `raysched status`"
+                )
             return None
         self._call = None
         try:
@@ -236,17 +246,16 @@ class BrainClient:
 
     def report_node_failure(self, node: str, reason: str) -> None:
         """Tell the brain a node lost work or stopped making progress (best effort)."""
-        try:
+        with contextlib.suppress(Exception):  # the brain will see a death through membership anyway
             self.transport.call(self._handle, "report_node_failure", node, reason)
-        except Exception:  # the brain will see a death through membership anyway
-            pass
 
     # -- recovery -------------------------------------------------------------------------------
     def _register(self) -> None:
         held = [(uid, node, demand, key) for uid, (node, demand, key) in self.held.items()]
         waiting = list(self.at_brain.values())
-        ref = self.transport.call(self._handle, "register", self.run_id, self.policy, self.info, held, waiting,
-                                  self.overcommit)
+        ref = self.transport.call(
+            self._handle, "register", self.run_id, self.policy, self.info, held, waiting, self.overcommit
+        )
         try:
             reply = self.transport.get(ref, timeout=REGISTER_TIMEOUT_S)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError, ImportError) as err:
@@ -268,15 +277,21 @@ class BrainClient:
                 return
             except self.transport.gone_errors:
                 if self.clock() - started > self.retry_s:
-                    raise ClusterError(f"the placement brain has not answered for {self.retry_s:.0f} s; "
-                                       "check `raysched status` and the cluster's health") from None
+                    raise ClusterError(
+                        f"the placement brain has not answered for {self.retry_s:.0f} s; "
+                        "check `raysched status` and the cluster's health"
+                    ) from None
                 self.sleep(RETRY_PAUSE_S)
                 fresh_handle = True
 
     def _reregister(self) -> None:
         self.reregistrations += 1
-        log.info("raysched: the placement brain forgot run %s; registering again with %d placed and %d waiting "
-                 "tasks", self.run_id, len(self.held), len(self.at_brain))
+        log.info(
+            "raysched: the placement brain forgot run %s; registering again with %d placed and %d waiting tasks",
+            self.run_id,
+            len(self.held),
+            len(self.at_brain),
+        )
         self._register_until_answered()
 
     def _recover(self) -> None:
@@ -291,8 +306,9 @@ class BrainClient:
             if self.clock() - self._last_sent < self.heartbeat_s:
                 continue
             try:
-                known = self.transport.get(self.transport.call(self._handle, "heartbeat", self.run_id),
-                                           timeout=self.heartbeat_s)
+                known = self.transport.get(
+                    self.transport.call(self._handle, "heartbeat", self.run_id), timeout=self.heartbeat_s
+                )
             except Exception:  # the main loop notices a lost brain on its next call
                 continue
             if known is False:

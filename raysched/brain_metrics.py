@@ -15,6 +15,7 @@ Exported by each node's metrics agent (Prometheus text on the node's
 Everything is published at most once a second (recording a metric costs far
 more than a decision), so counters lag by up to a second.
 """
+
 from __future__ import annotations
 
 import time
@@ -60,19 +61,29 @@ class RayMetrics:
         from ray.util import metrics
 
         self._decisions = metrics.Counter("raysched_brain_decisions", description="Placement decisions made.")
-        self._placements = metrics.Counter("raysched_brain_placements", description="Tasks placed per node.",
-                                           tag_keys=("node",))
-        self._in_flight = metrics.Gauge("raysched_brain_tasks_in_flight",
-                                        description="Tasks placed on the node, running or queued there.",
-                                        tag_keys=("node",))
-        self._waiting = metrics.Gauge("raysched_brain_tasks_waiting",
-                                      description="Tasks the brain holds for a submission until they can run.",
-                                      tag_keys=("submission",))
-        self._membership = metrics.Counter("raysched_brain_membership_changes",
-                                           description="Nodes that joined, left or rejoined.", tag_keys=("change",))
-        self._latency = metrics.Histogram("raysched_brain_call_seconds",
-                                          description="Seconds to answer one driver call.",
-                                          boundaries=[0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
+        self._placements = metrics.Counter(
+            "raysched_brain_placements", description="Tasks placed per node.", tag_keys=("node",)
+        )
+        self._in_flight = metrics.Gauge(
+            "raysched_brain_tasks_in_flight",
+            description="Tasks placed on the node, running or queued there.",
+            tag_keys=("node",),
+        )
+        self._waiting = metrics.Gauge(
+            "raysched_brain_tasks_waiting",
+            description="Tasks the brain holds for a submission until they can run.",
+            tag_keys=("submission",),
+        )
+        self._membership = metrics.Counter(
+            "raysched_brain_membership_changes",
+            description="Nodes that joined, left or rejoined.",
+            tag_keys=("change",),
+        )
+        self._latency = metrics.Histogram(
+            "raysched_brain_call_seconds",
+            description="Seconds to answer one driver call.",
+            boundaries=[0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+        )
         self._pending_placements: dict[str, int] = {}
         self._pending_decisions = 0
         self._pending_seconds: list[float] = []

@@ -4,13 +4,15 @@ Exit codes (`raysched.outcome.ExitCode`): 0 all tasks ok; 1 some task failed;
 2 bad input (job file, config, flags, infeasible demand, unreachable cluster);
 130 interrupted.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -37,19 +39,37 @@ def cli() -> None:
 @cli.command("submit")
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @placement_options
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Results CSV (one row per attempt), with its sidecar <name>.json. "
-                   "Default: results/<job>-<policy>-<UTC time>.csv. An existing file is never overwritten.")
-@click.option("--retries", type=click.IntRange(min=0), default=None,
-              help="Re-place a task whose function raised, up to N more times (default 0). "
-                   "Work lost to Ray (a node or worker died) is always re-placed, up to 5 times.")
-@click.option("--max-failures", type=click.IntRange(min=1), default=None,
-              help="Stop the run once this many tasks have failed for good.")
-@click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
-              help="Skip tasks that already have an ok row in this CSV and append new rows to it (--out is ignored).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results CSV (one row per attempt), with its sidecar <name>.json. "
+    "Default: results/<job>-<policy>-<UTC time>.csv. An existing file is never overwritten.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Re-place a task whose function raised, up to N more times (default 0). "
+    "Work lost to Ray (a node or worker died) is always re-placed, up to 5 times.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop the run once this many tasks have failed for good.",
+)
+@click.option(
+    "--resume",
+    "resume_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Skip tasks that already have an ok row in this CSV and append new rows to it (--out is ignored).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no start line.")
-def submit_command(job_file: str, config_path: str | None, resume_path: str | None, quiet: bool,
-                   local_nodes: int | None, **flags: Any) -> None:
+def submit_command(
+    job_file: str, config_path: str | None, resume_path: str | None, quiet: bool, local_nodes: int | None, **flags: Any
+) -> None:
     """Run JOB_FILE's tasks, each on the node the placement policy picks.
 
     JOB_FILE defines tasks(), yielding raysched.Task(fn, args=..., key=...).
@@ -66,8 +86,15 @@ def submit_command(job_file: str, config_path: str | None, resume_path: str | No
 
     announce = None if quiet else (lambda message: click.echo(message, err=True))
     try:
-        outcome = submit(job_file, settings, resume=resume_path, local_nodes=local_nodes, progress=progress,
-                         announce=announce, command_line=["raysched", *sys.argv[1:]])
+        outcome = submit(
+            job_file,
+            settings,
+            resume=resume_path,
+            local_nodes=local_nodes,
+            progress=progress,
+            announce=announce,
+            command_line=["raysched", *sys.argv[1:]],
+        )
     except SubmitError as err:
         raise BadInput(str(err)) from None
     except KeyboardInterrupt:
@@ -100,8 +127,11 @@ def status_command(address: str | None, as_json: bool) -> None:
             raise BadInput("no placement brain is running on this cluster; it starts with the first `raysched submit`")
         try:
             state = ray.get(brain.status.remote(), timeout=30)
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError,
-                ray.exceptions.ActorUnavailableError) as err:
+        except (
+            ray.exceptions.GetTimeoutError,
+            ray.exceptions.RayActorError,
+            ray.exceptions.ActorUnavailableError,
+        ) as err:
             raise BadInput(f"the placement brain did not answer ({type(err).__name__}); try again shortly") from None
     finally:
         ray.shutdown()
@@ -120,18 +150,24 @@ def format_status(state: dict[str, Any]) -> str:
     lines.append(f"  {'node':<10}{'alive':<7}{'capacity':<34}{'in flight':>10}{'waiting':>9}")
     for node in nodes:
         cap = ", ".join(f"{k}={v:g}" for k, v in sorted(node["capacity"].items()) if k != "memory")
-        lines.append(f"  {short(node['node_id']):<10}{'yes':<7}{cap:<34}{node['tasks_in_flight']:>10}"
-                     f"{node.get('tasks_waiting', 0):>9}")
+        lines.append(
+            f"  {short(node['node_id']):<10}{'yes':<7}{cap:<34}{node['tasks_in_flight']:>10}"
+            f"{node.get('tasks_waiting', 0):>9}"
+        )
     for dead in state.get("reported_dead", []):
-        lines.append(f"  {short(dead['node_id']):<10}{'no':<7}(reported {dead['reason']} {dead['for_s']:g} s ago; "
-                     "out of the ring until Ray agrees or the grace period ends)")
+        lines.append(
+            f"  {short(dead['node_id']):<10}{'no':<7}(reported {dead['reason']} {dead['for_s']:g} s ago; "
+            "out of the ring until Ray agrees or the grace period ends)"
+        )
     subs = state["submissions"]
     lines.append(f"submissions: {len(subs)} active")
     for sub in subs:
         ring = f", ring of {sub['ring_nodes']} nodes / {sub['ring_vnodes']:,} vnodes" if "ring_nodes" in sub else ""
-        lines.append(f"  {sub['run_id']}  {sub.get('job', '?')} under {sub.get('policy', '?')}: "
-                     f"{sub['in_flight']} in flight, {sub.get('waiting', 0)} waiting, {sub['done']} done, "
-                     f"{sub.get('decisions', 0)} decisions{ring}")
+        lines.append(
+            f"  {sub['run_id']}  {sub.get('job', '?')} under {sub.get('policy', '?')}: "
+            f"{sub['in_flight']} in flight, {sub.get('waiting', 0)} waiting, {sub['done']} done, "
+            f"{sub.get('decisions', 0)} decisions{ring}"
+        )
     return "\n".join(lines)
 
 

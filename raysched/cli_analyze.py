@@ -1,11 +1,10 @@
 """`raysched analyze`: the thin click layer over `raysched.analysis` and `raysched.plots`."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-
-from raysched.outcome import ExitCode
 
 from raysched.analysis import (
     AnalysisInputError,
@@ -17,8 +16,9 @@ from raysched.analysis import (
     summary_to_json,
     summary_to_tidy,
 )
+from raysched.outcome import ExitCode
 
-__all__ = ["analyze_command", "AnalyzeInputError"]
+__all__ = ["AnalyzeInputError", "analyze_command"]
 
 
 class AnalyzeInputError(click.ClickException):
@@ -33,7 +33,9 @@ def _warn(message: str) -> None:
 
 @click.command("analyze")
 @click.argument("csv_files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the figures (and per-node counts) as JSON instead of tables.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the figures (and per-node counts) as JSON instead of tables."
+)
 @click.option(
     "--csv",
     "csv_out",

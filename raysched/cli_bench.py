@@ -1,4 +1,5 @@
 """`raysched bench`: the click layer over `raysched.bench`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,34 +21,76 @@ def _task_ms(value: str) -> list[float]:
     try:
         lengths = [float(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected task lengths in ms, comma-separated (e.g. 0,1,10,50), got {value!r}",
-                                 param_hint="'--task-ms'") from None
+        raise click.BadParameter(
+            f"expected task lengths in ms, comma-separated (e.g. 0,1,10,50), got {value!r}", param_hint="'--task-ms'"
+        ) from None
     if not lengths or any(not (0 <= ms < 3_600_000) for ms in lengths):
-        raise click.BadParameter(f"expected task lengths in ms >= 0, comma-separated (e.g. 0,1,10,50), got {value!r}",
-                                 param_hint="'--task-ms'")
+        raise click.BadParameter(
+            f"expected task lengths in ms >= 0, comma-separated (e.g. 0,1,10,50), got {value!r}",
+            param_hint="'--task-ms'",
+        )
     return lengths
 
 
 @click.command("bench")
-@click.option("--task-ms", "task_ms", default="0,10", show_default=True,
-              help="Task lengths to measure, in ms, comma-separated (0 = no-op), e.g. 0,1,10,50.")
-@click.option("--tasks", "-n", "n", type=click.IntRange(min=10), default=None,
-              help="Tasks per run. Default: about 8 s of plain-Ray work per task length (1,000 to 20,000).")
-@click.option("--policies", default="random,hash", show_default=True,
-              help="Comma-separated raysched policies to measure.")
-@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Alternating rounds (A B … A B …); the table shows the median.")
-@click.option("--concurrent", type=click.IntRange(min=1, max=16), default=1, show_default=True,
-              help="Drivers per mode at once, each with --tasks tasks, sharing the cluster (and one brain).")
-@click.option("--address", default=None,
-              help="Existing cluster (HOST:PORT or 'auto'). Default: $RAY_ADDRESS, else an embedded cluster.")
-@click.option("--local-nodes", type=click.IntRange(min=1), default=None,
-              help="Nodes of the embedded cluster. Default: 4 nodes of 2 CPUs (or --config's local_nodes).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML config: the embedded cluster's local_nodes, and placement settings for raysched runs.")
-@click.option("--job", "job_file", type=click.Path(dir_okay=False), default=None,
-              help="Instead of the overhead curve, run this job under each policy and compare throughput, "
-                   "p95 wait, nodes used, key affinity, spills and cache hit rate (e.g. jobs/cache_affinity.py).")
+@click.option(
+    "--task-ms",
+    "task_ms",
+    default="0,10",
+    show_default=True,
+    help="Task lengths to measure, in ms, comma-separated (0 = no-op), e.g. 0,1,10,50.",
+)
+@click.option(
+    "--tasks",
+    "-n",
+    "n",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Tasks per run. Default: about 8 s of plain-Ray work per task length (1,000 to 20,000).",
+)
+@click.option(
+    "--policies", default="random,hash", show_default=True, help="Comma-separated raysched policies to measure."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Alternating rounds (A B … A B …); the table shows the median.",
+)
+@click.option(
+    "--concurrent",
+    type=click.IntRange(min=1, max=16),
+    default=1,
+    show_default=True,
+    help="Drivers per mode at once, each with --tasks tasks, sharing the cluster (and one brain).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Existing cluster (HOST:PORT or 'auto'). Default: $RAY_ADDRESS, else an embedded cluster.",
+)
+@click.option(
+    "--local-nodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Nodes of the embedded cluster. Default: 4 nodes of 2 CPUs (or --config's local_nodes).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config: the embedded cluster's local_nodes, and placement settings for raysched runs.",
+)
+@click.option(
+    "--job",
+    "job_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Instead of the overhead curve, run this job under each policy and compare throughput, "
+    "p95 wait, nodes used, key affinity, spills and cache hit rate (e.g. jobs/cache_affinity.py).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 @click.option("--overcommit", default=None, help="Passed to every raysched run (X|auto).")
 @click.option("--batch", default=None, help="Passed to every raysched run (auto|off|N).")
@@ -55,9 +98,19 @@ def _task_ms(value: str) -> list[float]:
 @click.option("--locality-wait", default=None, help="Passed to every raysched run (S|auto).")
 @click.option("--max-inflight", default=None, help="Passed to every raysched run.")
 @click.option("--seed", default="0", show_default=True, help="Passed to every raysched run.")
-def bench_command(task_ms: str, n: int | None, policies: str, rounds: int, concurrent: int, address: str | None,
-                  local_nodes: int | None, config_path: str | None, job_file: str | None, out: str | None,
-                  **passed: Any) -> None:
+def bench_command(
+    task_ms: str,
+    n: int | None,
+    policies: str,
+    rounds: int,
+    concurrent: int,
+    address: str | None,
+    local_nodes: int | None,
+    config_path: str | None,
+    job_file: str | None,
+    out: str | None,
+    **passed: Any,
+) -> None:
     """Measure raysched against plain Ray (overhead curve), or policies on a real job (--job).
 
     Every run is a fresh driver process on one cluster, as a user's would be;
@@ -105,6 +158,8 @@ def bench_command(task_ms: str, n: int | None, policies: str, rounds: int, concu
                 target = embedded.address
                 echo(f"raysched bench: embedded cluster of {len(nodes)} nodes on {cluster.LOOPBACK}")
             target = cluster.resolve_address(target)
+            if target is None:
+                raise BadInput("no cluster to measure on: pass --address or set RAY_ADDRESS")
             slots = bench.cluster_cpus(target)
             if job_file is not None:
                 rows = bench.job_bench(target, Path(job_file), names, rounds, flags, echo)

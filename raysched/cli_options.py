@@ -1,8 +1,10 @@
 """Flags shared by the `raysched` commands, parsed by the same functions as the config file."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -44,36 +46,80 @@ _NONE_IS_A_VALUE = ("load_factor", "locality_wait", "overcommit", "batch")
 def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The placement flags shared by `submit` and `bench`."""
     options = [
-        click.option("--policy", "-p", default=None,
-                     help="hash | random | p2c | greedy | pack | module:Name (your own). Default: hash."),
-        click.option("--address", default=None,
-                     help="Join an existing cluster: HOST:PORT, 'auto', or ray://HOST:PORT. "
-                          "Default: $RAY_ADDRESS, else an embedded local cluster on 127.0.0.1."),
-        click.option("--local-nodes", type=click.IntRange(min=1), default=None,
-                     help="Nodes of the embedded cluster (the pattern of configs/local.yaml, repeated). Default: 4."),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                     help="YAML config (see configs/local.yaml for every key); flags override it."),
-        click.option("--seed", type=click.IntRange(min=0), default=None,
-                     help="Seed for random and p2c, so a run can be repeated."),
-        click.option("--vnodes", type=click.IntRange(min=1, max=100_000), default=None,
-                     help="Hash ring points per CPU of a node (default 100). More: smoother spread, more memory."),
-        click.option("--load-factor", type=LOAD_FACTOR, default=None,
-                     help="Bounded loads for hash: no node takes more than C x its fair share of the work "
-                          f"assigned (default {DEFAULT_LOAD_FACTOR}). Lower: flatter load, more keys off their home; "
-                          "'off': pure ring."),
-        click.option("--locality-wait", type=LOCALITY_WAIT, default=None,
-                     help="Seconds a hash task waits for its busy home before taking the next node with room "
-                          "(default auto: 3 x the job's 90th-percentile task time, 0.2 s to 10 s)."),
-        click.option("--max-inflight", type=click.IntRange(min=1), default=None,
-                     help="Tasks held at once (running, queued at nodes, or waiting at the brain). "
-                          "Default: 2 x cluster CPUs x overcommit, at least 64."),
-        click.option("--overcommit", type=OVERCOMMIT, default=None,
-                     help="Work a node may hold, as a multiple of its capacity (running + queued there). "
-                          "Default auto: a queue deep enough that no slot idles waiting for a round trip "
-                          "(Little's law, measured); 1 = only what runs now (exact, slower for short tasks)."),
-        click.option("--batch", type=BATCH, default=None,
-                     help="Tiny tasks per Ray task. Default auto: batch tasks far shorter than Ray's own "
-                          "per-task cost (under 0.2 ms); off: one Ray task each; N: N at most. Rows stay per task."),
+        click.option(
+            "--policy",
+            "-p",
+            default=None,
+            help="hash | random | p2c | greedy | pack | module:Name (your own). Default: hash.",
+        ),
+        click.option(
+            "--address",
+            default=None,
+            help="Join an existing cluster: HOST:PORT, 'auto', or ray://HOST:PORT. "
+            "Default: $RAY_ADDRESS, else an embedded local cluster on 127.0.0.1.",
+        ),
+        click.option(
+            "--local-nodes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Nodes of the embedded cluster (the pattern of configs/local.yaml, repeated). Default: 4.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="YAML config (see configs/local.yaml for every key); flags override it.",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Seed for random and p2c, so a run can be repeated.",
+        ),
+        click.option(
+            "--vnodes",
+            type=click.IntRange(min=1, max=100_000),
+            default=None,
+            help="Hash ring points per CPU of a node (default 100). More: smoother spread, more memory.",
+        ),
+        click.option(
+            "--load-factor",
+            type=LOAD_FACTOR,
+            default=None,
+            help="Bounded loads for hash: no node takes more than C x its fair share of the work "
+            f"assigned (default {DEFAULT_LOAD_FACTOR}). Lower: flatter load, more keys off their home; "
+            "'off': pure ring.",
+        ),
+        click.option(
+            "--locality-wait",
+            type=LOCALITY_WAIT,
+            default=None,
+            help="Seconds a hash task waits for its busy home before taking the next node with room "
+            "(default auto: 3 x the job's 90th-percentile task time, 0.2 s to 10 s).",
+        ),
+        click.option(
+            "--max-inflight",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Tasks held at once (running, queued at nodes, or waiting at the brain). "
+            "Default: 2 x cluster CPUs x overcommit, at least 64.",
+        ),
+        click.option(
+            "--overcommit",
+            type=OVERCOMMIT,
+            default=None,
+            help="Work a node may hold, as a multiple of its capacity (running + queued there). "
+            "Default auto: a queue deep enough that no slot idles waiting for a round trip "
+            "(Little's law, measured); 1 = only what runs now (exact, slower for short tasks).",
+        ),
+        click.option(
+            "--batch",
+            type=BATCH,
+            default=None,
+            help="Tiny tasks per Ray task. Default auto: batch tasks far shorter than Ray's own "
+            "per-task cost (under 0.2 ms); off: one Ray task each; N: N at most. Rows stay per task.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -6,6 +6,7 @@ RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is in the environment before Ray starts;
 and tests only: a driver joining a real multi-machine cluster must advertise its
 real address.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,10 +15,11 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 NAMESPACE = "raysched"
@@ -87,7 +89,7 @@ class EmbeddedCluster:
     def address(self) -> str:
         return self._cluster.address
 
-    def start(self) -> "EmbeddedCluster":
+    def start(self) -> EmbeddedCluster:
         loopback_only()
         from ray._private.utils import read_ray_address
         from ray.cluster_utils import Cluster
@@ -113,8 +115,9 @@ class EmbeddedCluster:
         except Exception as err:  # a bad node spec or system config, or no room for the processes
             self.shutdown()
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ClusterError(f"the embedded cluster did not start: {first}; check local_nodes and "
-                               "system_config in your config") from None
+            raise ClusterError(
+                f"the embedded cluster did not start: {first}; check local_nodes and system_config in your config"
+            ) from None
         return self
 
     def shutdown(self) -> None:
@@ -128,7 +131,7 @@ class EmbeddedCluster:
             self._cluster = None
             _restore_ray_address(self._previous_address)
 
-    def __enter__(self) -> "EmbeddedCluster":
+    def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -162,8 +165,10 @@ def resolve_address(address: str | None) -> str | None:
 
         found = read_ray_address()
         if not found:
-            raise ClusterError("no running Ray cluster found on this machine for 'auto'; "
-                               "start one with `ray start --head` or pass --address HOST:PORT")
+            raise ClusterError(
+                "no running Ray cluster found on this machine for 'auto'; "
+                "start one with `ray start --head` or pass --address HOST:PORT"
+            )
         return found
     return address
 
@@ -245,7 +250,7 @@ def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
             namespace=NAMESPACE,
             runtime_env=dict(runtime_env) or None,
             log_to_driver=True,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             configure_logging=True,
         )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as err:
@@ -256,14 +261,25 @@ def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
         ) from None
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where a session runs, and since when its cluster was up (Unix seconds)."""
+
+    description: str
+    ready_at: float
+
+    def __str__(self) -> str:
+        return self.description
+
+
 @contextmanager
 def session(
     address: str | None,
     runtime_env: Mapping[str, Any],
     local_nodes: Sequence[LocalNode],
     system_config: Mapping[str, Any] | None = None,
-) -> Iterator[str]:
-    """Connect for the length of a `with` block; yield a description of where.
+) -> Iterator[Where]:
+    """Connect for the length of a `with` block; yield where (and since when the cluster was up).
 
     With no address (and no RAY_ADDRESS) an embedded cluster is started and torn
     down afterwards, leaving no Ray process behind.
@@ -274,13 +290,14 @@ def session(
         cluster = EmbeddedCluster(local_nodes, system_config)
         try:
             cluster.start()
+            ready_at = time.time()
             connect(cluster.address, runtime_env)
-            yield f"embedded cluster of {len(local_nodes)} nodes on {LOOPBACK}"
+            yield Where(f"embedded cluster of {len(local_nodes)} nodes on {LOOPBACK}", ready_at)
         finally:
             cluster.shutdown()
         return
     connect(address, runtime_env)
     try:
-        yield f"cluster at {address or os.environ.get('RAY_ADDRESS')}"
+        yield Where(f"cluster at {address or os.environ.get('RAY_ADDRESS')}", time.time())
     finally:
         ray.shutdown()

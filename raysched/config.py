@@ -3,12 +3,14 @@
 Every key is documented in configs/local.yaml. Unknown keys are errors, not
 silently ignored: a typo in a config should never change what runs.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -93,18 +95,25 @@ def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
         if not isinstance(resources, dict):
             raise ConfigError(f"local_nodes[{i}].resources must be a mapping of name to amount")
         where = f"local_nodes[{i}]"
-        nodes.append(LocalNode(
-            num_cpus=_number(f"{where}.num_cpus", spec.get("num_cpus", 1), float, 0),
-            num_gpus=_number(f"{where}.num_gpus", spec.get("num_gpus", 0), float, 0),
-            resources={name: _number(f"{where}.resources.{name}", amount, float, 0)
-                       for name, amount in resources.items()},
-        ))
+        nodes.append(
+            LocalNode(
+                num_cpus=_number(f"{where}.num_cpus", spec.get("num_cpus", 1), float, 0),
+                num_gpus=_number(f"{where}.num_gpus", spec.get("num_gpus", 0), float, 0),
+                resources={
+                    name: _number(f"{where}.resources.{name}", amount, float, 0) for name, amount in resources.items()
+                },
+            )
+        )
     return tuple(nodes)
 
 
 def _number(key: str, value: Any, kind: type, minimum: float) -> Any:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (kind is int and not float(value).is_integer())):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (kind is int and not float(value).is_integer())
+    ):
         raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")

@@ -7,16 +7,18 @@ sent by value with its functions (no runtime env at all, so no start-up cost);
 one that imports sibling modules or packages needs its folder staged as the
 Ray job's ``working_dir`` (see `raysched.cluster.job_runtime_env`).
 """
+
 from __future__ import annotations
 
 import ast
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from ray import cloudpickle  # Ray pickles with its own copy; register with that one
 
@@ -68,14 +70,16 @@ def task_demand(fn: Callable[..., Any], job_name: str = "job") -> Mapping[str, f
         return DEFAULT_DEMAND
     try:
         if "resources" in raw:
-            raise ValueError("resources must be a mapping of resource name to amount, "
-                             f"got {type(raw['resources']).__name__}")
+            raise ValueError(
+                f"resources must be a mapping of resource name to amount, got {type(raw['resources']).__name__}"
+            )
         demand = check_demand(raw)
     except (TypeError, ValueError) as err:
         name = getattr(fn, "__qualname__", repr(fn))
         shown = ", ".join(f"{k}={v!r}" for k, v in raw.items() if k == "resources" or v != 0)
-        raise JobFileError(f"{job_name}: task function {name} has a bad resource demand ({shown}): "
-                           f"{str(err).removeprefix('demand: ')}") from None
+        raise JobFileError(
+            f"{job_name}: task function {name} has a bad resource demand ({shown}): {str(err).removeprefix('demand: ')}"
+        ) from None
     return {name: amount for name, amount in demand.items() if amount > 0}
 
 
@@ -130,7 +134,7 @@ class JobFile:
             produced = self.tasks_fn()
         except Exception as err:
             raise JobFileError(f"{self.name}: tasks() raised {type(err).__name__}: {err}") from None
-        self.total = len(produced) if hasattr(produced, "__len__") else None
+        self.total = len(produced) if isinstance(produced, Sized) else None
         try:
             iterator = iter(produced)
         except TypeError:
@@ -230,7 +234,8 @@ def _clashes(name: str, job_path: Path) -> bool:
     """True when `name` already means another module (stdlib, installed, or loaded)."""
     loaded = sys.modules.get(name)
     if loaded is not None:
-        return getattr(loaded, "__file__", None) is None or Path(loaded.__file__).resolve() != job_path
+        loaded_file = getattr(loaded, "__file__", None)
+        return loaded_file is None or Path(loaded_file).resolve() != job_path
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):

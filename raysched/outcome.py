@@ -1,4 +1,5 @@
 """What a run produced: counts for the summary, and the exit code (named once, here)."""
+
 from __future__ import annotations
 
 import collections
@@ -53,6 +54,8 @@ class RunOutcome:
     brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
     metric_sums: dict[str, float] = field(default_factory=dict)
     brain_decisions: int | None = None
+    brain_ready_at: float | None = None  # Unix seconds: registered with the brain (start-up diagnosis)
+    first_dispatch_at: float | None = None  # Unix seconds: the first task handed to Ray
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -22,6 +22,7 @@ The brain admits ``capacity x overcommit`` of demand per node, with
 ``overcommit = (1 + depth) x batch``. ``--overcommit X`` and ``--batch N``
 fix either by hand.
 """
+
 from __future__ import annotations
 
 import math

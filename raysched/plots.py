@@ -3,10 +3,12 @@
 Drawn with matplotlib's Agg canvas on a bare `Figure` (no pyplot), so it works
 headless and never switches the backend of a notebook that imports it.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from matplotlib.figure import Figure
 
 from raysched.analysis import AnalysisInputError, per_node, run_labels, short_node
 
-__all__ = ["plot_figure", "write_plot", "bin_width"]
+__all__ = ["bin_width", "plot_figure", "write_plot"]
 
 _PANELS_PER_ROW = 3
 _NICE = (1, 2, 5)
@@ -44,16 +46,16 @@ def plot_figure(df: pd.DataFrame) -> Figure:
     """Build the comparison figure for every run in `df` (rows from `raysched.analysis.load`)."""
     labels = run_labels(df)
     nodes = per_node(df)
-    colors = dict(zip(labels.values(), _colors(len(labels))))
+    colors = dict(zip(labels.values(), _colors(len(labels)), strict=True))
     n_runs = len(labels)
     cols = min(n_runs, _PANELS_PER_ROW)
     node_rows = math.ceil(n_runs / cols)
     fig = Figure(figsize=(max(12.0, 4.2 * cols), 3.6 * node_rows + 4.4), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6 * node_rows, 4.4])
+    top, bottom = cast(Any, fig.subfigures(2, 1, height_ratios=[3.6 * node_rows, 4.4]))
     top.suptitle("Tasks per node (ok rows)", fontsize="large", fontweight="bold")
     node_axes = np.atleast_1d(top.subplots(node_rows, cols, sharey=True, squeeze=False)).ravel()
-    for ax, label in zip(node_axes, labels.values()):
+    for ax, label in zip(node_axes[:n_runs], labels.values(), strict=True):
         _node_panel(ax, nodes[nodes["run"] == label], label, colors[label])
     for ax in node_axes[n_runs:]:
         ax.set_visible(False)
@@ -140,7 +142,9 @@ def _cdf_panel(ax, groups: dict, labels: dict[str, str], colors: dict) -> None:
             continue
         everything.append(v)
         y = np.arange(1, len(v) + 1) / len(v)
-        ax.step(v, y, where="post", label=f"{label} (p50 {np.quantile(v, 0.5):.3g} s)", color=colors[label], linewidth=1.6)
+        ax.step(
+            v, y, where="post", label=f"{label} (p50 {np.quantile(v, 0.5):.3g} s)", color=colors[label], linewidth=1.6
+        )
     if everything:
         allv = np.concatenate(everything)
         lo, hi = allv.min(), allv.max()

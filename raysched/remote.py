@@ -6,10 +6,12 @@ task as finished and raysched decides about retries; only system failures
 tasks in order in one Ray task and reports each one on its own (times,
 metrics, error), so every task still gets its own row.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from raysched.results import error_text, numeric_metrics
 

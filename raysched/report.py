@@ -1,8 +1,10 @@
 """End-of-run summary and live progress for `raysched submit`, on the terminal."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -21,8 +23,12 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
         f"  tasks ok      {outcome.ok}",
         f"  tasks failed  {outcome.failed}",
     ]
-    for label, count in (("retried", outcome.retried), ("cancelled", outcome.cancelled),
-                         ("infeasible", outcome.infeasible), ("skipped (resume)", outcome.skipped)):
+    for label, count in (
+        ("retried", outcome.retried),
+        ("cancelled", outcome.cancelled),
+        ("infeasible", outcome.infeasible),
+        ("skipped (resume)", outcome.skipped),
+    ):
         if count:
             lines.append(f"  {label:<13} {count}")
     makespan = outcome.makespan_s
@@ -43,14 +49,18 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
         lines.append(f"  key affinity  {affinity:.0%} of {len(outcome.key_node)} keys ran on one node")
     if outcome.spills:
         parts = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.spills.items()))
-        lines.append(f"  spilled       {sum(outcome.spills.values())} tasks placed off their key's owner ({parts}; "
-                     "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait)")
+        lines.append(
+            f"  spilled       {sum(outcome.spills.values())} tasks placed off their key's owner ({parts}; "
+            "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait)"
+        )
     if outcome.ok:
-        lines.append(f"  brain wait    {outcome.brain_wait_s / outcome.ok * 1000:.1f} ms per task on average "
-                     "(held by the brain until its node had room)")
+        lines.append(
+            f"  brain wait    {outcome.brain_wait_s / outcome.ok * 1000:.1f} ms per task on average "
+            "(held by the brain until its node had room)"
+        )
     if outcome.brain_decisions is not None and outcome.ok:
-        lines.append(f"  decisions     {outcome.brain_decisions} ({outcome.brain_decisions / max(1, outcome.ok + outcome.retried):.2f} "
-                     "per attempt)")
+        per_attempt = outcome.brain_decisions / max(1, outcome.ok + outcome.retried)
+        lines.append(f"  decisions     {outcome.brain_decisions} ({per_attempt:.2f} per attempt)")
     for note in outcome.notes:
         lines.append(f"  note: {note}")
     if outcome.stopped_early:

@@ -5,17 +5,18 @@ metrics as extra columns. A timer thread pushes rows to the disk at least
 every `flush_every_s`, even while no new row arrives, so a crash leaves a file
 pandas can read (at most a cut last line).
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
 import threading
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any
 
 
 class Status(str, Enum):
@@ -119,6 +120,7 @@ class ResultsWriter:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.columns: list[str] = list(BASE_COLUMNS)
+        self._file: IO[str]
         path.parent.mkdir(parents=True, exist_ok=True)
         if append and path.exists() and path.stat().st_size > 0:
             with path.open(newline="") as handle:

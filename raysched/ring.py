@@ -23,6 +23,7 @@ Why this shape:
   and the next lookup rebuilds the point arrays once (numpy, C speed), so
   adding 1,000 nodes costs one sort, not 1,000.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,8 @@ import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DEFAULT_LOAD_FACTOR",
@@ -99,7 +100,9 @@ def check_load_factor(load_factor: object) -> float:
     try:
         c = float(load_factor)
     except ValueError:
-        raise ValueError(f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}") from None
+        raise ValueError(
+            f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}"
+        ) from None
     if math.isnan(c) or c < 1.0:
         raise ValueError(f"load factor must be >= 1 ({DEFAULT_LOAD_FACTOR} is typical), got {load_factor!r}")
     return c
@@ -117,9 +120,7 @@ def mtz_bound(load_factor: float, total: float, weight: float, total_weight: flo
     return float(math.ceil(x - _EPS))
 
 
-def first_under_bound(
-    walk: Iterable[str], load: Callable[[str], float], bound: Callable[[str], float]
-) -> str | None:
+def first_under_bound(walk: Iterable[str], load: Callable[[str], float], bound: Callable[[str], float]) -> str | None:
     """The first node of ``walk`` that can take one more item: ``load + 1 <= bound``."""
     for node_id in walk:
         if load(node_id) + 1.0 <= bound(node_id) + _EPS:
@@ -234,8 +235,11 @@ class HashRing:
         h = self._config.hasher
         count = max(1, round(self._config.vnodes * self._weights[node_id]))
         if h is not blake2b_64:
-            return np.fromiter((h(f"{node_id}#{i}".encode("utf-8", "surrogatepass")) & _MASK64 for i in range(count)),
-                               dtype=np.uint64, count=count)
+            return np.fromiter(
+                (h(f"{node_id}#{i}".encode("utf-8", "surrogatepass")) & _MASK64 for i in range(count)),
+                dtype=np.uint64,
+                count=count,
+            )
         # The same points, computed faster: BLAKE2b's state after the node's prefix, copied per point.
         base = hashlib.blake2b(f"{node_id}#".encode("utf-8", "surrogatepass"), digest_size=8)
         digests = []

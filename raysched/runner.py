@@ -12,6 +12,7 @@ its tasks take is reported to the brain as stalled, so its keys move before
 Ray's health checks declare it dead (the brain lets it back after a grace
 period if Ray still says it is alive).
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,8 +21,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -116,7 +118,8 @@ class PinnedFunctions:
             wrapped = self._wrapped[(fn, batch)] = (ray.remote(runner), _ray_options(self._demand_of(fn)))
         base, options = wrapped
         cached = self._pinned[key] = base.options(
-            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        )
         if len(self._pinned) > self.limit:
             self._pinned.popitem(last=False)
         return cached
@@ -184,6 +187,7 @@ class Runner:
         exhausted = False
         try:
             self.client.start()
+            self.outcome.brain_ready_at = time.time()
             while True:
                 if interrupt.requested:
                     self.outcome.interrupted = True
@@ -266,15 +270,15 @@ class Runner:
             self.outcome.infeasible_error = message
         groups: dict[tuple[str, Any], list[_Attempt]] = {}
         for uid, node, spill, waited in answer.placed:
-            a = self._held.get(uid)
-            if a is None:
+            placed = self._held.get(uid)
+            if placed is None:
                 continue
-            a.node, a.spill, a.brain_wait_s = node, spill, waited
-            groups.setdefault((node, a.task.fn), []).append(a)
+            placed.node, placed.spill, placed.brain_wait_s = node, spill, waited
+            groups.setdefault((node, placed.task.fn), []).append(placed)
         size = max(1, self.pacer.batch())
         for (node, _fn), attempts in groups.items():
             for i in range(0, len(attempts), size):
-                self._dispatch(node, attempts[i:i + size])
+                self._dispatch(node, attempts[i : i + size])
 
     # -- dispatch -----------------------------------------------------------------------------
     def _dispatch(self, node: str, attempts: list[_Attempt]) -> None:
@@ -295,6 +299,8 @@ class Runner:
                 "capturing them"
             ) from None
         self._running[ref] = attempts
+        if self.outcome.first_dispatch_at is None:
+            self.outcome.first_dispatch_at = time.time()
         if self._node_work[node] == 0:
             self._node_progress[node] = time.monotonic()
         self._node_work[node] += len(attempts)
@@ -331,12 +337,12 @@ class Runner:
             ready, _ = ray.wait(waiting_on, num_returns=1, timeout=WAIT_S, fetch_local=False)
         done = [ref for ref in ready if ref in self._running]
         now = time.time()
-        for ref, out in zip(done, _get_each(done)):
+        for ref, out in zip(done, _get_each(done), strict=True):
             attempts = self._running.pop(ref)
             node = attempts[0].node
             self._node_work[node] -= len(attempts)
             outs = out if isinstance(out, list) else [out] * len(attempts)
-            for a, one in zip(attempts, outs):
+            for a, one in zip(attempts, outs, strict=True):
                 self._held.pop(a.task_id, None)
                 self._finished.append(a.task_id)
                 self._record(a, one, now)
@@ -367,10 +373,21 @@ class Runner:
             self._record_error(a, out.error, out, lost=False)
 
     def _row(self, a: _Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
-        row = Row(run_id=self.outcome.run_id, job=self.job.name, policy=self.settings.policy_name,
-                  task_id=a.task_id, key=a.key, attempt=a.attempt, status=status.value, error=error,
-                  node_chosen=a.node, submitted_at=a.submitted_at, demand=a.demand_text, spill=a.spill,
-                  brain_wait_s=a.brain_wait_s)
+        row = Row(
+            run_id=self.outcome.run_id,
+            job=self.job.name,
+            policy=self.settings.policy_name,
+            task_id=a.task_id,
+            key=a.key,
+            attempt=a.attempt,
+            status=status.value,
+            error=error,
+            node_chosen=a.node,
+            submitted_at=a.submitted_at,
+            demand=a.demand_text,
+            spill=a.spill,
+            brain_wait_s=a.brain_wait_s,
+        )
         if out is not None:
             row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
             row.wait_s = out.started_at - a.submitted_at
@@ -416,11 +433,17 @@ class Runner:
         for node, work in self._node_work.items():
             if work <= 0 or node in self._stalled:
                 continue
-            limit = max(STALL_MIN_S, STALL_TASKS * unit) if node in self._node_done else max(STALL_NEW_S, STALL_TASKS * unit)
+            limit = (
+                max(STALL_MIN_S, STALL_TASKS * unit)
+                if node in self._node_done
+                else max(STALL_NEW_S, STALL_TASKS * unit)
+            )
             if now - self._node_progress.get(node, now) > limit:
                 self._stalled.add(node)
-                self.outcome.notes.append(f"node {node[:8]} finished nothing for {limit:.0f} s with work in flight; "
-                                          "reported to the brain, which placed new work elsewhere")
+                self.outcome.notes.append(
+                    f"node {node[:8]} finished nothing for {limit:.0f} s with work in flight; "
+                    "reported to the brain, which placed new work elsewhere"
+                )
                 self.client.report_node_failure(node, "stalled")
 
     # -- the end ------------------------------------------------------------------------------
@@ -429,7 +452,9 @@ class Runner:
         for ref, attempts in list(self._running.items()):
             ray.cancel(ref, force=True)
             for a in attempts:
-                self.writer.write(self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished"))
+                self.writer.write(
+                    self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished")
+                )
                 self.outcome.cancelled += 1
         self._running.clear()
         counters = self.client.close()

@@ -8,12 +8,14 @@ times, the command line, and the run's outcome. ``--resume`` appends its run.
 Reading never fails: a missing or damaged sidecar gives no runs (and a
 warning through the callback), so `raysched analyze` always works on the CSV.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["read_runs", "record_run", "sidecar_path", "update_run"]
 

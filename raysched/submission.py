@@ -6,6 +6,7 @@ writes the sidecar, runs the driver loop and returns the `RunOutcome`. Every
 user mistake is a `SubmitError` with one line saying what to do (exit 2 in
 the CLI); nothing is written before the inputs are known to be good.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,9 @@ import datetime as dt
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from raysched import cluster, policies, sidecar
 from raysched.brain import live_nodes_from_ray
@@ -42,7 +44,7 @@ def default_out_path(job_name: str, policy: str) -> Path:
 
 def submit(
     job_path: str | Path,
-    settings: Settings = Settings(),
+    settings: Settings | None = None,
     *,
     resume: str | Path | None = None,
     local_nodes: int | None = None,
@@ -56,12 +58,20 @@ def submit(
     ``resume``: skip tasks with an ok row in that CSV and append to it (its
     ``out`` setting is then ignored). ``local_nodes``: size of the embedded
     cluster (its pattern repeated). Raises `SubmitError` on bad input;
-    Ctrl-C ends the run early (``outcome.interrupted``).
+    Ctrl-C ends the run early (``outcome.interrupted``). Settings default to
+    `Settings()`: the embedded cluster and hash.
     """
+    settings = settings if settings is not None else Settings()
     try:
-        policy = policies.build_policy(settings.policy, policies.PolicyOptions(
-            seed=settings.seed, load_factor=settings.load_factor, vnodes=settings.vnodes,
-            locality_wait=settings.locality_wait))
+        policy = policies.build_policy(
+            settings.policy,
+            policies.PolicyOptions(
+                seed=settings.seed,
+                load_factor=settings.load_factor,
+                vnodes=settings.vnodes,
+                locality_wait=settings.locality_wait,
+            ),
+        )
         nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     except ValueError as err:
         raise SubmitError(str(err)) from None
@@ -84,50 +94,91 @@ def submit(
             raise SubmitError(f"{out_path} already exists; choose another --out, or --resume {out_path} to continue it")
 
     staged = job.needs_working_dir and not cluster.inherited_working_dir()
-    env_context = cluster.staged_working_dir(job.path) if staged else contextlib.nullcontext({})
+    env_context: contextlib.AbstractContextManager[dict[str, Any]] = (
+        cluster.staged_working_dir(job.path) if staged else contextlib.nullcontext({})
+    )
     try:
-        with env_context as runtime_env, \
-                cluster.session(settings.address, runtime_env, nodes, settings.system_config) as where:
+        with (
+            env_context as runtime_env,
+            cluster.session(settings.address, runtime_env, nodes, settings.system_config) as where,
+        ):
             if not staged:
                 job.ship_by_value()  # the job's functions carry their code: no runtime env, no start-up cost
             if announce is not None:
                 announce(f"raysched: running {job.name} under {settings.policy} on {where}")
-            return _run(job, policy, settings, out_path, resume is not None, skip, where, progress, interrupt,
-                        command_line)
+            return _run(
+                job, policy, settings, out_path, resume is not None, skip, where, progress, interrupt, command_line
+            )
     except cluster.ClusterError as err:
         raise SubmitError(str(err)) from None
 
 
-def _run(job: JobFile, policy: policies.Policy, settings: Settings, out_path: Path, append: bool,
-         skip: frozenset[int], where: str, progress: ProgressFactory | None, interrupt: Interrupt | None,
-         command_line: list[str] | None) -> RunOutcome:
+def _run(
+    job: JobFile,
+    policy: policies.Policy,
+    settings: Settings,
+    out_path: Path,
+    append: bool,
+    skip: frozenset[int],
+    where: cluster.Where,
+    progress: ProgressFactory | None,
+    interrupt: Interrupt | None,
+    command_line: list[str] | None,
+) -> RunOutcome:
     import ray
 
     run_id = new_run_id()
     nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live_nodes_from_ray().items())]
     cpus = float(ray.cluster_resources().get("CPU", 0))
     options = {
-        "seed": settings.seed, "load_factor": settings.load_factor, "vnodes": settings.vnodes,
-        "locality_wait": settings.locality_wait, "overcommit": settings.overcommit, "batch": settings.batch,
-        "max_inflight": settings.max_inflight, "retries": settings.retries, "max_failures": settings.max_failures,
+        "seed": settings.seed,
+        "load_factor": settings.load_factor,
+        "vnodes": settings.vnodes,
+        "locality_wait": settings.locality_wait,
+        "overcommit": settings.overcommit,
+        "batch": settings.batch,
+        "max_inflight": settings.max_inflight,
+        "retries": settings.retries,
+        "max_failures": settings.max_failures,
     }
-    info = {"run_id": run_id, "job": job.name, "policy": settings.policy, "started_at": time.time(),
-            "driver_job": ray.get_runtime_context().get_job_id()}
+    info = {
+        "run_id": run_id,
+        "job": job.name,
+        "policy": settings.policy,
+        "started_at": time.time(),
+        "driver_job": ray.get_runtime_context().get_job_id(),
+    }
     client = BrainClient(run_id, policy, info, overcommit=settings.overcommit or 2.0)
-    run_settings = RunSettings(policy_name=settings.policy, max_inflight=settings.max_inflight,
-                               retries=settings.retries, max_failures=settings.max_failures, skip_task_ids=skip,
-                               overcommit=settings.overcommit, batch=settings.batch, cluster_cpus=cpus, info=info)
+    run_settings = RunSettings(
+        policy_name=settings.policy,
+        max_inflight=settings.max_inflight,
+        retries=settings.retries,
+        max_failures=settings.max_failures,
+        skip_task_ids=skip,
+        overcommit=settings.overcommit,
+        batch=settings.batch,
+        cluster_cpus=cpus,
+        info=info,
+    )
     on_progress, close_progress = progress(job) if progress is not None else (None, lambda: None)
     with ResultsWriter(out_path, append=append) as writer, contextlib.ExitStack() as stack:
-        sidecar.record_run(out_path, {
-            "run_id": run_id, "job": job.name, "job_path": str(job.path), "policy": settings.policy,
-            "options": options, "cluster": {"where": where, "nodes": nodes},
-            "code": "working_dir" if job.needs_working_dir else "by value",
-            "versions": {"raysched": _version(), "ray": ray.__version__, "python": platform.python_version()},
-            "started_at": info["started_at"], "ended_at": None,
-            "command_line": command_line if command_line is not None else list(sys.argv),
-            "resumed": append,
-        })
+        sidecar.record_run(
+            out_path,
+            {
+                "run_id": run_id,
+                "job": job.name,
+                "job_path": str(job.path),
+                "policy": settings.policy,
+                "options": options,
+                "cluster": {"where": str(where), "ready_at": where.ready_at, "nodes": nodes},
+                "code": "working_dir" if job.needs_working_dir else "by value",
+                "versions": {"raysched": _version(), "ray": ray.__version__, "python": platform.python_version()},
+                "started_at": info["started_at"],
+                "ended_at": None,
+                "command_line": command_line if command_line is not None else list(sys.argv),
+                "resumed": append,
+            },
+        )
         runner = Runner(job, client, run_settings, writer, on_progress=on_progress)
         runner.outcome.out_path = out_path
         active = interrupt or stack.enter_context(Interrupt())
@@ -137,12 +188,22 @@ def _run(job: JobFile, policy: policies.Policy, settings: Settings, out_path: Pa
             raise SubmitError(str(err)) from None
         finally:
             close_progress()
-            sidecar.update_run(out_path, run_id, {
-                "ended_at": time.time(),
-                "outcome": {k: getattr(runner.outcome, k)
-                            for k in ("ok", "failed", "retried", "cancelled", "infeasible", "skipped", "interrupted")},
-                "brain_decisions": runner.outcome.brain_decisions,
-            })
+            sidecar.update_run(
+                out_path,
+                run_id,
+                {
+                    "ended_at": time.time(),
+                    "outcome": {
+                        k: getattr(runner.outcome, k)
+                        for k in ("ok", "failed", "retried", "cancelled", "infeasible", "skipped", "interrupted")
+                    },
+                    "brain_decisions": runner.outcome.brain_decisions,
+                    "timeline": {
+                        "brain_ready_at": runner.outcome.brain_ready_at,
+                        "first_dispatch_at": runner.outcome.first_dispatch_at,
+                    },
+                },
+            )
     return outcome
 
 

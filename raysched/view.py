@@ -29,6 +29,7 @@ still fits" with a bisect per capacity class.
 Units are Ray's: resource name -> amount ("CPU", "GPU", "memory" in bytes,
 custom names). A resource a node does not list counts as 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,8 @@ from types import MappingProxyType
 from raysched.ring import UnknownNodeError
 
 __all__ = [
-    "LedgerError",
     "MAX_RING_CPUS",
+    "LedgerError",
     "OrderedIndex",
     "ResourceView",
     "UnknownNodeError",
@@ -147,7 +148,7 @@ class OrderedIndex:
 
     def sort_key(self, caps: tuple[float, ...], reserved: Mapping[str, float]) -> float:
         k = 0.0
-        for r, c in zip(self.resources, caps):
+        for r, c in zip(self.resources, caps, strict=True):
             k += reserved.get(r, 0.0) / c
         return -k if self.descending else k
 
@@ -155,11 +156,11 @@ class OrderedIndex:
         """(Re)file a node; ``capacity=None`` drops it."""
         old = self._entry.pop(node_id, None)
         if old is not None:
-            caps, entry = old
-            lst = self.classes[caps]
-            del lst[bisect_left(lst, entry)]
-            if not lst:
-                self._drop_class(caps)
+            old_caps, old_entry = old
+            old_list = self.classes[old_caps]
+            del old_list[bisect_left(old_list, old_entry)]
+            if not old_list:
+                self._drop_class(old_caps)
         if capacity is None:
             return
         caps = self.caps_of(capacity)
@@ -376,7 +377,12 @@ class ResourceView:
             raise LookupError("the view has no alive nodes")
         best = max(
             self._cap,
-            key=lambda n: (self._cap[n].get("CPU", 0.0), self._cap[n].get("GPU", 0.0), self._cap[n].get("memory", 0.0), n),
+            key=lambda n: (
+                self._cap[n].get("CPU", 0.0),
+                self._cap[n].get("GPU", 0.0),
+                self._cap[n].get("memory", 0.0),
+                n,
+            ),
         )
         return best, dict(self._cap[best])
 
@@ -449,8 +455,10 @@ class ResourceView:
             raise LedgerError(f"release on node {node_id[:8]} which holds no task (a double release?)")
         for r, a in d.items():
             if a and res.get(r, 0.0) + EPS < a:
-                raise LedgerError(f"release of {fmt_resources(d)} on node {node_id[:8]} which holds only "
-                                  f"{fmt_resources(res)} (a double release?)")
+                raise LedgerError(
+                    f"release of {fmt_resources(d)} on node {node_id[:8]} which holds only "
+                    f"{fmt_resources(res)} (a double release?)"
+                )
         if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
             raise LedgerError(f"release of key {key!r} on node {node_id[:8]} which holds none of its tasks")
         for r, a in d.items():
@@ -537,7 +545,9 @@ class ResourceView:
                 self._indices_by_resource.setdefault(r, []).append(idx)
         return idx
 
-    def class_candidates(self, idx: OrderedIndex, caps: tuple[float, ...], amounts: tuple[float, ...]) -> tuple[int, float] | None:
+    def class_candidates(
+        self, idx: OrderedIndex, caps: tuple[float, ...], amounts: tuple[float, ...]
+    ) -> tuple[int, float] | None:
         """Where to start walking a class for a demand, and the key bound.
 
         Returns None when no node of the class could hold the demand at all.
@@ -545,7 +555,7 @@ class ResourceView:
         """
         bound = 0.0
         o = self._overcommit
-        for a, c in zip(amounts, caps):
+        for a, c in zip(amounts, caps, strict=True):
             if a > c + EPS:
                 return None
             bound += o - a / c
@@ -587,8 +597,10 @@ class ResourceView:
         return bool(self.fitting_nodes(demand, limit=1))
 
     def __repr__(self) -> str:
-        return (f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, parked={self._total_parked}, "
-                f"overcommit={self._overcommit})")
+        return (
+            f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, parked={self._total_parked}, "
+            f"overcommit={self._overcommit})"
+        )
 
 
 def _check_overcommit(value: float) -> float:

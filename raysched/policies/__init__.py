@@ -7,8 +7,10 @@ current directory is on the path, as with ``python -m``) and uses its
 argument, else with none), an object with a ``choose`` method, or a plain
 function ``choose(task, view)``.
 """
+
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -118,10 +120,8 @@ def _load_user_policy(spec: str, options: PolicyOptions) -> Policy:
             "a policy needs choose(task, view) -> node_id | None"
         )
     if not isinstance(getattr(policy, "name", None), str):
-        try:
+        with contextlib.suppress(Exception):  # read-only objects keep their lack of a name
             policy.name = spec
-        except Exception:  # read-only objects keep their lack of a name
-            pass
     return policy
 
 
@@ -132,7 +132,8 @@ def _instantiate(obj: Any, spec: str, options: PolicyOptions) -> Any:
         return obj  # reported by the caller as lacking choose
     try:
         params = [
-            p for p in inspect.signature(obj).parameters.values()
+            p
+            for p in inspect.signature(obj).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
         ]
     except (TypeError, ValueError):

@@ -6,6 +6,7 @@ and answer ``None`` when nothing fits now (the brain keeps the task and asks
 again when room appears). Feasibility is the brain's job: a policy is only
 asked about demands that some alive node could hold.
 """
+
 from __future__ import annotations
 
 import math
@@ -93,17 +94,22 @@ class PolicyOptions:
             raise ValueError(f"--seed must be an integer, got {self.seed!r}")
         if self.load_factor is not None:
             if isinstance(self.load_factor, str):
-                raise ValueError(f"--load-factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}) or 'off', "
-                                 f"got {self.load_factor!r}")
+                raise ValueError(
+                    f"--load-factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}) or 'off', "
+                    f"got {self.load_factor!r}"
+                )
             try:
                 object.__setattr__(self, "load_factor", check_load_factor(self.load_factor))
             except ValueError as err:
                 raise ValueError(f"--load-factor: {err} (or 'off')") from None
         if isinstance(self.vnodes, bool) or not isinstance(self.vnodes, int) or not 1 <= self.vnodes <= 100_000:
-            raise ValueError(f"--vnodes must be an integer from 1 to 100,000 (ring points per CPU), got {self.vnodes!r}")
+            raise ValueError(
+                f"--vnodes must be an integer from 1 to 100,000 (ring points per CPU), got {self.vnodes!r}"
+            )
         wait = self.locality_wait
-        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
-                                 or not math.isfinite(wait) or wait < 0):
+        if wait is not None and (
+            isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait) or wait < 0
+        ):
             raise ValueError(f"--locality-wait must be a number of seconds >= 0 or 'auto', got {wait!r}")
 
 
@@ -134,7 +140,9 @@ class Decision:
 class InfeasibleError(ValueError):
     """No alive node could ever fit this demand: report it, never wait on it."""
 
-    def __init__(self, demand: Mapping[str, float], node_id: str | None = None, capacity: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, demand: Mapping[str, float], node_id: str | None = None, capacity: Mapping[str, float] | None = None
+    ) -> None:
         self.demand = dict(demand)
         self.node_id = node_id
         self.capacity = dict(capacity) if capacity is not None else None

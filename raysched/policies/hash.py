@@ -26,11 +26,12 @@ job's 90th-percentile task time, between 0.2 s and 10 s.
 ``load_factor=None`` (``off``) is the pure ring: a key never leaves its owner
 while the owner lives; its tasks wait for it, however long.
 """
+
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
-from typing import Callable, Mapping, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
 
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
 from raysched.ring import HashRing, RingConfig, first_under_bound, mtz_bound
@@ -178,8 +179,7 @@ class HashPolicy:
         if view.fits_now(home, demand):
             self._root(task.key, home)
             return Decision(home, spill="" if home == plan.owner else "bound", moved_from=plan.moved_from)
-        if self.options.load_factor is not None and plan.moved_from is None \
-                and task.waited_s >= self._locality_wait_s:
+        if self.options.load_factor is not None and plan.moved_from is None and task.waited_s >= self._locality_wait_s:
             for node in plan.walk.after(home):
                 if view.fits_now(node, demand) and plan.under_bound(node):
                     self._root(task.key, node)
@@ -238,9 +238,12 @@ class HashPolicy:
         if home is not None and (home not in view or not view.could_hold(home, demand)):
             del self.homes[key]
             home = None
-        if home is not None and view.key_assigned(key, home) == 0 \
-                and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS \
-                and load(owner) + 1 <= (total + 1) * weights[owner] / weight_sum:
+        if (
+            home is not None
+            and view.key_assigned(key, home) == 0
+            and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS
+            and load(owner) + 1 <= (total + 1) * weights[owner] / weight_sum
+        ):
             del self.homes[key]  # the pressure ended and the key has rested: it comes home
             home = None
         home = home or owner

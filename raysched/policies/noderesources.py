@@ -15,6 +15,7 @@ Beyond 64 distinct capacity shapes (e.g. per-node ``memory``) it scores a
 seeded sample of 16 classes first (kube-scheduler's percentageOfNodesToScore),
 and falls back to all classes when none of the sample fits.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ SAMPLE_CLASSES = 16
 Score = Callable[[Mapping[str, float], Mapping[str, float], Mapping[str, float]], float]
 
 
-def _mean_fraction(capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float],
-                   used: bool) -> float:
+def _mean_fraction(
+    capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float], used: bool
+) -> float:
     """Mean over the demanded resources of the fraction of capacity used (or left) after placing ``demand``."""
     total, m = 0.0, 0
     for r, a in demand.items():
@@ -55,7 +57,9 @@ def _mean_fraction(capacity: Mapping[str, float], reserved: Mapping[str, float],
     return total / m if m else 0.0
 
 
-def least_allocated_score(capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float]) -> float:
+def least_allocated_score(
+    capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float]
+) -> float:
     """Mean fraction of capacity left after placing ``demand`` (greedy: higher wins).
 
     ``mean over demanded r of (capacity[r] - reserved[r] - demand[r]) / capacity[r]``;
@@ -66,7 +70,9 @@ def least_allocated_score(capacity: Mapping[str, float], reserved: Mapping[str, 
     return _mean_fraction(capacity, reserved, demand, used=False)
 
 
-def most_allocated_score(capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float]) -> float:
+def most_allocated_score(
+    capacity: Mapping[str, float], reserved: Mapping[str, float], demand: Mapping[str, float]
+) -> float:
     """Mean fraction of capacity in use after placing ``demand`` (pack: higher wins).
 
     ``mean over demanded r of (reserved[r] + demand[r]) / capacity[r]``; 0.0 for
@@ -106,8 +112,9 @@ class NodeResourcesPolicy:
                 return picked
         return self._best_over(view, idx, keys, task)
 
-    def _best_over(self, view: ResourceView, idx: OrderedIndex, class_keys: Sequence[tuple[float, ...]],
-                   task: TaskDemand) -> str | None:
+    def _best_over(
+        self, view: ResourceView, idx: OrderedIndex, class_keys: Sequence[tuple[float, ...]], task: TaskDemand
+    ) -> str | None:
         """The best fitting node over the given capacity classes: (-score, node id) is the objective."""
         demand = task.resources
         fits = view.fits_now

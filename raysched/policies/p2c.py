@@ -5,6 +5,7 @@ log n / log log n; two choices cut it to log log n (Mitzenmacher), at the
 cost of one extra sample. The objective is the tuple (dominant share, tasks
 placed, node id), so ties break stably. Seeded; sampling as in random.
 """
+
 from __future__ import annotations
 
 import random

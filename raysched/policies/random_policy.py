@@ -5,6 +5,7 @@ fitting ones, O(1) while most fit); after a few misses, list the fitting nodes
 through the view's index (cheap exactly when few fit) and draw among them.
 Both stages are uniform over the fitting nodes, so the mixture is too.
 """
+
 from __future__ import annotations
 
 import random
