@@ -17,6 +17,7 @@ tasks has finished. Prints per driver:
 * for raysched: seconds until the brain stopped placing on the dead node, and
   keys that moved off surviving nodes (target: none).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,12 @@ with open(out, "w") as fh:
             fh.flush()
 """
 
-FAST_HEALTH = {"health_check_initial_delay_ms": 500, "health_check_period_ms": 500,
-               "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}
+FAST_HEALTH = {
+    "health_check_initial_delay_ms": 500,
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 500,
+    "health_check_failure_threshold": 3,
+}
 
 
 def start_cluster(health: str):
@@ -86,11 +91,19 @@ def start_cluster(health: str):
 
     loopback_only()
     config = FAST_HEALTH if health == "fast" else {}
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-        "_system_config": config, "object_store_memory": 100 << 20})
-    workers = [cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", object_store_memory=100 << 20)
-               for _ in range(4)]
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+            "_system_config": config,
+            "object_store_memory": 100 << 20,
+        },
+    )
+    workers = [
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", object_store_memory=100 << 20) for _ in range(4)
+    ]
     cluster.wait_for_nodes()
     return cluster, workers
 
@@ -129,15 +142,35 @@ def run_raysched(args, tmp: Path) -> dict:
     try:
         job, out = tmp / "churnjob.py", tmp / f"rs-{time.time_ns()}.csv"
         job.write_text(JOB.format(n=args.tasks, keys=args.keys, ms=args.task_ms))
-        proc = subprocess.Popen([sys.executable, "-m", "raysched.cli", "submit", str(job), "--address",
-                                 cluster.address, "--out", str(out), "--quiet", "--policy", args.policy],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "raysched.cli",
+                "submit",
+                str(job),
+                "--address",
+                cluster.address,
+                "--out",
+                str(out),
+                "--quiet",
+                "--policy",
+                args.policy,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         dead, killed_at = kill_when(out, int(args.tasks * args.kill_at), False, cluster, workers, proc)
         stdout, stderr = proc.communicate(timeout=900)
         if proc.returncode != 0:
             sys.exit(f"raysched submit failed ({proc.returncode}):\n{stdout}\n{stderr}")
-        status = subprocess.run([sys.executable, "-m", "raysched.cli", "status", "--address", cluster.address,
-                                 "--json"], capture_output=True, text=True, check=True)
+        status = subprocess.run(
+            [sys.executable, "-m", "raysched.cli", "status", "--address", cluster.address, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         changes = json.loads(status.stdout)["membership_changes"]
         df = pd.read_csv(out)
         if args.keep:
@@ -151,19 +184,33 @@ def run_raysched(args, tmp: Path) -> dict:
     before = ok[ok["finished_at"] < killed_at]
     home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
     later = ok[ok["started_at"] > killed_at + 1]
-    moved = sum(1 for key, node in home.items() if node != dead and set(later[later["key"] == key]["node_ran"]) - {node})
-    return {"driver": f"raysched {args.policy}", "before": before_rate, "after": after_rate, "window": window,
-            "once": len(ok) == ok["task_id"].nunique() == args.tasks, "retried": int((df["status"] == "retried").sum()),
-            "left_s": (left[0] - killed_at) if left else None, "placed_on_dead_after": len(chosen_after),
-            "surviving_keys_moved": moved, "surviving_keys": int(sum(1 for n in home if n != dead))}
+    moved = sum(
+        1 for key, node in home.items() if node != dead and set(later[later["key"] == key]["node_ran"]) - {node}
+    )
+    return {
+        "driver": f"raysched {args.policy}",
+        "before": before_rate,
+        "after": after_rate,
+        "window": window,
+        "once": len(ok) == ok["task_id"].nunique() == args.tasks,
+        "retried": int((df["status"] == "retried").sum()),
+        "left_s": (left[0] - killed_at) if left else None,
+        "placed_on_dead_after": len(chosen_after),
+        "surviving_keys_moved": moved,
+        "surviving_keys": int(sum(1 for n in home if n != dead)),
+    }
 
 
 def run_plain(args, tmp: Path) -> dict:
     cluster, workers = start_cluster(args.health)
     try:
         out = tmp / f"plain-{time.time_ns()}.jsonl"
-        proc = subprocess.Popen([sys.executable, "-c", PLAIN, cluster.address, str(args.tasks), str(args.task_ms),
-                                 str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PLAIN, cluster.address, str(args.tasks), str(args.task_ms), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         dead, killed_at = kill_when(out, int(args.tasks * args.kill_at), True, cluster, workers, proc)
         stdout, stderr = proc.communicate(timeout=900)
         if proc.returncode != 0:
@@ -174,8 +221,14 @@ def run_plain(args, tmp: Path) -> dict:
     df = pd.DataFrame(rows)
     ok = df[df["status"] == "ok"]
     before_rate, after_rate, window = rates(ok, dead, killed_at)
-    return {"driver": "plain Ray affinity", "before": before_rate, "after": after_rate, "window": window,
-            "once": len(ok) == ok["task_id"].nunique() == args.tasks, "retried": int((df["status"] == "retried").sum())}
+    return {
+        "driver": "plain Ray affinity",
+        "before": before_rate,
+        "after": after_rate,
+        "window": window,
+        "once": len(ok) == ok["task_id"].nunique() == args.tasks,
+        "retried": int((df["status"] == "retried").sum()),
+    }
 
 
 def main() -> None:
@@ -189,20 +242,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keep", metavar="DIR", help="keep raysched's results CSV of each round in DIR")
     args = parser.parse_args()
-    print(f"job: {args.tasks} tasks of {args.task_ms:g} ms over {args.keys} keys; 4 workers x 2 CPUs, one killed "
-          f"hard at {args.kill_at:.0%} done; Ray's {args.health} health checks")
+    print(
+        f"job: {args.tasks} tasks of {args.task_ms:g} ms over {args.keys} keys; 4 workers x 2 CPUs, one killed "
+        f"hard at {args.kill_at:.0%} done; Ray's {args.health} health checks"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for rnd in range(1, args.rounds + 1):
             for run in (run_raysched, run_plain):
                 r = run(args, Path(tmp))
-                line = (f"round {rnd}  {r['driver']:<20} before {r['before']:6.1f}/s  after (survivors, "
-                        f"{r['window']:.1f} s) {r['after']:6.1f}/s  ratio {r['after'] / r['before']:.2f}  "
-                        f"each task ok once: {r['once']}  retried {r['retried']}")
+                line = (
+                    f"round {rnd}  {r['driver']:<20} before {r['before']:6.1f}/s  after (survivors, "
+                    f"{r['window']:.1f} s) {r['after']:6.1f}/s  ratio {r['after'] / r['before']:.2f}  "
+                    f"each task ok once: {r['once']}  retried {r['retried']}"
+                )
                 if "left_s" in r:
                     left = "never" if r["left_s"] is None else f"{r['left_s']:.1f} s"
-                    line += (f"  dead node out of the brain after {left}, placed on it later: "
-                             f"{r['placed_on_dead_after']}  surviving keys moved: {r['surviving_keys_moved']} of "
-                             f"{r['surviving_keys']}")
+                    line += (
+                        f"  dead node out of the brain after {left}, placed on it later: "
+                        f"{r['placed_on_dead_after']}  surviving keys moved: {r['surviving_keys_moved']} of "
+                        f"{r['surviving_keys']}"
+                    )
                 print(line, flush=True)
 
 

@@ -6,12 +6,14 @@ that hands results back to the driver in batches (the brain-dispatches design).
 Prints tasks/s for both, at a window of 9 tasks in flight (the embedded
 cluster's CPUs) and 288, two alternating rounds, on the embedded 4-node cluster.
 """
+
 from __future__ import annotations
 
 import argparse
 import itertools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -36,8 +38,10 @@ def windowed(pinned: list[Any], n: int, window: int, sink: Callable[[list[Any]],
 
 def pinned_noops(nodes: list[str]) -> list[Any]:
     fn = ray.remote(bench.noop)
-    return [fn.options(num_cpus=1, max_retries=0,
-                       scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)) for node in nodes]
+    return [
+        fn.options(num_cpus=1, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        for node in nodes
+    ]
 
 
 @ray.remote(num_cpus=0)
@@ -72,8 +76,10 @@ def main() -> None:
                 got: list[Any] = []
                 started = time.perf_counter()
                 windowed(pinned, n, window, got.extend)
-                print(f"driver dispatch  window {window:4d}: {n / (time.perf_counter() - started):7.0f} tasks/s",
-                      flush=True)
+                print(
+                    f"driver dispatch  window {window:4d}: {n / (time.perf_counter() - started):7.0f} tasks/s",
+                    flush=True,
+                )
                 started = time.perf_counter()
                 ref = actor.run.remote(nodes, n, window)
                 total, done = 0, False
@@ -83,8 +89,11 @@ def main() -> None:
                     if not rows:
                         time.sleep(0.005)
                 ray.get(ref)
-                print(f"actor dispatch   window {window:4d}: {n / (time.perf_counter() - started):7.0f} tasks/s "
-                      f"({total} results handed back)", flush=True)
+                print(
+                    f"actor dispatch   window {window:4d}: {n / (time.perf_counter() - started):7.0f} tasks/s "
+                    f"({total} results handed back)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

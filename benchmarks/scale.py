@@ -7,6 +7,7 @@ N no-op tasks (a generator: the job itself holds nothing), and every few
 seconds samples the driver's resident memory (psutil, the submit process) and
 the brain actor's (from its status). Prints the samples and the peaks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             job, out = Path(tmp) / "million.py", Path(tmp) / "out.csv"
             job.write_text(JOB.format(n=args.tasks))
-            cmd = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", cluster.address,
-                   "--out", str(out), "--quiet", "--overcommit", args.overcommit, "--max-inflight", args.max_inflight]
+            cmd = [
+                sys.executable,
+                "-m",
+                "raysched.cli",
+                "submit",
+                str(job),
+                "--address",
+                cluster.address,
+                "--out",
+                str(out),
+                "--quiet",
+                "--overcommit",
+                args.overcommit,
+                "--max-inflight",
+                args.max_inflight,
+            ]
             started = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             driver = psutil.Process(proc.pid)
@@ -81,8 +96,10 @@ def main() -> None:
     print(stdout.strip().splitlines()[:6])
     print(f"tasks {args.tasks:,}  rows {lines:,}  wall {wall:.0f} s  ({args.tasks / wall:.0f} tasks/s)")
     if samples:
-        print(f"driver peak RSS {max(s[2] for s in samples):.0f} MB; brain RSS first {samples[0][3]:.0f} MB, "
-              f"last {samples[-1][3]:.0f} MB, peak {max(s[3] for s in samples):.0f} MB")
+        print(
+            f"driver peak RSS {max(s[2] for s in samples):.0f} MB; brain RSS first {samples[0][3]:.0f} MB, "
+            f"last {samples[-1][3]:.0f} MB, peak {max(s[3] for s in samples):.0f} MB"
+        )
 
 
 if __name__ == "__main__":

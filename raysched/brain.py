@@ -111,7 +111,8 @@ class _Submission:
     ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)
     waiting: dict[int, _Waiting] = field(default_factory=dict)
     ready: collections.deque = field(default_factory=collections.deque)  # to decide in the next round
-    at_node: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) parked for it
+    at_node: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) assigned to it
+    deferred_at: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) at its bound
     anywhere: dict[Any, collections.deque] = field(default_factory=dict)  # demand signature (or uid) -> (w, ticket)
     expiries: list = field(default_factory=list)  # heap of (due, seq, w, ticket)
     outbox: list[Placed] = field(default_factory=list)
@@ -320,6 +321,7 @@ class PlacementBrain:
                 w.ticket += 1
                 sub.ready.append((w, w.ticket))
             sub.at_node.clear()
+            sub.deferred_at.clear()
             sub.anywhere.clear()
 
     # -- submissions ------------------------------------------------------------------------
@@ -571,6 +573,12 @@ class PlacementBrain:
         view.pending = max(0, self._held - view.total_parked - 1)  # minus the task being decided
 
     # -- rounds ------------------------------------------------------------------------------
+    def _delay_clock(self, w: _Waiting, now: float) -> float:
+        """How long a task has waited in delay scheduling's sense: only while some node had a free slot."""
+        if self._idle_since is None:
+            return 0.0
+        return max(0.0, now - max(w.since, self._idle_since))
+
     def _track_idle(self, now: float) -> None:
         """Start (or stop) delay scheduling's clock: while some node has a free slot, waits cost."""
         if self.view.idle_somewhere:
@@ -631,22 +639,23 @@ class PlacementBrain:
             yield w
             if not sub.placed_last and sub.no_room_means_none:
                 no_room.add(w.task.signature)
-        for node in [n for n in roomy if n in sub.at_node]:  # homes that may have room
-            queue = sub.at_node[node]
-            view.overcommit = self._admission(sub)
-            while queue:
-                w, ticket = queue[0]
-                if w.ticket != ticket or w.uid not in sub.waiting or w.home != node:
+        view.overcommit = self._admission(sub)
+        for node in roomy:  # homes that may have room: first their assigned tasks, then those deferred
+            for queues, counted in ((sub.at_node, True), (sub.deferred_at, False)):
+                queue = queues.get(node)
+                while queue:
+                    w, ticket = queue[0]
+                    if w.ticket != ticket or w.uid not in sub.waiting or w.home != node:
+                        queue.popleft()
+                        continue
+                    if w.seen_round == self._round_no or (counted and not view.fits_now(node, w.task.resources)):
+                        break
                     queue.popleft()
-                    continue
-                if w.seen_round == self._round_no or (w.counted and not view.fits_now(node, w.task.resources)):
-                    break
-                queue.popleft()
-                yield self._unpark(w)
-                if not sub.placed_last:
-                    break
-            if not queue:
-                sub.at_node.pop(node, None)
+                    yield self._unpark(w)
+                    if not sub.placed_last:
+                        break
+                if queue is not None and not queue:
+                    queues.pop(node, None)
         if roomy:  # tasks waiting for room anywhere
             for group in list(sub.anywhere):
                 queue = sub.anywhere[group]
@@ -703,7 +712,7 @@ class PlacementBrain:
         """Ask the policy about one task: place it, or park it again. True when placed."""
         view = self.view
         self._before_policy(sub)
-        task = w.task.waited(now - w.since, w.last_home)
+        task = w.task.waited(self._delay_clock(w, now), w.last_home)
         try:
             decision = sub.decide(task, view) if sub.decide is not None else Decision(sub.policy.choose(task, view))
         except Exception as err:
@@ -749,7 +758,7 @@ class PlacementBrain:
             w.home, w.counted = home, decision.assigned
             if w.counted:
                 self.view.park(home, w.task.key)
-            queue = sub.at_node.setdefault(home, collections.deque())
+            queue = (sub.at_node if w.counted else sub.deferred_at).setdefault(home, collections.deque())
             queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
             if not front:
                 self._dirty.add(home)
@@ -779,7 +788,7 @@ class PlacementBrain:
         """
         if new is None or new not in self.view:
             return
-        for w, ticket in list(sub.at_node.get(old, ())):
+        for w, ticket in [*sub.at_node.get(old, ()), *sub.deferred_at.get(old, ())]:
             if w.ticket != ticket or w.home != old or w.task.key != key:
                 continue
             counted = w.counted

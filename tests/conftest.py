@@ -3,15 +3,16 @@
 Cluster tests drive `raysched` the way a user does, as a subprocess with
 `--address` pointing at the shared cluster, so each test is a real Ray job.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -38,7 +39,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     full_env.pop("RAY_ADDRESS", None) if env is None or "RAY_ADDRESS" not in env else None
     proc = subprocess.run(
         [sys.executable, "-m", "raysched.cli", *args],
-        cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

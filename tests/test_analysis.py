@@ -21,6 +21,7 @@ Run B ("random", file b.csv, no metric columns), two nodes N1 N2:
   4    k3  1   infeasible  -   200.0       -       -
   5    k4  1   cancelled   -   200.0       -       -
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,15 +54,35 @@ from raysched.analysis import (
 N1, N2, N3 = ("a1" * 28, "b2" * 28, "c3" * 28)  # 56-hex-char Ray node ids
 
 
-def row(run_id: str, policy: str, task_id: int, key: str, attempt: int, status: str, node: str | None,
-        submitted: float, started: float | None = None, finished: float | None = None,
-        job: str = "cache_affinity.py", **metrics: object) -> dict[str, object]:
+def row(
+    run_id: str,
+    policy: str,
+    task_id: int,
+    key: str,
+    attempt: int,
+    status: str,
+    node: str | None,
+    submitted: float,
+    started: float | None = None,
+    finished: float | None = None,
+    job: str = "cache_affinity.py",
+    **metrics: object,
+) -> dict[str, object]:
     """One CSV row; wait_s/run_s derived from the times, as `raysched submit` writes them."""
     r: dict[str, object] = {
-        "run_id": run_id, "job": job, "policy": policy, "task_id": task_id, "key": key,
-        "attempt": attempt, "status": status, "error": "" if status == "ok" else "ValueError: boom",
-        "node_chosen": node or "", "node_ran": node or "", "submitted_at": submitted,
-        "started_at": "" if started is None else started, "finished_at": "" if finished is None else finished,
+        "run_id": run_id,
+        "job": job,
+        "policy": policy,
+        "task_id": task_id,
+        "key": key,
+        "attempt": attempt,
+        "status": status,
+        "error": "" if status == "ok" else "ValueError: boom",
+        "node_chosen": node or "",
+        "node_ran": node or "",
+        "submitted_at": submitted,
+        "started_at": "" if started is None else started,
+        "finished_at": "" if finished is None else finished,
         "wait_s": "" if started is None else started - submitted,
         "run_s": "" if finished is None or started is None else finished - started,
     }
@@ -82,14 +103,98 @@ def write_csv(path: Path, rows: list[dict[str, object]], extra: tuple[str, ...] 
 def run_a_rows() -> list[dict[str, object]]:
     a = dict(run_id="runA-0001", policy="hash")
     return [
-        row(**a, task_id=0, key="k1", attempt=1, status="ok", node=N1, submitted=100.0, started=100.5, finished=101.0, items=10, bytes=1000),
-        row(**a, task_id=1, key="k1", attempt=1, status="ok", node=N1, submitted=100.0, started=101.0, finished=102.0, items=10, bytes=1000),
-        row(**a, task_id=2, key="k2", attempt=1, status="retried", node=N2, submitted=99.0, started=99.2, finished=99.4),
-        row(**a, task_id=2, key="k2", attempt=2, status="ok", node=N2, submitted=101.0, started=101.5, finished=103.0, items=20, bytes=2000),
-        row(**a, task_id=3, key="k2", attempt=1, status="ok", node=N3, submitted=100.5, started=102.0, finished=104.0, items=20, bytes=2000),
-        row(**a, task_id=4, key="k3", attempt=1, status="ok", node=N1, submitted=101.0, started=103.0, finished=106.0, items=30, bytes=3000),
-        row(**a, task_id=5, key="k4", attempt=1, status="ok", node=N1, submitted=102.0, started=106.0, finished=110.0, items=10, bytes=1000),
-        row(**a, task_id=6, key="k5", attempt=1, status="failed", node=N2, submitted=102.0, started=102.5, finished=120.0),
+        row(
+            **a,
+            task_id=0,
+            key="k1",
+            attempt=1,
+            status="ok",
+            node=N1,
+            submitted=100.0,
+            started=100.5,
+            finished=101.0,
+            items=10,
+            bytes=1000,
+        ),
+        row(
+            **a,
+            task_id=1,
+            key="k1",
+            attempt=1,
+            status="ok",
+            node=N1,
+            submitted=100.0,
+            started=101.0,
+            finished=102.0,
+            items=10,
+            bytes=1000,
+        ),
+        row(
+            **a, task_id=2, key="k2", attempt=1, status="retried", node=N2, submitted=99.0, started=99.2, finished=99.4
+        ),
+        row(
+            **a,
+            task_id=2,
+            key="k2",
+            attempt=2,
+            status="ok",
+            node=N2,
+            submitted=101.0,
+            started=101.5,
+            finished=103.0,
+            items=20,
+            bytes=2000,
+        ),
+        row(
+            **a,
+            task_id=3,
+            key="k2",
+            attempt=1,
+            status="ok",
+            node=N3,
+            submitted=100.5,
+            started=102.0,
+            finished=104.0,
+            items=20,
+            bytes=2000,
+        ),
+        row(
+            **a,
+            task_id=4,
+            key="k3",
+            attempt=1,
+            status="ok",
+            node=N1,
+            submitted=101.0,
+            started=103.0,
+            finished=106.0,
+            items=30,
+            bytes=3000,
+        ),
+        row(
+            **a,
+            task_id=5,
+            key="k4",
+            attempt=1,
+            status="ok",
+            node=N1,
+            submitted=102.0,
+            started=106.0,
+            finished=110.0,
+            items=10,
+            bytes=1000,
+        ),
+        row(
+            **a,
+            task_id=6,
+            key="k5",
+            attempt=1,
+            status="failed",
+            node=N2,
+            submitted=102.0,
+            started=102.5,
+            finished=120.0,
+        ),
     ]
 
 
@@ -201,7 +306,7 @@ def test_node_that_only_failed_is_listed_with_zero(tmp_path: Path) -> None:
     ]
     df = load([write_csv(tmp_path / "r.csv", rows)])
     nodes = per_node(df)
-    assert list(zip(nodes["node"], nodes["tasks"])) == [(N1, 1), (N3, 0)]
+    assert list(zip(nodes["node"], nodes["tasks"], strict=True)) == [(N1, 1), (N3, 0)]
     assert summarize(df)["p2c"]["nodes used"] == 1  # only nodes with an ok task count
 
 
@@ -319,7 +424,7 @@ def test_tidy_table(summary: pd.DataFrame) -> None:
 def test_load_types_and_source(two_files: list[Path]) -> None:
     df = load(two_files)
     assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
-    assert list(df.columns[len(COLUMNS):]) == ["items", "bytes", "source"]
+    assert list(df.columns[len(COLUMNS) :]) == ["items", "bytes", "source"]
     assert df["submitted_at"].dtype == "float64" and df["attempt"].dtype == "int64"
     assert df["node_ran"].isna().sum() == 2  # infeasible and cancelled rows of run B
     assert set(df["source"]) == {str(p) for p in two_files}
@@ -389,7 +494,7 @@ def _cut(path: Path, keep_chars: int) -> None:
 
 
 def test_cut_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
-    rows = run_a_rows() + [row("runA-0001", "hash", 7, "k9", 1, "ok", N3, 100.0, 200.0, 900.0, items=1, bytes=1)]
+    rows = [*run_a_rows(), row("runA-0001", "hash", 7, "k9", 1, "ok", N3, 100.0, 200.0, 900.0, items=1, bytes=1)]
     path = write_csv(tmp_path / "a.csv", rows, extra=("items", "bytes"))
     _cut(path, 40)  # mid node id: 9 of 17 fields
     with pytest.warns(AnalysisWarning, match=r"line 10: last line is cut short \(\d+ of 17 fields\)"):

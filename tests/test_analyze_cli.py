@@ -9,6 +9,7 @@ Fixture runs (figures worked out in comments):
   random (run r1): N1 and N2 one task each, submitted at 0, finished at 2 and 4.
          makespan 4 s; throughput 0.5 tasks/s; imbalance 1.0, CV 0.0.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,15 +21,32 @@ import pytest
 from click.testing import CliRunner, Result
 
 from raysched.analysis import format_value
-from raysched.results import REQUIRED_COLUMNS as COLUMNS  # the first format: still read
 from raysched.cli_analyze import analyze_command
+from raysched.results import REQUIRED_COLUMNS as COLUMNS  # the first format: still read
 
 N1, N2 = "d4" * 28, "e5" * 28
 
 
-def _row(run_id: str, policy: str, task_id: int, node: str, started: float, finished: float, status: str = "ok") -> list[object]:
-    return [run_id, "cache_affinity.py", policy, task_id, f"user-{task_id}", 1, status, "" if status == "ok" else "E: x",
-            node, node, 0.0, started, finished, started, finished - started]
+def _row(
+    run_id: str, policy: str, task_id: int, node: str, started: float, finished: float, status: str = "ok"
+) -> list[object]:
+    return [
+        run_id,
+        "cache_affinity.py",
+        policy,
+        task_id,
+        f"user-{task_id}",
+        1,
+        status,
+        "" if status == "ok" else "E: x",
+        node,
+        node,
+        0.0,
+        started,
+        finished,
+        started,
+        finished - started,
+    ]
 
 
 def _write(path: Path, rows: list[list[object]]) -> Path:
@@ -41,8 +59,12 @@ def _write(path: Path, rows: list[list[object]]) -> Path:
 
 @pytest.fixture
 def csvs(tmp_path: Path) -> list[str]:
-    hash_rows = [_row("h1", "hash", 0, N1, 0, 1), _row("h1", "hash", 1, N1, 1, 3),
-                 _row("h1", "hash", 2, N1, 3, 6), _row("h1", "hash", 3, N2, 4, 10)]
+    hash_rows = [
+        _row("h1", "hash", 0, N1, 0, 1),
+        _row("h1", "hash", 1, N1, 1, 3),
+        _row("h1", "hash", 2, N1, 3, 6),
+        _row("h1", "hash", 3, N2, 4, 10),
+    ]
     random_rows = [_row("r1", "random", 0, N1, 0, 2), _row("r1", "random", 1, N2, 0, 4)]
     return [str(_write(tmp_path / "hash.csv", hash_rows)), str(_write(tmp_path / "random.csv", random_rows))]
 

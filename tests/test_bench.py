@@ -2,14 +2,15 @@
 
 Speed targets are measured by the benchmark itself (README, Performance), never asserted here.
 """
+
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
 import pytest
-
 from conftest import JOBS, run_cli
+
 from raysched import bench
 
 
@@ -29,8 +30,10 @@ def test_steady_state_counts_completions_between_the_10th_and_90th_percentile() 
 
 
 def test_summary_ratios_are_against_plain_rays_hard_affinity() -> None:
-    runs = [run(bench.PLAIN_AFFINITY, [i / 100 for i in range(101)]),  # 81 / 0.8 = 101.25 /s
-            run("raysched-random", [i / 50 for i in range(101)])]  # twice as long: 50.625 /s
+    runs = [
+        run(bench.PLAIN_AFFINITY, [i / 100 for i in range(101)]),  # 81 / 0.8 = 101.25 /s
+        run("raysched-random", [i / 50 for i in range(101)]),
+    ]  # twice as long: 50.625 /s
     rows = {r["mode"]: r for r in bench.summarize(runs)}
     assert rows["raysched-random"]["steady_ratio"] == pytest.approx(0.5)
     # added time per task: 1e6 x (1/50.625 - 1/101.25) = 9,876.5 us
@@ -45,15 +48,30 @@ def test_default_task_counts_aim_at_about_eight_seconds_of_work() -> None:
 
 def test_bench_prints_the_overhead_curve_against_plain_ray(address: str, tmp_path: Path) -> None:
     out = tmp_path / "bench.csv"
-    result = run_cli("bench", "--address", address, "--task-ms", "0,5", "--tasks", "300", "--rounds", "1",
-                     "--policies", "hash", "--out", str(out), timeout=600)
+    result = run_cli(
+        "bench",
+        "--address",
+        address,
+        "--task-ms",
+        "0,5",
+        "--tasks",
+        "300",
+        "--rounds",
+        "1",
+        "--policies",
+        "hash",
+        "--out",
+        str(out),
+        timeout=600,
+    )
     assert result.code == 0, result.text
     for mode in ("ray-default", "ray-affinity-rr", "raysched-hash"):
         assert result.out.count(mode) == 2  # one line per task length
     assert result.err.count("round 1") == 6  # 2 task lengths x 3 modes, each a fresh driver
     rows = list(csv.DictReader(out.open()))
     assert {(float(r["task_ms"]), r["mode"]) for r in rows} == {
-        (ms, m) for ms in (0.0, 5.0) for m in ("ray-default", "ray-affinity-rr", "raysched-hash")}
+        (ms, m) for ms in (0.0, 5.0) for m in ("ray-default", "ray-affinity-rr", "raysched-hash")
+    }
     for ms in (0.0, 5.0):
         by_mode = {r["mode"]: r for r in rows if float(r["task_ms"]) == ms}
         base = float(by_mode["ray-affinity-rr"]["steady_tasks_per_s"])
@@ -66,10 +84,14 @@ def test_bench_prints_the_overhead_curve_against_plain_ray(address: str, tmp_pat
 def test_bench_on_a_job_compares_policies(address: str, tmp_path: Path) -> None:
     job = tmp_path / "tiny_cache.py"
     text = (JOBS / "cache_affinity.py").read_text()
-    job.write_text(text.replace("KEYS = 72", "KEYS = 6").replace("TASKS_PER_KEY = 10", "TASKS_PER_KEY = 3")
-                   .replace("FETCH_S = 0.1", "FETCH_S = 0.02"))
-    result = run_cli("bench", "--address", address, "--job", str(job), "--policies", "hash,random",
-                     "--rounds", "1", timeout=600)
+    job.write_text(
+        text.replace("KEYS = 72", "KEYS = 6")
+        .replace("TASKS_PER_KEY = 10", "TASKS_PER_KEY = 3")
+        .replace("FETCH_S = 0.1", "FETCH_S = 0.02")
+    )
+    result = run_cli(
+        "bench", "--address", address, "--job", str(job), "--policies", "hash,random", "--rounds", "1", timeout=600
+    )
     assert result.code == 0, result.text
     lines = {line.split()[0]: line.split() for line in result.out.splitlines() if line.strip()}
     assert lines["hash"][-1] == "1.00x"  # the first policy is the reference
@@ -78,11 +100,14 @@ def test_bench_on_a_job_compares_policies(address: str, tmp_path: Path) -> None:
     assert lines["hash"][-2].endswith("%") and lines["random"][-2].endswith("%")  # cache hit rates
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--policies", "hash,fastest"], ["fastest", "unknown policy"]),
-    (["--policies", " , "], ["at least one policy"]),
-    (["--task-ms", "10,fast"], ["--task-ms", "comma-separated"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--policies", "hash,fastest"], ["fastest", "unknown policy"]),
+        (["--policies", " , "], ["at least one policy"]),
+        (["--task-ms", "10,fast"], ["--task-ms", "comma-separated"]),
+    ],
+)
 def test_bench_refuses_bad_input(args: list[str], words: list[str]) -> None:
     result = run_cli("bench", "--address", "127.0.0.1:1", *args, timeout=120)
     assert result.code == 2 and "Traceback" not in result.text, result.text

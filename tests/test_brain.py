@@ -1,11 +1,12 @@
 """The placement brain as a plain class: ledger, late binding, rounds, membership, validation (no Ray)."""
+
 from __future__ import annotations
 
 import logging
 
 import pytest
-
 from conftest import wait_for
+
 from raysched.brain import PlacementBrain, PolicyError, UnknownSubmission, schedulable_capacity
 from raysched.policies import PolicyOptions, build_policy
 
@@ -24,8 +25,9 @@ class Clock:
 def make_brain(nodes: dict | None = None, policy: str = "greedy", overcommit: float = 1.0, **kwargs) -> PlacementBrain:
     brain = PlacementBrain(**kwargs)
     brain.sync_nodes(nodes or {A: {"CPU": 2.0}, B: {"CPU": 1.0}})
-    brain.register("s1", build_policy(policy, PolicyOptions(seed=1)), {"run_id": "s1", "policy": policy},
-                   overcommit=overcommit)
+    brain.register(
+        "s1", build_policy(policy, PolicyOptions(seed=1)), {"run_id": "s1", "policy": policy}, overcommit=overcommit
+    )
     return brain
 
 
@@ -38,8 +40,15 @@ def placed(answer) -> list[int]:
 
 
 def test_ray_resources_become_schedulable_capacity() -> None:
-    raw = {"CPU": 4.0, "memory": 1e9, "object_store_memory": 1e8, "node:127.0.0.1": 1.0,
-           "node:__internal_head__": 1.0, "accelerator_type:A100": 1.0, "ssd": 2.0}
+    raw = {
+        "CPU": 4.0,
+        "memory": 1e9,
+        "object_store_memory": 1e8,
+        "node:127.0.0.1": 1.0,
+        "node:__internal_head__": 1.0,
+        "accelerator_type:A100": 1.0,
+        "ssd": 2.0,
+    }
     assert schedulable_capacity(raw) == {"CPU": 4.0, "memory": 1e9, "ssd": 2.0}
 
 
@@ -101,10 +110,12 @@ def test_bad_requests_are_refused_and_change_nothing() -> None:
     brain = make_brain()
     brain.place("s1", [], [(0, ONE, "0")])
     before = brain.status()["nodes"]
-    for bad in ([(1, ONE, "1"), (2, {"CPU": -1.0}, "2")],  # one bad demand in a batch
-                [(3, {"CPU": float("inf")}, "3")],
-                [(4, ONE, "4"), (4, ONE, "4")],  # the same task twice
-                [(0, ONE, "0")]):  # a task the brain already holds
+    for bad in (
+        [(1, ONE, "1"), (2, {"CPU": -1.0}, "2")],  # one bad demand in a batch
+        [(3, {"CPU": float("inf")}, "3")],
+        [(4, ONE, "4"), (4, ONE, "4")],  # the same task twice
+        [(0, ONE, "0")],
+    ):  # a task the brain already holds
         with pytest.raises(ValueError):
             brain.place("s1", [], bad)
         assert brain.status()["nodes"] == before and brain.status()["submissions"][0]["waiting"] == 0

@@ -4,6 +4,7 @@ The fake transport runs calls at once and can make the brain "die" (its
 handle raises, as Ray's ActorDiedError does) or "restart" (a fresh brain that
 knows nobody, as after Ray restarts the actor).
 """
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,8 @@ import time
 from typing import Any
 
 import pytest
-
 from conftest import wait_for
+
 from raysched.brain import PlacementBrain, PolicyError
 from raysched.brain_client import BrainClient
 from raysched.cluster import ClusterError
@@ -81,8 +82,15 @@ class FakeTransport:
 
 def client_for(transport: FakeTransport, **kwargs: Any) -> BrainClient:
     policy = build_policy("greedy", PolicyOptions(seed=1))
-    client = BrainClient("run-1", policy, {"run_id": "run-1", "policy": "greedy"}, transport,
-                         sleep=lambda s: None, overcommit=1.0, **kwargs)
+    client = BrainClient(
+        "run-1",
+        policy,
+        {"run_id": "run-1", "policy": "greedy"},
+        transport,
+        sleep=lambda s: None,
+        overcommit=1.0,
+        **kwargs,
+    )
     client.start()
     return client
 
@@ -139,8 +147,9 @@ def test_gives_up_with_a_clear_error_when_the_brain_never_comes_back() -> None:
     def sleep(seconds: float) -> None:
         clock["now"] += seconds
 
-    client = BrainClient("run-1", build_policy("greedy"), {}, transport, retry_s=60, clock=lambda: clock["now"],
-                         sleep=sleep)
+    client = BrainClient(
+        "run-1", build_policy("greedy"), {}, transport, retry_s=60, clock=lambda: clock["now"], sleep=sleep
+    )
     client.start()
     transport.alive = False
     client.send([], [(0, ONE, "0")])
@@ -157,8 +166,7 @@ def test_a_policy_error_reaches_the_driver() -> None:
             raise KeyError("bucket")
 
     transport = FakeTransport()
-    client = BrainClient("run-1", Broken(), {"policy": "mine:Broken"}, transport, sleep=lambda s: None,
-                         overcommit=1.0)
+    client = BrainClient("run-1", Broken(), {"policy": "mine:Broken"}, transport, sleep=lambda s: None, overcommit=1.0)
     client.start()
     client.send([], [(0, ONE, "0")])
     with pytest.raises(PolicyError, match="mine:Broken raised KeyError"):
@@ -172,8 +180,9 @@ def test_heartbeats_keep_a_slow_driver_alive_and_a_forgotten_one_registers_again
     client = client_for(transport, heartbeat_s=0.1)
     roundtrip(client, requests=[(0, ONE, "0")])
     started = time.monotonic()
-    assert wait_for(lambda: time.monotonic() - started > 1.5 and transport.calls.count("heartbeat") >= 3,
-                    timeout=30)  # the driver "draws" a slow task: no call for 3 expiry periods
+    assert wait_for(
+        lambda: time.monotonic() - started > 1.5 and transport.calls.count("heartbeat") >= 3, timeout=30
+    )  # the driver "draws" a slow task: no call for 3 expiry periods
     assert roundtrip(client, requests=[(1, ONE, "1")]) == [1]  # still known: no re-registration
     assert client.reregistrations == 0 and transport.brain.status()["submissions"][0]["in_flight"] == 2
     transport.restart()

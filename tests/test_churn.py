@@ -5,6 +5,7 @@ head with no CPUs and three 2-CPU workers. Each checks that its event really
 happened while the job ran (tasks finished before it and after it), with jobs
 long enough for that on a loaded 2-core machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, run_cli, wait_for
+
 from raysched.ring import HashRing, RingConfig
 
 FAST_HEALTH = {
@@ -49,9 +50,16 @@ def make_cluster(health: dict) -> object:
     from raysched.cluster import loopback_only
 
     loopback_only()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-        "_system_config": health, "object_store_memory": 100 * 1024 * 1024})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+            "_system_config": health,
+            "object_store_memory": 100 * 1024 * 1024,
+        },
+    )
     for _ in range(3):
         cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", object_store_memory=100 * 1024 * 1024)
     cluster.wait_for_nodes()
@@ -74,9 +82,23 @@ def write_job(tmp_path: Path, n: int, sleep: float, keys: int) -> Path:
 
 def start_submit(address: str, job: Path, out: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address, "--out", str(out),
-         "--quiet", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "raysched.cli",
+            "submit",
+            str(job),
+            "--address",
+            address,
+            "--out",
+            str(out),
+            "--quiet",
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -118,8 +140,10 @@ def ring_owner(key: str, cpus: dict[str, float]) -> str:
 
 
 def node_cpus(address: str) -> dict[str, float]:
-    code = ("import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-            "print(json.dumps({n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}))")
+    code = (
+        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+        "print(json.dumps({n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}))"
+    )
     done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -167,8 +191,7 @@ def test_node_join_mid_job_takes_work_and_only_its_keys_move(churn_cluster, tmp_
     proc = start_submit(churn_cluster.address, job, out, "--load-factor", "off")
     assert wait_for(lambda: ok_rows(out) >= 40, timeout=120)
     joined_at = time.time()
-    newcomer = churn_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1",
-                                      object_store_memory=100 * 1024 * 1024)
+    newcomer = churn_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", object_store_memory=100 * 1024 * 1024)
     code, stdout, stderr = finish(proc)
     assert code == 0, stdout + stderr
     df = pd.read_csv(out)
@@ -191,9 +214,11 @@ def test_brain_killed_mid_job_is_recreated_and_nothing_is_lost(churn_cluster, tm
     job, out = write_job(tmp_path, n, 0.1, keys=20), tmp_path / "out.csv"
     proc = start_submit(churn_cluster.address, job, out)
     assert wait_for(lambda: ok_rows(out) >= 30, timeout=120)
-    kill = ("import ray; ray.init(address=%r, namespace='raysched', logging_level='ERROR');"
-            "b = ray.get_actor('raysched-brain'); first = ray.get(b.ping.remote());"
-            "ray.kill(b, no_restart=False); print(first)") % churn_cluster.address
+    kill = (
+        f"import ray; ray.init(address={churn_cluster.address!r}, namespace='raysched', logging_level='ERROR');"
+        "b = ray.get_actor('raysched-brain'); first = ray.get(b.ping.remote());"
+        "ray.kill(b, no_restart=False); print(first)"
+    )
     killed_at = time.time()
     killed = subprocess.run([sys.executable, "-c", kill], capture_output=True, text=True, timeout=60)
     assert killed.returncode == 0, killed.stderr
@@ -230,8 +255,9 @@ def test_sigint_cancels_then_resume_finishes_every_task_once(churn_cluster, tmp_
     assert not (set(second.loc[second["status"] == "ok", "task_id"]) & done_first)
 
 
-def test_a_driver_killed_hard_leaves_a_readable_csv_and_does_not_block_its_resume(churn_cluster,
-                                                                                 tmp_path: Path) -> None:
+def test_a_driver_killed_hard_leaves_a_readable_csv_and_does_not_block_its_resume(
+    churn_cluster, tmp_path: Path
+) -> None:
     """Regression: a killed driver's reservations held its nodes for the brain's expiry (a minute)."""
     n = 90
     job, out = write_job(tmp_path, n, 0.2, keys=10), tmp_path / "out.csv"

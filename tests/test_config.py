@@ -1,4 +1,5 @@
 """Config files and their clear errors; configs/local.yaml matches the built-in defaults."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,9 @@ def test_shipped_even_config_has_four_equal_nodes() -> None:
 
 def test_values_are_read(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("policy: p2c\nseed: 7\nload_factor: off\nlocal_nodes:\n  - {num_cpus: 3, resources: {gpu_like: 1}}\n")
+    path.write_text(
+        "policy: p2c\nseed: 7\nload_factor: off\nlocal_nodes:\n  - {num_cpus: 3, resources: {gpu_like: 1}}\n"
+    )
     settings = load_config(path)
     assert settings.policy == "p2c" and settings.seed == 7 and settings.load_factor is None
     assert settings.local_nodes == (LocalNode(num_cpus=3, resources={"gpu_like": 1}),)

@@ -5,6 +5,7 @@ ring, and a ring that depends only on current membership. Expected owners
 come from a separately built ring following the documented rule (points per
 CPU), never from the policy's own ring.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,7 @@ def node_id(i: int, salt: str = "") -> str:
 class Cluster:
     """A brain with one hash submission, driven by hand on a virtual clock."""
 
-    def __init__(self, capacities: list[dict[str, float]], overcommit: float = 1.0, salt: str = "",
-                 **options) -> None:
+    def __init__(self, capacities: list[dict[str, float]], overcommit: float = 1.0, salt: str = "", **options) -> None:
         self.now = 0.0
         self.brain = PlacementBrain(clock=lambda: self.now)
         self.nodes = {node_id(i, salt): cap for i, cap in enumerate(capacities)}
@@ -86,7 +86,7 @@ def test_pure_ring_sends_each_key_to_its_owner_and_waits_for_it():
     ring = documented_ring(c.nodes)
     keys = [f"user-{i % 30}" for i in range(300)]
     c.run(keys, finish_each=2)
-    for uid, (node, key, spill) in c.placed.items():
+    for node, key, spill in c.placed.values():
         assert node == ring.lookup(key), key  # never anywhere else, however busy the owner
         assert spill == ""
 

@@ -1,13 +1,13 @@
 """Job files: the Task record, the task decorator, loading and its clear errors."""
+
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 from pathlib import Path
 
-from ray import cloudpickle
 import pytest
+from ray import cloudpickle
 
 import raysched
 from raysched.job import DEFAULT_DEMAND, JobFileError, load_job, sibling_imports, task_demand
@@ -33,15 +33,18 @@ def test_plain_function_demands_one_cpu() -> None:
     assert task_demand(work) == DEFAULT_DEMAND == {"CPU": 1.0}
 
 
-@pytest.mark.parametrize("bad, reason", [
-    ({"num_cpus": -1}, "CPU must be a finite amount >= 0, got -1"),
-    ({"num_cpus": float("inf")}, "CPU must be a finite amount >= 0, got inf"),
-    ({"num_gpus": float("nan")}, "GPU must be a finite amount >= 0, got nan"),
-    ({"resources": {"ssd": "two"}}, "ssd must be a number, got 'two'"),
-    ({"num_gpus": True}, "GPU must be a number, got True"),
-    ({"resources": {"": 1}}, "resource names must be non-empty strings"),
-    ({"resources": [("ssd", 1)]}, "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ({"num_cpus": -1}, "CPU must be a finite amount >= 0, got -1"),
+        ({"num_cpus": float("inf")}, "CPU must be a finite amount >= 0, got inf"),
+        ({"num_gpus": float("nan")}, "GPU must be a finite amount >= 0, got nan"),
+        ({"resources": {"ssd": "two"}}, "ssd must be a number, got 'two'"),
+        ({"num_gpus": True}, "GPU must be a number, got True"),
+        ({"resources": {"": 1}}, "resource names must be non-empty strings"),
+        ({"resources": [("ssd", 1)]}, "must be a mapping"),
+    ],
+)
 def test_a_bad_demand_names_the_function_and_the_demand(bad: dict, reason: str) -> None:
     @raysched.task(**bad)
     def crunch() -> None: ...
@@ -54,10 +57,14 @@ def test_a_bad_demand_names_the_function_and_the_demand(bad: dict, reason: str) 
 
 
 def test_a_bad_demand_is_refused_when_the_job_file_loads(tmp_path: Path) -> None:
-    job = write(tmp_path, "badjob.py", "import raysched\n@raysched.task(num_cpus=float('inf'))\n"
-                                      "def crunch(i):\n    return i\n"
-                                      "def tasks():\n    yield raysched.Task(crunch, args=(1,))\n")
-    with pytest.raises(JobFileError, match="badjob.py: task function crunch has a bad resource demand.*CPU=inf"):
+    job = write(
+        tmp_path,
+        "badjob.py",
+        "import raysched\n@raysched.task(num_cpus=float('inf'))\n"
+        "def crunch(i):\n    return i\n"
+        "def tasks():\n    yield raysched.Task(crunch, args=(1,))\n",
+    )
+    with pytest.raises(JobFileError, match=r"badjob\.py: task function crunch has a bad resource demand.*CPU=inf"):
         load_job(job)
 
 
@@ -69,7 +76,10 @@ def test_task_validates_its_fields() -> None:
 
 
 def test_load_job_consumes_tasks_lazily(tmp_path: Path) -> None:
-    path = write(tmp_path, "lazyjob.py", """
+    path = write(
+        tmp_path,
+        "lazyjob.py",
+        """
 import raysched
 drawn = []
 def f(i):
@@ -78,7 +88,8 @@ def tasks():
     for i in range(10**9):
         drawn.append(i)
         yield raysched.Task(f, args=(i,), key=str(i))
-""")
+""",
+    )
     job = load_job(path)
     it = job.iter_tasks()
     first = [next(it) for _ in range(3)]
@@ -124,7 +135,9 @@ def test_module_level_error_is_reported(tmp_path: Path) -> None:
 
 def test_job_named_like_a_stdlib_module_is_pickled_by_value(tmp_path: Path) -> None:
     """Regression: a job file called json.py must not shadow the json module."""
-    path = write(tmp_path, "json.py", "import raysched\ndef f():\n    return 41 + 1\ndef tasks():\n    yield raysched.Task(f)\n")
+    path = write(
+        tmp_path, "json.py", "import raysched\ndef f():\n    return 41 + 1\ndef tasks():\n    yield raysched.Task(f)\n"
+    )
     job = load_job(path)
     import json
 
@@ -138,8 +151,12 @@ def test_job_named_like_a_stdlib_module_is_pickled_by_value(tmp_path: Path) -> N
 
 
 def test_tasks_generator_failing_part_way_is_a_clear_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "halfway.py", "import raysched\ndef tasks():\n    yield raysched.Task(print)\n"
-                                         "    raise RuntimeError('input file vanished')\n")
+    path = write(
+        tmp_path,
+        "halfway.py",
+        "import raysched\ndef tasks():\n    yield raysched.Task(print)\n"
+        "    raise RuntimeError('input file vanished')\n",
+    )
     it = load_job(path).iter_tasks()
     next(it)
     with pytest.raises(JobFileError, match=r"tasks\(\) raised RuntimeError: input file vanished after 1 tasks"):
@@ -153,8 +170,11 @@ def test_sibling_imports_are_found_in_the_source(tmp_path: Path) -> None:
     (tmp_path / "notapkg").mkdir()
     plain = write(tmp_path, "plain.py", "import os, json\nimport raysched\ndef tasks():\n    return []\n")
     assert sibling_imports(plain) == ()  # only the standard library and installed packages
-    lazy = write(tmp_path, "lazy.py", "def work():\n    import helpers\n    from pkg.sub import y\n"
-                                      "    import notapkg\ndef tasks():\n    return []\n")
+    lazy = write(
+        tmp_path,
+        "lazy.py",
+        "def work():\n    import helpers\n    from pkg.sub import y\n    import notapkg\ndef tasks():\n    return []\n",
+    )
     assert sibling_imports(lazy) == ("helpers", "pkg")  # imports inside functions count too
     relative = write(tmp_path, "rel.py", "from . import helpers\ndef tasks():\n    return []\n")
     assert sibling_imports(relative) == (".",)

@@ -1,9 +1,8 @@
 """Built-in policies: fit, None, infeasible, determinism, objectives, invariants."""
+
 from __future__ import annotations
 
-import math
 import pickle
-import random
 from collections import Counter
 
 import pytest
@@ -122,7 +121,9 @@ def test_empty_demand_goes_somewhere(name):
 
 
 demands = st.sampled_from([{"CPU": 1}, {"CPU": 2}, {"CPU": 1, "GPU": 1}, {"GPU": 1}, {"CPU": 0.5, "memory": 2}, {}])
-shapes = st.sampled_from([{"CPU": 4}, {"CPU": 8, "GPU": 2}, {"CPU": 2, "memory": 8}, {"GPU": 1}, {"CPU": 16, "memory": 4}])
+shapes = st.sampled_from(
+    [{"CPU": 4}, {"CPU": 8, "GPU": 2}, {"CPU": 2, "memory": 8}, {"GPU": 1}, {"CPU": 16, "memory": 4}]
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -228,8 +229,12 @@ def brute_best(v: ResourceView, task: TaskDemand, score) -> str | None:
 
 
 # Powers of two keep every fraction exact, so "best" has no rounding ties.
-exact_shapes = st.sampled_from([{"CPU": 4}, {"CPU": 8}, {"CPU": 8, "GPU": 2}, {"CPU": 16, "memory": 8}, {"CPU": 2, "GPU": 4}])
-exact_demands = st.sampled_from([{"CPU": 1}, {"CPU": 2}, {"CPU": 1, "GPU": 1}, {"GPU": 2}, {"CPU": 4, "memory": 2}, {"memory": 1}])
+exact_shapes = st.sampled_from(
+    [{"CPU": 4}, {"CPU": 8}, {"CPU": 8, "GPU": 2}, {"CPU": 16, "memory": 8}, {"CPU": 2, "GPU": 4}]
+)
+exact_demands = st.sampled_from(
+    [{"CPU": 1}, {"CPU": 2}, {"CPU": 1, "GPU": 1}, {"GPU": 2}, {"CPU": 4, "memory": 2}, {"memory": 1}]
+)
 
 
 @settings(max_examples=80, deadline=None)

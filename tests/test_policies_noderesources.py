@@ -1,4 +1,5 @@
 """greedy and pack's scores (and the view's dominant share): table tests, arithmetic in the comments (k8s style)."""
+
 from __future__ import annotations
 
 import math

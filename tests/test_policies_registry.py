@@ -1,4 +1,5 @@
 """Policy registry: names, unknown names, and module:Name user policies."""
+
 from __future__ import annotations
 
 import textwrap
@@ -49,31 +50,39 @@ def one_node_view() -> ResourceView:
 
 
 def test_class_taking_options(in_tmp):
-    mod = in_tmp("rs_user_cls_opts", """
+    mod = in_tmp(
+        "rs_user_cls_opts",
+        """
         class Sticky:
             name = "sticky"
             def __init__(self, options):
                 self.seed = options.seed
             def choose(self, task, view):
                 return view.nodes[0]
-    """)
+    """,
+    )
     p = build_policy(f"{mod}:Sticky", PolicyOptions(seed=9))
     assert p.seed == 9 and p.name == "sticky" and isinstance(p, Policy)
     assert p.choose(TaskDemand({"CPU": 1}, "k"), one_node_view()) == "only"
 
 
 def test_class_without_arguments_gets_the_spec_as_name(in_tmp):
-    mod = in_tmp("rs_user_cls_noargs", """
+    mod = in_tmp(
+        "rs_user_cls_noargs",
+        """
         class First:
             def choose(self, task, view):
                 return view.nodes[0]
-    """)
+    """,
+    )
     p = build_policy(f"{mod}:First", PolicyOptions())
     assert p.name == f"{mod}:First"
 
 
 def test_factory_instance_and_plain_function(in_tmp):
-    mod = in_tmp("rs_user_misc", """
+    mod = in_tmp(
+        "rs_user_misc",
+        """
         class _P:
             name = "p"
             def __init__(self, options=None):
@@ -85,7 +94,8 @@ def test_factory_instance_and_plain_function(in_tmp):
         ready = _P()
         def pick(task, view):
             return view.nodes[-1]
-    """)
+    """,
+    )
     opts = PolicyOptions(seed=1)
     assert build_policy(f"{mod}:make", opts).options is opts
     assert build_policy(f"{mod}:ready", opts).options is None
@@ -95,12 +105,15 @@ def test_factory_instance_and_plain_function(in_tmp):
 
 
 def test_object_without_choose_is_rejected(in_tmp):
-    mod = in_tmp("rs_user_nochoose", """
+    mod = in_tmp(
+        "rs_user_nochoose",
+        """
         class NoChoose:
             def pick(self, task, view):
                 return None
         VALUE = 3
-    """)
+    """,
+    )
     with pytest.raises(ValueError, match="no callable choose"):
         build_policy(f"{mod}:NoChoose", PolicyOptions())
     with pytest.raises(ValueError, match="no callable choose"):
@@ -125,13 +138,16 @@ def test_missing_attribute_and_malformed_spec(in_tmp):
 
 
 def test_constructor_failure_is_reported(in_tmp):
-    mod = in_tmp("rs_user_ctor", """
+    mod = in_tmp(
+        "rs_user_ctor",
+        """
         class Bad:
             def __init__(self, options):
                 raise RuntimeError("needs a GPU")
             def choose(self, task, view):
                 return None
-    """)
+    """,
+    )
     with pytest.raises(ValueError, match="building it failed: RuntimeError: needs a GPU"):
         build_policy(f"{mod}:Bad", PolicyOptions())
 

@@ -1,4 +1,5 @@
 """The results schema and the streaming CSV writer."""
+
 from __future__ import annotations
 
 import csv
@@ -6,20 +7,59 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import wait_for
-from raysched.results import (BASE_COLUMNS, ResultsWriter, ResumeError, Row, Status, completed_task_ids,
-                              format_demand, numeric_metrics, parse_demand)
 
-DESIGN_COLUMNS = ["run_id", "job", "policy", "task_id", "key", "attempt", "status", "error", "node_chosen",
-                  "node_ran", "submitted_at", "started_at", "finished_at", "wait_s", "run_s", "demand", "spill",
-                  "brain_wait_s"]
+from raysched.results import (
+    BASE_COLUMNS,
+    ResultsWriter,
+    ResumeError,
+    Row,
+    Status,
+    completed_task_ids,
+    format_demand,
+    numeric_metrics,
+    parse_demand,
+)
+
+DESIGN_COLUMNS = [
+    "run_id",
+    "job",
+    "policy",
+    "task_id",
+    "key",
+    "attempt",
+    "status",
+    "error",
+    "node_chosen",
+    "node_ran",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "wait_s",
+    "run_s",
+    "demand",
+    "spill",
+    "brain_wait_s",
+]
 
 
 def row(task_id: int, status: Status = Status.OK, job: str = "j.py", policy: str = "hash") -> Row:
-    return Row(run_id="r1", job=job, policy=policy, task_id=task_id, key=f"k{task_id}", attempt=1,
-               status=status.value, node_chosen="a" * 56, node_ran="a" * 56, submitted_at=1.0,
-               started_at=1.5, finished_at=2.0, wait_s=0.5, run_s=0.5)
+    return Row(
+        run_id="r1",
+        job=job,
+        policy=policy,
+        task_id=task_id,
+        key=f"k{task_id}",
+        attempt=1,
+        status=status.value,
+        node_chosen="a" * 56,
+        node_ran="a" * 56,
+        submitted_at=1.0,
+        started_at=1.5,
+        finished_at=2.0,
+        wait_s=0.5,
+        run_s=0.5,
+    )
 
 
 def test_schema_matches_the_documented_columns() -> None:
@@ -29,7 +69,9 @@ def test_schema_matches_the_documented_columns() -> None:
 
 def test_numeric_metrics_keep_numbers_only() -> None:
     assert numeric_metrics({"items": 3, "bytes": 2.5, "name": "x", "flag": True, "nan": float("nan")}) == {
-        "items": 3, "bytes": 2.5}
+        "items": 3,
+        "bytes": 2.5,
+    }
     assert numeric_metrics(None) == {} and numeric_metrics([1, 2]) == {}
     assert numeric_metrics({"status": 1}) == {"metric_status": 1}  # never clobbers the schema
 
@@ -49,7 +91,7 @@ def test_new_metric_column_widens_the_file_without_losing_rows(tmp_path: Path) -
         writer.write(row(1), {"items": 2, "bytes": 10})
         writer.write(row(2, Status.FAILED), None)
     df = pd.read_csv(path)
-    assert list(df.columns) == DESIGN_COLUMNS + ["items", "bytes"]
+    assert list(df.columns) == [*DESIGN_COLUMNS, "items", "bytes"]
     assert df["items"].tolist()[:2] == [1, 2] and df["bytes"].tolist()[1] == 10
     assert df["status"].tolist() == ["ok", "ok", "failed"]
 
@@ -97,7 +139,7 @@ def test_resume_checks_job_and_policy(tmp_path: Path) -> None:
         writer.write(row(0))
         writer.write(row(1, Status.FAILED))
     assert completed_task_ids(path, "j.py", "hash") == {0}
-    with pytest.raises(ResumeError, match="under policy 'hash', not 'j.py' under 'random'"):
+    with pytest.raises(ResumeError, match=r"under policy 'hash', not 'j\.py' under 'random'"):
         completed_task_ids(path, "j.py", "random")
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")

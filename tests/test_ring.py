@@ -1,8 +1,9 @@
 """HashRing: stability, minimal movement, bounded loads, errors."""
+
 from __future__ import annotations
 
-import dataclasses
 import bisect
+import dataclasses
 import hashlib
 import math
 import os
@@ -57,7 +58,9 @@ def test_config_is_frozen():
 
 def test_default_hash_is_pinned():
     # Regression guard: changing the hash silently re-homes every key in every deployment.
-    assert blake2b_64(b"user-1") == int.from_bytes(__import__("hashlib").blake2b(b"user-1", digest_size=8).digest(), "big")
+    assert blake2b_64(b"user-1") == int.from_bytes(
+        __import__("hashlib").blake2b(b"user-1", digest_size=8).digest(), "big"
+    )
     assert RingConfig().hasher is blake2b_64
 
 
@@ -245,7 +248,7 @@ def test_bounded_load_invariant_weighted(weights, keys, c):
     loads: Counter[str] = Counter()
     for k in keys:
         loads[ring.lookup_bounded(k, loads, c)] += 1
-    for n, w in zip(nodes, weights):
+    for n, w in zip(nodes, weights, strict=True):
         assert loads[n] <= math.ceil(c * len(keys) * w / W - 1e-9)
 
 
@@ -331,8 +334,26 @@ GOLDEN_NODES = {"7f3a9c": 1.0, "b21e44": 2.0, "c9d0f1": 4.0, "e4a872": 2.0}
 # Owners of user-0 ... user-19 on the ring above with RingConfig(vnodes=50). Recorded once, by raysched
 # 0.2; a change here means a release moves every user's keys, which must never happen silently.
 GOLDEN_OWNERS = [
-    "c9d0f1", "b21e44", "c9d0f1", "c9d0f1", "b21e44", "c9d0f1", "e4a872", "b21e44", "c9d0f1", "c9d0f1",
-    "e4a872", "c9d0f1", "c9d0f1", "c9d0f1", "e4a872", "c9d0f1", "7f3a9c", "e4a872", "c9d0f1", "e4a872",
+    "c9d0f1",
+    "b21e44",
+    "c9d0f1",
+    "c9d0f1",
+    "b21e44",
+    "c9d0f1",
+    "e4a872",
+    "b21e44",
+    "c9d0f1",
+    "c9d0f1",
+    "e4a872",
+    "c9d0f1",
+    "c9d0f1",
+    "c9d0f1",
+    "e4a872",
+    "c9d0f1",
+    "7f3a9c",
+    "e4a872",
+    "c9d0f1",
+    "e4a872",
 ]
 
 
@@ -340,6 +361,7 @@ def _independent_owner(key: str, nodes: dict[str, float], vnodes: int) -> str:
     """The ring's rule written out from its documentation, without raysched's code:
     node n of weight w owns round(vnodes * w) points at BLAKE2b-64(f"{n}#{i}") (big-endian);
     a key belongs to the first point at or after BLAKE2b-64(key), wrapping around."""
+
     def h(text: str) -> int:
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 

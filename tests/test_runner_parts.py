@@ -1,4 +1,5 @@
 """Pieces of the driver loop that need no cluster: pinned remote functions, pacing."""
+
 from __future__ import annotations
 
 import pytest

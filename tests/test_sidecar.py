@@ -1,4 +1,5 @@
 """The sidecar <name>.json beside each results CSV, and how `raysched analyze` uses it."""
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +22,21 @@ def write_run(path: Path, run_id: str, policy: str, rows: int = 3, append: bool 
         if not append:
             w.writerow(BASE_COLUMNS)
         for i in range(rows):
-            w.writerow([run_id, "job.py", policy, i, f"k{i}", 1, "ok", "", N1, N1, 0.0, i, i + 1.0, i, 1.0,
-                        "CPU=1", "", 0.0])
+            w.writerow(
+                [run_id, "job.py", policy, i, f"k{i}", 1, "ok", "", N1, N1, 0.0, i, i + 1.0, i, 1.0, "CPU=1", "", 0.0]
+            )
 
 
 def record(path: Path, run_id: str, **options: object) -> None:
-    sidecar.record_run(path, {"run_id": run_id, "job": "job.py", "policy": "hash",
-                              "options": {"load_factor": 1.25, "vnodes": 100, "seed": None, **options}})
+    sidecar.record_run(
+        path,
+        {
+            "run_id": run_id,
+            "job": "job.py",
+            "policy": "hash",
+            "options": {"load_factor": 1.25, "vnodes": 100, "seed": None, **options},
+        },
+    )
 
 
 def test_runs_are_recorded_updated_and_appended(tmp_path: Path) -> None:
@@ -83,8 +92,9 @@ def test_spills_and_brain_waits_are_figures_of_the_run(tmp_path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(BASE_COLUMNS)
         for i, (spill, waited) in enumerate([("", 0.0), ("", 0.1), ("bound", 0.2), ("wait", 0.5)]):
-            w.writerow(["r1", "job.py", "hash", i, "k", 1, "ok", "", N1, N1, 0.0, i, i + 1.0, i, 1.0, "CPU=1",
-                        spill, waited])
+            w.writerow(
+                ["r1", "job.py", "hash", i, "k", 1, "ok", "", N1, N1, 0.0, i, i + 1.0, i, 1.0, "CPU=1", spill, waited]
+            )
     summary = analysis.summarize(analysis.load([csv_path]))["hash"]
     assert summary[analysis.M_SPILLED] == 50.0  # 2 of 4 ok tasks placed off their key's owner
     assert (summary[analysis.M_SPILLED_BOUND], summary[analysis.M_SPILLED_WAIT]) == (1, 1)

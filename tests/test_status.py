@@ -1,4 +1,5 @@
 """`raysched status`: the running brain's nodes, capacities and submissions."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-
 from conftest import run_cli, wait_for
 
 JOB = (
@@ -25,8 +24,7 @@ def submitted(address: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("status")
     job = folder / "tiny.py"
     job.write_text(JOB)
-    result = run_cli("submit", str(job), "--address", address, "--out", str(folder / "out.csv"), "--quiet",
-                     timeout=120)
+    result = run_cli("submit", str(job), "--address", address, "--out", str(folder / "out.csv"), "--quiet", timeout=120)
     assert result.code == 0, result.text
     return address
 
@@ -78,10 +76,15 @@ def test_status_text_lists_the_live_nodes(submitted: str) -> None:
 
 def _brain_metrics(address: str) -> dict[str, float]:
     """Every raysched metric sample exported on the cluster's nodes (Prometheus text), summed by name."""
-    code = ("import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-            "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))")
-    ports = json.loads(subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
-                                      check=True).stdout.strip().splitlines()[-1])
+    code = (
+        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+        "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))"
+    )
+    ports = json.loads(
+        subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     totals: dict[str, float] = {}
     for port in ports:
         try:
@@ -97,9 +100,13 @@ def _brain_metrics(address: str) -> dict[str, float]:
 
 def test_brain_figures_reach_rays_metrics(submitted: str) -> None:
     """The brain exports through ray.util.metrics: Prometheus on each node's metrics export port."""
-    wanted = {"ray_raysched_brain_decisions_total", "ray_raysched_brain_placements_total",
-              "ray_raysched_brain_tasks_in_flight", "ray_raysched_brain_membership_changes_total",
-              "ray_raysched_brain_call_seconds_count"}
+    wanted = {
+        "ray_raysched_brain_decisions_total",
+        "ray_raysched_brain_placements_total",
+        "ray_raysched_brain_tasks_in_flight",
+        "ray_raysched_brain_membership_changes_total",
+        "ray_raysched_brain_call_seconds_count",
+    }
     found = wait_for(lambda: (m := _brain_metrics(submitted)) and wanted <= set(m) and m, timeout=90, interval=2)
     assert found, _brain_metrics(submitted)
     assert found["ray_raysched_brain_decisions_total"] >= 4  # at least the four tasks of this module's run

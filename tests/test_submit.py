@@ -1,17 +1,16 @@
 """`raysched submit` end to end on a real 4-node loopback Ray cluster, driven as a user would."""
+
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
-
 from conftest import JOBS, ROOT, run_cli, wait_for
 
 POLICIES = ["hash", "random", "p2c", "greedy", "pack"]
@@ -30,9 +29,11 @@ def max_concurrency(df: pd.DataFrame, weight: pd.Series | None = None) -> dict[s
     weight = pd.Series(1.0, index=df.index) if weight is None else weight
     peaks = {}
     for node, rows in df.groupby("node_ran"):
-        events = sorted([(t, w) for t, w in zip(rows["started_at"], weight[rows.index])] +
-                        [(t, -w) for t, w in zip(rows["finished_at"], weight[rows.index])],
-                        key=lambda e: (e[0], e[1]))  # ends before starts at the same instant
+        events = sorted(
+            [(t, w) for t, w in zip(rows["started_at"], weight[rows.index], strict=True)]
+            + [(t, -w) for t, w in zip(rows["finished_at"], weight[rows.index], strict=True)],
+            key=lambda e: (e[0], e[1]),
+        )  # ends before starts at the same instant
         level = peak = 0.0
         for _, delta in events:
             level += delta
@@ -138,8 +139,9 @@ def test_pack_keeps_work_on_fewer_nodes_than_greedy(tmp_path: Path) -> None:
     used = {}
     for policy in ("pack", "greedy"):
         out = tmp_path / f"{policy}.csv"
-        result = run_cli("submit", str(job), "--config", str(config), "--local-nodes", "3", "--policy", policy,
-                         "--out", str(out))
+        result = run_cli(
+            "submit", str(job), "--config", str(config), "--local-nodes", "3", "--policy", policy, "--out", str(out)
+        )
         assert result.code == 0, result.text
         assert "embedded cluster of 3 nodes" in result.err
         used[policy] = pd.read_csv(out)["node_ran"].nunique()
@@ -160,12 +162,30 @@ def test_concurrent_submissions_share_one_brain(address: str, tmp_path: Path) ->
         "def tasks():\n    for i in range(4):\n        yield raysched.Task(work, args=(i,), key=str(i))\n"
     )  # 4 + 4 tasks fit the cluster's 9 CPUs at once
     procs = [
-        subprocess.Popen([sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address,
-                          "--quiet", "--out", str(tmp_path / f"run{i}.csv"), "--policy", policy],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "raysched.cli",
+                "submit",
+                str(job),
+                "--address",
+                address,
+                "--quiet",
+                "--out",
+                str(tmp_path / f"run{i}.csv"),
+                "--policy",
+                policy,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i, policy in enumerate(["random", "p2c"])  # both place every task at once (hash may wait for a home)
     ]
     try:
+
         def both_in_flight() -> dict | None:
             state = json.loads(run_cli("status", "--address", address, "--json").out or "{}")
             busy = [s for s in state.get("submissions", []) if s["in_flight"] > 0]
@@ -200,19 +220,24 @@ def _alive(pid: int) -> bool:
 
 def test_embedded_default_listens_on_loopback_and_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "q.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "raysched.cli", "submit", str(JOBS / "quickstart.py"),
-                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raysched.cli", "submit", str(JOBS / "quickstart.py"), "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     spawned: set[int] = set()
     listening: set[str] = set()
 
     def exited() -> bool:
-        try:  # every Ray process of the embedded cluster descends from the submit process
+        with contextlib.suppress(psutil.NoSuchProcess):  # every Ray process descends from the submit process
             spawned.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-        listening.update(c.laddr.ip for c in psutil.net_connections(kind="inet")
-                         if c.status == psutil.CONN_LISTEN and c.pid in spawned)
+        listening.update(
+            c.laddr.ip
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in spawned
+        )
         return proc.poll() is not None
 
     assert wait_for(exited, timeout=240, interval=0.2)
@@ -223,8 +248,9 @@ def test_embedded_default_listens_on_loopback_and_leaves_nothing_behind(tmp_path
     assert pd.read_csv(out)["node_ran"].nunique() >= 3
     assert len(spawned) >= 8  # raylets, GCS, workers: we did watch a real cluster
     assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening  # loopback only
-    assert wait_for(lambda: not [p for p in spawned if _alive(p)], timeout=20), \
-        [psutil.Process(p).cmdline() for p in spawned if _alive(p)]
+    assert wait_for(lambda: not [p for p in spawned if _alive(p)], timeout=20), [
+        psutil.Process(p).cmdline() for p in spawned if _alive(p)
+    ]
 
 
 def test_user_policy_from_the_working_directory(address: str, tmp_path: Path) -> None:
@@ -239,8 +265,18 @@ def test_user_policy_from_the_working_directory(address: str, tmp_path: Path) ->
         "        return min(fits, key=lambda n: (view.load(n), n)) if fits else None\n"
     )
     out = tmp_path / "out.csv"
-    result = run_cli("submit", str(JOBS / "quickstart.py"), "--address", address, "--policy", "mypolicy:Emptiest",
-                     "--out", str(out), "--quiet", cwd=tmp_path)
+    result = run_cli(
+        "submit",
+        str(JOBS / "quickstart.py"),
+        "--address",
+        address,
+        "--policy",
+        "mypolicy:Emptiest",
+        "--out",
+        str(out),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert result.code == 0, result.text
     df = pd.read_csv(out)
     assert (df["status"] == "ok").sum() == 200 and (df["policy"] == "mypolicy:Emptiest").all()

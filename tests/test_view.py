@@ -1,4 +1,5 @@
 """ResourceView: ledger arithmetic, validation without corruption, indices."""
+
 from __future__ import annotations
 
 import math

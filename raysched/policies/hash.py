@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
-from raysched.ring import HashRing, RingConfig, first_under_bound, mtz_bound
+from raysched.ring import HashRing, RingConfig, mtz_bound
 from raysched.view import ResourceView
 
 __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
@@ -46,6 +46,10 @@ ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed fo
 RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its owner once it is calm
 
 Signature = tuple[tuple[str, ...], tuple[float, ...]]
+
+
+def _anywhere(node: str) -> bool:
+    return True
 
 
 class _Walk:
@@ -70,30 +74,74 @@ class _Walk:
         return iter(self)
 
 
-def _admission_counter(view: ResourceView, demand: Mapping[str, float]) -> Callable[[str], int]:
-    """How many tasks of ``demand`` a node admits at once (running or queued), under the current overcommit."""
-    o = view.overcommit
-    wanted = [(r, a) for r, a in demand.items() if a > 0]
+class _Bound:
+    """Bounded loads for one decision: ceil(c * (T + 1) * w / W), but never below what a node admits at once."""
 
-    def admits(node: str) -> int:
-        if not wanted:
+    __slots__ = ("load", "total", "view", "wanted", "weight_sum", "weights")
+
+    def __init__(
+        self,
+        view: ResourceView,
+        weights: Mapping[str, float],
+        total: float,
+        weight_sum: float,
+        demand: Mapping[str, float],
+    ) -> None:
+        self.view = view
+        self.load = view.assigned
+        self.weights = weights
+        self.total = total
+        self.weight_sum = weight_sum
+        self.wanted = [(r, a) for r, a in demand.items() if a > 0]
+
+    def fits(self, node: str, factor: float, count: int = 1, extra: int = 0) -> bool:
+        """Can ``node`` take ``count`` more tasks (plus ``extra`` moving with them) under the bound?"""
+        want = self.load(node) + extra + count
+        if want <= mtz_bound(factor, self.total, self.weights[node], self.weight_sum):
+            return True
+        # A node is never over its bound while it could still run or queue the task: a lull (the first
+        # batch of a run, a burst of releases) never pushes keys off nodes with free slots.
+        return want <= self._admits(node)
+
+    def _admits(self, node: str) -> int:
+        """Tasks of this demand the node admits at once (running or queued), under the current overcommit."""
+        if not self.wanted:
             return 0
-        cap = view.capacity(node)
-        return int(min((cap.get(r, 0.0) * o + 1e-9) // a for r, a in wanted))
+        o = self.view.overcommit
+        cap = self.view.capacity(node)
+        return int(min((cap.get(r, 0.0) * o + 1e-9) // a for r, a in self.wanted))
 
-    return admits
 
+class _Plan:
+    """Where a task belongs under bounded loads, and what deciding it needs (the walk, built lazily)."""
 
-class _Plan(NamedTuple):
-    """Where a task belongs under bounded loads, and what deciding it needs."""
+    __slots__ = ("_walk", "bound", "deferred", "factor", "holds", "home", "key", "moved_from", "owner", "ring", "whole")
 
-    home: str
-    owner: str
-    walk: _Walk
-    under_bound: Callable[[str], bool]
-    moved_from: str | None = None
-    deferred: bool = False  # the home is at its bound: wait (unassigned) for it to drain
-    whole: bool = True  # False: no node could take all the tasks of the key together
+    def __init__(
+        self,
+        home: str,
+        owner: str,
+        ring: HashRing,
+        key: str,
+        holds: Callable[[str], bool],
+        bound: _Bound | None,
+        factor: float,
+        walk: _Walk | None = None,
+    ) -> None:
+        self.home, self.owner, self.ring, self.key, self.holds = home, owner, ring, key, holds
+        self.bound, self.factor, self._walk = bound, factor, walk
+        self.moved_from: str | None = None
+        self.deferred = False  # the home is at its bound: wait (unassigned) for it to drain
+        self.whole = True  # False: no node could take all the tasks of the key together
+
+    @property
+    def walk(self) -> _Walk:
+        if self._walk is None:
+            self._walk = _Walk(self.ring.successors(self.key), self.holds)
+        return self._walk
+
+    def under_bound(self, node: str) -> bool:
+        return self.bound is None or self.bound.fits(node, self.factor)
 
 
 class HashPolicy:
@@ -199,41 +247,36 @@ class HashPolicy:
 
         Kept on the key's home, deferred (waiting for the home to drain), moved
         with the whole key, or (one task) split off clockwise. A key that has
-        never run may go anywhere for free: it is first placed within a node's
-        fair share (c = 1), so the first tasks of a run spread keys in
-        proportion to capacity; a key that has run keeps its node up to c times
-        the fair share, and waits the locality wait before it moves.
+        never run may go anywhere for free: it first looks for a node within its
+        fair share of distinct keys (c = 1), so keys spread in proportion to
+        capacity before any of them runs; a key that has run keeps its node up
+        to c times the fair share, and waits the locality wait before it moves.
         """
         if self._synced != (view.uid, view.version):
             self.sync(view)
         self._decisions += 1
         demand = task.resources
+        key = task.key
         eligible, weight_sum = self._eligible_nodes(task, view)
-        holds = (lambda n: True) if eligible is None else eligible.__contains__
-        walk = _Walk(self.ring.successors(task.key), holds)
-        owner = next(iter(walk))
+        if eligible is None:
+            holds: Callable[[str], bool] = _anywhere
+            walk = None
+            owner = self.ring.lookup(key)  # the fast path: one bisect
+        else:
+            holds = eligible.__contains__
+            walk = _Walk(self.ring.successors(key), holds)
+            owner = next(iter(walk))
         c = self.options.load_factor
         if c is None:  # pure ring: the owner, always
-            return _Plan(owner, owner, walk, lambda n: True)
-        load = view.assigned
-        weights = self._weights
+            return _Plan(owner, owner, self.ring, key, holds, None, 1.0, walk)
         if eligible is None:
-            total = view.total_assigned + view.pending
+            total = float(view.total_assigned + view.pending)
         else:
-            total = sum(load(n) for n in eligible) + view.pending
-
-        admits = _admission_counter(view, demand)
-
-        def under(factor: float, extra: int = 0) -> Callable[[str], bool]:
-            # A node is never over its bound while it could still run or queue the task: the bound is
-            # at least what it admits at once (so a lull never pushes keys off nodes with free slots).
-            return lambda n: load(n) + extra + count <= max(mtz_bound(factor, total, weights[n], weight_sum), admits(n))
-
-        under_bound = under(c)
+            total = float(sum(view.assigned(n) for n in eligible) + view.pending)
+        bound = _Bound(view, self._weights, total, weight_sum, demand)
         assigned = task.waiting_for
         if assigned is not None and assigned in view and holds(assigned) and view.could_hold(assigned, demand):
-            return _Plan(assigned, owner, walk, under_bound)  # an assignment sticks: bounds apply on arrival
-        key = task.key
+            return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
         home = self.homes.get(key)
         if home is not None and (home not in view or not view.could_hold(home, demand)):
             del self.homes[key]
@@ -242,50 +285,56 @@ class HashPolicy:
             home is not None
             and view.key_assigned(key, home) == 0
             and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS
-            and load(owner) + 1 <= (total + 1) * weights[owner] / weight_sum
+            and view.assigned(owner) + 1 <= (total + 1) * self._weights[owner] / weight_sum
         ):
             del self.homes[key]  # the pressure ended and the key has rested: it comes home
             home = None
         home = home or owner
+        plan = _Plan(home, owner, self.ring, key, holds, bound, c, walk)
         rooted = key in self._rooted
         if rooted:
-            if under_bound(home):
-                return _Plan(home, owner, walk, under_bound)
+            if bound.fits(home, c, count):
+                return plan
             if task.waited_s < self._locality_wait_s:
-                return _Plan(home, owner, walk, under_bound, deferred=True)  # wait for the home to drain
-            tiers: tuple[Callable[[str], bool], ...] = (lambda n: True,)
+                plan.deferred = True  # wait for the home to drain
+                return plan
+            tiers: tuple[Callable[[str], bool], ...] = (_anywhere,)
             strict = 1.0  # a key that has run moves only to a node within its fair share: no bouncing
         else:
-            # A new key may go anywhere for free: it first looks for a node within its fair share of
-            # distinct keys (c = 1), so keys spread in proportion to capacity before any of them runs.
+            # A new key first looks for a node within its fair share of distinct keys (c = 1).
             keys = view.total_keys + (0 if view.key_assigned(key, home) else 1)
 
             def key_share(n: str) -> bool:
                 mine = view.keys_on(n) + (0 if view.key_assigned(key, n) else 1)
-                return mine <= mtz_bound(1.0, keys - 1, weights[n], weight_sum)
+                return mine <= mtz_bound(1.0, keys - 1, self._weights[n], weight_sum)
 
-            tiers = (key_share, lambda n: True)
+            tiers = (key_share, _anywhere)
             strict = c
         # The key moves whole: its tasks waiting at the home come along, so the new home must take them too.
         moving = view.key_parked(key, home)
         for fits_keys in tiers:
-            if fits_keys(home) and under_bound(home):
-                return _Plan(home, owner, walk, under_bound)
-            target = next((n for n in walk.after(home) if fits_keys(n) and under(strict, moving)(n)), None)
+            if fits_keys(home) and bound.fits(home, c, count):
+                return plan
+            target = next(
+                (n for n in plan.walk.after(home) if fits_keys(n) and bound.fits(n, strict, count, moving)), None
+            )
             if target is not None:
                 if target == owner:
                     self.homes.pop(key, None)
                 else:
                     self.homes[key] = target
                 self.keys_moved += 1
-                return _Plan(target, owner, walk, under_bound, moved_from=home)
+                plan.home, plan.moved_from = target, home
+                return plan
         if count > 1:
-            return _Plan(home, owner, walk, under_bound, whole=False)  # the caller assigns them one by one
+            plan.whole = False  # the caller assigns them one by one
+            return plan
         # No node can take the whole key (a key hotter than a node's bound): this task splits off clockwise.
-        split = first_under_bound(walk.after(home), load, lambda n: mtz_bound(c, total, weights[n], weight_sum))
+        split = next((n for n in plan.walk.after(home) if bound.fits(n, c)), None)
         if split is None:  # only with fractional loads: the least loaded per unit of weight
-            split = min(walk, key=lambda n: load(n) / weights[n])
-        return _Plan(split, owner, walk, under_bound)
+            split = min(plan.walk, key=lambda n: view.assigned(n) / self._weights[n])
+        plan.home = split
+        return plan
 
     def _eligible_nodes(self, task: TaskDemand, view: ResourceView) -> tuple[frozenset[str] | None, float]:
         """Nodes that could ever hold this demand (None = every node) and their total ring weight."""
