@@ -200,7 +200,8 @@ def main() -> None:
     decisions = 3000 if args.quick else 20_000
     started = time.perf_counter()
     print(
-        f"raysched placement benchmark  python {platform.python_version()}  {os.cpu_count()} CPUs  {'quick' if args.quick else 'full'}"
+        f"raysched placement benchmark  python {platform.python_version()}  {os.cpu_count()} CPUs  "
+        f"{'quick' if args.quick else 'full'}"
     )
 
     print("\n1. Decision cost: us per choose() (steady in-flight = 40% of CPU slots, reserve/release churn;")
@@ -221,7 +222,8 @@ def main() -> None:
         target = TARGET_SCORED_US if name in ("greedy", "pack") else TARGET_FAST_US
         us = at_1000[name]
         print(
-            f"   target {name:<6} at 1,000 nodes <= {target:>4.0f} us: {us:6.2f} us ({us / target:4.2f}x of budget) {verdict(us <= target)}"
+            f"   target {name:<6} at 1,000 nodes <= {target:>4.0f} us: {us:6.2f} us ({us / target:4.2f}x of budget) "
+            f"{verdict(us <= target)}"
         )
 
     print("\n2. Hash balance: max/mean tasks in flight after placing tasks one by one (no releases)")
@@ -232,7 +234,8 @@ def main() -> None:
         b = hash_balance(n, per_node)
         zipf_ok &= b[("zipf", "1.25")] <= 1.25 + 1e-9
         print(
-            f"{n:>7} {per_node:>10} {b[('uniform', 'off')]:>12.2f} {b[('uniform', '1.25')]:>13.2f} {b[('zipf', 'off')]:>9.2f} {b[('zipf', '1.25')]:>10.2f}"
+            f"{n:>7} {per_node:>10} {b[('uniform', 'off')]:>12.2f} {b[('uniform', '1.25')]:>13.2f} "
+            f"{b[('zipf', 'off')]:>9.2f} {b[('zipf', '1.25')]:>10.2f}"
         )
     print(f"   target zipf(1.1) with load factor 1.25: max/mean <= 1.25 at every size: {verdict(zipf_ok)}")
 
@@ -240,7 +243,8 @@ def main() -> None:
     maxmean, w2 = ring_distribution()
     print(f"   10 nodes, 100,000 random keys: max/mean {maxmean:.3f} (target <= 1.10) {verdict(maxmean <= 1.10)}")
     print(
-        f"   weight-2 node's share / mean weight-1 share: {w2:.3f} (target 2.0 +- 20%) {verdict(abs(w2 / 2 - 1) <= 0.2)}"
+        f"   weight-2 node's share / mean weight-1 share: {w2:.3f} "
+        f"(target 2.0 +- 20%) {verdict(abs(w2 / 2 - 1) <= 0.2)}"
     )
     print(
         f"{'nodes':>7} {'points':>10} {'memory MB':>10} {'B/point':>8} {'build s':>8} {'add s':>6} "
@@ -252,7 +256,8 @@ def main() -> None:
         r = ring_memory_and_movement(n, keys)
         add_ok &= abs(r["add_share_ratio"] - 1) <= 0.2 and r["strays"] == 0
         print(
-            f"{n:>7} {r['points']:>10,} {r['mb']:>10.1f} {r['bytes_per_point']:>8.1f} {r['build_s']:>8.2f} {r['add_s']:>6.2f} "
+            f"{n:>7} {r['points']:>10,} {r['mb']:>10.1f} {r['bytes_per_point']:>8.1f} "
+            f"{r['build_s']:>8.2f} {r['add_s']:>6.2f} "
             f"{r['remove_ratio']:>13.2f} {r['add_ratio']:>10.2f} {r['add_share_ratio']:>16.2f} {r['strays']:>7}"
         )
     print("   remove/ideal, add/ideal: sampled moved fraction over 1/n and 1/(n+1) (sampling noise grows with n);")

@@ -16,6 +16,7 @@ The cache lives under a fresh run directory (made in `tasks()`), so every run
 starts cold and runs compare fairly; each run leaves a few MB there at most
 (`rm -r $TMPDIR/raysched-cache` clears them all).
 """
+
 import os
 import tempfile
 import time

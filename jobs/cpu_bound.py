@@ -8,6 +8,7 @@ returns `items` (blocks hashed) and `bytes` (bytes hashed), so the summary and
 `raysched analyze` report items/s and bytes/s. Keys are unused: placement is by
 resources only, so try greedy, p2c or random.
 """
+
 import hashlib
 
 import raysched
@@ -19,7 +20,7 @@ TASKS = 300
 
 @raysched.task(num_cpus=1)
 def digest(index: int) -> dict:
-    block = (index.to_bytes(8, "little") * (BLOCK // 8))
+    block = index.to_bytes(8, "little") * (BLOCK // 8)
     state = b""
     for _ in range(ROUNDS):
         state = hashlib.sha256(state + block).digest()

@@ -10,6 +10,7 @@ the most room left (lower waits); pack fills the fullest node that still fits
 (fewer nodes busy). With few tasks in flight (`--max-inflight`) pack keeps the
 work on fewer nodes.
 """
+
 import time
 
 import raysched

@@ -8,6 +8,7 @@ so the results CSV gets an `items` column and the summary an items/s figure.
 Tasks with the same key (`user-0` … `user-19`) go to the same node under the
 hash policy.
 """
+
 import raysched
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple
 
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
 from raysched.ring import HashRing, RingConfig, mtz_bound
