@@ -41,6 +41,7 @@ from typing import Any
 
 from raysched.brain_metrics import BrainMetrics, NoMetrics
 from raysched.cluster import NAMESPACE
+from raysched.node_health import unreachable_raylets
 from raysched.policies import Decision, InfeasibleError, Policy, TaskDemand, check_feasible
 from raysched.view import ResourceView, check_demand
 
@@ -172,6 +173,7 @@ class PlacementBrain:
         nodes_source: Callable[[], Mapping[str, Capacity]] | None = None,
         *,
         dead_drivers: Callable[[], set[str]] | None = None,
+        node_probe: Callable[[Iterable[str]], set[str]] | None = None,
         refresh_s: float = 1.0,
         expiry_s: float = SUBMISSION_EXPIRY_S,
         condemn_grace_s: float = CONDEMN_GRACE_S,
@@ -193,6 +195,10 @@ class PlacementBrain:
         self._subs: dict[str, _Submission] = {}
         self._order: list[str] = []  # round-robin order of submissions
         self._condemned: dict[str, tuple[float, str]] = {}  # node -> (since, reason), before Ray agrees
+        self._condemned_capacity: dict[str, dict[str, float]] = {}  # what a condemned node could hold
+        self._suspects: dict[str, str] = {}  # node -> reason: reported, waiting for the probe
+        self._node_probe = node_probe
+        self._wake = threading.Event()
         self._lock = threading.RLock()
         self._nodes_source = nodes_source
         self._dead_drivers = dead_drivers
@@ -219,8 +225,13 @@ class PlacementBrain:
     def _watch(self, period_s: float) -> None:
         """Follow Ray's membership until close(); a failing GCS read is logged once per streak."""
         failing = False
-        while not self._stop.wait(period_s):
+        while not self._stop.is_set():
+            self._wake.wait(period_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
+                self.check_suspects()
                 self.refresh_nodes()
                 if self._dead_drivers is not None and self._subs:
                     self.release_dead_drivers(self._dead_drivers())
@@ -238,6 +249,7 @@ class PlacementBrain:
     def close(self) -> None:
         """Stop the membership watcher (the brain keeps answering calls)."""
         self._stop.set()
+        self._wake.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=5)
 
@@ -254,13 +266,16 @@ class PlacementBrain:
         """
         with self._lock:
             now = self.clock()
-            for node in [n for n in self._condemned if n not in live]:
+            confirmed = [n for n in self._condemned if n not in live]
+            for node in confirmed:
                 del self._condemned[node]  # Ray agrees: forget the report
+                self._condemned_capacity.pop(node, None)
             rejoined = [n for n, (since, _) in self._condemned.items() if now - since >= self.condemn_grace_s]
             for node in rejoined:
                 del self._condemned[node]
+                self._condemned_capacity.pop(node, None)
             wanted = {node: dict(cap) for node, cap in live.items() if node not in self._condemned}
-            changed = False
+            changed = bool(confirmed)  # tasks that waited for a reported node learn it is gone for good
             for node in [n for n in self.view.nodes if n not in wanted]:
                 self._drop(node, "leave")
                 changed = True
@@ -291,14 +306,48 @@ class PlacementBrain:
             return gone
 
     def report_node_failure(self, node_id: str, reason: str = "lost") -> bool:
-        """A driver saw a node lose a task (or make no progress): drop it now, before health checks agree."""
+        """A driver saw a node lose a task, or make no progress: drop it before health checks agree.
+
+        With a probe (the actor has one: `raysched.node_health`), the report is
+        a suspicion: the node is dropped only if its raylet fails its health
+        check, within a fraction of a second. Without one it is dropped at once.
+        Either way a dropped node that Ray still lists as alive comes back
+        after the grace period. True when the report was taken.
+        """
         with self._lock:
             if node_id not in self.view:
                 return False
-            self._condemned[node_id] = (self.clock(), str(reason)[:40])
-            self._drop(node_id, "leave")
-            self._membership_changed()
-            return True
+            if self._node_probe is None:
+                self._condemn(node_id, reason)
+                return True
+            self._suspects[node_id] = str(reason)[:40]
+        self._wake.set()
+        return True
+
+    def check_suspects(self) -> list[str]:
+        """Probe the reported nodes (outside the lock: a probe may take a second) and drop the dead ones."""
+        with self._lock:
+            suspects, self._suspects = self._suspects, {}
+        if not suspects or self._node_probe is None:
+            return []
+        try:
+            gone = self._node_probe(list(suspects))
+        except Exception as err:  # cannot tell: leave the nodes to Ray's own health checks
+            log.warning("raysched brain: probing %d reported node(s) failed (%s)", len(suspects), err)
+            return []
+        dropped = []
+        with self._lock:
+            for node in sorted(gone):
+                if node in suspects and node in self.view:
+                    self._condemn(node, suspects[node])
+                    dropped.append(node)
+        return dropped
+
+    def _condemn(self, node_id: str, reason: str) -> None:
+        self._condemned[node_id] = (self.clock(), str(reason)[:40])
+        self._condemned_capacity[node_id] = dict(self.view.capacity(node_id))
+        self._drop(node_id, "leave")
+        self._membership_changed()
 
     def _drop(self, node: str, kind: str) -> None:
         self.view.remove_node(node)  # its parked counts go with it; the tasks are re-decided
@@ -711,6 +760,8 @@ class PlacementBrain:
     def _decide(self, sub: _Submission, w: _Waiting, now: float) -> bool:
         """Ask the policy about one task: place it, or park it again. True when placed."""
         view = self.view
+        if not view.could_ever_fit(w.task.resources):  # its nodes left after it arrived
+            return self._no_node_left(sub, w, now)
         self._before_policy(sub)
         task = w.task.waited(self._delay_clock(w, now), w.last_home)
         try:
@@ -748,6 +799,26 @@ class PlacementBrain:
             sub.spills[decision.spill] += 1
         self.metrics.placed(node)
         return True
+
+    def _no_node_left(self, sub: _Submission, w: _Waiting, now: float) -> bool:
+        """No live node could hold this task any more: wait while a dropped node that could may come back
+        (reported, not yet confirmed dead by Ray), else it is infeasible. Never placed: returns False."""
+        demand = w.task.resources
+        if any(
+            all(cap.get(r, 0.0) >= a for r, a in demand.items() if a > 0) for cap in self._condemned_capacity.values()
+        ):
+            self._park(sub, w, Decision(None), now)  # asked again on the next membership change
+            return False
+        try:
+            check_feasible(self.view, demand)
+        except InfeasibleError as err:
+            del sub.waiting[w.uid]
+            self._held -= 1
+            w.ticket += 1
+            sub.overdue.pop(w.uid, None)
+            sub.ripe.pop(w.uid, None)
+            sub.infeasible.append((w.uid, str(err)))
+        return False
 
     def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
         """Keep a task that cannot run yet, where the next chance to place it will find it."""
@@ -847,6 +918,7 @@ class PlacementBrain:
                 "busy_s": round(self.busy_s, 3),
                 "nodes": nodes,
                 "condemned": sorted(self._condemned),
+                "suspected": sorted(self._suspects),
                 "reported_dead": [
                     {"node_id": n, "reason": reason, "for_s": round(now - since, 1)}
                     for n, (since, reason) in sorted(self._condemned.items())
@@ -916,7 +988,12 @@ def brain_handle() -> Any:
         num_cpus=0,
         # Hard: Ray's soft affinity may start it on a worker, which would take the brain down with it.
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(nodes_source=live_nodes_from_ray, dead_drivers=dead_drivers_from_ray, export_metrics=True)
+    ).remote(
+        nodes_source=live_nodes_from_ray,
+        dead_drivers=dead_drivers_from_ray,
+        node_probe=unreachable_raylets,
+        export_metrics=True,
+    )
 
 
 def find_brain() -> Any | None:

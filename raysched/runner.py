@@ -8,9 +8,9 @@ lost attempt is placed again through the brain, never re-pinned to a dead
 node). Consecutive tiny tasks for one node travel as one Ray task (pacing).
 
 A node that holds this run's work but finishes nothing for far longer than
-its tasks take is reported to the brain as stalled, so its keys move before
-Ray's health checks declare it dead (the brain lets it back after a grace
-period if Ray still says it is alive).
+its tasks take is reported to the brain as stalled. The brain probes its
+raylet (`raysched.node_health`) and drops it only when it is dead or
+unreachable, so its keys move seconds before Ray's health checks agree.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class Runner:
         self._node_work: collections.Counter[str] = collections.Counter()  # attempts running per node
         self._node_progress: dict[str, float] = {}  # last finish seen (or first dispatch) per node
         self._node_done: set[str] = set()
-        self._stalled: set[str] = set()
+        self._stalled: dict[str, float] = {}  # node -> when it was last reported (it may be alive: asked again)
         self._last_stall_check = 0.0
 
     # -- the loop -----------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class Runner:
             return
         self._node_progress[a.node] = time.monotonic()
         self._node_done.add(a.node)
-        self._stalled.discard(a.node)
+        self._stalled.pop(a.node, None)
         self.pacer.task_ran(out.finished_at - out.started_at)
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
@@ -423,7 +423,12 @@ class Runner:
 
     # -- stalls -------------------------------------------------------------------------------
     def _check_stalls(self) -> None:
-        """Report nodes that hold our work and finish nothing for far longer than our tasks take."""
+        """Report nodes that hold our work and finish nothing for far longer than our tasks take.
+
+        A report is a suspicion: the brain probes the node's raylet and drops
+        it only if it is dead or unreachable, so long tasks on a live node cost
+        nothing but a health check now and then.
+        """
         now = time.monotonic()
         if now - self._last_stall_check < STALL_CHECK_S:
             return
@@ -431,19 +436,16 @@ class Runner:
         p90 = self.pacer.task_quantile(0.9) or 0.0
         unit = p90 * max(1, self.pacer.batch())
         for node, work in self._node_work.items():
-            if work <= 0 or node in self._stalled:
+            if work <= 0:
                 continue
             limit = (
                 max(STALL_MIN_S, STALL_TASKS * unit)
                 if node in self._node_done
                 else max(STALL_NEW_S, STALL_TASKS * unit)
             )
-            if now - self._node_progress.get(node, now) > limit:
-                self._stalled.add(node)
-                self.outcome.notes.append(
-                    f"node {node[:8]} finished nothing for {limit:.0f} s with work in flight; "
-                    "reported to the brain, which placed new work elsewhere"
-                )
+            quiet_since = max(self._node_progress.get(node, now), self._stalled.get(node, -math.inf))
+            if now - quiet_since > limit:
+                self._stalled[node] = now
                 self.client.report_node_failure(node, "stalled")
 
     # -- the end ------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def submit(
                 vnodes=settings.vnodes,
                 locality_wait=settings.locality_wait,
             ),
+            search=[Path(job_path).resolve().parent],
         )
         nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     except ValueError as err:

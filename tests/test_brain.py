@@ -231,6 +231,67 @@ def test_a_spuriously_reported_node_comes_back_after_the_grace_period() -> None:
     assert [kind for _, kind, node in brain.status()["membership_changes"] if node == A][-1] == "rejoin"
 
 
+def test_a_reported_node_is_dropped_only_if_its_raylet_fails_the_probe() -> None:
+    """Long tasks look like a stall to a driver; the probe (the raylet's health check) tells them apart."""
+    dead: set[str] = set()
+    asked: list[list[str]] = []
+
+    def probe(nodes):
+        asked.append(sorted(nodes))
+        return {n for n in nodes if n in dead}
+
+    brain = make_brain(node_probe=probe)
+    assert brain.report_node_failure(A, "stalled") is True  # a suspicion, not yet a verdict
+    assert {n["node_id"] for n in brain.status()["nodes"]} == {A, B}
+    assert brain.status()["suspected"] == [A]
+    assert brain.check_suspects() == []  # A answers its health check: it only runs long tasks
+    assert asked == [[A]] and {n["node_id"] for n in brain.status()["nodes"]} == {A, B}
+    dead.add(A)  # now its raylet is gone
+    brain.report_node_failure(A, "stalled")
+    assert brain.check_suspects() == [A]
+    assert [n["node_id"] for n in brain.status()["nodes"]] == [B]
+    assert brain.status()["reported_dead"][0]["reason"] == "stalled"
+    assert brain.check_suspects() == []  # nothing left to probe
+    assert asked == [[A], [A]]
+
+
+def test_a_failing_probe_drops_nothing() -> None:
+    def probe(nodes):
+        raise ConnectionError("GCS unavailable")
+
+    brain = make_brain(node_probe=probe)
+    brain.report_node_failure(A, "lost")
+    assert brain.check_suspects() == []
+    assert {n["node_id"] for n in brain.status()["nodes"]} == {A, B}
+
+
+def test_tasks_whose_only_node_was_reported_wait_for_it_then_are_infeasible_once_ray_agrees() -> None:
+    big = {"CPU": 2.0}  # only A (2 CPUs) can hold it; B has 1
+    brain = make_brain()
+    first = brain.place("s1", [], [(0, big, "0"), (1, big, "1")])
+    assert placed(first) == [0] and first.waiting == 1
+    brain.report_node_failure(A, "lost")  # task 1 waits for A, which is now out of the view
+    answer = brain.place("s1", [], [])
+    assert answer.infeasible == [] and answer.waiting == 1  # A may come back (Ray still lists it)
+    brain.sync_nodes({B: {"CPU": 1.0}})  # Ray agrees A is dead: no node left could ever hold it
+    answer = brain.place("s1", [], [])
+    assert [uid for uid, _ in answer.infeasible] == [1] and answer.waiting == 0
+    assert "infeasible demand {CPU: 2}" in answer.infeasible[0][1]
+
+
+def test_a_task_whose_node_comes_back_is_placed_there() -> None:
+    big = {"CPU": 2.0}
+    brain = make_brain()
+    brain.place("s1", [], [(0, big, "0"), (1, big, "1")])
+    brain.report_node_failure(A, "lost")
+    brain.place("s1", [0], [])
+    brain.sync_nodes({A: {"CPU": 2.0}, B: {"CPU": 1.0}})  # Ray lists A: still out (grace period)
+    assert brain.place("s1", [], []).placed == []
+    brain._condemned.clear()  # the grace period ended (tested above with the clock)
+    brain.sync_nodes({A: {"CPU": 2.0}, B: {"CPU": 1.0}})
+    assert [(uid, node) for uid, node, *_ in brain.place("s1", [], []).placed] == [(1, A)]
+
+
 def test_idle_submissions_expire_unless_they_heartbeat() -> None:
     clock = Clock()
     brain = make_brain(clock=clock, expiry_s=60)

@@ -1,8 +1,9 @@
 """Placement policies: a name registry plus ``module:Name`` user policies.
 
 ``build_policy("p2c", PolicyOptions(seed=1))`` gives a built-in;
-``build_policy("mypolicies:Sticky", options)`` imports ``mypolicies`` (the
-current directory is on the path, as with ``python -m``) and uses its
+``build_policy("mypolicies:Sticky", options)`` imports ``mypolicies`` (from
+the current directory as with ``python -m``, the job file's folder, or what is
+installed) and uses its
 ``Sticky``: a class or factory (called with the options if it takes one
 argument, else with none), an object with a ``choose`` method, or a plain
 function ``choose(task, view)``.
@@ -15,7 +16,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ray import cloudpickle  # Ray pickles with its own copy; register with that one
@@ -75,8 +76,12 @@ class FunctionPolicy:
         return self.fn(task, view)
 
 
-def build_policy(name: str, options: PolicyOptions | None = None) -> Policy:
-    """A policy by registry name or ``module:Name``; ValueError says what is wrong."""
+def build_policy(name: str, options: PolicyOptions | None = None, search: Sequence[str | os.PathLike] = ()) -> Policy:
+    """A policy by registry name or ``module:Name``; ValueError says what is wrong.
+
+    ``module`` is looked for in the current directory, then in ``search`` (the
+    job file's folder), then among what is installed.
+    """
     options = options if options is not None else PolicyOptions()
     if not isinstance(name, str):
         raise ValueError(f"policy must be a name, got {name!r}")
@@ -84,29 +89,29 @@ def build_policy(name: str, options: PolicyOptions | None = None) -> Policy:
     if builder is not None:
         return builder(options)
     if ":" in name:
-        return _load_user_policy(name, options)
+        return _load_user_policy(name, options, search)
     raise ValueError(
         f"unknown policy {name!r}: choose one of {', '.join(POLICY_NAMES)}, "
         "or give your own as module:Name (e.g. mypolicies:Sticky)"
     )
 
 
-def _load_user_policy(spec: str, options: PolicyOptions) -> Policy:
+def _load_user_policy(spec: str, options: PolicyOptions, search: Sequence[str | os.PathLike] = ()) -> Policy:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"policy {spec!r}: expected module:Name, e.g. mypolicies:Sticky")
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
+    folders = [os.getcwd(), *(os.fspath(f) for f in search)]
+    added = [f for f in dict.fromkeys(folders) if f not in sys.path]
+    sys.path[:0] = added
     try:
         importlib.invalidate_caches()
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's input
         raise ValueError(f"policy {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
     finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
+        for folder in added:
+            if folder in sys.path:
+                sys.path.remove(folder)
     obj: Any = module
     for part in attr.split("."):
         try:
