@@ -173,9 +173,11 @@ def format_status(state: dict[str, Any]) -> str:
 
 from raysched.cli_analyze import analyze_command  # noqa: E402  (its own module: the largest command)
 from raysched.cli_bench import bench_command  # noqa: E402
+from raysched.cli_simulate import simulate_command  # noqa: E402
 
 cli.add_command(analyze_command)
 cli.add_command(bench_command)
+cli.add_command(simulate_command)
 
 
 def main() -> None:

@@ -1,0 +1,475 @@
+"""The driver loop of `raysched submit` on a virtual clock, around a real `PlacementBrain`.
+
+What is modelled, and how it mirrors raysched.runner and raysched.brain_client:
+
+* **Window.** Tasks are drawn in task_id order while fewer than the window are
+  held (``--max-inflight`` of the recorded run, else ``2 x cluster CPUs x
+  overcommit``, 64 to 100,000).
+* **Brain calls.** One ``place(sid, finished, requests, pacing)`` in flight at a
+  time, carrying the finishes and new tasks gathered since the last; the brain
+  decides at the call's virtual time. The answer is back one dispatch time
+  later, and the tasks it placed reach their nodes then ("a task never starts
+  before its placement plus the dispatch time"). As the runner does, the
+  driver calls when it has news, polls every 50 ms while tasks wait at the
+  brain, and while every slot has work calls at most every
+  ``Pacer.call_interval()``.
+* **Pacing.** A real `Pacer` sees every task's run time and every round trip,
+  and sets the brain's admission (``overcommit``), the batch size and the window.
+* **Nodes.** Each node runs what fits its capacity; work placed beyond that
+  (admitted by the brain's overcommit) waits in the node's queue, one FIFO per
+  demand, and starts the instant room frees (as Ray's raylet starts a queued
+  task). A batch of tiny tasks takes one slot and runs its tasks one after another.
+* **Cache** (optional): see raysched.sim.cache.
+* **Churn.** A killed node loses what runs or waits there: each attempt gets a
+  ``retried`` row and goes back to the brain as attempt + 1 (up to 5 losses,
+  as the runner); the brain learns of the change as Ray's membership would tell it.
+
+Time is virtual: nothing sleeps, and the run is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from raysched.brain import Placement, PlacementBrain, PolicyError
+from raysched.pacing import Pacer
+from raysched.policies import Policy
+from raysched.sim import SimInputError
+from raysched.sim.cache import NodeCache
+from raysched.sim.record import SPILL_CODE, Recorder
+
+__all__ = ["AddAt", "CacheModel", "DriverModel", "KillAt", "Simulation", "SimulationStats"]
+
+# These mirror raysched.runner (which needs Ray, so it cannot be imported here; a test keeps them in step).
+POLL_S = 0.05
+MIN_WINDOW, WINDOW_PER_SLOT, MAX_WINDOW = 64, 2, 100_000
+LOST_ATTEMPTS_LIMIT = 5
+# With nothing running and nothing about to change, tasks still waiting after this long never will.
+STUCK_S = 60.0
+EPS = 1e-9
+SUBMISSION = "simulation"
+_FINISH, _ANSWER, _KILL, _ADD, _WAKE = range(5)
+
+Capacity = Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class DriverModel:
+    """How the simulated driver talks to the brain and Ray."""
+
+    dispatch_s: float  # placement to start, for a task whose node has room; also the brain call's round trip
+    overcommit: float | None = None  # fixed admission (the recorded --overcommit); None: the Pacer's
+    batch: int | None = None  # fixed batch size (the recorded --batch); None: the Pacer's
+    max_inflight: int | None = None  # fixed window (the recorded --max-inflight); None: as the runner sizes it
+
+
+@dataclass(frozen=True)
+class CacheModel:
+    """Each node keeps its last ``keys`` keys; a task whose key is not there takes ``miss_s`` longer."""
+
+    keys: int
+    miss_s: float
+
+
+@dataclass(frozen=True)
+class KillAt:
+    at: float
+    node: str | None  # None: the busiest live node at that moment
+
+
+@dataclass(frozen=True)
+class AddAt:
+    at: float
+    nodes: tuple[tuple[str, Capacity], ...]
+
+
+@dataclass
+class SimulationStats:
+    """What the run cost the brain, and the simulator's own speed."""
+
+    decisions: int = 0
+    calls: int = 0
+    wall_s: float = 0.0
+    virtual_s: float = 0.0
+    keys_moved: int | None = None
+    killed: list[tuple[float, str]] = field(default_factory=list)  # (virtual second, node)
+
+    @property
+    def decisions_per_s(self) -> float:
+        return self.decisions / self.wall_s if self.wall_s > 0 else math.nan
+
+
+class _Node:
+    __slots__ = ("alive", "cache", "capacity", "free", "index", "node_id", "queues", "running")
+
+    def __init__(self, index: int, node_id: str, capacity: Capacity, cache: CacheModel | None) -> None:
+        self.index = index
+        self.node_id = node_id
+        self.capacity = dict(capacity)
+        self.free = dict(capacity)
+        self.queues: dict[int, deque[_Unit]] = {}  # demand code -> units waiting for room, in arrival order
+        self.running: dict[_Unit, None] = {}  # insertion-ordered (a set's order would vary between runs)
+        self.alive = True
+        self.cache = NodeCache(cache.keys) if cache is not None else None
+
+    @property
+    def work(self) -> int:
+        return len(self.running) + sum(len(q) for q in self.queues.values())
+
+
+class _Unit:
+    """What one Ray task carries: one task, or a batch of tiny ones for the same node and demand."""
+
+    __slots__ = ("alive", "code", "node", "positions")
+
+    def __init__(self, node: _Node, code: int, positions: list[int]) -> None:
+        self.node = node
+        self.code = code
+        self.positions = positions
+        self.alive = True
+
+
+class Simulation:
+    """One policy over one trace on one simulated cluster."""
+
+    def __init__(
+        self,
+        *,
+        keys: np.ndarray,
+        demand_codes: np.ndarray,
+        demands: Sequence[Mapping[str, float]],
+        base_s: np.ndarray,
+        policy: Policy,
+        policy_name: str,
+        nodes: Mapping[str, Capacity],
+        driver: DriverModel,
+        cache: CacheModel | None,
+        recorder: Recorder,
+        kills: Sequence[KillAt] = (),
+        adds: Sequence[AddAt] = (),
+    ) -> None:
+        self.keys = keys.tolist()
+        self.codes = demand_codes.tolist()
+        self.demands = [dict(d) for d in demands]
+        self.needs = [[(r, a) for r, a in d.items() if a > 0] for d in self.demands]
+        self.base_s = base_s.tolist()
+        self.policy = policy
+        self.policy_name = policy_name
+        self.driver = driver
+        self.cache = cache
+        self.rec = recorder
+        self.pacer = Pacer(driver.overcommit, driver.batch)
+        self.nodes: dict[str, _Node] = {}
+        for node_id, capacity in nodes.items():
+            self._new_node(node_id, capacity)
+        self.cluster_cpus = sum(n.capacity.get("CPU", 0.0) for n in self.nodes.values())
+        self.now = 0.0
+        self.heap: list[tuple[float, int, int, Any]] = []
+        self.seq = itertools.count()
+        for kill in kills:
+            self._push(kill.at, _KILL, kill)
+        for add in adds:
+            self._push(add.at, _ADD, add)
+        self.membership_pending = len(kills) + len(adds)
+        self.brain = PlacementBrain(clock=lambda: self.now, expiry_s=math.inf)
+        self.total = len(self.keys)
+        self.next_pos = 0
+        self.held = 0
+        self.to_send: list[int] = []
+        self.finished: list[int] = []
+        self.at_brain = 0
+        self.units_out = 0  # units dispatched and not finished (the runner's Ray refs in flight)
+        self.in_flight = False
+        self.calls = 0
+        self.last_sent = 0.0
+        self.wakes: set[float] = set()
+        self.last_progress = 0.0
+        self.stuck_s = STUCK_S + 2 * float(getattr(policy, "locality_wait_s", 0.0) or 0.0)
+        self.stats = SimulationStats()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> SimulationStats:
+        """Run to the last task; the brain's counters and the simulator's speed."""
+        started = time.perf_counter()
+        brain = self.brain
+        brain.sync_nodes(self._live_capacities())
+        brain.register(
+            SUBMISSION,
+            self.policy,
+            {"run_id": self.rec.run_id, "policy": self.policy_name},
+            (),
+            (),
+            self.driver.overcommit or 2.0,
+        )
+        handlers: dict[int, Callable[[Any], None]] = {
+            _FINISH: self._on_finish,
+            _ANSWER: self._on_answer,
+            _KILL: self._on_kill,
+            _ADD: self._on_add,
+            _WAKE: self._on_wake,
+        }
+        heap = self.heap
+        self._fill()
+        self._maybe_send()
+        while not self._done():
+            if not heap:
+                self._cancel_waiting()
+                break
+            now = heap[0][0]
+            self.now = now
+            while heap and heap[0][0] <= now:
+                _, _, kind, payload = heapq.heappop(heap)
+                handlers[kind](payload)
+            self._fill()
+            if self.units_out == 0 and self._stuck():
+                self._cancel_waiting()
+                break
+            self._maybe_send()
+        final = brain.unregister(SUBMISSION)
+        self.stats.decisions = brain.decisions
+        self.stats.calls = self.calls
+        self.stats.keys_moved = final.get("keys_moved")
+        self.stats.virtual_s = self.now
+        self.stats.wall_s = time.perf_counter() - started
+        return self.stats
+
+    def _done(self) -> bool:
+        return self.next_pos >= self.total and self.held == 0 and not self.in_flight
+
+    def _stuck(self) -> bool:
+        """Tasks wait at the brain, nothing runs, and nothing can change: no live node can ever take them."""
+        return (
+            self.units_out == 0
+            and not self.in_flight
+            and self.membership_pending == 0
+            and not self.to_send
+            and self.now - self.last_progress > self.stuck_s
+        )
+
+    def _push(self, at: float, kind: int, payload: Any) -> None:
+        heapq.heappush(self.heap, (at, next(self.seq), kind, payload))
+
+    def _window(self) -> int:
+        if self.driver.max_inflight is not None:
+            return self.driver.max_inflight
+        slots = WINDOW_PER_SLOT * self.cluster_cpus * self.pacer.overcommit()
+        return int(min(MAX_WINDOW, max(MIN_WINDOW, math.ceil(slots))))
+
+    def _fill(self) -> None:
+        """Draw tasks while fewer than the window are held (each is submitted now)."""
+        if self.next_pos >= self.total:
+            return
+        room = min(self._window() - self.held, self.total - self.next_pos)
+        if room <= 0:
+            return
+        first = self.next_pos
+        self.next_pos += room
+        self.held += room
+        self.rec.drawn(first, self.next_pos, self.now)
+        self.to_send.extend(range(first, self.next_pos))
+
+    # -- the brain ------------------------------------------------------------------------------
+    def _maybe_send(self) -> None:
+        """The runner's rule: call when there is news (or to poll), not more often than the pacing allows.
+
+        Times are compared as ``now >= last_sent + wait`` (the very sum a wake-up is scheduled at), never as
+        ``now - last_sent >= wait``, which rounding could keep false at the wake-up itself.
+        """
+        if self.in_flight:
+            return
+        poll_at = self.last_sent + POLL_S
+        polling = self.at_brain > 0 and self.now >= poll_at
+        if not (self.to_send or self.finished or polling):
+            if self.at_brain > 0:
+                self._wake(poll_at)
+            return
+        call_at = self.last_sent + self.pacer.call_interval()
+        if self.now < call_at and self.units_out >= self.cluster_cpus:
+            self._wake(call_at)
+            return
+        demands, codes, keys = self.demands, self.codes, self.keys
+        requests = [(pos, demands[codes[pos]], keys[pos]) for pos in self.to_send]
+        try:
+            answer = self.brain.place(SUBMISSION, self.finished, requests, self.pacer.stats())
+        except PolicyError as err:
+            raise SimInputError(f"policy error: {err}") from None
+        cycle = self.now - self.last_sent if self.calls else 0.0
+        self.calls += 1
+        self.last_sent = self.now
+        self.in_flight = True
+        self.at_brain += len(requests)
+        self.to_send, self.finished = [], []
+        self._push(self.now + self.driver.dispatch_s, _ANSWER, (answer, cycle))
+
+    def _wake(self, at: float) -> None:
+        if at not in self.wakes:
+            self.wakes.add(at)
+            self._push(at, _WAKE, at)
+
+    def _on_wake(self, at: float) -> None:
+        self.wakes.discard(at)
+
+    def _on_answer(self, payload: tuple[Placement, float]) -> None:
+        """Dispatch what the brain placed (batched per node and demand); record what it found infeasible."""
+        answer, cycle = payload
+        self.in_flight = False
+        self.pacer.gap(min(cycle, 1.0) + self.driver.dispatch_s)
+        rec = self.rec
+        for pos, message in answer.infeasible:
+            rec.closed(pos, "infeasible", f"InfeasibleError: {message}")
+            self.held -= 1
+        self.at_brain -= len(answer.infeasible) + len(answer.placed)
+        groups: dict[tuple[str, int], list[int]] = {}
+        codes = self.codes
+        spill_code, spills, waits = SPILL_CODE, rec.spill, rec.brain_wait
+        for pos, node_id, spill, waited in answer.placed:  # the hot loop: plain array writes
+            if spill:
+                spills[pos] = spill_code[spill]
+            waits[pos] = waited
+            group = (node_id, codes[pos])
+            if group in groups:
+                groups[group].append(pos)
+            else:
+                groups[group] = [pos]
+        size = max(1, self.pacer.batch())
+        touched: dict[_Node, None] = {}
+        for (node_id, code), positions in groups.items():
+            node = self.nodes[node_id]
+            if not node.alive:  # placed on a node that died before the task reached it
+                self._lose(node, positions, "TaskUnschedulableError: the node died before the task reached it")
+                continue
+            queue = node.queues.get(code)
+            if queue is None:
+                queue = node.queues[code] = deque()
+            if size == 1:
+                queue.extend(_Unit(node, code, [pos]) for pos in positions)
+            else:
+                queue.extend(_Unit(node, code, positions[i : i + size]) for i in range(0, len(positions), size))
+            self.units_out += -(-len(positions) // size)
+            touched[node] = None
+        for node in touched:
+            self._start_queued(node)
+
+    # -- nodes ------------------------------------------------------------------------------------
+    def _start_queued(self, node: _Node) -> None:
+        """Start every queued unit that fits the node's free capacity, FIFO per demand."""
+        free = node.free
+        for code, queue in node.queues.items():
+            need = self.needs[code]
+            while queue:
+                for r, a in need:
+                    if free.get(r, 0.0) + EPS < a:
+                        break
+                else:
+                    unit = queue.popleft()
+                    for r, a in need:
+                        free[r] -= a
+                    self._start(unit)
+                    continue
+                break
+
+    def _start(self, unit: _Unit) -> None:
+        node, t = unit.node, self.now
+        rec, base, keys, cache = self.rec, self.base_s, self.keys, node.cache
+        miss_s = self.cache.miss_s if self.cache is not None else 0.0
+        for pos in unit.positions:
+            run = base[pos]
+            if cache is not None:
+                hit = cache.lookup(keys[pos], t, miss_s)
+                rec.hit[pos] = hit
+                if not hit:
+                    run += miss_s
+            rec.started[pos] = t
+            t += run
+            rec.finished[pos] = t
+        node.running[unit] = None
+        self.last_progress = self.now
+        self._push(t, _FINISH, unit)
+
+    def _on_finish(self, unit: _Unit) -> None:
+        if not unit.alive:
+            return  # its node died first
+        node = unit.node
+        free = node.free
+        for r, a in self.needs[unit.code]:
+            free[r] += a
+        del node.running[unit]
+        self.units_out -= 1
+        rec, task_ran, index = self.rec, self.pacer.task_ran, node.index
+        started, finished, nodes = rec.started, rec.finished, rec.node
+        for pos in unit.positions:  # ended ok: where it ran
+            task_ran(finished[pos] - started[pos])
+            nodes[pos] = index
+        self.finished.extend(unit.positions)
+        self.held -= len(unit.positions)
+        self._start_queued(node)
+
+    # -- churn ------------------------------------------------------------------------------------
+    def _new_node(self, node_id: str, capacity: Capacity) -> _Node:
+        node = _Node(self.rec.node_index(node_id), node_id, capacity, self.cache)
+        self.nodes[node_id] = node
+        return node
+
+    def _live_capacities(self) -> dict[str, dict[str, float]]:
+        return {n.node_id: n.capacity for n in self.nodes.values() if n.alive}
+
+    def _on_kill(self, kill: KillAt) -> None:
+        self.membership_pending -= 1
+        live = [n for n in self.nodes.values() if n.alive]
+        if kill.node is not None:
+            node = self.nodes.get(kill.node)
+            if node is None or not node.alive:
+                return  # already gone (killed twice, or added later than this kill)
+        elif live:
+            node = min(live, key=lambda n: (-n.work, n.node_id))
+        else:
+            return
+        node.alive = False
+        self.stats.killed.append((self.now, node.node_id))
+        lost = list(node.running) + [u for q in node.queues.values() for u in q]
+        node.running.clear()
+        node.queues.clear()
+        for unit in lost:
+            unit.alive = False
+            self.units_out -= 1
+            self._lose(
+                node,
+                unit.positions,
+                f"NodeDiedError: node {node.node_id} was removed at virtual second {self.now:g} (--kill-node)",
+            )
+        self.brain.sync_nodes(self._live_capacities())
+        self.last_progress = self.now
+
+    def _lose(self, node: _Node, positions: list[int], error: str) -> None:
+        """Attempts lost with a node: a retried row each, and a new attempt through the brain (as the runner)."""
+        rec = self.rec
+        for pos in positions:
+            retry = rec.attempt[pos] <= LOST_ATTEMPTS_LIMIT
+            rec.lost(pos, node.index, error, retry, self.now)
+            if retry:
+                self.to_send.append(pos)
+            else:
+                self.held -= 1
+        self.finished.extend(positions)  # releases the brain's ledger entries (the node is gone from its view)
+
+    def _on_add(self, add: AddAt) -> None:
+        self.membership_pending -= 1
+        for node_id, capacity in add.nodes:
+            self._new_node(node_id, capacity)
+        self.brain.sync_nodes(self._live_capacities())
+        self.last_progress = self.now
+
+    def _cancel_waiting(self) -> None:
+        for pos in self.rec.unfinished(self.next_pos):  # nothing runs: all of them wait at the brain
+            self.rec.closed(pos, "cancelled", "Cancelled: no live node could hold it when the simulation ended")
+            self.held -= 1
+        self.at_brain = 0
