@@ -334,7 +334,10 @@ class Runner:
         tick = self._tick()
         ready, _ = ray.wait(waiting_on, num_returns=len(waiting_on), timeout=tick, fetch_local=False)
         if not ready:
-            ready, _ = ray.wait(waiting_on, num_returns=1, timeout=WAIT_S, fetch_local=False)
+            # Nothing yet: wait for the first result, but no later than the next poll is due when tasks wait at
+            # the brain (room another driver's tasks freed is placed for us there, and heard of only by asking).
+            longest = max(0.001, POLL_S - self.client.idle_s) if self.client.at_brain and brain_ref is None else WAIT_S
+            ready, _ = ray.wait(waiting_on, num_returns=1, timeout=min(WAIT_S, longest), fetch_local=False)
         done = [ref for ref in ready if ref in self._running]
         now = time.time()
         for ref, out in zip(done, _get_each(done), strict=True):

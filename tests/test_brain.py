@@ -379,3 +379,35 @@ def test_a_dead_driver_releases_its_work_without_waiting_for_the_expiry() -> Non
     assert brain.release_dead_drivers({"0100"}) == []  # someone else's job
     assert brain.release_dead_drivers({"0100", "0200"}) == ["s2"]
     assert in_flight(brain) == 0 and [s["submission_id"] for s in brain.status()["submissions"]] == ["s1"]
+
+
+def test_a_slot_freed_by_a_driver_goes_to_that_drivers_waiting_task_first() -> None:
+    """Placements reach a driver only in its own answer: the caller's task takes the slot its release freed."""
+    brain = make_brain({A: {"CPU": 1.0}})
+    brain.register("s2", build_policy("greedy", PolicyOptions(seed=1)), {"run_id": "s2"}, overcommit=1.0)
+    assert placed(brain.place("s1", [], [(0, ONE, "0"), (1, ONE, "1")])) == [0]  # A's one slot
+    assert placed(brain.place("s2", [], [(0, ONE, "0")])) == []  # no room: it waits (s1's task 1 waits too)
+    # s1's task 0 finishes: s1 asks, and its own task 1 gets the slot, though s2's waited as long
+    assert placed(brain.place("s1", [0], [])) == [1]
+    assert placed(brain.place("s2", [], [])) == []
+    assert placed(brain.place("s1", [1], [])) == []  # no more s1 work: the slot is s2's at its next call
+    assert placed(brain.place("s2", [], [])) == [0]
+
+
+@pytest.mark.parametrize(
+    "adaptive, held",
+    [
+        # two drivers whose pacing asked for a depth of 2 each: A (2 CPUs) holds 2 x (2 + 2) = 8
+        (1.0, 8),
+        # the same depths given as a fixed --overcommit 2: a limit on the node's whole queue, 2 x 2 = 4
+        (0.0, 4),
+    ],
+)
+def test_several_drivers_share_the_sum_of_their_paced_depths(adaptive: float, held: int) -> None:
+    brain = make_brain({A: {"CPU": 2.0}}, overcommit=2.0)
+    brain.register("s2", build_policy("greedy", PolicyOptions(seed=1)), {"run_id": "s2"}, overcommit=2.0)
+    pacing = {"overcommit": 2.0, "adaptive": adaptive}
+    first = placed(brain.place("s1", [], [(i, ONE, str(i)) for i in range(10)], pacing))
+    second = placed(brain.place("s2", [], [(i, ONE, str(i)) for i in range(10)], pacing))
+    assert len(first) + len(second) == held
+    assert in_flight(brain) == held

@@ -99,15 +99,18 @@ def test_bounded_loads_spread_a_hot_key_that_the_pure_ring_keeps_on_one_node(add
         "import time, raysched\n"
         "def work(i):\n    time.sleep(0.05)\n    return {'items': 1}\n"
         "def tasks():\n    for i in range(160):\n"
-        "        yield raysched.Task(work, args=(i,), key='hot' if i % 2 == 0 else f'cold-{i}')\n"
+        "        yield raysched.Task(work, args=(i,), key='hot' if i % 4 else f'cold-{i}')\n"
     )
+    # Three tasks in four are 'hot'. The largest node (4 of 9 CPUs) may hold at most 1.25 x 4/9 = 56% of the
+    # assigned work, less than 75%: wherever the ring puts the hot key, it must spread. (With half the tasks
+    # hot it could stay home on the 4-CPU node, and the test would depend on the node ids.)
     bounded = submit(address, job, tmp_path / "bounded.csv")
     pure = submit(address, job, tmp_path / "pure.csv", "--load-factor", "off")
     hot_pure = pure[pure["key"] == "hot"]["node_ran"]
     hot_bounded = bounded[bounded["key"] == "hot"]["node_ran"]
     assert hot_pure.nunique() == 1  # the pure ring: a key never leaves its owner
     owner = hot_pure.iloc[0]
-    # half of all work on one node (of 1, 2, 2, 4 CPUs) is more than any node's bound: it spreads
+    # 75% of all work on one node (of 1, 2, 2, 4 CPUs) is more than any node's bound: it spreads
     assert hot_bounded.nunique() >= 2
     assert (hot_bounded == owner).sum() < len(hot_bounded)
     assert set(bounded["spill"].fillna("")) <= {"", "bound", "wait"}
