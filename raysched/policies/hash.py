@@ -43,10 +43,11 @@ AUTO_WAIT_MIN_S = 0.2
 AUTO_WAIT_MAX_S = 10.0
 AUTO_WAIT_TASKS = 3.0  # adaptive wait = this many 90th-percentile task times
 ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed forgotten first)
-# A new key looks this many nodes clockwise for one within its fair share of keys, then stays home if the
-# bound allows. Uncapped, the search is linear probing at a load of 1: nearly every node at its share, walks
-# of thousands of nodes per key on a 10,000-node ring. Equal on clusters of up to this many nodes.
-KEY_SHARE_PROBES = 64
+# A key that must move looks this many nodes clockwise for one that takes it whole; past them it splits
+# (tasks one by one to the first nodes under the bound). Uncapped, a key hotter than any node's bound, or a
+# new key looking for a node within its share of keys (linear probing at a load of 1), walked thousands of
+# nodes per decision on a 10,000-node ring. Nothing changes on clusters of up to this many nodes.
+MOVE_PROBES = 64
 RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its owner once it is calm
 
 Signature = tuple[tuple[str, ...], tuple[float, ...]]
@@ -319,9 +320,7 @@ class HashPolicy:
         for fits_keys in tiers:
             if fits_keys(home) and bound.fits(home, c, count):
                 return plan
-            ahead = plan.walk.after(home)
-            if fits_keys is not _anywhere:
-                ahead = itertools.islice(ahead, KEY_SHARE_PROBES)
+            ahead = itertools.islice(plan.walk.after(home), MOVE_PROBES)
             target = next((n for n in ahead if fits_keys(n) and bound.fits(n, strict, count, moving)), None)
             if target is not None:
                 if target == owner:
