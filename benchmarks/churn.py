@@ -174,6 +174,7 @@ def run_raysched(args, tmp: Path) -> dict:
         changes = json.loads(status.stdout)["membership_changes"]
         df = pd.read_csv(out)
         if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
             shutil.copy(out, Path(args.keep) / f"churn-raysched-{int(killed_at)}-{dead[:8]}-killed.csv")
     finally:
         cluster.shutdown()
