@@ -57,6 +57,11 @@ HEARTBEAT_S = 5.0
 # report must not exclude a live node forever). Ray's default health checks
 # declare a dead node within about 15-18 s, well inside this.
 CONDEMN_GRACE_S = 30.0
+# Ray hands a node's worker to another job at least this often when several jobs queue work there (its
+# worker_lease_timeout_milliseconds, 500 ms by default). While several submissions share the nodes, each keeps
+# about this much of its own work queued at a node, so that its turn is never cut short by an empty queue.
+LEASE_TURN_S = 0.5
+MAX_SHARED_DEPTH = 256.0  # tasks per slot one submission may ask for on that account
 _SKIPPED_RESOURCES = ("object_store_memory",)
 _SKIPPED_PREFIXES = ("node:", "accelerator_type:")
 
@@ -85,6 +90,7 @@ class Placement:
     infeasible: list[tuple[int, str]] = field(default_factory=list)
     waiting: int = 0
     brain_id: str = ""
+    depth: float | None = None  # while nodes are shared: the queue depth kept for this submission (its window)
 
 
 @dataclass(eq=False)
@@ -110,6 +116,7 @@ class _Submission:
     info: dict[str, Any]
     overcommit: float = 2.0
     adaptive: bool = False  # its depth comes from the driver's pacing (added up with others'), not a fixed --overcommit
+    task_s: float | None = None  # its tasks' median run time, as its driver measured it
     ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)
     waiting: dict[int, _Waiting] = field(default_factory=dict)
     ready: collections.deque = field(default_factory=collections.deque)  # to decide in the next round
@@ -490,6 +497,8 @@ class PlacementBrain:
                 sub.overcommit = overcommit
             if pacing and "adaptive" in pacing:
                 sub.adaptive = bool(pacing["adaptive"])
+            if pacing and "task_p50_s" in pacing:
+                sub.task_s = _positive_or_none(pacing["task_p50_s"])
             self._shared_depth = _shared_depth(self._subs.values())
             pace = getattr(sub.policy, "pace", None)
             if pacing and callable(pace):
@@ -506,7 +515,11 @@ class PlacementBrain:
                 self._withdraw(sub)  # all or nothing: no placement this driver never hears of stays reserved
                 raise sub.error
             answer = Placement(
-                placed=sub.outbox, infeasible=sub.infeasible, waiting=len(sub.waiting), brain_id=self.brain_id
+                placed=sub.outbox,
+                infeasible=sub.infeasible,
+                waiting=len(sub.waiting),
+                brain_id=self.brain_id,
+                depth=_shared_share(sub) if len(self._subs) > 1 and sub.adaptive else None,
             )
             sub.outbox, sub.infeasible = [], []
             spent = time.perf_counter() - started
@@ -612,7 +625,8 @@ class PlacementBrain:
     def _admission(self, sub: _Submission) -> float:
         """How much a node may hold while placing for ``sub``: with one submission, the depth it asked for.
 
-        With several, the sum of the depths their pacing asked for (fixed
+        With several, the sum of the depths their pacing asked for, each at
+        least a lease turn of its own tasks (see `_shared_share`; fixed
         ``--overcommit`` depths are not added), counted over every
         submission's work: each keeps about the queue its own round trip
         needs at each node. A shallower shared queue lets a driver's queue at a
@@ -957,9 +971,30 @@ def _shared_depth(subs: Iterable[_Submission]) -> float:
     for, and never less than the deepest fixed ``--overcommit`` (a fixed depth is a limit on the node's whole
     queue, so fixed depths are not added up)."""
     subs = list(subs)
-    adaptive = sum(s.overcommit for s in subs if s.adaptive)
+    adaptive = sum(_shared_share(s) for s in subs if s.adaptive)
     fixed = max((s.overcommit for s in subs if not s.adaptive), default=1.0)
     return max(1.0, adaptive, fixed)
+
+
+def _shared_share(sub: _Submission) -> float:
+    """What one paced submission adds to the shared depth: its own depth, and at least a lease turn of its work.
+
+    Ray lets a job keep a node's worker for up to a lease turn while it has
+    tasks queued there. A shorter queue ends the turn early, and the next job
+    may have to start a worker first; four drivers on 4 x 2 CPUs spent most of
+    the machine doing that.
+    """
+    if sub.task_s is None:
+        return sub.overcommit
+    return max(sub.overcommit, min(MAX_SHARED_DEPTH, 1.0 + LEASE_TURN_S / sub.task_s))
+
+
+def _positive_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 and math.isfinite(number) else None
 
 
 def _check_overcommit(value: Any) -> float:

@@ -166,6 +166,7 @@ class Runner:
         self.on_progress = on_progress or (lambda outcome, in_flight: None)
         self.outcome = RunOutcome(run_id=client.run_id)
         self.pacer = Pacer(settings.overcommit, settings.batch)
+        self._shared_depth: float | None = None  # the depth the brain keeps for us while nodes are shared
         self._held: dict[int, _Attempt] = {}  # every attempt not finished: to send, at the brain, running
         self._to_send: list[_Attempt] = []
         self._running: dict[Any, list[_Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
@@ -217,7 +218,8 @@ class Runner:
     def _window(self) -> int:
         if self.settings.max_inflight is not None:
             return self.settings.max_inflight
-        slots = WINDOW_PER_SLOT * self.settings.cluster_cpus * self.pacer.overcommit()
+        depth = max(self.pacer.overcommit(), self._shared_depth or 0.0)  # enough to fill what the brain keeps
+        slots = WINDOW_PER_SLOT * self.settings.cluster_cpus * depth
         return int(min(MAX_WINDOW, max(MIN_WINDOW, math.ceil(slots))))
 
     def _tasks(self) -> Iterator[_Attempt]:
@@ -261,6 +263,7 @@ class Runner:
 
     def _apply(self, answer: Placement, rtt_s: float) -> None:
         """Dispatch what the brain placed; record what it found infeasible."""
+        self._shared_depth = answer.depth
         # A slot freed just after a call waits for the next call and its answer: the whole cycle.
         self.pacer.gap(min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s)
         for uid, message in answer.infeasible:
