@@ -414,15 +414,15 @@ def test_several_drivers_share_the_sum_of_their_paced_depths(adaptive: float, he
 
 
 def test_shared_nodes_keep_a_lease_turn_of_each_drivers_short_tasks() -> None:
-    """Several paced drivers: each keeps at least 0.5 s of its own tasks queued per slot (Ray's lease turn)."""
+    """Several paced drivers: each keeps at least 2 s of its own tasks queued per slot (four of Ray's lease turns)."""
     brain = make_brain({A: {"CPU": 1.0}}, overcommit=2.0)
     brain.register("s2", build_policy("greedy", PolicyOptions(seed=1)), {"run_id": "s2"}, overcommit=2.0)
     pacing = {"overcommit": 2.0, "adaptive": 1.0, "task_p50_s": 0.01}
-    # 10 ms tasks: 1 + 0.5 / 0.01 = 51 tasks per slot for each driver, so A's one slot holds 2 x 51 = 102
-    first = brain.place("s1", [], [(i, ONE, str(i)) for i in range(200)], pacing)
-    second = brain.place("s2", [], [(i, ONE, str(i)) for i in range(200)], pacing)
-    assert first.depth == second.depth == pytest.approx(51.0)
-    assert in_flight(brain) == 102
+    # 10 ms tasks: 1 + 2 / 0.01 = 201 tasks per slot for each driver, so A's one slot holds 2 x 201 = 402
+    first = brain.place("s1", [], [(i, ONE, str(i)) for i in range(500)], pacing)
+    second = brain.place("s2", [], [(i, ONE, str(i)) for i in range(500)], pacing)
+    assert first.depth == second.depth == pytest.approx(201.0)
+    assert in_flight(brain) == 402
     # alone again, a driver gets the depth its own pacing asked for, and no hint to widen its window
     brain.unregister("s2")
     assert brain.place("s1", [], [], pacing).depth is None
