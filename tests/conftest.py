@@ -75,3 +75,40 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)  # the poll interval of this condition wait
+
+
+def start_submit(address: str, job: Path, out: Path, *args: str) -> subprocess.Popen:
+    """`raysched submit` as a user's background process against ``address`` (RAY_ADDRESS cleared), output piped."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raysched.cli",
+            "submit",
+            str(job),
+            "--address",
+            address,
+            "--out",
+            str(out),
+            "--quiet",
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def ok_rows(path: Path) -> int:
+    """Ok rows written so far (the file may be mid-write)."""
+    import pandas as pd
+
+    if not path.exists():
+        return 0
+    try:
+        return int((pd.read_csv(path, on_bad_lines="skip")["status"] == "ok").sum())
+    except (pd.errors.EmptyDataError, KeyError):
+        return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_cli, wait_for
+from conftest import ok_rows, run_cli, start_submit, wait_for
 
 from raysched.ring import HashRing, RingConfig
 
@@ -78,38 +78,6 @@ def write_job(tmp_path: Path, n: int, sleep: float, keys: int) -> Path:
     job = tmp_path / "slowjob.py"
     job.write_text(SLOW_JOB.format(n=n, sleep=sleep, keys=keys))
     return job
-
-
-def start_submit(address: str, job: Path, out: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "raysched.cli",
-            "submit",
-            str(job),
-            "--address",
-            address,
-            "--out",
-            str(out),
-            "--quiet",
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def ok_rows(path: Path) -> int:
-    """Ok rows written so far (the file may be mid-write)."""
-    if not path.exists():
-        return 0
-    try:
-        return int((pd.read_csv(path, on_bad_lines="skip")["status"] == "ok").sum())
-    except (pd.errors.EmptyDataError, KeyError):
-        return 0
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:

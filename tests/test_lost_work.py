@@ -8,18 +8,15 @@ disturb the shared cluster's other tests.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_cli, wait_for
+from conftest import ok_rows, run_cli, start_submit, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -31,39 +28,6 @@ def own_address() -> Iterator[str]:
         yield cluster.address
     finally:
         cluster.shutdown()
-
-
-def start_submit(address: str, job: Path, out: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "raysched.cli",
-            "submit",
-            str(job),
-            "--address",
-            address,
-            "--out",
-            str(out),
-            "--quiet",
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def ok_rows(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        return int((pd.read_csv(path, on_bad_lines="skip")["status"] == "ok").sum())
-    except (pd.errors.EmptyDataError, KeyError):
-        return 0
 
 
 def summary_count(text: str, label: str) -> int:
