@@ -76,6 +76,10 @@ Held = tuple[int, str, Mapping[str, float], str]
 Placed = tuple[int, str, str, float]
 
 
+# Waiting tasks by uid, in arrival order (a task that stays after being taken from the head goes back there).
+Queue = collections.OrderedDict
+
+
 class PolicyError(ValueError):
     """A policy raised, or answered something that cannot be honoured (a dead node, a node without room)."""
 
@@ -106,10 +110,13 @@ class _Waiting:
     home: str | None = None  # the node it waits for, if any
     counted: bool = False  # assigned to ``home`` (counted in view.parked), or only deferred for it
     last_home: str | None = None  # the node it was last assigned to (its assignment, kept on a retry)
-    ticket: int = 0  # bumped whenever it moves, so stale queue entries are skipped
+    ticket: int = 0  # bumped whenever it moves, so its stale locality-wait timers are skipped
     overdue: bool = False  # its locality wait is over
     retry: bool = False  # taken from the head of a queue: if it stays, it goes back to the head
     seen_round: int = -1  # the last round that decided it
+    queue: Queue | None = None  # the one queue that holds it now (None while being decided)
+    group: Any = None  # that queue's name: a node id, or a demand signature (waiting for room anywhere)
+    offer: str | None = None  # a node with a free slot offered to it (work conservation), while it is decided
 
 
 @dataclass(eq=False)
@@ -121,15 +128,20 @@ class _Submission:
     task_s: float | None = None  # its tasks' median run time, as its driver measured it
     ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)
     waiting: dict[int, _Waiting] = field(default_factory=dict)
-    ready: collections.deque = field(default_factory=collections.deque)  # to decide in the next round
-    at_node: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) assigned to it
-    deferred_at: dict[str, collections.deque] = field(default_factory=dict)  # node -> (w, ticket) at its bound
-    anywhere: dict[Any, collections.deque] = field(default_factory=dict)  # demand signature (or uid) -> (w, ticket)
-    expiries: list = field(default_factory=list)  # heap of (due, seq, w, ticket)
+    # Every queue below holds live waiting tasks only, each task in at most one of them (uid -> task, in
+    # arrival order): a task that is decided, placed, moved or withdrawn leaves it at once, in O(1).
+    ready: Queue = field(default_factory=Queue)  # to decide in the next round
+    at_node: dict[str, Queue] = field(default_factory=dict)  # node -> tasks assigned to it
+    deferred_at: dict[str, Queue] = field(default_factory=dict)  # node -> tasks at its bound
+    anywhere: dict[Any, Queue] = field(default_factory=dict)  # demand signature (or uid) -> tasks
+    by_key: dict[tuple[str, str], dict[int, _Waiting]] = field(default_factory=dict)  # (node, key) -> its tasks there
+    # Locality-wait timers (due, seq, task, ticket): a task re-parked leaves a stale timer behind, skipped when
+    # popped; the heap is rebuilt from live timers whenever it holds 64 more than the waiting tasks.
+    expiries: list = field(default_factory=list)
     outbox: list[Placed] = field(default_factory=list)
     infeasible: list[tuple[int, str]] = field(default_factory=list)
     error: PolicyError | None = None
-    overdue: dict[int, _Waiting] = field(default_factory=dict)  # past their locality wait, still waiting
+    overdue: dict[int, _Waiting] = field(default_factory=dict)  # past their locality wait (also in a queue)
     ripe: dict[int, _Waiting] = field(default_factory=dict)  # own wait over, but no slot idled yet
     placed_last: bool = True  # what the last decision did (read by the candidate feed)
     done: int = 0
@@ -143,6 +155,10 @@ class _Submission:
         self.assign: Callable[..., Decision | None] | None = getattr(self.policy, "assign", None)
         self.assign_groups = self.assign is not None and "count" in inspect.signature(self.assign).parameters
         self.no_room_means_none = bool(getattr(self.policy, "none_means_no_room", False))
+        # A policy that lets a task past its locality wait run on any free slot (work conservation), and
+        # hears where it went; a policy without the flag is asked again and decides itself.
+        self.work_conserving = bool(getattr(self.policy, "work_conserving", False))
+        self.spilled: Callable[[TaskDemand, str, ResourceView], None] | None = getattr(self.policy, "spilled", None)
 
     @property
     def locality_wait_s(self) -> float | None:
@@ -375,13 +391,19 @@ class PlacementBrain:
             for w in sub.waiting.values():
                 if w.counted and w.home is not None and w.home in self.view:
                     self.view.unpark(w.home, w.task.key)
-                w.home = w.last_home = None
+                w.home = w.last_home = w.queue = w.group = None
                 w.counted = False
                 w.ticket += 1
-                sub.ready.append((w, w.ticket))
+            sub.ready = Queue()
+            for w in sub.waiting.values():
+                self._link(sub, w, sub.ready, None)
             sub.at_node.clear()
             sub.deferred_at.clear()
             sub.anywhere.clear()
+            sub.by_key.clear()
+            sub.expiries.clear()
+            sub.overdue.clear()
+            sub.ripe.clear()
 
     # -- submissions ------------------------------------------------------------------------
     def register(
@@ -587,7 +609,8 @@ class PlacementBrain:
             self._held += 1
             feasible.append(w)
         if sub.assign is None or sub.error is not None:
-            sub.ready.extend((w, w.ticket) for w in feasible)
+            for w in feasible:
+                self._link(sub, w, sub.ready, None)
             return
         groups: dict[str, list[_Waiting]] = {}
         for w in feasible:  # tasks of one key arriving together are assigned as one (the key stays whole)
@@ -605,7 +628,7 @@ class PlacementBrain:
             for w in group:
                 decision = self._assign(sub, w, 1)
                 if decision is None:
-                    sub.ready.append((w, w.ticket))
+                    self._link(sub, w, sub.ready, None)
                     continue
                 if decision.moved_from is not None:
                     self._move_key(sub, w.task.key, decision.moved_from, decision.waits_for, now)
@@ -690,6 +713,10 @@ class PlacementBrain:
                     sub.placed_last = self._decide(sub, w, now)
             if not self._dirty and not any(sub.ready for sub in self._subs.values()):
                 break
+        for sub in self._subs.values():
+            if len(sub.expiries) > len(sub.waiting) + 64:  # stale timers: keep the heap within its live size
+                sub.expiries = [e for e in sub.expiries if e[2].ticket == e[3] and e[2].uid in sub.waiting]
+                heapq.heapify(sub.expiries)
         self._track_idle(now)
 
     def _candidates(self, sub: _Submission, now: float, dirty: set[str]) -> Iterator[_Waiting]:
@@ -697,7 +724,9 @@ class PlacementBrain:
 
         Room can only have appeared on ``dirty`` nodes (releases, joins, new
         parks), so a task waiting for room anywhere is asked about again only
-        when one of them fits it now.
+        when one of them fits it now. A task past its locality wait is asked
+        again only when a node with a free slot could take it (work
+        conservation), and then it runs: there or where its policy prefers.
         """
         view = self.view
         roomy = sorted(dirty)
@@ -706,15 +735,11 @@ class PlacementBrain:
             view.overcommit = self._admission(sub)
             return any(node in view and view.fits_now(node, task.resources) for node in roomy)
 
-        yield from self._overdue_now(sub, now)
-        for w in list(sub.overdue.values()):  # overdue tasks that found no node last time
-            if w.uid in sub.waiting and w.seen_round != self._round_no and room_for(w.task):
-                yield self._unpark(w)
+        self._expire(sub, now)
         no_room: set[tuple] = set()  # demands that found no room in this round (policies that promise it)
         while sub.ready:  # new tasks, and tasks whose node left
-            w, ticket = sub.ready.popleft()
-            if w.ticket != ticket or w.uid not in sub.waiting:
-                continue
+            w = next(iter(sub.ready.values()))
+            self._unlink(sub, w)
             if w.task.signature in no_room:
                 self._park(sub, w, Decision(None), now)  # an equal demand just found no room: wait unasked
                 continue
@@ -723,41 +748,60 @@ class PlacementBrain:
                 no_room.add(w.task.signature)
         view.overcommit = self._admission(sub)
         for node in roomy:  # homes that may have room: first their assigned tasks, then those deferred
-            for queues, counted in ((sub.at_node, True), (sub.deferred_at, False)):
+            for queues in (sub.at_node, sub.deferred_at):
                 queue = queues.get(node)
                 while queue:
-                    w, ticket = queue[0]
-                    if w.ticket != ticket or w.uid not in sub.waiting or w.home != node:
-                        queue.popleft()
-                        continue
-                    if w.seen_round == self._round_no or (counted and not view.fits_now(node, w.task.resources)):
+                    w = next(iter(queue.values()))
+                    if w.seen_round == self._round_no or not view.fits_now(node, w.task.resources):
                         break
-                    queue.popleft()
-                    yield self._unpark(w)
+                    yield self._unpark(sub, w)
                     if not sub.placed_last:
                         break
-                if queue is not None and not queue:
-                    queues.pop(node, None)
+                    queue = queues.get(node)
         if roomy:  # tasks waiting for room anywhere
             for group in list(sub.anywhere):
-                queue = sub.anywhere[group]
-                for _ in range(len(queue)):
-                    w, ticket = queue[0]
-                    if w.ticket != ticket or w.uid not in sub.waiting:
-                        queue.popleft()
-                        continue
-                    if not room_for(w.task):
+                queue = sub.anywhere.get(group)
+                while queue:
+                    w = next(iter(queue.values()))
+                    if w.seen_round == self._round_no or not room_for(w.task):
                         break
-                    queue.popleft()
+                    self._unlink(sub, w)
                     w.retry = True
                     yield w
                     if not sub.placed_last and sub.no_room_means_none:
                         break
-                if not queue:
-                    sub.anywhere.pop(group, None)
+                    queue = sub.anywhere.get(group)
+        if sub.overdue and view.idle_somewhere:
+            yield from self._offers(sub)
 
-    def _overdue_now(self, sub: _Submission, now: float) -> Iterator[_Waiting]:
-        """Tasks whose locality wait just ended (delay scheduling's clock: it runs only while a slot idles).
+    def _offers(self, sub: _Submission) -> Iterator[_Waiting]:
+        """Overdue tasks, oldest first, each offered a node with a free slot that fits it (work conservation).
+
+        Delay scheduling trades a little waiting for locality, never idle
+        slots: once a task's wait is over (counted while some slot idled), the
+        first free slot that fits it takes it. A demand that finds no free
+        slot stops the search for equal demands in this round.
+        """
+        view = self.view
+        full: set[tuple] = set()
+        for w in list(sub.overdue.values()):
+            if w.seen_round == self._round_no or w.task.signature in full or w.uid not in sub.waiting:
+                continue
+            view.overcommit = 1.0  # a free slot, not room in a node's queue
+            free = view.fitting_nodes(w.task.resources, limit=1)
+            view.overcommit = self._admission(sub)
+            if not free:
+                full.add(w.task.signature)
+                if not view.idle_somewhere:
+                    return
+                continue
+            self._unpark(sub, w)
+            w.offer = free[0]
+            yield w
+
+    def _expire(self, sub: _Submission, now: float) -> None:
+        """Tasks whose locality wait just ended become overdue (delay scheduling's clock runs only while a
+        slot idles). They stay queued at their home; `_offers` hands them free slots elsewhere.
 
         A task waits for its home; the wait counts only from the moment some
         node has a free slot it could have used (waiting while every node is
@@ -779,20 +823,17 @@ class PlacementBrain:
                 continue
             w.overdue = True
             sub.overdue[w.uid] = w
-            yield self._unpark(w)
-        if idle_since is not None and sub.ripe:
-            for w in list(sub.ripe.values()):
-                if w.uid not in sub.waiting or w.home is None or w.overdue:
-                    sub.ripe.pop(w.uid, None)
-                elif max(w.since, idle_since) + wait <= now:
-                    sub.ripe.pop(w.uid, None)
+        if idle_since is not None and sub.ripe and idle_since + wait <= now:
+            for w in sub.ripe.values():
+                if w.uid in sub.waiting and not w.overdue:
                     w.overdue = True
                     sub.overdue[w.uid] = w
-                    yield self._unpark(w)
+            sub.ripe.clear()
 
     def _decide(self, sub: _Submission, w: _Waiting, now: float) -> bool:
         """Ask the policy about one task: place it, or park it again. True when placed."""
         view = self.view
+        offer, w.offer = w.offer, None
         if not view.could_ever_fit(w.task.resources):  # its nodes left after it arrived
             return self._no_node_left(sub, w, now)
         self._before_policy(sub)
@@ -807,8 +848,15 @@ class PlacementBrain:
         node = decision.node
         if decision.moved_from is not None:
             self._move_key(sub, w.task.key, decision.moved_from, node or decision.waits_for, now)
-            w.since, w.overdue = now, False
-            sub.overdue.pop(w.uid, None)
+            if offer is None:
+                w.since, w.overdue = now, False
+                sub.overdue.pop(w.uid, None)
+        if node is None and offer is not None:
+            if sub.work_conserving and view.fits_now(offer, w.task.resources):
+                node, decision = offer, Decision(offer, spill="wait")
+            else:  # the policy declined a free slot: the task waits for its home, offered nothing more
+                w.overdue = False
+                sub.overdue.pop(w.uid, None)
         if node is None:
             self._park(sub, w, decision, now)
             return False
@@ -821,17 +869,25 @@ class PlacementBrain:
                 "or None to wait",
             )
             return False
-        del sub.waiting[w.uid]
-        self._held -= 1
-        sub.overdue.pop(w.uid, None)
-        w.ticket += 1
+        self._forget(sub, w)
         view.reserve(node, w.task.resources, w.task.key)
         sub.ledger[w.uid] = (node, w.task.resources, w.task.key)
         sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
         if decision.spill:
             sub.spills[decision.spill] += 1
+            if offer is not None and sub.spilled is not None:
+                sub.spilled(w.task, node, view)
         self.metrics.placed(node)
         return True
+
+    def _forget(self, sub: _Submission, w: _Waiting) -> None:
+        """The task leaves the brain's waiting structures (placed, or answered infeasible)."""
+        del sub.waiting[w.uid]
+        self._held -= 1
+        self._unlink(sub, w)
+        w.ticket += 1
+        sub.overdue.pop(w.uid, None)
+        sub.ripe.pop(w.uid, None)
 
     def _no_node_left(self, sub: _Submission, w: _Waiting, now: float) -> bool:
         """No live node could hold this task any more: wait while a dropped node that could may come back
@@ -845,16 +901,41 @@ class PlacementBrain:
         try:
             check_feasible(self.view, demand)
         except InfeasibleError as err:
-            del sub.waiting[w.uid]
-            self._held -= 1
-            w.ticket += 1
-            sub.overdue.pop(w.uid, None)
-            sub.ripe.pop(w.uid, None)
+            self._forget(sub, w)
             sub.infeasible.append((w.uid, str(err)))
         return False
 
+    def _link(self, sub: _Submission, w: _Waiting, queue: Queue, group: Any, front: bool = False) -> None:
+        """Put a task in one queue (at its head when it was taken from there and stays)."""
+        queue[w.uid] = w
+        if front:
+            queue.move_to_end(w.uid, last=False)
+        w.queue, w.group = queue, group
+        if w.home is not None and queue is not sub.ready:
+            sub.by_key.setdefault((w.home, w.task.key), {})[w.uid] = w
+
+    def _unlink(self, sub: _Submission, w: _Waiting) -> None:
+        """Take a task out of the queue that holds it (and drop the queue once empty)."""
+        queue = w.queue
+        if queue is None:
+            return
+        queue.pop(w.uid, None)
+        if not queue and w.group is not None:
+            for queues in (sub.at_node, sub.deferred_at, sub.anywhere):
+                if queues.get(w.group) is queue:
+                    del queues[w.group]
+        if w.home is not None:
+            pair = (w.home, w.task.key)
+            same = sub.by_key.get(pair)
+            if same is not None:
+                same.pop(w.uid, None)
+                if not same:
+                    del sub.by_key[pair]
+        w.queue = w.group = None
+
     def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
         """Keep a task that cannot run yet, where the next chance to place it will find it."""
+        self._unlink(sub, w)
         w.ticket += 1
         front, w.retry = w.retry, False
         home = decision.waits_for if sub.decide is not None or sub.assign is not None else None
@@ -862,25 +943,25 @@ class PlacementBrain:
             w.home, w.counted = home, decision.assigned
             if w.counted:
                 self.view.park(home, w.task.key)
-            queue = (sub.at_node if w.counted else sub.deferred_at).setdefault(home, collections.deque())
-            queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
+            queues = sub.at_node if w.counted else sub.deferred_at
+            self._link(sub, w, queues.setdefault(home, Queue()), home, front)
             if not front:
                 self._dirty.add(home)
             wait = sub.locality_wait_s
             if wait is not None and not w.overdue:
                 heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
             return
-        queue = sub.anywhere.setdefault(w.task.signature if sub.no_room_means_none else w.uid, collections.deque())
-        queue.appendleft((w, w.ticket)) if front else queue.append((w, w.ticket))
+        group = w.task.signature if sub.no_room_means_none else w.uid
+        self._link(sub, w, sub.anywhere.setdefault(group, Queue()), group, front)
 
-    def _unpark(self, w: _Waiting) -> _Waiting:
+    def _unpark(self, sub: _Submission, w: _Waiting) -> _Waiting:
         """Take a waiting task off its node (to decide it again; it goes back to the head if it stays)."""
+        self._unlink(sub, w)
         if w.home is not None:
-            if w.counted and w.home is not None and w.home in self.view:
+            if w.counted and w.home in self.view:
                 self.view.unpark(w.home, w.task.key)
             w.last_home = w.home if w.counted else None
             w.home, w.counted = None, False
-        w.ticket += 1
         w.retry = True
         return w
 
@@ -889,16 +970,16 @@ class PlacementBrain:
 
         The policy chose ``new`` with room under its bound for them, so they are
         parked there directly (not decided again), and wait for it afresh.
+        Costs the key's tasks at ``old``, nothing else (an index by node and key).
         """
         if new is None or new not in self.view:
             return
-        for w, ticket in [*sub.at_node.get(old, ()), *sub.deferred_at.get(old, ())]:
-            if w.ticket != ticket or w.home != old or w.task.key != key:
-                continue
+        for w in list(sub.by_key.get((old, key), {}).values()):
             counted = w.counted
-            self._unpark(w)
+            self._unpark(sub, w)
             w.retry, w.overdue, w.since = False, False, now
             sub.overdue.pop(w.uid, None)
+            sub.ripe.pop(w.uid, None)
             self._park(sub, w, Decision(None, waits_for=new, assigned=counted), now)
 
     def _broken(self, sub: _Submission, err: BaseException | None, what: str = "") -> None:
@@ -959,6 +1040,38 @@ class PlacementBrain:
                 "submissions": submissions,
                 "membership_changes": list(self.membership_changes[-20:]),
             }
+
+    def queue_entries(self) -> int:
+        """Entries in the brain's queues and timers: within about twice the waiting tasks, however long the run.
+
+        (The indexes beside them, ``by_key``, ``overdue`` and ``ripe``, hold
+        only tasks that are waiting: `check_structures` proves it.)
+        """
+        with self._lock:
+            total = 0
+            for sub in self._subs.values():
+                total += len(sub.ready) + len(sub.expiries)
+                for queues in (sub.at_node, sub.deferred_at, sub.anywhere):
+                    total += sum(len(q) for q in queues.values())
+            return total
+
+    def check_structures(self) -> None:
+        """Raise AssertionError unless every waiting structure holds exactly the live waiting tasks (for tests)."""
+        with self._lock:
+            for sub in self._subs.values():
+                queued = [sub.ready, *sub.at_node.values(), *sub.deferred_at.values(), *sub.anywhere.values()]
+                uids = [uid for q in queued for uid in q]
+                assert sorted(uids) == sorted(sub.waiting), "a waiting task is in no queue, or in two"
+                assert all(q for q in queued[1:]), "an empty queue was kept"
+                for (node, key), tasks in sub.by_key.items():
+                    assert tasks and all(w.home == node and w.task.key == key for w in tasks.values())
+                assert sum(len(t) for t in sub.by_key.values()) == sum(
+                    len(q) for q in [*sub.at_node.values(), *sub.deferred_at.values()]
+                ), "the key index differs from the node queues"
+                assert set(sub.overdue) <= set(sub.waiting) and set(sub.ripe) <= set(sub.waiting)
+                counted = collections.Counter(w.home for w in sub.waiting.values() if w.counted)
+                assert all(len(sub.at_node.get(n, ())) == c for n, c in counted.items())
+                assert len(sub.expiries) <= len(sub.waiting) + 64 + 1
 
     def waiting_per_submission(self) -> dict[str, int]:
         """Tasks held for each submission (for metrics)."""

@@ -70,9 +70,10 @@ def test_places_until_full_then_holds_the_rest_and_places_them_as_room_appears()
     assert brain.status()["submissions"][0]["done"] == 1
 
 
-def test_waiting_costs_no_decisions() -> None:
+@pytest.mark.parametrize("policy", ["greedy", "hash"])
+def test_waiting_costs_no_decisions(policy: str) -> None:
     """Regression: waiting tasks were re-sent and re-decided on every call (3,096 decisions for 200 tasks)."""
-    brain = make_brain(nodes={A: {"CPU": 2.0}})
+    brain = make_brain(nodes={A: {"CPU": 2.0}}, policy=policy)
     brain.place("s1", [], [(i, ONE, str(i)) for i in range(200)])  # 2 placed, 198 wait
     for _ in range(50):
         assert brain.place("s1", [], []).placed == []  # nothing freed: nothing asked again

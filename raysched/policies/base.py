@@ -185,6 +185,10 @@ class Policy(Protocol):
       with that demand only after room appears somewhere.
     * ``decide(task, view) -> Decision`` says which node a waiting task waits
       for; the brain then asks again only when that node frees room (hash).
+    * ``work_conserving = True`` lets the brain run a task whose locality wait
+      is over on the first free slot that fits it, when ``decide`` still says
+      wait; ``spilled(task, node, view)``, if present, hears where it ran.
+      Without the flag, a declined free slot leaves the task waiting for its home.
     * ``pace(stats)`` receives the submission's observed task times
       (``{"task_p50_s": ..., "task_p90_s": ...}``) for adaptive settings.
     """

@@ -168,6 +168,15 @@ class HashPolicy:
         wait = self.options.locality_wait
         self._locality_wait_s = AUTO_WAIT_MIN_S if wait is None else float(wait)
 
+    @property
+    def work_conserving(self) -> bool:
+        """Past its locality wait a task takes any free slot (pure ring: never, a key stays on its owner)."""
+        return self.options.load_factor is not None
+
+    def spilled(self, task: TaskDemand, node: str, view: ResourceView) -> None:
+        """The brain ran a task past its locality wait on a free slot: the key's warm state lives there too."""
+        self._root(task.key, node)
+
     # -- membership -----------------------------------------------------------------
     def sync(self, view: ResourceView) -> None:
         """Bring the ring to the view's membership: only nodes that joined, left or changed move keys."""
@@ -233,7 +242,7 @@ class HashPolicy:
             self._root(task.key, home)
             return Decision(home, spill="" if home == plan.owner else "bound", moved_from=plan.moved_from)
         if self.options.load_factor is not None and plan.moved_from is None and task.waited_s >= self._locality_wait_s:
-            for node in plan.walk.after(home):
+            for node in itertools.islice(plan.walk.after(home), MOVE_PROBES):
                 if view.fits_now(node, demand) and plan.under_bound(node):
                     self._root(task.key, node)
                     return Decision(node, spill="wait", moved_from=plan.moved_from)
