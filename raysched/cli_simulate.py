@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from raysched.analysis import AnalysisInputError, render_node_table, render_tabl
 from raysched.cli_options import LOAD_FACTOR, BadInput
 from raysched.policies import POLICY_NAMES
 from raysched.sim.cluster import parse_add_node, parse_kill_node
-from raysched.simulate import SimInputError, SimulateSettings, SimulationStats, simulate
+from raysched.simulate import SimInputError, SimulateSettings, SimulationStats, simulate, validate
 
 __all__ = ["simulate_command"]
 
@@ -82,6 +83,39 @@ def _done(policy: str, stats: SimulationStats) -> None:
     "tasks, which met no queue at their node).",
 )
 @click.option(
+    "--cache-scope",
+    type=click.Choice(["worker", "node"]),
+    default=None,
+    help="One cache per worker process (a module-level cache, as most Python caches are) or one per node "
+    "(shared by its workers: files on the node's disk). Default, when the trace has a cache_hit column: the "
+    "scope whose LRU, replayed over the recorded run, best reproduces its hits (node when both do equally).",
+)
+@click.option(
+    "--start-rate",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="R",
+    help="Ray tasks the driver starts per second at most (Ray's cost of submission, lease and reply; a batch "
+    "of tiny tasks is one Ray task); 0: no limit. Default: the densest window of 50 consecutive Ray task "
+    "starts in the trace (no limit when it has fewer than 200).",
+)
+@click.option(
+    "--turnaround-ms",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MS",
+    help="Milliseconds from a worker's finish to the start of the next Ray task already waiting at its node. "
+    "Default: the median of those gaps in the trace (each node's tasks dealt to its workers as Ray does).",
+)
+@click.option(
+    "--validate",
+    "do_validate",
+    is_flag=True,
+    help="Replay the run under its own recorded policy on its own recorded cluster and print measured "
+    "against simulated (throughput, makespan, p50/p95 wait, nodes used, tasks per node, cache hit rate) "
+    "with the relative error of each. Exit 0 either way.",
+)
+@click.option(
     "--load-factor",
     type=LOAD_FACTOR,
     default=None,
@@ -140,6 +174,10 @@ def simulate_command(
     cache_keys: int | None,
     miss_s: float | None,
     dispatch_ms: float | None,
+    cache_scope: str | None,
+    start_rate: float | None,
+    turnaround_ms: float | None,
+    do_validate: bool,
     load_factor: Any,
     vnodes: int | None,
     seed: int | None,
@@ -160,7 +198,10 @@ def simulate_command(
     ring); nodes of --nodes, --config and --add-node get virtual ids n000,
     n001, ... Tasks still waiting for a node when nothing else can happen
     (their only nodes were killed) end as cancelled. The same inputs and
-    --seed give the same output.
+    --seed give the same output. Every run also replays the trace under its
+    own policy on its own cluster and prints one line saying how well the
+    model reproduced it (the largest error among throughput, p95 wait and
+    cache hits); --validate prints that comparison in full.
     """
     given = {"seed": seed, "vnodes": vnodes}
     ctx = click.get_current_context()
@@ -176,6 +217,9 @@ def simulate_command(
             cache_keys=cache_keys,
             miss_s=miss_s,
             dispatch_ms=dispatch_ms,
+            cache_scope=cache_scope,
+            start_rate=start_rate,
+            turnaround_ms=turnaround_ms,
             policy_options={k: v for k, v in given.items() if v is not None or k == "load_factor"},
             kills=tuple(parse_kill_node(k) for k in kills),
             adds=tuple(parse_add_node(a) for a in adds),
@@ -183,6 +227,17 @@ def simulate_command(
             keep_rows=plot_out is not None,
             command_line=("raysched", *sys.argv[1:]),
         )
+        if do_validate:
+            if ctx.get_parameter_source("policies") is click.core.ParameterSource.COMMANDLINE:
+                raise SimInputError("--validate replays the run under its own recorded policy: drop --policies")
+            if plot_out is not None:
+                raise SimInputError("--validate prints a comparison, not a plot: drop --plot")
+            fidelity = validate(settings, on_warning=_warn, on_start=lambda m: click.echo(m.describe(), err=True))
+            click.echo(fidelity.line(), err=True)
+            if out is not None:
+                click.echo(f"Wrote the simulated rows to {out}", err=True)
+            click.echo(json.dumps(fidelity.to_dict(), indent=2) if as_json else fidelity.table())
+            return
         report = simulate(
             settings,
             on_warning=_warn,
@@ -191,6 +246,12 @@ def simulate_command(
         )
     except SimInputError as err:
         raise BadInput(str(err)) from None
+    click.echo(
+        report.fidelity.line()
+        if report.fidelity is not None
+        else f"model fidelity: not checked ({report.fidelity_note})",
+        err=True,
+    )
     if out is not None:
         click.echo(f"Wrote the simulated rows to {out}", err=True)
     if plot_out is not None and report.rows is not None:

@@ -29,14 +29,31 @@ from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.sim import SimInputError
 from raysched.sim.cluster import AddNode, Cluster, KillNode, check_kills, resolve_cluster, virtual_ids
 from raysched.sim.engine import AddAt, CacheModel, DriverModel, KillAt, Simulation, SimulationStats
-from raysched.sim.estimate import estimate_cache_keys, estimate_dispatch_s, estimate_miss_s
+from raysched.sim.estimate import (
+    estimate_cache,
+    estimate_dispatch_s,
+    estimate_miss_s,
+    estimate_start_gap_s,
+    estimate_startup,
+    estimate_turnaround_s,
+)
+from raysched.sim.fidelity import HIT_RATE, Fidelity, fidelity_metrics, measured_metrics
 from raysched.sim.record import Recorder
 from raysched.sim.trace import Trace, load_trace
+from raysched.sim.workers import WorkerAssignment, assign_workers
 from raysched.view import fmt_resources
 
-__all__ = ["HIT_RATE", "Model", "SimInputError", "SimulateSettings", "SimulationReport", "simulate"]
+__all__ = [
+    "HIT_RATE",
+    "Fidelity",
+    "Model",
+    "SimInputError",
+    "SimulateSettings",
+    "SimulationReport",
+    "simulate",
+    "validate",
+]
 
-HIT_RATE = "cache hit rate (%)"  # a figure `raysched analyze` does not have: the modelled cache's hits
 _POLICY_OPTIONS = ("seed", "load_factor", "vnodes", "locality_wait")
 
 
@@ -52,6 +69,10 @@ class SimulateSettings:
     cache_keys: int | None = None
     miss_s: float | None = None
     dispatch_ms: float | None = None
+    cache_scope: str | None = None  # "node" / "worker"; None: the one that best reproduces the recorded hits
+    turnaround_ms: float | None = None  # None: estimated from the trace
+    start_rate: float | None = None  # Ray task starts per second at most; 0: no limit; None: estimated
+    check_fidelity: bool = True  # also replay the run as recorded and say how well the model reproduced it
     policy_options: Mapping[str, Any] = field(default_factory=dict)  # seed / load_factor / vnodes, as given
     kills: tuple[KillNode, ...] = ()
     adds: tuple[AddNode, ...] = ()
@@ -84,13 +105,19 @@ class Model:
         cache = (
             "no cache model"
             if self.cache is None
-            else f"cache of {self.cache.keys} keys per node{guess('cache_keys')}, "
+            else f"cache of {self.cache.keys} keys per {'worker process' if self.cache.scope == 'worker' else 'node'}"
+            f"{guess('cache_keys')}{guess('cache_scope') if 'cache_keys' not in self.estimated else ''}, "
             f"a miss adds {self.cache.miss_s:.3g} s{guess('miss_s')}"
         )
+        driver = self.driver
+        rate = "no limit" if driver.start_gap_s <= 0 else f"{1 / driver.start_gap_s:,.0f}/s"
+        every = [t for firsts in driver.startup.values() for t in firsts]
+        startup = f"; workers up within {max(every):.2g} s (estimated)" if every and max(every) > 0 else ""
         return (
             f"raysched simulate: {self.tasks:,} tasks of run {self.run_id} ({self.job}) on {self.nodes:,} "
             f"node(s) ({self.cpus:g} CPUs, {self.cluster}); dispatch {self.dispatch_s * 1000:.3g} ms"
-            f"{guess('dispatch')}; {cache}"
+            f"{guess('dispatch')}; Ray task starts {rate}{guess('start_rate')}, a worker's turnaround "
+            f"{driver.turnaround_s * 1000:.3g} ms{guess('turnaround')}{startup}; {cache}"
         )
 
 
@@ -103,18 +130,26 @@ class SimulationReport:
     model: Model
     stats: dict[str, SimulationStats]
     rows: pd.DataFrame | None = None  # every policy's rows, when asked for (keep_rows)
+    fidelity: Fidelity | None = None  # the run replayed as recorded, against the measurement
+    fidelity_note: str = ""  # why there is no fidelity, when there is none
 
 
-def simulate(
-    settings: SimulateSettings,
-    on_warning: Callable[[str], None] | None = None,
-    on_start: Callable[[Model], None] | None = None,
-    on_policy_done: Callable[[str, SimulationStats], None] | None = None,
-) -> SimulationReport:
-    """Simulate every policy over the trace; SimInputError (one line) on anything unusable, before any work.
+@dataclass
+class _Inputs:
+    """The trace and the model, checked, before any policy runs."""
 
-    ``on_start`` hears what the model assumes (once the inputs are checked), ``on_policy_done`` each policy's cost.
-    """
+    trace: Trace
+    cluster: Cluster
+    adds: list[AddAt]
+    base_s: np.ndarray
+    cache: CacheModel | None
+    driver: DriverModel
+    options: PolicyOptions
+    model: Model
+
+
+def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | None) -> _Inputs:
+    """Load the trace, resolve the cluster, estimate what was not given; SimInputError on anything unusable."""
     trace = load_trace(settings.trace, settings.run_id, on_warning)
     record = sidecar.read_runs(settings.trace).get(trace.run_id) or {}
     recorded = dict(record.get("options") or {})
@@ -122,16 +157,32 @@ def simulate(
     adds = _added_nodes(cluster, settings.adds)
     check_kills(settings.kills, set(cluster.nodes) | {n for add in adds for n, _ in add.nodes})
     _check_feasible(trace, cluster)
-    base_s, cache, estimated = _cache_model(trace, settings)
+    estimated: tuple[str, ...] = ()
     if settings.dispatch_ms is None:
-        dispatch_s, estimated = estimate_dispatch_s(trace), (*estimated, "dispatch")
+        dispatch_s, estimated = estimate_dispatch_s(trace), ("dispatch",)
     else:
         dispatch_s = settings.dispatch_ms / 1000
+    workers = assign_workers(trace, dispatch_s)
+    base_s, cache, cache_estimated = _cache_model(trace, settings, workers)
+    estimated += cache_estimated
+    if settings.turnaround_ms is None:
+        turnaround_s, estimated = estimate_turnaround_s(workers), (*estimated, "turnaround")
+    else:
+        turnaround_s = settings.turnaround_ms / 1000
+    if settings.start_rate is None:
+        start_gap_s, estimated = estimate_start_gap_s(workers), (*estimated, "start_rate")
+    else:
+        start_gap_s = 1 / settings.start_rate if settings.start_rate > 0 else 0.0
+    startup, startup_default = estimate_startup(workers)
     driver = DriverModel(
         dispatch_s,
         overcommit=recorded.get("overcommit"),
         batch=recorded.get("batch"),
         max_inflight=recorded.get("max_inflight"),
+        turnaround_s=turnaround_s,
+        start_gap_s=start_gap_s,
+        startup=startup,
+        startup_default=startup_default,
     )
     options = _policy_options(recorded, settings.policy_options)
     _check_policies(settings.policies, options)
@@ -151,39 +202,82 @@ def simulate(
         estimated,
         driver,
     )
+    return _Inputs(trace, cluster, adds, base_s, cache, driver, options, model)
+
+
+def _replay(
+    inputs: _Inputs, name: str, nodes: Mapping[str, dict[str, float]], kills: list[KillAt], adds: list[AddAt]
+) -> tuple[pd.DataFrame, SimulationStats]:
+    """One policy over the trace on ``nodes``: its rows (results schema) and what it cost."""
+    trace, cache = inputs.trace, inputs.cache
+    recorder = Recorder(f"sim-{name}-{trace.run_id}", trace.job, name, len(trace), cached=cache is not None)
+    simulation = Simulation(
+        keys=trace.keys,
+        demand_codes=trace.demand_codes,
+        demands=trace.demands,
+        base_s=inputs.base_s,
+        policy=build_policy(name, inputs.options),
+        policy_name=name,
+        nodes=nodes,
+        driver=inputs.driver,
+        cache=cache,
+        recorder=recorder,
+        kills=kills,
+        adds=adds,
+    )
+    stats = simulation.run()
+    del simulation
+    rows = recorder.frame(trace.task_ids, trace.keys, trace.demand_codes, trace.demand_texts, trace.metrics)
+    return rows, stats
+
+
+def simulate(
+    settings: SimulateSettings,
+    on_warning: Callable[[str], None] | None = None,
+    on_start: Callable[[Model], None] | None = None,
+    on_policy_done: Callable[[str, SimulationStats], None] | None = None,
+) -> SimulationReport:
+    """Simulate every policy over the trace; SimInputError (one line) on anything unusable, before any work.
+
+    ``on_start`` hears what the model assumes (once the inputs are checked), ``on_policy_done`` each policy's cost.
+    With ``check_fidelity``, the run is also replayed under its own policy on its own cluster (reusing that
+    policy's run when the what-if is exactly that) and compared with the measurement (``report.fidelity``).
+    """
+    inputs = _prepare(settings, on_warning)
+    trace, cluster, model = inputs.trace, inputs.cluster, inputs.model
     if on_start is not None:
         on_start(model)
     kills = [KillAt(k.at, k.node) for k in settings.kills]
+    as_recorded = not cluster.virtual and not kills and not inputs.adds
     summaries, node_tables, kept, stats = [], [], [], {}
+    fidelity: Fidelity | None = None
     for name in settings.policies:
-        run_id = f"sim-{name}-{trace.run_id}"
-        recorder = Recorder(run_id, trace.job, name, len(trace), cached=cache is not None)
-        simulation = Simulation(
-            keys=trace.keys,
-            demand_codes=trace.demand_codes,
-            demands=trace.demands,
-            base_s=base_s,
-            policy=build_policy(name, options),
-            policy_name=name,
-            nodes=cluster.nodes,
-            driver=driver,
-            cache=cache,
-            recorder=recorder,
-            kills=kills,
-            adds=adds,
-        )
-        stats[name] = simulation.run()
-        rows = recorder.frame(trace.task_ids, trace.keys, trace.demand_codes, trace.demand_texts, trace.metrics)
-        del simulation, recorder
-        summaries.append(_summary(rows, cache is not None))
+        rows, stats[name] = _replay(inputs, name, cluster.nodes, kills, inputs.adds)
+        if settings.check_fidelity and as_recorded and name == trace.policy:
+            fidelity = _fidelity(inputs, rows)
+        summaries.append(_summary(rows, inputs.cache is not None))
         node_tables.append(per_node(rows))
         if settings.out is not None:
-            _write(settings, rows, model, cluster, adds, name, run_id, options, stats[name], trace)
+            _write(
+                settings,
+                rows,
+                model,
+                cluster,
+                inputs.adds,
+                name,
+                f"sim-{name}-{trace.run_id}",
+                inputs.options,
+                stats[name],
+                trace,
+            )
         if settings.keep_rows:
             kept.append(rows)
         del rows
         if on_policy_done is not None:
             on_policy_done(name, stats[name])
+    note = ""
+    if settings.check_fidelity and fidelity is None:
+        fidelity, note = _check_as_recorded(inputs, settings)
     summary = pd.concat(summaries, axis=1, sort=False)
     summary.index.name, summary.columns.name = "metric", "run"
     summary.attrs["runs"] = [run for part in summaries for run in part.attrs["runs"]]
@@ -193,7 +287,74 @@ def simulate(
         model,
         stats,
         pd.concat(kept, ignore_index=True) if kept else None,
+        fidelity,
+        note,
     )
+
+
+def validate(
+    settings: SimulateSettings,
+    on_warning: Callable[[str], None] | None = None,
+    on_start: Callable[[Model], None] | None = None,
+) -> Fidelity:
+    """Replay the run under its own recorded policy on its own recorded cluster; measured against simulated.
+
+    SimInputError when the run has no recorded cluster or its policy cannot be rebuilt here.
+    """
+    if settings.nodes is not None or settings.config is not None or settings.kills or settings.adds:
+        raise SimInputError(
+            "--validate replays the run on its own recorded cluster: drop --nodes, --config, --kill-node and --add-node"
+        )
+    trace = load_trace(settings.trace, settings.run_id, on_warning)
+    inputs = _prepare(
+        SimulateSettings(**{**_fields(settings), "policies": (trace.policy,), "run_id": trace.run_id}), None
+    )
+    if on_start is not None:
+        on_start(inputs.model)
+    rows, _ = _replay(inputs, trace.policy, inputs.cluster.nodes, [], [])
+    if settings.out is not None:
+        stats = SimulationStats()
+        _write(
+            settings,
+            rows,
+            inputs.model,
+            inputs.cluster,
+            [],
+            trace.policy,
+            f"sim-{trace.policy}-{trace.run_id}",
+            inputs.options,
+            stats,
+            trace,
+        )
+    return _fidelity(inputs, rows)
+
+
+def _fields(settings: SimulateSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def _fidelity(inputs: _Inputs, rows: pd.DataFrame) -> Fidelity:
+    ok = rows[rows["status"] == "ok"]
+    simulated = fidelity_metrics(
+        ok["submitted_at"].to_numpy(dtype=np.float64),
+        ok["started_at"].to_numpy(dtype=np.float64),
+        ok["finished_at"].to_numpy(dtype=np.float64),
+        ok["node_ran"].to_numpy(dtype=object),
+        ok["cache_hit"].to_numpy(dtype=np.float64) if "cache_hit" in ok.columns else None,
+    )
+    return Fidelity(inputs.trace.policy, measured_metrics(inputs.trace), simulated)
+
+
+def _check_as_recorded(inputs: _Inputs, settings: SimulateSettings) -> tuple[Fidelity | None, str]:
+    """The run replayed under its recorded policy on its recorded cluster, or why that cannot be done."""
+    trace = inputs.trace
+    try:
+        recorded = resolve_cluster(None, None, settings.trace, trace.run_id)
+        build_policy(trace.policy, inputs.options)
+    except (SimInputError, ValueError) as err:
+        return None, str(err).split(";")[0]
+    rows, _ = _replay(inputs, trace.policy, recorded.nodes, [], [])
+    return _fidelity(inputs, rows), ""
 
 
 def _summary(rows: pd.DataFrame, cached: bool) -> pd.DataFrame:
@@ -205,7 +366,9 @@ def _summary(rows: pd.DataFrame, cached: bool) -> pd.DataFrame:
     return summary
 
 
-def _cache_model(trace: Trace, settings: SimulateSettings) -> tuple[np.ndarray, CacheModel | None, tuple[str, ...]]:
+def _cache_model(
+    trace: Trace, settings: SimulateSettings, workers: WorkerAssignment
+) -> tuple[np.ndarray, CacheModel | None, tuple[str, ...]]:
     """Each task's base duration (what it takes on a hit), the cache model, and which settings were estimated."""
     if trace.cache_hit is None:
         if settings.cache_keys is None and settings.miss_s is None:
@@ -215,7 +378,7 @@ def _cache_model(trace: Trace, settings: SimulateSettings) -> tuple[np.ndarray, 
                 "the trace has no cache_hit column to estimate from: give both --cache-keys and "
                 "--miss-s to model a cache"
             )
-        return trace.run_s, CacheModel(settings.cache_keys, settings.miss_s), ()
+        return trace.run_s, CacheModel(settings.cache_keys, settings.miss_s, settings.cache_scope or "node"), ()
     estimated: list[str] = []
     recorded_miss_s = estimate_miss_s(trace)
     missed = trace.cache_hit == 0.0
@@ -229,12 +392,18 @@ def _cache_model(trace: Trace, settings: SimulateSettings) -> tuple[np.ndarray, 
     if miss_s is None:
         miss_s = recorded_miss_s
         estimated.append("miss_s")
-    keys = settings.cache_keys
-    if keys is None:
-        keys = estimate_cache_keys(trace) or 1
-        estimated.append("cache_keys")
+    scope, keys = settings.cache_scope, settings.cache_keys
+    if keys is None or scope is None:
+        found = estimate_cache(trace, workers, scope)
+        best_scope, best_keys = (found[0], found[1]) if found is not None else ("node", 1)
+        if scope is None:
+            scope = best_scope
+            estimated.append("cache_scope")
+        if keys is None:
+            keys = best_keys if best_scope == scope else (estimate_cache(trace, workers, scope) or ("", 1))[1]
+            estimated.append("cache_keys")
     base_s = np.where(missed, np.clip(trace.run_s - recorded_miss_s, 0.0, None), trace.run_s)
-    return base_s, CacheModel(keys, miss_s), tuple(estimated)
+    return base_s, CacheModel(keys, miss_s, scope), tuple(estimated)
 
 
 def _check_feasible(trace: Trace, cluster: Cluster) -> None:

@@ -19,7 +19,20 @@ What is modelled, and how it mirrors raysched.runner and raysched.brain_client:
   (admitted by the brain's overcommit) waits in the node's queue, one FIFO per
   demand, and starts the instant room frees (as Ray's raylet starts a queued
   task). A batch of tiny tasks takes one slot and runs its tasks one after another.
-* **Cache** (optional): see raysched.sim.cache.
+* **Workers.** A node runs each Ray task in one of its worker processes: a
+  worker that finishes takes the next task queued at its node, a task that
+  finds several idle workers gets the one that went idle last (as Ray reuses
+  leases and idle workers; raysched.sim.workers reads the same from a trace).
+  A worker's first task starts no earlier than the worker is up (the recorded
+  start-up at the beginning of a run, ``DriverModel.startup``).
+* **Dispatch capacity.** Ray pays for every Ray task it starts and finishes
+  (submission, lease, reply): a worker takes its next queued task
+  ``turnaround_s`` after its previous one finished (per node: each worker), and
+  the driver starts at most one Ray task every ``start_gap_s`` (per driver: the
+  cluster's rate of starts). Both are per Ray task, so a batch of tiny tasks
+  pays them once (``--batch``).
+* **Cache** (optional): see raysched.sim.cache; one per node, or one per
+  worker process (``CacheModel.scope``).
 * **Churn.** A killed node loses what runs or waits there: each attempt gets a
   ``retried`` row and goes back to the brain as attempt + 1 (up to 5 losses,
   as the runner); the brain learns of the change as Ray's membership would tell it.
@@ -70,6 +83,10 @@ class DriverModel:
     overcommit: float | None = None  # fixed admission (the recorded --overcommit); None: the Pacer's
     batch: int | None = None  # fixed batch size (the recorded --batch); None: the Pacer's
     max_inflight: int | None = None  # fixed window (the recorded --max-inflight); None: as the runner sizes it
+    turnaround_s: float = 0.0  # a worker's finish to the start of the next task waiting for it
+    start_gap_s: float = 0.0  # the driver starts at most one Ray task per this many seconds (0: no limit)
+    startup: Mapping[str, Sequence[float]] = field(default_factory=dict)  # node -> when each worker is up
+    startup_default: float = 0.0  # when a worker the startup map does not list is up
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,7 @@ class CacheModel:
 
     keys: int
     miss_s: float
+    scope: str = "node"  # "node": one cache per node; "worker": one per worker process
 
 
 @dataclass(frozen=True)
@@ -108,10 +126,42 @@ class SimulationStats:
         return self.decisions / self.wall_s if self.wall_s > 0 else math.nan
 
 
-class _Node:
-    __slots__ = ("alive", "cache", "capacity", "free", "index", "node_id", "queues", "running")
+class _Worker:
+    """One worker process of a node: when it can start its next task, and its own cache (worker scope)."""
 
-    def __init__(self, index: int, node_id: str, capacity: Capacity, cache: CacheModel | None) -> None:
+    __slots__ = ("cache", "ready_at")
+
+    def __init__(self, ready_at: float, cache: NodeCache | None) -> None:
+        self.ready_at = ready_at
+        self.cache = cache
+
+
+class _Node:
+    __slots__ = (
+        "alive",
+        "cache",
+        "cache_model",
+        "capacity",
+        "free",
+        "idle",
+        "index",
+        "node_id",
+        "queues",
+        "running",
+        "startup",
+        "startup_default",
+        "workers",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        node_id: str,
+        capacity: Capacity,
+        cache: CacheModel | None,
+        startup: Sequence[float] = (),
+        startup_default: float = 0.0,
+    ) -> None:
         self.index = index
         self.node_id = node_id
         self.capacity = dict(capacity)
@@ -119,7 +169,21 @@ class _Node:
         self.queues: dict[int, deque[_Unit]] = {}  # demand code -> units waiting for room, in arrival order
         self.running: dict[_Unit, None] = {}  # insertion-ordered (a set's order would vary between runs)
         self.alive = True
-        self.cache = NodeCache(cache.keys) if cache is not None else None
+        self.cache_model = cache
+        self.cache = NodeCache(cache.keys) if cache is not None and cache.scope == "node" else None
+        self.startup, self.startup_default = startup, startup_default
+        self.workers = 0
+        self.idle: list[_Worker] = []  # the worker that went idle last on top
+
+    def take_worker(self) -> _Worker:
+        """The idle worker that went idle last, else a new one (up when the start-up says)."""
+        if self.idle:
+            return self.idle.pop()
+        k, self.workers = self.workers, self.workers + 1
+        ready = self.startup[k] if k < len(self.startup) else self.startup_default
+        model = self.cache_model
+        own = NodeCache(model.keys) if model is not None and model.scope == "worker" else None
+        return _Worker(ready, own)
 
     @property
     def work(self) -> int:
@@ -129,13 +193,14 @@ class _Node:
 class _Unit:
     """What one Ray task carries: one task, or a batch of tiny ones for the same node and demand."""
 
-    __slots__ = ("alive", "code", "node", "positions")
+    __slots__ = ("alive", "code", "node", "positions", "worker")
 
     def __init__(self, node: _Node, code: int, positions: list[int]) -> None:
         self.node = node
         self.code = code
         self.positions = positions
         self.alive = True
+        self.worker: _Worker | None = None
 
 
 class Simulation:
@@ -173,6 +238,7 @@ class Simulation:
             self._new_node(node_id, capacity)
         self.cluster_cpus = sum(n.capacity.get("CPU", 0.0) for n in self.nodes.values())
         self.now = 0.0
+        self.next_start = 0.0  # the driver's next turn to start a Ray task (dispatch capacity)
         self.heap: list[tuple[float, int, int, Any]] = []
         self.seq = itertools.count()
         for kill in kills:
@@ -378,8 +444,13 @@ class Simulation:
                 break
 
     def _start(self, unit: _Unit) -> None:
-        node, t = unit.node, self.now
-        rec, base, keys, cache = self.rec, self.base_s, self.keys, node.cache
+        node = unit.node
+        worker = unit.worker = node.take_worker()
+        t = max(self.now, worker.ready_at, self.next_start)
+        if self.driver.start_gap_s > 0:
+            self.next_start = t + self.driver.start_gap_s
+        cache = node.cache if worker.cache is None else worker.cache
+        rec, base, keys = self.rec, self.base_s, self.keys
         miss_s = self.cache.miss_s if self.cache is not None else 0.0
         for pos in unit.positions:
             run = base[pos]
@@ -403,6 +474,10 @@ class Simulation:
         for r, a in self.needs[unit.code]:
             free[r] += a
         del node.running[unit]
+        worker = unit.worker
+        if worker is not None:
+            worker.ready_at = self.now + self.driver.turnaround_s
+            node.idle.append(worker)
         self.units_out -= 1
         rec, task_ran, index = self.rec, self.pacer.task_ran, node.index
         started, finished, nodes = rec.started, rec.finished, rec.node
@@ -415,7 +490,8 @@ class Simulation:
 
     # -- churn ------------------------------------------------------------------------------------
     def _new_node(self, node_id: str, capacity: Capacity) -> _Node:
-        node = _Node(self.rec.node_index(node_id), node_id, capacity, self.cache)
+        startup = self.driver.startup.get(node_id, ())
+        node = _Node(self.rec.node_index(node_id), node_id, capacity, self.cache, startup, self.driver.startup_default)
         self.nodes[node_id] = node
         return node
 

@@ -2,10 +2,11 @@
 
 * **miss cost** S: median ``run_s`` of the ok rows that missed their node's cache
   minus the median of those that hit (the trace's ``cache_hit`` column);
-* **cache size** N: the recorded run replayed through per-node LRU caches: the
-  smallest N that best reproduces its ``cache_hit`` column (tasks in start
-  order on the node they ran on; Mattson's stack distances give every N in one
-  pass);
+* **cache size** N and **scope**: the recorded run replayed through LRU caches,
+  one per node and one per worker process (each task on the worker
+  raysched.sim.workers deals it to): the scope and the smallest N that best
+  reproduce its ``cache_hit`` column (tasks in start order; Mattson's stack
+  distances give every N in one pass); node scope when both do equally well;
 * **dispatch**: the 0.5th percentile of ``wait_s - brain_wait_s``, the time a
   task spent outside the brain (waiting for the driver's next call, reaching
   the brain, coming back, starting) for the quickest tasks, which met no queue
@@ -14,6 +15,16 @@
   tasks go straight through, and already the 1st percentile can be a task that
   waited behind another at its node (measured: 35-46 ms there against 21-25 ms
   for the quickest tasks; the 10th percentile was over 100 ms).
+* **turnaround** (per node, each worker): the median time from a worker's
+  finish to the start of the next Ray task, over the Ray tasks that were
+  already waiting at the node then (raysched.sim.workers);
+* **start rate** (per driver): the densest window of ``START_WINDOW``
+  consecutive Ray task starts in the run, as starts per second; the driver
+  starts no more than that (no limit when the run has fewer than
+  ``4 x START_WINDOW`` Ray tasks);
+* **start-up**: when each worker of each node first started a task that had
+  been waiting for it, after the run's first start (workers of nodes or ranks
+  the run did not show: the median of those).
 """
 
 from __future__ import annotations
@@ -21,8 +32,24 @@ from __future__ import annotations
 import numpy as np
 
 from raysched.sim.trace import Trace
+from raysched.sim.workers import WorkerAssignment
 
-__all__ = ["DISPATCH_QUANTILE", "ESTIMATE_ROWS", "estimate_cache_keys", "estimate_dispatch_s", "estimate_miss_s"]
+__all__ = [
+    "DISPATCH_QUANTILE",
+    "ESTIMATE_ROWS",
+    "SCOPES",
+    "estimate_cache",
+    "estimate_cache_keys",
+    "estimate_dispatch_s",
+    "estimate_miss_s",
+    "estimate_start_gap_s",
+    "estimate_startup",
+    "estimate_turnaround_s",
+]
+
+SCOPES = ("node", "worker")
+START_WINDOW = 50  # Ray task starts per window when looking for the densest
+MIN_TURNAROUNDS = 20  # fewer measured turnarounds than this: none modelled
 
 DISPATCH_QUANTILE = 0.005
 DEFAULT_DISPATCH_S = 0.005  # when the trace has no wait_s at all
@@ -55,8 +82,36 @@ def estimate_cache_keys(trace: Trace) -> int | None:
         return None
     known = np.flatnonzero(np.isfinite(trace.cache_hit) & np.isfinite(trace.started_at))
     order = known[np.argsort(trace.started_at[known], kind="stable")][:ESTIMATE_ROWS]
-    distances = _stack_distances(trace.node_ran[order], trace.keys[order])
+    return _best_size(trace.node_ran[order], trace.keys[order], trace.cache_hit[order] == 1.0)[0]
+
+
+def estimate_cache(trace: Trace, workers: WorkerAssignment, scope: str | None = None) -> tuple[str, int, float] | None:
+    """(scope, keys, share of recorded hits and misses reproduced) that best fits the trace; None without
+    a cache_hit column. ``scope`` given: only that scope is tried."""
+    if trace.cache_hit is None:
+        return None
+    order = workers.order
+    seen = np.isfinite(trace.cache_hit[order])
+    if not seen.any():
+        return None
+    order = order[seen]
+    nodes = trace.node_ran[order]
     hit = trace.cache_hit[order] == 1.0
+    places = {
+        "node": nodes,
+        "worker": np.array([f"{n}/{w}" for n, w in zip(nodes.tolist(), workers.worker[seen].tolist(), strict=True)]),
+    }
+    best: tuple[str, int, float] | None = None
+    for name in SCOPES if scope is None else (scope,):
+        keys, agree = _best_size(places[name], trace.keys[order], hit)
+        if best is None or agree > best[2] + 1e-12:
+            best = (name, keys, agree)
+    return best
+
+
+def _best_size(places: np.ndarray, keys: np.ndarray, hit: np.ndarray) -> tuple[int, float]:
+    """The smallest LRU size (one cache per distinct place) that best reproduces ``hit``, and the share it does."""
+    distances = _stack_distances(places, keys)
     finite = distances >= 0
     top = int(distances.max()) + 2 if finite.any() else 2
     # A cache of N keys hits exactly the accesses whose stack distance is below N.
@@ -65,7 +120,31 @@ def estimate_cache_keys(trace: Trace) -> int | None:
     total_misses = int((~hit).sum())
     sizes = np.arange(1, top)
     agree = hits_below[sizes - 1] + (total_misses - misses_below[sizes - 1])
-    return int(sizes[int(np.argmax(agree))])  # argmax: the first (smallest) of equally good sizes
+    best = int(np.argmax(agree))  # argmax: the first (smallest) of equally good sizes
+    return int(sizes[best]), float(agree[best]) / max(1, len(hit))
+
+
+def estimate_turnaround_s(workers: WorkerAssignment) -> float:
+    """A worker's finish to the start of the next Ray task already waiting for it (median; 0 if few seen)."""
+    if len(workers.turnarounds) < MIN_TURNAROUNDS:
+        return 0.0
+    return float(np.median(workers.turnarounds))
+
+
+def estimate_start_gap_s(workers: WorkerAssignment) -> float:
+    """Seconds per Ray task start at the densest window of starts (0: too few Ray tasks to tell, no limit)."""
+    starts = np.sort(workers.started_s[workers.unit_start])
+    if len(starts) < 4 * START_WINDOW:
+        return 0.0
+    spans = starts[START_WINDOW:] - starts[:-START_WINDOW]
+    return max(0.0, float(spans.min()) / START_WINDOW)
+
+
+def estimate_startup(workers: WorkerAssignment) -> tuple[dict[str, list[float]], float]:
+    """When each recorded worker was first up (node -> per worker), and the median for any other worker."""
+    startup = {str(node): list(firsts) for node, firsts in workers.first_starts.items()}
+    every = [t for firsts in startup.values() for t in firsts]
+    return startup, float(np.median(every)) if every else 0.0
 
 
 def _stack_distances(nodes: np.ndarray, keys: np.ndarray) -> np.ndarray:
