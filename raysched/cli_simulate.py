@@ -96,8 +96,8 @@ def _done(policy: str, stats: SimulationStats) -> None:
     default=None,
     metavar="R",
     help="Ray tasks the driver starts per second at most (Ray's cost of submission, lease and reply; a batch "
-    "of tiny tasks is one Ray task); 0: no limit. Default: the densest window of 50 consecutive Ray task "
-    "starts in the trace (no limit when it has fewer than 200).",
+    "of tiny tasks is one Ray task). Default: no limit (0), Ray's cost per task being carried by "
+    "--turnaround-ms; set it to ask what a slower or faster control plane would do.",
 )
 @click.option(
     "--turnaround-ms",

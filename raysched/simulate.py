@@ -33,7 +33,6 @@ from raysched.sim.estimate import (
     estimate_cache,
     estimate_dispatch_s,
     estimate_miss_s,
-    estimate_start_gap_s,
     estimate_startup,
     estimate_turnaround_s,
 )
@@ -110,13 +109,13 @@ class Model:
             f"a miss adds {self.cache.miss_s:.3g} s{guess('miss_s')}"
         )
         driver = self.driver
-        rate = "no limit" if driver.start_gap_s <= 0 else f"{1 / driver.start_gap_s:,.0f}/s"
+        rate = "without limit" if driver.start_gap_s <= 0 else f"at most {1 / driver.start_gap_s:,.0f}/s"
         every = [t for firsts in driver.startup.values() for t in firsts]
         startup = f"; workers up within {max(every):.2g} s (estimated)" if every and max(every) > 0 else ""
         return (
             f"raysched simulate: {self.tasks:,} tasks of run {self.run_id} ({self.job}) on {self.nodes:,} "
             f"node(s) ({self.cpus:g} CPUs, {self.cluster}); dispatch {self.dispatch_s * 1000:.3g} ms"
-            f"{guess('dispatch')}; Ray task starts {rate}{guess('start_rate')}, a worker's turnaround "
+            f"{guess('dispatch')}; Ray tasks start {rate}, a worker's turnaround "
             f"{driver.turnaround_s * 1000:.3g} ms{guess('turnaround')}{startup}; {cache}"
         )
 
@@ -169,10 +168,7 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
         turnaround_s, estimated = estimate_turnaround_s(workers), (*estimated, "turnaround")
     else:
         turnaround_s = settings.turnaround_ms / 1000
-    if settings.start_rate is None:
-        start_gap_s, estimated = estimate_start_gap_s(workers), (*estimated, "start_rate")
-    else:
-        start_gap_s = 1 / settings.start_rate if settings.start_rate > 0 else 0.0
+    start_gap_s = 1 / settings.start_rate if settings.start_rate else 0.0  # no limit unless given
     startup, startup_default = estimate_startup(workers)
     driver = DriverModel(
         dispatch_s,
