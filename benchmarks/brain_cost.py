@@ -86,6 +86,7 @@ def run(
     locality_wait_s: float = 0.02,
     task_s: float = 0.01,
     seed: int = 0,
+    call_s: float = 0.0,
     check: bool = True,
     on_call=None,
 ) -> CostRun:
@@ -126,8 +127,8 @@ def run(
                 worst_ratio, worst_entries = ratio, entries
         if on_call is not None:
             on_call(brain, waiting)
-        if running:  # the driver calls when its next task finishes, or at its poll
-            clock.now = min(running[0][0], clock.now + 0.05)
+        if running:  # the driver calls when its next task finishes (or after call_s), or at its poll
+            clock.now = min(max(running[0][0], clock.now + call_s), clock.now + 0.05)
             while running and running[0][0] <= clock.now:
                 finished.append(heapq.heappop(running)[1])
         else:
@@ -146,18 +147,29 @@ def main() -> None:
     parser.add_argument("--zipf", type=float, default=1.2)
     parser.add_argument("--window", type=int, default=300)
     parser.add_argument("--task-ms", type=float, default=10.0)
+    parser.add_argument("--call-ms", type=float, default=0.0, help="driver calls at most this often (batches)")
     args = parser.parse_args()
     cpus = parse_nodes(args.nodes)
     print(
         f"{args.tasks:,} tasks, {len(cpus)} nodes ({args.nodes} CPUs), {args.keys} keys Zipf({args.zipf}), "
-        f"window {args.window}, overcommit 2, locality wait 0.02 s, {args.task_ms} ms tasks"
+        f"window {args.window}, overcommit 2, locality wait 0.02 s, {args.task_ms} ms tasks, "
+        f"a call every {args.call_ms} ms at most"
     )
     print(
         f"{'policy':8} {'decisions/task':>15} {'entries/(waiting+nodes)':>24} {'decisions/s':>12} {'brain s':>8} "
         f"{'virtual s':>9}"
     )
     for name in args.policies.split(","):
-        r = run(name, cpus, args.tasks, args.keys, args.zipf, args.window, task_s=args.task_ms / 1000)
+        r = run(
+            name,
+            cpus,
+            args.tasks,
+            args.keys,
+            args.zipf,
+            args.window,
+            task_s=args.task_ms / 1000,
+            call_s=args.call_ms / 1000,
+        )
         print(
             f"{name:8} {r.decisions_per_task:15.2f} {r.worst_entry_ratio:24.2f} {r.decisions_per_s:12,.0f} "
             f"{r.busy_s:8.1f} {r.virtual_s:9.1f}   decisions/task "

@@ -61,6 +61,10 @@ CONDEMN_GRACE_S = 30.0
 # worker_lease_timeout_milliseconds, 500 ms by default), and a job whose queue there runs dry ends its turn early.
 # While several submissions share the nodes, each keeps SHARED_QUEUE_S of its own work queued per slot. Measured
 # with 4 drivers of 10 ms tasks on 4 x 2 CPUs (steady state over plain Ray): 0.5 s 0.64x, 1 s 0.76x, 2 s 0.82x.
+# Work stealing: while a slot idles, a node's queue is too deep once its last task would wait for the node longer
+# than this share of the locality wait (expected wait = tasks queued / slots x median task time). At 1.0, 100,000
+# Zipf-keyed tasks on 1,000 simulated nodes finished 4% after random; at 0.25, 2% before it, with 1.7x its hits.
+DEEP_QUEUE_SHARE_OF_WAIT = 0.25
 LEASE_TURN_S = 0.5
 SHARED_QUEUE_S = 4 * LEASE_TURN_S
 MAX_SHARED_DEPTH = 256.0  # tasks per slot one submission may ask for on that account
@@ -142,6 +146,7 @@ class _Submission:
     infeasible: list[tuple[int, str]] = field(default_factory=list)
     error: PolicyError | None = None
     overdue: dict[int, _Waiting] = field(default_factory=dict)  # past their locality wait (also in a queue)
+    deep: dict[str, None] = field(default_factory=dict)  # nodes whose queue outlasts the locality wait
     ripe: dict[int, _Waiting] = field(default_factory=dict)  # own wait over, but no slot idled yet
     placed_last: bool = True  # what the last decision did (read by the candidate feed)
     done: int = 0
@@ -159,6 +164,7 @@ class _Submission:
         # hears where it went; a policy without the flag is asked again and decides itself.
         self.work_conserving = bool(getattr(self.policy, "work_conserving", False))
         self.spilled: Callable[[TaskDemand, str, ResourceView], None] | None = getattr(self.policy, "spilled", None)
+        self.arrived: Callable[[dict[str, int]], None] | None = getattr(self.policy, "arrived", None)
 
     @property
     def locality_wait_s(self) -> float | None:
@@ -404,6 +410,7 @@ class PlacementBrain:
             sub.expiries.clear()
             sub.overdue.clear()
             sub.ripe.clear()
+            sub.deep.clear()
 
     # -- submissions ------------------------------------------------------------------------
     def register(
@@ -615,6 +622,12 @@ class PlacementBrain:
         groups: dict[str, list[_Waiting]] = {}
         for w in feasible:  # tasks of one key arriving together are assigned as one (the key stays whole)
             groups.setdefault(w.task.key, []).append(w)
+        if sub.arrived is not None:
+            try:
+                sub.arrived({key: len(group) for key, group in groups.items()})
+            except Exception as err:
+                self._broken(sub, err)
+                return
         for group in groups.values():
             first = group[0]
             if len(group) > 1 and sub.assign_groups:
@@ -771,7 +784,7 @@ class PlacementBrain:
                     if not sub.placed_last and sub.no_room_means_none:
                         break
                     queue = sub.anywhere.get(group)
-        if sub.overdue and view.idle_somewhere:
+        if (sub.overdue or sub.deep) and view.idle_somewhere:
             yield from self._offers(sub)
 
     def _offers(self, sub: _Submission) -> Iterator[_Waiting]:
@@ -787,17 +800,39 @@ class PlacementBrain:
         for w in list(sub.overdue.values()):
             if w.seen_round == self._round_no or w.task.signature in full or w.uid not in sub.waiting:
                 continue
-            view.overcommit = 1.0  # a free slot, not room in a node's queue
-            free = view.fitting_nodes(w.task.resources, limit=1)
-            view.overcommit = self._admission(sub)
-            if not free:
+            free = self._free_slot(sub, w)
+            if free is None:
                 full.add(w.task.signature)
                 if not view.idle_somewhere:
                     return
                 continue
             self._unpark(sub, w)
-            w.offer = free[0]
+            w.offer = free
             yield w
+        for node in list(sub.deep):  # the last tasks of queues deeper than the wait: stolen at once
+            queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+            while queue and node in sub.deep and view.idle_somewhere:
+                w = next(reversed(queue.values()))
+                if w.seen_round == self._round_no or w.task.signature in full:
+                    break
+                free = self._free_slot(sub, w)
+                if free is None:
+                    full.add(w.task.signature)
+                    break
+                if free == node:  # its own node has a free slot: it serves its queue itself
+                    break
+                self._unpark(sub, w)
+                w.offer = free
+                yield w
+                queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+
+    def _free_slot(self, sub: _Submission, w: _Waiting) -> str | None:
+        """A node with a free slot (not just room in its queue) that fits the task now, if any."""
+        view = self.view
+        view.overcommit = 1.0
+        free = view.fitting_nodes(w.task.resources, limit=1)
+        view.overcommit = self._admission(sub)
+        return free[0] if free else None
 
     def _expire(self, sub: _Submission, now: float) -> None:
         """Tasks whose locality wait just ended become overdue (delay scheduling's clock runs only while a
@@ -913,6 +948,7 @@ class PlacementBrain:
         w.queue, w.group = queue, group
         if w.home is not None and queue is not sub.ready:
             sub.by_key.setdefault((w.home, w.task.key), {})[w.uid] = w
+            self._depth_changed(sub, w.home)
 
     def _unlink(self, sub: _Submission, w: _Waiting) -> None:
         """Take a task out of the queue that holds it (and drop the queue once empty)."""
@@ -931,7 +967,25 @@ class PlacementBrain:
                 same.pop(w.uid, None)
                 if not same:
                     del sub.by_key[pair]
+            self._depth_changed(sub, w.home)
         w.queue = w.group = None
+
+    def _depth_changed(self, sub: _Submission, node: str) -> None:
+        """Track the nodes whose queues for ``sub`` are deeper than its locality wait: their last tasks would
+        wait longer for that node than for a free slot elsewhere (work stealing takes them, `_offers`)."""
+        depth = len(sub.at_node.get(node, ())) + len(sub.deferred_at.get(node, ()))
+        if depth > self._deep_at(sub, node):
+            sub.deep[node] = None
+        else:
+            sub.deep.pop(node, None)
+
+    def _deep_at(self, sub: _Submission, node: str) -> float:
+        """Tasks a node's queue may hold before its last one expects to wait past its share of the locality wait."""
+        wait, task_s = sub.locality_wait_s, sub.task_s
+        if wait is None or not task_s or not sub.work_conserving or node not in self.view:
+            return math.inf
+        slots = max(1.0, self.view.capacity(node).get("CPU", 1.0))
+        return max(1.0, slots * DEEP_QUEUE_SHARE_OF_WAIT * wait / task_s)
 
     def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
         """Keep a task that cannot run yet, where the next chance to place it will find it."""
@@ -1069,7 +1123,7 @@ class PlacementBrain:
                     len(q) for q in [*sub.at_node.values(), *sub.deferred_at.values()]
                 ), "the key index differs from the node queues"
                 assert set(sub.overdue) <= set(sub.waiting) and set(sub.ripe) <= set(sub.waiting)
-                counted = collections.Counter(w.home for w in sub.waiting.values() if w.counted)
+                counted = collections.Counter(w.home for w in sub.waiting.values() if w.counted and w.home)
                 assert all(len(sub.at_node.get(n, ())) == c for n, c in counted.items())
                 assert len(sub.expiries) <= len(sub.waiting) + 64 + 1
 

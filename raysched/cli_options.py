@@ -95,8 +95,9 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--locality-wait",
             type=LOCALITY_WAIT,
             default=None,
-            help="Seconds a hash task waits for its busy home before taking the next node with room "
-            "(default auto: 3 x the job's 90th-percentile task time, 0.2 s to 10 s).",
+            help="Seconds a hash task waits for its busy home while a slot idles elsewhere, before it takes "
+            "a free slot (default auto: the job's median task time, 0.2 s to 10 s). Longer: more cache "
+            "hits, more idle slots.",
         ),
         click.option(
             "--max-inflight",

@@ -209,12 +209,14 @@ def test_a_task_that_waited_takes_its_home_when_room_appears_first():
 def test_the_adaptive_locality_wait_follows_the_jobs_task_times():
     policy = HashPolicy(PolicyOptions())
     assert policy.locality_wait_s == 0.2  # nothing measured yet: the floor
-    policy.pace({"task_p90_s": 0.5})
-    assert policy.locality_wait_s == 1.5  # 3 x the 90th-percentile task time
-    policy.pace({"task_p90_s": 60.0})
+    policy.pace({"task_p50_s": 0.5, "task_p90_s": 0.9})
+    assert policy.locality_wait_s == 0.5  # one median task time: a free slot idles about one task at most
+    policy.pace({"task_p50_s": 0.05, "task_p90_s": 0.1})
+    assert policy.locality_wait_s == 0.2  # the floor
+    policy.pace({"task_p50_s": 60.0, "task_p90_s": 90.0})
     assert policy.locality_wait_s == 10.0  # capped
     fixed = HashPolicy(PolicyOptions(locality_wait=2.0))
-    fixed.pace({"task_p90_s": 0.5})
+    fixed.pace({"task_p50_s": 0.5})
     assert fixed.locality_wait_s == 2.0  # --locality-wait wins
 
 

@@ -189,6 +189,8 @@ class Policy(Protocol):
       is over on the first free slot that fits it, when ``decide`` still says
       wait; ``spilled(task, node, view)``, if present, hears where it ran.
       Without the flag, a declined free slot leaves the task waiting for its home.
+    * ``arrived({key: count})`` hears of each batch of new tasks before any is
+      assigned (hash estimates each key's share of the work from it).
     * ``pace(stats)`` receives the submission's observed task times
       (``{"task_p50_s": ..., "task_p90_s": ...}``) for adaptive settings.
     """

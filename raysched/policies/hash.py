@@ -14,14 +14,23 @@ while ``assigned + 1 <= ceil(c * (T + 1) * w / W)``.
 **Whole keys.** When a key's home is over its bound the *key* moves, not just
 this task: it lives on the first node clockwise under its bound until the
 pressure ends (its tasks there are done and its owner is under its fair share
-again), and its other waiting tasks move with it. Only a key whose own work
-fills its home's whole bound splits over the nodes clockwise.
+again), and its other waiting tasks move with it.
 
-**Delay scheduling** (Zaharia et al., EuroSys 2010). When the home has no room
-the task waits for it; after the locality wait it takes the next node
-clockwise with room (and under its bound), so a spilled key still lands on few
-nodes. The wait is ``--locality-wait`` seconds, or adaptive: three times the
-job's 90th-percentile task time, between 0.2 s and 10 s.
+**Hot keys spread in proportion to their work** (`key_demand`: D-Choices,
+LBLCR, Slicer). A key whose recent share of the tasks ``p`` needs more than
+one node (``1.25 * p * W / w > 1``) may use ``d`` nodes: its owner, then the
+owners of ``key#1``, ``key#2``... on the ring (stable as ``d`` changes and as
+nodes come and go); each task goes to the least loaded of them (of two
+sampled, when ``d`` is large). A cold key (``d = 1``) keeps exact affinity.
+
+**Delay scheduling** (Zaharia et al., EuroSys 2010), work-conserving. When the
+home has no room the task waits for it. Its locality wait counts only while
+some slot idles (the time since a free slot was declined, Spark's fix for
+SPARK-18886); after it, the task takes the next node clockwise with room, or
+else the brain gives it the first free slot that fits it. The wait is
+``--locality-wait`` seconds, or adaptive: one median task time, between 0.2 s
+and 10 s. While a slot idles, the brain also takes the last tasks of a queue
+that would wait for their home longer than a quarter of the wait.
 
 ``load_factor=None`` (``off``) is the pure ring: a key never leaves its owner
 while the owner lives; its tasks wait for it, however long.
@@ -31,9 +40,11 @@ from __future__ import annotations
 
 import collections
 import itertools
+import random
 from collections.abc import Callable, Iterator, Mapping
 
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
+from raysched.policies.key_demand import KeyDemand
 from raysched.ring import HashRing, RingConfig, mtz_bound
 from raysched.view import ResourceView
 
@@ -41,7 +52,7 @@ __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"
 
 AUTO_WAIT_MIN_S = 0.2
 AUTO_WAIT_MAX_S = 10.0
-AUTO_WAIT_TASKS = 3.0  # adaptive wait = this many 90th-percentile task times
+AUTO_WAIT_TASKS = 1.0  # adaptive wait = this many median task times (work conservation: about one task)
 ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed forgotten first)
 # A key that must move looks this many nodes clockwise for one that takes it whole; past them it splits
 # (tasks one by one to the first nodes under the bound). Uncapped, a key hotter than any node's bound, or a
@@ -49,6 +60,9 @@ ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed fo
 # nodes per decision on a 10,000-node ring. Nothing changes on clusters of up to this many nodes.
 MOVE_PROBES = 64
 RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its owner once it is calm
+DEMAND_HORIZON_TASKS = 10_000  # the key-share estimate forgets tasks older than about this many (or 4 x CPUs)
+HOT_HEADROOM = 1.25  # a hot key's nodes can do this many times its share of the work
+HOT_SCAN = 4  # a hot key spread over at most this many nodes compares all of them; over more, two sampled
 
 Signature = tuple[tuple[str, ...], tuple[float, ...]]
 
@@ -117,10 +131,34 @@ class _Bound:
         return int(min((cap.get(r, 0.0) * o + 1e-9) // a for r, a in self.wanted))
 
 
+class _Members:
+    """A hot key's nodes in their stable order, and how many ring lookups found them."""
+
+    __slots__ = ("nodes", "seen", "tried")
+
+    def __init__(self, owner: str) -> None:
+        self.nodes = [owner]
+        self.seen = {owner}
+        self.tried = 0
+
+
 class _Plan:
     """Where a task belongs under bounded loads, and what deciding it needs (the walk, built lazily)."""
 
-    __slots__ = ("_walk", "bound", "deferred", "factor", "holds", "home", "key", "moved_from", "owner", "ring", "whole")
+    __slots__ = (
+        "_walk",
+        "bound",
+        "deferred",
+        "factor",
+        "holds",
+        "home",
+        "key",
+        "moved_from",
+        "owner",
+        "ring",
+        "spread",
+        "whole",
+    )
 
     def __init__(
         self,
@@ -138,6 +176,7 @@ class _Plan:
         self.moved_from: str | None = None
         self.deferred = False  # the home is at its bound: wait (unassigned) for it to drain
         self.whole = True  # False: no node could take all the tasks of the key together
+        self.spread = 1  # nodes the key may use (over 1: a hot key, its home the least loaded of them)
 
     @property
     def walk(self) -> _Walk:
@@ -167,6 +206,9 @@ class HashPolicy:
         self._synced: tuple[int, int] | None = None  # (view.uid, view.version)
         wait = self.options.locality_wait
         self._locality_wait_s = AUTO_WAIT_MIN_S if wait is None else float(wait)
+        self.demand = KeyDemand(DEMAND_HORIZON_TASKS)
+        self._sets: dict[str, _Members] = {}  # hot key -> its nodes found so far (owner first)
+        self._rng = random.Random(self.options.seed)
 
     @property
     def work_conserving(self) -> bool:
@@ -200,6 +242,9 @@ class HashPolicy:
             ring.add(n, w)
             weights[n] = w
         self._eligible.clear()
+        self._sets.clear()
+        cpus = sum(view.capacity(n).get("CPU", 0.0) for n in view.nodes)
+        self.demand.horizon = max(float(DEMAND_HORIZON_TASKS), 4.0 * cpus)
         for key in [k for k, n in self.homes.items() if n not in alive]:
             del self.homes[key]
         self._synced = (view.uid, view.version)
@@ -211,13 +256,20 @@ class HashPolicy:
 
     def pace(self, stats: Mapping[str, float]) -> None:
         """Adapt the locality wait to the job's task times (unless --locality-wait fixed it)."""
-        p90 = stats.get("task_p90_s")
-        if self.options.locality_wait is None and p90 is not None and p90 >= 0:
-            self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p90))
+        p50 = stats.get("task_p50_s")
+        if self.options.locality_wait is None and p50 is not None and p50 >= 0:
+            self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p50))
 
     # -- deciding -------------------------------------------------------------------
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
+        self.demand.add(task.key)
         return self.decide(task, view).node
+
+    def arrived(self, keys: Mapping[str, int]) -> None:
+        """New tasks per key, counted before any of them is assigned (so the first batch of a run does not
+        look like one hot key when its tasks arrive grouped by key)."""
+        for key, count in keys.items():
+            self.demand.add(key, count)
 
     def assign(self, task: TaskDemand, view: ResourceView, count: int = 1) -> Decision | None:
         """Where new tasks of one key wait: their home (counted there), or deferred when it is at its bound.
@@ -240,7 +292,10 @@ class HashPolicy:
         demand = task.resources
         if view.fits_now(home, demand):
             self._root(task.key, home)
-            return Decision(home, spill="" if home == plan.owner else "bound", moved_from=plan.moved_from)
+            spill = (
+                "" if home == plan.owner else "spread" if plan.spread > 1 or self.demand.is_hot(task.key) else "bound"
+            )
+            return Decision(home, spill=spill, moved_from=plan.moved_from)
         if self.options.load_factor is not None and plan.moved_from is None and task.waited_s >= self._locality_wait_s:
             for node in itertools.islice(plan.walk.after(home), MOVE_PROBES):
                 if view.fits_now(node, demand) and plan.under_bound(node):
@@ -291,6 +346,15 @@ class HashPolicy:
         assigned = task.waiting_for
         if assigned is not None and assigned in view and holds(assigned) and view.could_hold(assigned, demand):
             return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
+        if eligible is None:
+            need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._weights[owner])
+            spread = self.demand.spread(key, need)
+            if spread > 1:
+                hot = self._hot_home(key, owner, spread, view, bound, c, count)
+                if hot is not None:
+                    plan = _Plan(hot, owner, self.ring, key, holds, bound, c, walk)
+                    plan.spread = spread
+                    return plan
         home = self.homes.get(key)
         if home is not None and (home not in view or not view.could_hold(home, demand)):
             del self.homes[key]
@@ -348,6 +412,52 @@ class HashPolicy:
             split = min(plan.walk, key=lambda n: view.assigned(n) / self._weights[n])
         plan.home = split
         return plan
+
+    def _hot_home(
+        self, key: str, owner: str, spread: int, view: ResourceView, bound: _Bound, c: float, count: int
+    ) -> str | None:
+        """The home of a hot key's next tasks: the least loaded of its nodes (two sampled when it has many).
+
+        A key's nodes are its owner, then the owners of ``key#1``, ``key#2``...
+        on the ring (D-Choices' d hash functions): growing the spread only adds
+        nodes, and a node joining or leaving changes only the members it owns.
+        None when the choice is over its bound (the key then moves or splits as
+        a cold key does).
+        """
+        if len(self._sets) > 2 * len(self.demand.hot()) + 64:  # keys that cooled down: forget their nodes
+            self._sets = {k: m for k, m in self._sets.items() if self.demand.is_hot(k)}
+        members = self._members(key, owner, spread, len(view))[:spread]
+        weights = self._weights
+        if len(members) <= HOT_SCAN:
+            pool = members
+        else:
+            pool = self._rng.sample(members, 2)
+        best = min(pool, key=lambda n: view.assigned(n) / weights[n])  # ties: the first in the pool's order
+        return best if bound.fits(best, c, count) else None
+
+    def _members(self, key: str, owner: str, spread: int, nodes: int) -> list[str]:
+        """At least ``spread`` distinct nodes for a hot key when it can find them, owner first, in a stable order.
+
+        Found once and extended as the spread grows (each member one ring
+        lookup; at most 8 lookups per member sought, as nodes repeat).
+        """
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = _Members(owner)
+        want = min(spread, nodes)
+        ring, members, seen = self.ring, found.nodes, found.seen
+        while len(members) < want and found.tried < 8 * want + 64:
+            found.tried += 1
+            node = ring.lookup(f"{key}\x00{found.tried}")
+            if node not in seen:
+                seen.add(node)
+                members.append(node)
+        return members
+
+    def hot_keys(self, top: int = 10) -> list[tuple[str, int, float]]:
+        """The hottest keys that spread: (key, nodes it may use, its share of recent work), hottest first."""
+        hot = sorted(self.demand.hot().items(), key=lambda kv: self.demand.share(kv[0]), reverse=True)
+        return [(k, d, self.demand.share(k)) for k, d in hot[:top]]
 
     def _eligible_nodes(self, task: TaskDemand, view: ResourceView) -> tuple[frozenset[str] | None, float]:
         """Nodes that could ever hold this demand (None = every node) and their total ring weight."""

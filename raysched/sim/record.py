@@ -18,7 +18,7 @@ import pandas as pd
 
 __all__ = ["SPILLS", "SPILL_CODE", "Recorder"]
 
-SPILLS = ("", "bound", "wait")
+SPILLS = ("", "bound", "wait", "spread")
 SPILL_CODE = {name: code for code, name in enumerate(SPILLS)}
 
 

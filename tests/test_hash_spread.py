@@ -1,0 +1,163 @@
+"""Hash rules that a broken brain or policy would still pass elsewhere: moved keys, the idle clock, the exact
+bound, demand-sized spread and work conservation, each on the real path (brain + HashPolicy, no Ray)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from test_hash_policy import CPU1, Cluster, documented_ring
+
+from raysched.brain import PlacementBrain
+from raysched.policies import Decision, HashPolicy, PolicyOptions, TaskDemand
+from raysched.view import ResourceView
+
+A, B = "a" * 56, "b" * 56
+
+
+class MovesKeyOnce:
+    """A homing policy that first makes every task of key "k" wait for A, then moves the key to B."""
+
+    name = "moves-once"
+
+    def __init__(self) -> None:
+        self.move = False
+
+    def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
+        return self.decide(task, view).node
+
+    def assign(self, task: TaskDemand, view: ResourceView) -> Decision:
+        return Decision(None, waits_for=A)
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        if self.move and task.waiting_for == A:
+            return Decision(B if view.fits_now(B, task.resources) else None, waits_for=B, moved_from=A)
+        target = task.waiting_for or A
+        return Decision(target if view.fits_now(target, task.resources) else None, waits_for=target)
+
+
+def test_waiting_tasks_follow_a_moved_key_and_all_run_on_the_new_node() -> None:
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = MovesKeyOnce()
+    brain.register("s", policy, {"policy": "moves-once"}, overcommit=1.0)
+    first = brain.place("s", [], [(i, CPU1, "k") for i in range(6)])
+    assert [n for _, n, *_ in first.placed] == [A]  # one runs on A, five wait for it
+    assert brain.view.parked(A) == 5 and brain.view.key_parked("k", A) == 5
+    policy.move = True
+    answer = brain.place("s", [first.placed[0][0]], [])  # A frees: its next task is asked and moves the key
+    brain.check_structures()
+    assert brain.view.parked(A) == 0  # the parked counts moved with the key...
+    assert brain.view.key_parked("k", B) + len(answer.placed) == 5
+    ran = [n for _, n, *_ in answer.placed]
+    running = [u for u, *_ in answer.placed]
+    while brain.status()["submissions"][0]["waiting"]:
+        answer = brain.place("s", running, [])
+        running = [u for u, *_ in answer.placed]
+        ran += [n for _, n, *_ in answer.placed]
+    assert ran == [B] * 5  # ...and every waiting task of the key ran on the new node, none on A
+
+
+def test_the_locality_clock_runs_only_while_a_slot_idles() -> None:
+    """Two busy 1-CPU nodes: a task waiting for its home must not spill the instant the other node frees,
+    and must spill one locality wait later (the wait counts from the declined free slot, not from arrival)."""
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    ring = documented_ring(c.nodes)
+    home_key = "dataset-7"
+    home, other = list(ring.successors(home_key))
+    other_key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == other)
+    placed = c.send([home_key, other_key])
+    assert sorted(c.placed[u][0] for u in placed) == sorted([home, other])  # both nodes busy
+    assert c.send([home_key]) == []  # waits for its busy home
+    c.now += 5.0  # a long wait while every slot is busy costs nothing
+    other_task = next(u for u in placed if c.placed[u][0] == other)
+    assert c.send([], finished=[other_task]) == []  # the other node frees: no spill yet
+    c.now += 0.4
+    assert c.send([]) == []  # still within one wait of the declined slot
+    c.now += 0.2
+    spilled = c.send([])
+    assert [c.placed[u][0] for u in spilled] == [other] and c.placed[spilled[0]][2] == "wait"
+
+
+def bound_view(other_tasks: int) -> tuple[HashPolicy, ResourceView, str]:
+    """Two 4-CPU nodes; key "k" has run on its owner, which is now full with four tasks of other keys."""
+    view = ResourceView()
+    for node in (A, B):
+        view.set_node(node, {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(load_factor=1.5, vnodes=20))
+    owner = policy.choose(TaskDemand(CPU1, "k"), view)
+    assert owner is not None
+    other = B if owner == A else A
+    for i in range(4):
+        view.reserve(owner, CPU1, f"o{i}")
+    for i in range(other_tasks):
+        view.reserve(other, CPU1, f"p{i}")
+    return policy, view, owner
+
+
+def test_the_bound_is_exact_on_the_real_path() -> None:
+    # ceil(c * (T + 1) * w / W) with c = 1.5, w / W = 1/2; the owner holds 4 and the task makes 5.
+    policy, view, owner = bound_view(other_tasks=1)  # T = 5: ceil(1.5 * 6 / 2) = ceil(4.5) = 5 = load + 1
+    decision = policy.assign(TaskDemand(CPU1, "k"), view)
+    assert decision is not None and decision.waits_for == owner and decision.assigned  # at the bound: it stays
+    policy, view, owner = bound_view(other_tasks=0)  # T = 4: ceil(1.5 * 5 / 2) = ceil(3.75) = 4 < 5
+    decision = policy.assign(TaskDemand(CPU1, "k"), view)
+    assert decision is not None and decision.waits_for == owner and not decision.assigned  # over: deferred
+
+
+def test_a_hot_key_spreads_over_nodes_in_proportion_to_its_share_and_cold_keys_stay_home() -> None:
+    nodes = [{"CPU": 2}] * 8
+    c = Cluster(nodes, overcommit=2.0, locality_wait=10.0)
+    ring = documented_ring(c.nodes)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(1200)]
+    for start in range(0, len(keys), 40):  # arrivals over time, as a driver sends them
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:20])
+        c.now += 0.01
+    while c.running:
+        c.send([], finished=sorted(c.running)[:20])
+        c.now += 0.01
+    hot = c.policy.hot_keys()
+    assert [k for k, _, _ in hot] == ["hot"]
+    _, spread, share = hot[0]
+    assert abs(share - 0.5) < 0.05
+    assert spread == 5  # ceil(1.25 x 0.5 x 16 CPUs / 2 per node)
+    hot_nodes = Counter(node for node, key, _ in c.placed.values() if key == "hot")
+    assert len(hot_nodes) >= 4 and max(hot_nodes.values()) < 0.5 * 600
+    cold_nodes: dict[str, set[str]] = {}
+    for node, key, spill in c.placed.values():
+        if key != "hot" and spill != "wait":
+            cold_nodes.setdefault(key, set()).add(node)
+    assert all(len(n) == 1 for n in cold_nodes.values()), cold_nodes  # a cold key runs on one node: exact affinity
+    assert sum(ring.lookup(k) in n for k, n in cold_nodes.items()) >= len(cold_nodes) // 4  # owners, mostly
+
+
+def test_a_hot_keys_nodes_stay_the_same_while_its_share_does() -> None:
+    c = Cluster([{"CPU": 2}] * 8, overcommit=2.0, locality_wait=10.0)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(2400)]
+    sets = []
+    for start in range(0, len(keys), 40):
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:40])
+        c.now += 0.01
+        if start >= 800:
+            found = c.policy._sets.get("hot")
+            sets.append(tuple(found.nodes[:5]) if found else ())
+    assert len(set(sets)) == 1 and len(sets[0]) == 5  # one set of five nodes, never rebuilt or reordered
+
+
+def test_no_slot_idles_while_a_deep_queue_waits_for_its_home() -> None:
+    """Work stealing: with task times known, the last tasks of a queue deeper than a quarter of the
+    locality wait go to a free slot at once instead of waiting for their busy home."""
+    now = [0.0]
+    brain = PlacementBrain(clock=lambda: now[0])
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
+    ring = documented_ring({A: {"CPU": 1}, B: {"CPU": 1}})
+    key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A)
+    other = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == B)
+    first = brain.place("s", [], [(0, CPU1, key), (1, CPU1, other)], pacing)
+    assert len(first.placed) == 2
+    brain.place("s", [], [(i, CPU1, key) for i in range(2, 5)], pacing)  # three wait for A: deep
+    answer = brain.place("s", [1], [], pacing)  # B frees: it takes A's last task at once, no locality wait
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(4, B, "wait")]
+    assert brain.decisions <= 5  # one decision per placement
