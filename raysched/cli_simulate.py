@@ -13,7 +13,8 @@ from raysched.analysis import AnalysisInputError, render_node_table, render_tabl
 from raysched.cli_options import LOAD_FACTOR, BadInput
 from raysched.policies import POLICY_NAMES
 from raysched.sim.cluster import parse_add_node, parse_kill_node
-from raysched.simulate import SimInputError, SimulateSettings, SimulationStats, simulate, validate
+from raysched.sim.sweep import SWEEPABLE, Sweep, parse_sweep, render_sweep, sweep_records
+from raysched.simulate import SimInputError, SimulateSettings, SimulationReport, SimulationStats, simulate, validate
 
 __all__ = ["simulate_command"]
 
@@ -134,6 +135,17 @@ def _done(policy: str, stats: SimulationStats) -> None:
     help="Seed for random, p2c and the greedy/pack class sample (default: as recorded, else 0).",
 )
 @click.option(
+    "--sweep",
+    "sweep_spec",
+    default=None,
+    metavar="NAME=V1,V2,...",
+    help="Replay the trace once per setting of one hash knob and print one row per setting (makespan, "
+    "throughput, p95 wait, key affinity, cache hit rate, spilled): load-factor=1.1,1.25,1.5,2,off, "
+    "locality-wait=0,0.5,2,auto or vnodes=10,100,1000. --policies defaults to hash; other policies named "
+    "there are replayed once, as a reference row. With --plot: the frontier (makespan against cache hit "
+    "rate, or key affinity without a cache); with --out: every setting as its own run.",
+)
+@click.option(
     "--kill-node",
     "kills",
     multiple=True,
@@ -181,6 +193,7 @@ def simulate_command(
     load_factor: Any,
     vnodes: int | None,
     seed: int | None,
+    sweep_spec: str | None,
     kills: tuple[str, ...],
     adds: tuple[str, ...],
     out: Path | None,
@@ -205,9 +218,12 @@ def simulate_command(
     """
     given = {"seed": seed, "vnodes": vnodes}
     ctx = click.get_current_context()
-    if ctx.get_parameter_source("load_factor") is click.core.ParameterSource.COMMANDLINE:
+    if _on_command_line(ctx, "load_factor"):
         given["load_factor"] = load_factor  # None here means 'off'
     try:
+        sweep = _sweep(ctx, sweep_spec, do_validate)
+        if sweep is not None and not _on_command_line(ctx, "policies"):
+            policies = "hash"  # the only built-in policy a sweep's knobs change
         settings = SimulateSettings(
             trace=trace,
             run_id=run_id,
@@ -224,11 +240,12 @@ def simulate_command(
             kills=tuple(parse_kill_node(k) for k in kills),
             adds=tuple(parse_add_node(a) for a in adds),
             out=out,
-            keep_rows=plot_out is not None,
+            keep_rows=plot_out is not None and sweep is None,
             command_line=("raysched", *sys.argv[1:]),
+            sweep=sweep,
         )
         if do_validate:
-            if ctx.get_parameter_source("policies") is click.core.ParameterSource.COMMANDLINE:
+            if _on_command_line(ctx, "policies"):
                 raise SimInputError("--validate replays the run under its own recorded policy: drop --policies")
             if plot_out is not None:
                 raise SimInputError("--validate prints a comparison, not a plot: drop --plot")
@@ -254,6 +271,9 @@ def simulate_command(
     )
     if out is not None:
         click.echo(f"Wrote the simulated rows to {out}", err=True)
+    if sweep is not None:
+        _print_sweep(report, sweep, plot_out, as_json)
+        return
     if plot_out is not None and report.rows is not None:
         from raysched.plots import write_plot  # matplotlib only when a plot is asked for
 
@@ -268,3 +288,38 @@ def simulate_command(
         click.echo(render_table(report.summary))
         click.echo()
         click.echo(render_node_table(report.nodes))
+
+
+def _on_command_line(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+
+def _sweep(ctx: click.Context, spec: str | None, do_validate: bool) -> Sweep | None:
+    """--sweep parsed and checked against the other flags; SimInputError (one line) before anything runs."""
+    if spec is None:
+        return None
+    if do_validate:
+        raise SimInputError("--validate replays the run as recorded, one setting: drop --sweep")
+    sweep = parse_sweep(spec)
+    option = SWEEPABLE[sweep.name].option
+    if _on_command_line(ctx, option):
+        raise SimInputError(f"--sweep {sweep.name} sets --{sweep.name} for each row: drop --{sweep.name}")
+    return sweep
+
+
+def _print_sweep(report: SimulationReport, sweep: Sweep, plot_out: Path | None, as_json: bool) -> None:
+    """The sweep's one table (or its JSON records), and the frontier when --plot asks for it."""
+    table = report.sweep
+    assert table is not None
+    if plot_out is not None:
+        from raysched.plots import write_frontier  # matplotlib only when a plot is asked for
+
+        try:
+            written = write_frontier(table, plot_out, sweep.name)
+        except (AnalysisInputError, OSError) as err:
+            raise BadInput(f"cannot write the plot {plot_out}: {err}") from None
+        click.echo(f"Wrote the plot to {written}", err=True)
+    if as_json:
+        click.echo(json.dumps(sweep_records(table, sweep.name), indent=2, allow_nan=False))
+    else:
+        click.echo(render_sweep(table, sweep.name))

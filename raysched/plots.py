@@ -1,4 +1,4 @@
-"""One PNG comparing runs: per-node load, throughput over time, run-time CDF.
+"""One PNG comparing runs: per-node load, throughput over time, run-time CDF; or a sweep's frontier.
 
 Drawn with matplotlib's Agg canvas on a bare `Figure` (no pyplot), so it works
 headless and never switches the backend of a notebook that imports it.
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from raysched.analysis import AnalysisInputError, per_node, run_labels, short_node
 
-__all__ = ["bin_width", "plot_figure", "write_plot"]
+__all__ = ["bin_width", "frontier_figure", "plot_figure", "write_frontier", "write_plot"]
 
 _PANELS_PER_ROW = 3
 _NICE = (1, 2, 5)
@@ -162,10 +162,14 @@ def _cdf_panel(ax, groups: dict, labels: dict[str, str], colors: dict) -> None:
 
 def write_plot(df: pd.DataFrame, path: str | Path, dpi: int = 110) -> Path:
     """Write the comparison figure; a path without a suffix gets .png."""
+    return _save(plot_figure(df), path, dpi)
+
+
+def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
+    """Save a figure as PNG (a path without a suffix gets .png); AnalysisInputError (one line) when it cannot."""
     out = Path(path)
     if not out.suffix:
         out = out.with_suffix(".png")
-    fig = plot_figure(df)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=dpi)
@@ -177,3 +181,54 @@ def write_plot(df: pd.DataFrame, path: str | Path, dpi: int = 110) -> Path:
     except ValueError as exc:  # e.g. an image format matplotlib does not know
         raise AnalysisInputError(f"cannot write the plot to {out}: {exc}; use a .png path") from None
     return out
+
+
+# --------------------------------------------------------------------------- a sweep's frontier
+
+_HIT_RATE = "cache hit rate (%)"
+_AFFINITY = "key affinity (%)"
+_MAKESPAN = "makespan (s)"
+
+
+def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
+    """Makespan (x) against cache hit rate (y; key affinity without a cache), one labelled point per setting.
+
+    ``table`` is a sweep table (raysched.sim.sweep.sweep_table): columns policy, setting and the figures. The
+    points of one policy are joined in the order given, so the curve reads as the knob turns; a policy the
+    sweep left alone (setting "-") is one hollow reference point. Up and left is better: shorter and more local.
+    """
+    y_name = _HIT_RATE if _HIT_RATE in table.columns and table[_HIT_RATE].notna().any() else _AFFINITY
+    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    policies = list(dict.fromkeys(table["policy"]))
+    colors = dict(zip(policies, _colors(len(policies)), strict=True))
+    for policy in policies:
+        rows = table[table["policy"] == policy]
+        x, y = rows[_MAKESPAN].to_numpy(dtype=float), rows[y_name].to_numpy(dtype=float)
+        reference = bool((rows["setting"] == "-").all())
+        if reference:
+            ax.scatter(x, y, s=60, facecolors="none", edgecolors=[colors[policy]], linewidths=1.6, label=policy)
+        else:
+            ax.plot(x, y, "-o", color=colors[policy], linewidth=1.4, markersize=7, label=f"{policy}: {knob}")
+        for i, (xi, yi, setting) in enumerate(zip(x, y, rows["setting"], strict=True)):
+            if math.isfinite(xi) and math.isfinite(yi):
+                text = policy if reference else str(setting)
+                # labels take turns above and below, so settings that land close together stay readable
+                offset = (6, 6) if i % 2 == 0 else (6, -13)
+                ax.annotate(text, (xi, yi), textcoords="offset points", xytext=offset, fontsize="small")
+    ax.set_title(f"Trade-off as {knob} turns (up and left is better)")
+    ax.set_xlabel("makespan (s): shorter is better")
+    ax.set_ylabel(f"{y_name}: higher is better")
+    ax.set_ylim(bottom=0, top=max(100.0, float(np.nanmax(table[y_name].to_numpy(dtype=float), initial=0)) * 1.05))
+    ax.margins(x=0.15)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def write_frontier(table: pd.DataFrame, path: str | Path, knob: str, dpi: int = 110) -> Path:
+    """Write a sweep's frontier (`frontier_figure`); a path without a suffix gets .png."""
+    if table.empty:
+        raise AnalysisInputError("the sweep has no settings to plot")
+    return _save(frontier_figure(table, knob), path, dpi)

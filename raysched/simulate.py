@@ -38,6 +38,7 @@ from raysched.sim.estimate import (
 )
 from raysched.sim.fidelity import HIT_RATE, Fidelity, fidelity_metrics, measured_metrics
 from raysched.sim.record import Recorder
+from raysched.sim.sweep import Sweep, sweep_table
 from raysched.sim.trace import Trace, load_trace
 from raysched.sim.workers import WorkerAssignment, assign_workers
 from raysched.view import fmt_resources
@@ -77,6 +78,7 @@ class SimulateSettings:
     adds: tuple[AddNode, ...] = ()
     out: Path | None = None
     keep_rows: bool = False  # keep every policy's rows in the report (for a plot)
+    sweep: Sweep | None = None  # replay the policies it affects once per setting (raysched.sim.sweep)
     command_line: tuple[str, ...] = ()
 
 
@@ -131,6 +133,7 @@ class SimulationReport:
     rows: pd.DataFrame | None = None  # every policy's rows, when asked for (keep_rows)
     fidelity: Fidelity | None = None  # the run replayed as recorded, against the measurement
     fidelity_note: str = ""  # why there is no fidelity, when there is none
+    sweep: pd.DataFrame | None = None  # with settings.sweep: one row per (policy, setting), sweep_table's columns
 
 
 @dataclass
@@ -202,17 +205,24 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
 
 
 def _replay(
-    inputs: _Inputs, name: str, nodes: Mapping[str, dict[str, float]], kills: list[KillAt], adds: list[AddAt]
+    inputs: _Inputs,
+    name: str,
+    nodes: Mapping[str, dict[str, float]],
+    kills: list[KillAt],
+    adds: list[AddAt],
+    options: PolicyOptions | None = None,
+    run_id: str | None = None,
 ) -> tuple[pd.DataFrame, SimulationStats]:
     """One policy over the trace on ``nodes``: its rows (results schema) and what it cost."""
     trace, cache = inputs.trace, inputs.cache
-    recorder = Recorder(f"sim-{name}-{trace.run_id}", trace.job, name, len(trace), cached=cache is not None)
+    run_id = run_id or f"sim-{name}-{trace.run_id}"
+    recorder = Recorder(run_id, trace.job, name, len(trace), cached=cache is not None)
     simulation = Simulation(
         keys=trace.keys,
         demand_codes=trace.demand_codes,
         demands=trace.demands,
         base_s=inputs.base_s,
-        policy=build_policy(name, inputs.options),
+        policy=build_policy(name, inputs.options if options is None else options),
         policy_name=name,
         nodes=nodes,
         driver=inputs.driver,
@@ -227,6 +237,47 @@ def _replay(
     return rows, stats
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One replay of the trace: a policy with its options; under a sweep, the setting it stands for."""
+
+    policy: str
+    options: PolicyOptions
+    run_id: str
+    label: str  # the summary column: the policy, or `hash c=1.25` under a sweep
+    setting: str | None = None  # the sweep's setting ("-": a policy the sweep leaves alone); None: no sweep
+
+
+def _plan(settings: SimulateSettings, inputs: _Inputs) -> list[_Run]:
+    """Every replay, in order; under a sweep each affected policy once per setting, the others once (reference).
+
+    SimInputError before any work when the sweep touches none of the policies or a policy refuses a setting.
+    """
+    trace_id, base = inputs.trace.run_id, inputs.options
+    sweep = settings.sweep
+    if sweep is None:
+        return [_Run(name, base, f"sim-{name}-{trace_id}", name) for name in settings.policies]
+    affected = [name for name in settings.policies if sweep.affects(build_policy(name, base))]
+    if not affected:
+        raise SimInputError(
+            f"--sweep {sweep.name} changes only the hash policy (and its subclasses); --policies "
+            f"{','.join(settings.policies)} names none: add hash"
+        )
+    runs = [
+        _Run(
+            name,
+            sweep.options(base, point),
+            f"sim-{name}-{sweep.tag(point)}-{trace_id}",
+            sweep.column(name, point),
+            point.label,
+        )
+        for name in affected
+        for point in sweep.points
+    ]
+    others = [n for n in settings.policies if n not in affected]
+    return runs + [_Run(name, base, f"sim-{name}-{trace_id}", name, "-") for name in others]
+
+
 def simulate(
     settings: SimulateSettings,
     on_warning: Callable[[str], None] | None = None,
@@ -235,42 +286,40 @@ def simulate(
 ) -> SimulationReport:
     """Simulate every policy over the trace; SimInputError (one line) on anything unusable, before any work.
 
-    ``on_start`` hears what the model assumes (once the inputs are checked), ``on_policy_done`` each policy's cost.
-    With ``check_fidelity``, the run is also replayed under its own policy on its own cluster (reusing that
-    policy's run when the what-if is exactly that) and compared with the measurement (``report.fidelity``).
+    ``on_start`` hears what the model assumes (once the inputs are checked), ``on_policy_done`` each run's cost
+    (named by its summary column). With ``check_fidelity``, the run is also replayed under its own policy on its
+    own cluster (reusing that policy's run when the what-if is exactly that) and compared with the measurement
+    (``report.fidelity``). With ``sweep``, ``report.sweep`` holds one row per setting (raysched.sim.sweep).
     """
     inputs = _prepare(settings, on_warning)
     trace, cluster, model = inputs.trace, inputs.cluster, inputs.model
+    plan = _plan(settings, inputs)
     if on_start is not None:
         on_start(model)
     kills = [KillAt(k.at, k.node) for k in settings.kills]
     as_recorded = not cluster.virtual and not kills and not inputs.adds
     summaries, node_tables, kept, stats = [], [], [], {}
+    swept: list[tuple[str, str, pd.Series]] = []
     fidelity: Fidelity | None = None
-    for name in settings.policies:
-        rows, stats[name] = _replay(inputs, name, cluster.nodes, kills, inputs.adds)
-        if settings.check_fidelity and as_recorded and name == trace.policy:
+    for run in plan:
+        rows, stats[run.label] = _replay(inputs, run.policy, cluster.nodes, kills, inputs.adds, run.options, run.run_id)
+        if settings.check_fidelity and as_recorded and run.policy == trace.policy and run.options == inputs.options:
             fidelity = _fidelity(inputs, rows)
-        summaries.append(_summary(rows, inputs.cache is not None))
-        node_tables.append(per_node(rows))
+        summary = _summary(rows, inputs.cache is not None)
+        summary.columns = [run.label]
+        summary.attrs["runs"] = [{**info, "label": run.label} for info in summary.attrs["runs"]]
+        summaries.append(summary)
+        if run.setting is not None:
+            swept.append((run.policy, run.setting, summary[run.label]))
+        node_tables.append(per_node(rows).assign(run=run.label))
         if settings.out is not None:
-            _write(
-                settings,
-                rows,
-                model,
-                cluster,
-                inputs.adds,
-                name,
-                f"sim-{name}-{trace.run_id}",
-                inputs.options,
-                stats[name],
-                trace,
-            )
+            written = stats[run.label]
+            _write(settings, rows, model, cluster, inputs.adds, run.policy, run.run_id, run.options, written, trace)
         if settings.keep_rows:
             kept.append(rows)
         del rows
         if on_policy_done is not None:
-            on_policy_done(name, stats[name])
+            on_policy_done(run.label, stats[run.label])
     note = ""
     if settings.check_fidelity and fidelity is None:
         fidelity, note = _check_as_recorded(inputs, settings)
@@ -285,6 +334,7 @@ def simulate(
         pd.concat(kept, ignore_index=True) if kept else None,
         fidelity,
         note,
+        sweep_table(swept, inputs.cache is not None) if settings.sweep is not None else None,
     )
 
 
