@@ -188,6 +188,7 @@ def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
 _HIT_RATE = "cache hit rate (%)"
 _AFFINITY = "key affinity (%)"
 _MAKESPAN = "makespan (s)"
+_LABEL_OFFSETS = ((6, 6), (6, -13), (-22, 6), (-22, -13))  # points: up right, down right, up left, down left
 
 
 def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
@@ -214,14 +215,16 @@ def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
         for i, (xi, yi, setting) in enumerate(zip(x, y, rows["setting"], strict=True)):
             if math.isfinite(xi) and math.isfinite(yi):
                 text = policy if reference else str(setting)
-                # labels take turns above and below, so settings that land close together stay readable
-                offset = (6, 6) if i % 2 == 0 else (6, -13)
+                # labels take turns around their point, so settings that land close together stay readable
+                offset = _LABEL_OFFSETS[i % len(_LABEL_OFFSETS)]
                 ax.annotate(text, (xi, yi), textcoords="offset points", xytext=offset, fontsize="small")
     ax.set_title(f"Trade-off as {knob} turns (up and left is better)")
     ax.set_xlabel("makespan (s): shorter is better")
     ax.set_ylabel(f"{y_name}: higher is better")
-    ax.set_ylim(bottom=0, top=max(100.0, float(np.nanmax(table[y_name].to_numpy(dtype=float), initial=0)) * 1.05))
-    ax.margins(x=0.15)
+    ax.set_ylim(bottom=0, top=105.0)  # a percentage
+    # from 0 on both axes: a flat curve looks flat, and what the knob is worth reads at a glance
+    longest = float(np.nanmax(table[_MAKESPAN].to_numpy(dtype=float), initial=0.0))
+    ax.set_xlim(0, longest * 1.15 if longest > 0 else 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
     return fig
