@@ -103,6 +103,10 @@ M_AFFINITY = "key affinity (%)"
 M_SPILLED = "spilled (%)"
 M_SPILLED_BOUND = "spilled: bound"
 M_SPILLED_WAIT = "spilled: wait"
+M_SPILLED_SPREAD = "spilled: spread"
+M_KEYS_SPREAD = "keys spread (hot)"
+M_SPREAD_MOST = "most nodes for one hot key"
+M_HIT_RATE = "cache hit rate (%)"
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
@@ -111,15 +115,42 @@ def _latency_names(column: str) -> list[str]:
 
 
 _COUNT_METRICS = frozenset(
-    {M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED, M_NODES, M_KEYS, M_SPILLED_BOUND, M_SPILLED_WAIT}
+    {
+        M_ATTEMPTS,
+        M_OK,
+        M_FAILED,
+        M_RETRIED,
+        M_INFEASIBLE,
+        M_CANCELLED,
+        M_NODES,
+        M_KEYS,
+        M_SPILLED_BOUND,
+        M_SPILLED_WAIT,
+        M_SPILLED_SPREAD,
+        M_KEYS_SPREAD,
+        M_SPREAD_MOST,
+    }
 )
-_PERCENT_METRICS = frozenset({M_AFFINITY, M_SPILLED})
+_PERCENT_METRICS = frozenset({M_AFFINITY, M_SPILLED, M_HIT_RATE})
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (M_ATTEMPTS, M_OK, M_FAILED, M_RETRIED, M_INFEASIBLE, M_CANCELLED),
     (M_MAKESPAN, M_THROUGHPUT, M_ITEMS, M_BYTES),
     tuple(_latency_names("run_s") + _latency_names("wait_s") + _latency_names("brain_wait_s")),
-    (M_NODES, M_IMBALANCE, M_CV, M_KEYS, M_AFFINITY, M_SPILLED, M_SPILLED_BOUND, M_SPILLED_WAIT),
+    (
+        M_NODES,
+        M_IMBALANCE,
+        M_CV,
+        M_KEYS,
+        M_AFFINITY,
+        M_SPILLED,
+        M_SPILLED_BOUND,
+        M_SPILLED_WAIT,
+        M_SPILLED_SPREAD,
+        M_KEYS_SPREAD,
+        M_SPREAD_MOST,
+        M_HIT_RATE,
+    ),
 )
 
 
@@ -506,7 +537,24 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
         out[M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
         out[M_SPILLED_BOUND] = float((spill == "bound").sum())
         out[M_SPILLED_WAIT] = float((spill == "wait").sum())
+        spread = spill == "spread"
+        if spread.any():  # hot keys the brain spread by their share of the work (raysched 0.3 and later)
+            out[M_SPILLED_SPREAD] = float(spread.sum())
+            hot = set(_keys(ok[spread]))
+            out[M_KEYS_SPREAD] = float(len(hot))
+            out[M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
+    if "cache_hit" in ok.columns:
+        out[M_HIT_RATE] = hit_rate(ok)
     return out
+
+
+def hit_rate(ok: pd.DataFrame) -> float:
+    """The one definition of the cache hit rate: the mean of the ``cache_hit`` metric (0/1) over ok tasks, in %
+    (NaN when the job reports no cache_hit)."""
+    if "cache_hit" not in ok.columns:
+        return math.nan
+    hits = pd.to_numeric(ok["cache_hit"], errors="coerce").dropna()
+    return float(hits.mean() * 100) if len(hits) else math.nan
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

@@ -376,7 +376,7 @@ def job_bench(
                     "nodes_used": float(summary[analysis.M_NODES]),
                     "key_affinity_pct": float(summary[analysis.M_AFFINITY]),
                     "spilled_pct": float(summary.get(analysis.M_SPILLED, float("nan"))),
-                    "cache_hit_pct": float(ok["cache_hit"].mean() * 100) if "cache_hit" in ok else float("nan"),
+                    "cache_hit_pct": float(summary.get(analysis.M_HIT_RATE, float("nan"))),
                 }
                 figures[name].append(row)
                 echo(

@@ -68,6 +68,7 @@ DEEP_QUEUE_SHARE_OF_WAIT = 0.25
 LEASE_TURN_S = 0.5
 SHARED_QUEUE_S = 4 * LEASE_TURN_S
 MAX_SHARED_DEPTH = 256.0  # tasks per slot one submission may ask for on that account
+HOT_KEYS_SHOWN = 10  # hot keys listed by status and the run's summary
 _SKIPPED_RESOURCES = ("object_store_memory",)
 _SKIPPED_PREFIXES = ("node:", "accelerator_type:")
 
@@ -121,6 +122,7 @@ class _Waiting:
     queue: Queue | None = None  # the one queue that holds it now (None while being decided)
     group: Any = None  # that queue's name: a node id, or a demand signature (waiting for room anywhere)
     offer: str | None = None  # a node with a free slot offered to it (work conservation), while it is decided
+    declined: bool = False  # its policy declined a free slot: it waits for its home, without a locality timer
 
 
 @dataclass(eq=False)
@@ -163,6 +165,8 @@ class _Submission:
         # A policy that lets a task past its locality wait run on any free slot (work conservation), and
         # hears where it went; a policy without the flag is asked again and decides itself.
         self.work_conserving = bool(getattr(self.policy, "work_conserving", False))
+        # ...and one that says it is not (hash's pure ring) never leaves its home: no locality timers at all.
+        self.stays_home = getattr(self.policy, "work_conserving", None) is False
         self.spilled: Callable[[TaskDemand, str, ResourceView], None] | None = getattr(self.policy, "spilled", None)
         self.arrived: Callable[[dict[str, int]], None] | None = getattr(self.policy, "arrived", None)
 
@@ -890,7 +894,7 @@ class PlacementBrain:
             if sub.work_conserving and view.fits_now(offer, w.task.resources):
                 node, decision = offer, Decision(offer, spill="wait")
             else:  # the policy declined a free slot: the task waits for its home, offered nothing more
-                w.overdue = False
+                w.overdue, w.declined = False, True
                 sub.overdue.pop(w.uid, None)
         if node is None:
             self._park(sub, w, decision, now)
@@ -1002,7 +1006,7 @@ class PlacementBrain:
             if not front:
                 self._dirty.add(home)
             wait = sub.locality_wait_s
-            if wait is not None and not w.overdue:
+            if wait is not None and not w.overdue and not w.declined and not sub.stays_home:
                 heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
             return
         group = w.task.signature if sub.no_room_means_none else w.uid
@@ -1179,14 +1183,21 @@ def _rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _ring_summary(policy: Policy) -> dict[str, int]:
-    """Ring size of a hash-style policy (nodes and virtual nodes), for status."""
+def _ring_summary(policy: Policy) -> dict[str, Any]:
+    """Ring size of a hash-style policy (nodes and virtual nodes), keys moved, and the hot keys that spread over
+    several nodes with their share of the recent work, hottest first (for status and the run's summary)."""
     ring = getattr(policy, "ring", None)
     if ring is None:
         return {}
-    summary = {"ring_nodes": len(ring), "ring_vnodes": int(getattr(ring, "points", 0))}
+    summary: dict[str, Any] = {"ring_nodes": len(ring), "ring_vnodes": int(getattr(ring, "points", 0))}
     if hasattr(policy, "keys_moved"):
         summary["keys_moved"] = int(policy.keys_moved)
+    hot_keys = getattr(policy, "hot_keys", None)
+    if callable(hot_keys):
+        summary["keys_spread"] = int(getattr(policy, "keys_spread", 0))
+        summary["hot_keys"] = [
+            {"key": key, "nodes": nodes, "share": round(share, 4)} for key, nodes, share in hot_keys(HOT_KEYS_SHOWN)
+        ]
     return summary
 
 

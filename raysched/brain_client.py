@@ -112,6 +112,8 @@ class RunCounters:
     decisions: int | None = None
     spills: dict[str, int] = field(default_factory=dict)
     keys_moved: int | None = None
+    keys_spread: int | None = None  # hot keys spread over several nodes at the end (hash)
+    hot_keys: list[dict[str, Any]] = field(default_factory=list)  # {"key", "nodes", "share"}, hottest first
 
 
 class BrainClient:
@@ -171,6 +173,8 @@ class BrainClient:
         counters.decisions = final.get("decisions")
         counters.spills = dict(final.get("spills", {}))
         counters.keys_moved = final.get("keys_moved")
+        counters.keys_spread = final.get("keys_spread")
+        counters.hot_keys = list(final.get("hot_keys", []))
         return counters
 
     # -- the pipelined call -------------------------------------------------------------------

@@ -20,9 +20,6 @@ class ExitCode(IntEnum):
 KEYS_TRACKED = 100_000
 
 
-KEYS_TRACKED = 100_000
-
-
 def tasks_per_s(tasks: int, seconds: float) -> float:
     """The one definition of throughput: ok tasks / makespan (first submission to last finish)."""
     return tasks / seconds if seconds > 0 else float("nan")
@@ -54,6 +51,8 @@ class RunOutcome:
     brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
     metric_sums: dict[str, float] = field(default_factory=dict)
     brain_decisions: int | None = None
+    keys_spread: int | None = None  # hot keys the brain spread over several nodes (hash), at the end
+    hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
     brain_ready_at: float | None = None  # Unix seconds: registered with the brain (start-up diagnosis)
     first_dispatch_at: float | None = None  # Unix seconds: the first task handed to Ray
     notes: list[str] = field(default_factory=list)

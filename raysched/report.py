@@ -51,7 +51,15 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
         parts = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.spills.items()))
         lines.append(
             f"  spilled       {sum(outcome.spills.values())} tasks placed off their key's owner ({parts}; "
-            "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait)"
+            "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait, "
+            "spread = a hot key's other nodes)"
+        )
+    if outcome.hot_keys:
+        hottest = outcome.hot_keys[0]
+        lines.append(
+            f"  hot keys      {outcome.keys_spread or len(outcome.hot_keys)} spread over several nodes by their "
+            f"share of the work; the hottest, {hottest['key']!r}, on up to {hottest['nodes']} nodes "
+            f"({hottest['share']:.1%} of recent tasks)"
         )
     if outcome.ok:
         lines.append(

@@ -467,6 +467,8 @@ class Runner:
         self._running.clear()
         counters = self.client.close()
         self.outcome.brain_decisions = counters.decisions
+        self.outcome.keys_spread = counters.keys_spread
+        self.outcome.hot_keys = counters.hot_keys
 
 
 def _get_each(refs: list[Any]) -> list[Any]:

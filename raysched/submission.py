@@ -199,6 +199,8 @@ def _run(
                         for k in ("ok", "failed", "retried", "cancelled", "infeasible", "skipped", "interrupted")
                     },
                     "brain_decisions": runner.outcome.brain_decisions,
+                    "keys_spread": runner.outcome.keys_spread,
+                    "hot_keys": runner.outcome.hot_keys,
                     "timeline": {
                         "brain_ready_at": runner.outcome.brain_ready_at,
                         "first_dispatch_at": runner.outcome.first_dispatch_at,

@@ -536,3 +536,25 @@ def test_same_file_twice_is_read_once(two_files: list[Path]) -> None:
 def test_summarize_rejects_a_foreign_frame() -> None:
     with pytest.raises(AnalysisInputError, match="missing columns"):
         summarize(pd.DataFrame({"a": [1]}))
+
+
+def test_hot_keys_spread_and_the_cache_hit_rate_are_reported(tmp_path: Path) -> None:
+    """A hot key spread over three nodes by its share of the work, a cold key at home; hits 3 of 5."""
+    rows = [
+        row("r1", "hash", 0, "hot", 1, "ok", N1, 0.0, 0.1, 1.0, spill="", cache_hit=1),
+        row("r1", "hash", 1, "hot", 1, "ok", N2, 0.0, 0.1, 1.0, spill="spread", cache_hit=0),
+        row("r1", "hash", 2, "hot", 1, "ok", N3, 0.0, 0.1, 1.0, spill="spread", cache_hit=0),
+        row("r1", "hash", 3, "hot", 1, "ok", N2, 0.0, 1.0, 2.0, spill="spread", cache_hit=1),
+        row("r1", "hash", 4, "cold", 1, "ok", N1, 0.0, 1.0, 2.0, spill="", cache_hit=1),
+    ]
+    path = write_csv(tmp_path / "r.csv", rows, extra=("spill", "cache_hit"))
+    s = summarize(load([path])).iloc[:, 0]
+    assert s["spilled: spread"] == 3  # three tasks ran on the hot key's other nodes
+    assert s["keys spread (hot)"] == 1  # one key
+    assert s["most nodes for one hot key"] == 3  # over three nodes
+    assert s["cache hit rate (%)"] == pytest.approx(60.0)  # 3 hits of 5 ok tasks
+    assert "cache hit rate (%)" in render_table(summarize(load([path])))
+
+
+def test_no_cache_hit_column_means_no_hit_rate_row(two_files: list[Path]) -> None:
+    assert "cache hit rate (%)" not in summarize(load(two_files)).index

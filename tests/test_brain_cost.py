@@ -83,3 +83,19 @@ def test_every_policy_stays_flat_through_a_node_leaving_and_coming_back(policy: 
     brain = drive(policy, 2500, keys=50, churn_at=1000)
     assert brain.status()["submissions"][0]["done"] == 2500
     assert brain.decisions <= 1.5 * 2500 + 300  # a membership change asks every waiting task once more
+
+
+def test_the_pure_ring_decides_each_task_about_once_under_skew() -> None:
+    """Regression: with --load-factor off a declined free slot re-armed the task's locality timer, so each
+    waiting task was offered a slot and decided again every round (513 decisions per task)."""
+    brain = PlacementBrain(clock=Clock())
+    brain.sync_nodes(NODES)
+    brain.register("s", build_policy("hash", PolicyOptions(load_factor=None, locality_wait=0.0)), {}, overcommit=1.0)
+    keys = zipf(random.Random(1), 600, 8, 1.2)
+    answer = brain.place("s", [], [(uid, {"CPU": 1.0}, key) for uid, key in enumerate(keys)])
+    running = [uid for uid, *_ in answer.placed]
+    while running:
+        running = [uid for uid, *_ in brain.place("s", running, []).placed]
+        brain.check_structures()
+    assert brain.status()["submissions"][0]["done"] == 600
+    assert brain.decisions <= 1.5 * 600

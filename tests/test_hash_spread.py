@@ -161,3 +161,21 @@ def test_no_slot_idles_while_a_deep_queue_waits_for_its_home() -> None:
     answer = brain.place("s", [1], [], pacing)  # B frees: it takes A's last task at once, no locality wait
     assert [(u, n, s) for u, n, s, _ in answer.placed] == [(4, B, "wait")]
     assert brain.decisions <= 5  # one decision per placement
+
+
+def test_status_and_the_summary_say_which_keys_spread_and_why() -> None:
+    from raysched.outcome import RunOutcome
+    from raysched.report import format_summary
+
+    c = Cluster([{"CPU": 2}] * 8, overcommit=2.0, locality_wait=10.0)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(400)]
+    for start in range(0, len(keys), 40):
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:20])
+    sub = c.brain.status()["submissions"][0]
+    assert sub["keys_spread"] == 1
+    assert sub["hot_keys"][0]["key"] == "hot" and sub["hot_keys"][0]["nodes"] == 5
+    assert abs(sub["hot_keys"][0]["share"] - 0.5) < 0.05
+    final = c.brain.unregister("s")
+    outcome = RunOutcome(run_id="r", ok=1, keys_spread=final["keys_spread"], hot_keys=final["hot_keys"])
+    text = format_summary(outcome, "job.py", "hash")
+    assert "hot keys      1 spread over several nodes" in text and "'hot', on up to 5 nodes (50." in text

@@ -454,6 +454,11 @@ class HashPolicy:
                 members.append(node)
         return members
 
+    @property
+    def keys_spread(self) -> int:
+        """Keys that spread over more than one node now."""
+        return len(self.demand.hot())
+
     def hot_keys(self, top: int = 10) -> list[tuple[str, int, float]]:
         """The hottest keys that spread: (key, nodes it may use, its share of recent work), hottest first."""
         hot = sorted(self.demand.hot().items(), key=lambda kv: self.demand.share(kv[0]), reverse=True)
