@@ -68,6 +68,7 @@ DEEP_QUEUE_SHARE_OF_WAIT = 0.25
 LEASE_TURN_S = 0.5
 SHARED_QUEUE_S = 4 * LEASE_TURN_S
 MAX_SHARED_DEPTH = 256.0  # tasks per slot one submission may ask for on that account
+KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
 HOT_KEYS_SHOWN = 10  # hot keys listed by status and the run's summary
 _SKIPPED_RESOURCES = ("object_store_memory",)
 _SKIPPED_PREFIXES = ("node:", "accelerator_type:")
@@ -167,8 +168,12 @@ class _Submission:
         self.work_conserving = bool(getattr(self.policy, "work_conserving", False))
         # ...and one that says it is not (hash's pure ring) never leaves its home: no locality timers at all.
         self.stays_home = getattr(self.policy, "work_conserving", None) is False
-        self.spilled: Callable[[TaskDemand, str, ResourceView], None] | None = getattr(self.policy, "spilled", None)
+        self.spilled: Callable[[TaskDemand, str, ResourceView], bool] | None = getattr(self.policy, "spilled", None)
         self.arrived: Callable[[dict[str, int]], None] | None = getattr(self.policy, "arrived", None)
+        # A policy may let the brain move a whole key that has not run yet to an idle node (`movable`), and
+        # hears where it went (`key_moved`).
+        self.movable: Callable[[str], bool] | None = getattr(self.policy, "movable", None)
+        self.key_moved: Callable[[str, str], None] | None = getattr(self.policy, "key_moved", None)
 
     @property
     def locality_wait_s(self) -> float | None:
@@ -789,18 +794,28 @@ class PlacementBrain:
                         break
                     queue = sub.anywhere.get(group)
         if (sub.overdue or sub.deep) and view.idle_somewhere:
-            yield from self._offers(sub)
+            yield from self._offers(sub, now)
 
-    def _offers(self, sub: _Submission) -> Iterator[_Waiting]:
-        """Overdue tasks, oldest first, each offered a node with a free slot that fits it (work conservation).
+    def _offers(self, sub: _Submission, now: float) -> Iterator[_Waiting]:
+        """Free slots for work waiting at busy nodes (work conservation), cheapest loss of locality first.
 
-        Delay scheduling trades a little waiting for locality, never idle
-        slots: once a task's wait is over (counted while some slot idled), the
-        first free slot that fits it takes it. A demand that finds no free
-        slot stops the search for equal demands in this round.
+        1. A node whose queue holds more than a round of tasks gives a whole
+           key that has not run yet to a node with a free slot: no warm state
+           is lost, the key keeps one node (the policy agrees, ``movable``).
+        2. Overdue tasks, oldest first: once a task's wait is over (counted
+           while some slot idled), the first free slot that fits it takes it.
+        3. The last tasks of a queue that would wait past a share of the
+           locality wait go to free slots at once.
+        A demand that finds no free slot stops the search for equal demands in
+        this round.
         """
         view = self.view
         full: set[tuple] = set()
+        if sub.movable is not None:
+            for node in list(sub.deep):
+                if not view.idle_somewhere:
+                    return
+                self._give_away_a_key(sub, node, now)
         for w in list(sub.overdue.values()):
             if w.seen_round == self._round_no or w.task.signature in full or w.uid not in sub.waiting:
                 continue
@@ -815,7 +830,7 @@ class PlacementBrain:
             yield w
         for node in list(sub.deep):  # the last tasks of queues deeper than the wait: stolen at once
             queue = sub.deferred_at.get(node) or sub.at_node.get(node)
-            while queue and node in sub.deep and view.idle_somewhere:
+            while queue and self._depth(sub, node) > self._steal_above(sub, node) and view.idle_somewhere:
                 w = next(reversed(queue.values()))
                 if w.seen_round == self._round_no or w.task.signature in full:
                     break
@@ -829,6 +844,24 @@ class PlacementBrain:
                 w.offer = free
                 yield w
                 queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+
+    def _give_away_a_key(self, sub: _Submission, node: str, now: float) -> None:
+        """Move one key that has not run yet, whole, from ``node``'s queue to a node with a free slot."""
+        assert sub.movable is not None
+        depth = self._depth(sub, node)
+        for queue in (sub.deferred_at.get(node, Queue()), sub.at_node.get(node, Queue())):
+            for w in itertools.islice(reversed(queue.values()), KEY_SCAN):
+                key = w.task.key
+                tasks = len(sub.by_key.get((node, key), ()))
+                if tasks >= depth or not sub.movable(key):
+                    continue
+                free = self._free_slot(sub, w)
+                if free is None or free == node:
+                    return
+                self._move_key(sub, key, node, free, now)
+                if sub.key_moved is not None:
+                    sub.key_moved(key, free)
+                return
 
     def _free_slot(self, sub: _Submission, w: _Waiting) -> str | None:
         """A node with a free slot (not just room in its queue) that fits the task now, if any."""
@@ -914,8 +947,9 @@ class PlacementBrain:
         sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
         if decision.spill:
             sub.spills[decision.spill] += 1
-            if offer is not None and sub.spilled is not None:
-                sub.spilled(w.task, node, view)
+            home = w.last_home
+            if decision.spill == "wait" and sub.spilled is not None and sub.spilled(w.task, node, view) and home:
+                self._move_key(sub, w.task.key, home, node, now)  # the key lives there now: its tasks follow
         self.metrics.placed(node)
         return True
 
@@ -974,22 +1008,28 @@ class PlacementBrain:
             self._depth_changed(sub, w.home)
         w.queue = w.group = None
 
+    def _depth(self, sub: _Submission, node: str) -> int:
+        return len(sub.at_node.get(node, ())) + len(sub.deferred_at.get(node, ()))
+
     def _depth_changed(self, sub: _Submission, node: str) -> None:
-        """Track the nodes whose queues for ``sub`` are deeper than its locality wait: their last tasks would
-        wait longer for that node than for a free slot elsewhere (work stealing takes them, `_offers`)."""
-        depth = len(sub.at_node.get(node, ())) + len(sub.deferred_at.get(node, ()))
-        if depth > self._deep_at(sub, node):
+        """Track the nodes whose queues for ``sub`` hold more than one round of tasks (one per slot): while
+        a slot idles elsewhere, work waits there that could run now (`_offers`)."""
+        if sub.work_conserving and node in self.view and self._depth(sub, node) > self._slots(node):
             sub.deep[node] = None
         else:
             sub.deep.pop(node, None)
 
-    def _deep_at(self, sub: _Submission, node: str) -> float:
-        """Tasks a node's queue may hold before its last one expects to wait past its share of the locality wait."""
+    def _slots(self, node: str) -> float:
+        return max(1.0, self.view.capacity(node).get("CPU", 1.0))
+
+    def _steal_above(self, sub: _Submission, node: str) -> float:
+        """Tasks a node's queue may hold before its last one expects to wait past its share of the locality
+        wait (expected wait = tasks queued / slots x median task time): beyond, they are stolen."""
         wait, task_s = sub.locality_wait_s, sub.task_s
-        if wait is None or not task_s or not sub.work_conserving or node not in self.view:
+        if wait is None or not task_s:
             return math.inf
-        slots = max(1.0, self.view.capacity(node).get("CPU", 1.0))
-        return max(1.0, slots * DEEP_QUEUE_SHARE_OF_WAIT * wait / task_s)
+        slots = self._slots(node)
+        return max(slots, slots * DEEP_QUEUE_SHARE_OF_WAIT * wait / task_s)
 
     def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
         """Keep a task that cannot run yet, where the next chance to place it will find it."""

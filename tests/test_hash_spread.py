@@ -179,3 +179,68 @@ def test_status_and_the_summary_say_which_keys_spread_and_why() -> None:
     outcome = RunOutcome(run_id="r", ok=1, keys_spread=final["keys_spread"], hot_keys=final["hot_keys"])
     text = format_summary(outcome, "job.py", "hash")
     assert "hot keys      1 spread over several nodes" in text and "'hot', on up to 5 nodes (50." in text
+
+
+class AllToA(MovesKeyOnce):
+    """Every task waits for A; a key that has not run may move (the brain's whole-key work stealing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: set[str] = set()
+        self.moves: list[tuple[str, str]] = []
+        self.work_conserving = True
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        decision = super().decide(task, view)
+        if decision.node is not None:
+            self.ran.add(task.key)
+        return decision
+
+    def movable(self, key: str) -> bool:
+        return key not in self.ran
+
+    def key_moved(self, key: str, node: str) -> None:
+        self.moves.append((key, node))
+
+
+def test_an_idle_node_takes_a_whole_key_that_has_not_run_from_a_deep_queue() -> None:
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = AllToA()
+    brain.register("s", policy, {"policy": "all-to-a"}, overcommit=1.0)
+    answer = brain.place("s", [], [(0, CPU1, "k1"), (1, CPU1, "k1"), (2, CPU1, "k2"), (3, CPU1, "k2")])
+    # k1 runs on A; k1's second task and both k2 tasks wait for A (three queued on one slot): B idles, so
+    # k2, which has not run anywhere, moves to B whole and starts there at once; k1 stays with its warm node.
+    assert policy.moves == [("k2", B)]
+    assert sorted((u, n) for u, n, *_ in answer.placed) == [(0, A), (2, B)]
+    brain.check_structures()
+    assert brain.view.key_parked("k2", B) == 1 and brain.view.key_parked("k1", A) == 1
+    assert brain.decisions == 2  # moving the key decided nothing
+
+
+def test_a_stolen_cold_key_moves_whole_so_it_splits_once() -> None:
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    c.policy.arrived({f"earlier-{i}": 1 for i in range(200)})  # a long run so far: this key is a cold one
+    ring = documented_ring(c.nodes)
+    key = "dataset-7"
+    home, other = list(ring.successors(key))
+    other_key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == other)
+    placed = c.send([key, other_key])
+    c.send([key, key, key])  # three more wait for the busy home
+    other_task = next(u for u in placed if c.placed[u][0] == other)
+    c.send([], finished=[other_task])  # the other node idles...
+    c.now += 0.6
+    stolen = c.send([])  # ...past one wait: it takes one task, and the key moves there with the rest
+    assert [c.placed[u][0] for u in stolen] == [other]
+    assert c.brain.view.key_parked(key, home) == 0 and c.brain.view.key_parked(key, other) == 2
+    assert c.policy.homes[key] == other
+
+
+def test_hash_lets_only_cold_keys_that_have_not_run_move_whole() -> None:
+    view = ResourceView()
+    view.set_node(A, {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(vnodes=20))
+    assert policy.movable("fresh")
+    policy.choose(TaskDemand(CPU1, "ran"), view)
+    assert not policy.movable("ran")  # its warm state is on its node
+    assert not HashPolicy(PolicyOptions(load_factor=None)).movable("fresh")  # the pure ring never moves a key

@@ -187,7 +187,8 @@ class Policy(Protocol):
       for; the brain then asks again only when that node frees room (hash).
     * ``work_conserving = True`` lets the brain run a task whose locality wait
       is over on the first free slot that fits it, when ``decide`` still says
-      wait; ``spilled(task, node, view)``, if present, hears where it ran.
+      wait; ``spilled(task, node, view)``, if present, hears where it ran and
+      answers True when the task's key now lives there (its waiting tasks follow).
       Without the flag, a declined free slot leaves the task waiting for its home.
     * ``arrived({key: count})`` hears of each batch of new tasks before any is
       assigned (hash estimates each key's share of the work from it).

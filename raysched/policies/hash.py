@@ -215,9 +215,27 @@ class HashPolicy:
         """Past its locality wait a task takes any free slot (pure ring: never, a key stays on its owner)."""
         return self.options.load_factor is not None
 
-    def spilled(self, task: TaskDemand, node: str, view: ResourceView) -> None:
-        """The brain ran a task past its locality wait on a free slot: the key's warm state lives there too."""
+    def movable(self, key: str) -> bool:
+        """May the brain move this key whole to an idle node? Only if none of its tasks has run (no warm state
+        to lose) and it is a cold key (a hot key's tasks already spread over its nodes)."""
+        return key not in self._rooted and not self.demand.is_hot(key) and self.options.load_factor is not None
+
+    def key_moved(self, key: str, node: str) -> None:
+        """The brain moved a key that had not run to ``node``: it lives there now."""
+        if node == self.ring.lookup(key):
+            self.homes.pop(key, None)
+        else:
+            self.homes[key] = node
+        self.keys_moved += 1
+
+    def spilled(self, task: TaskDemand, node: str, view: ResourceView) -> bool:
+        """The brain ran a task past its locality wait on a free slot: its warm state lives there now, and a
+        cold key moves there whole (True: its waiting tasks follow), so it splits once, not task by task."""
         self._root(task.key, node)
+        if self.demand.is_hot(task.key):
+            return False
+        self.key_moved(task.key, node)
+        return True
 
     # -- membership -----------------------------------------------------------------
     def sync(self, view: ResourceView) -> None:
@@ -369,7 +387,10 @@ class HashPolicy:
             home = None
         home = home or owner
         plan = _Plan(home, owner, self.ring, key, holds, bound, c, walk)
-        rooted = key in self._rooted
+        # A key that has run, or has tasks assigned to its home already, is settled there: it moves only
+        # under pressure, whole, and not again for each batch of its tasks (a key bouncing between nodes
+        # while the first window is assigned warms several caches).
+        rooted = key in self._rooted or key in self.homes or view.key_assigned(key, home) > 0
         if rooted:
             if bound.fits(home, c, count):
                 return plan
