@@ -815,7 +815,8 @@ class PlacementBrain:
             for node in list(sub.deep):
                 if not view.idle_somewhere:
                     return
-                self._give_away_a_key(sub, node, now)
+                if self._depth(sub, node) > self._slots(node):  # more than a round queued there
+                    self._give_away_a_key(sub, node, now)
         for w in list(sub.overdue.values()):
             if w.seen_round == self._round_no or w.task.signature in full or w.uid not in sub.waiting:
                 continue
@@ -1012,9 +1013,14 @@ class PlacementBrain:
         return len(sub.at_node.get(node, ())) + len(sub.deferred_at.get(node, ()))
 
     def _depth_changed(self, sub: _Submission, node: str) -> None:
-        """Track the nodes whose queues for ``sub`` hold more than one round of tasks (one per slot): while
-        a slot idles elsewhere, work waits there that could run now (`_offers`)."""
-        if sub.work_conserving and node in self.view and self._depth(sub, node) > self._slots(node):
+        """Track the nodes whose queues for ``sub`` hold more than one round of tasks (one per slot), or more
+        than their last task should wait (`_steal_above`): while a slot idles elsewhere, work waits there
+        that could run now (`_offers`)."""
+        if (
+            sub.work_conserving
+            and node in self.view
+            and self._depth(sub, node) > min(self._slots(node), self._steal_above(sub, node))
+        ):
             sub.deep[node] = None
         else:
             sub.deep.pop(node, None)
@@ -1028,8 +1034,7 @@ class PlacementBrain:
         wait, task_s = sub.locality_wait_s, sub.task_s
         if wait is None or not task_s:
             return math.inf
-        slots = self._slots(node)
-        return max(slots, slots * DEEP_QUEUE_SHARE_OF_WAIT * wait / task_s)
+        return max(1.0, self._slots(node) * DEEP_QUEUE_SHARE_OF_WAIT * wait / task_s)
 
     def _park(self, sub: _Submission, w: _Waiting, decision: Decision, now: float) -> None:
         """Keep a task that cannot run yet, where the next chance to place it will find it."""

@@ -244,3 +244,23 @@ def test_hash_lets_only_cold_keys_that_have_not_run_move_whole() -> None:
     policy.choose(TaskDemand(CPU1, "ran"), view)
     assert not policy.movable("ran")  # its warm state is on its node
     assert not HashPolicy(PolicyOptions(load_factor=None)).movable("fresh")  # the pure ring never moves a key
+
+
+def test_a_queue_shorter_than_a_round_is_still_stolen_from_when_its_tail_would_wait_too_long() -> None:
+    """Regression: the steal threshold was raised to one task per slot, so a 4-CPU node's last three queued
+    tasks (expected wait 3/4 of a task, the locality wait a quarter of that) waited while a slot idled."""
+    now = [0.0]
+    brain = PlacementBrain(clock=lambda: now[0])
+    brain.sync_nodes({A: {"CPU": 4.0}, B: {"CPU": 4.0}})
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
+    ring = documented_ring({A: {"CPU": 4}, B: {"CPU": 4}})
+    on_a = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A)
+    on_b = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == B)
+    first = brain.place("s", [], [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)], pacing)
+    assert sorted(n for _, n, *_ in first.placed) == [A] * 4 + [B] * 4  # both nodes full
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 11)], pacing)  # three wait for A
+    answer = brain.place("s", [4], [], pacing)  # B frees one slot: A's last queued task takes it now
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(10, B, "wait")]

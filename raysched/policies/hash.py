@@ -366,7 +366,7 @@ class HashPolicy:
             return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
         if eligible is None:
             need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._weights[owner])
-            spread = self.demand.spread(key, need)
+            spread = self.demand.spread(key, need) if need > 1.0 or self.demand.is_hot(key) else 1
             if spread > 1:
                 hot = self._hot_home(key, owner, spread, view, bound, c, count)
                 if hot is not None:
