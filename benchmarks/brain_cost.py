@@ -8,8 +8,9 @@ does, and runs each placed task for a drawn time on a virtual clock. After
 every brain call it reads the size of every structure the brain keeps per
 task, so a structure that grows with the run (rather than with the work in
 flight) shows as a ratio far above 1. Prints, per policy: decisions per task,
-the largest entries/(waiting + nodes) seen, and decisions per second of the
-brain's own time, with the targets of "flat cost per task".
+the largest ratio of entries to their bound (2 x waiting tasks + nodes + 64)
+seen, and decisions per second of the brain's own time, with the targets of
+"flat cost per task".
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from raysched.brain import PlacementBrain
 from raysched.policies import PolicyOptions, build_policy
 
 TARGET_DECISIONS_PER_TASK = 1.5
-TARGET_ENTRY_RATIO = 2.0
+TARGET_ENTRY_RATIO = 1.0  # entries <= 2 x waiting tasks + nodes + ENTRY_SLACK, after every call
+ENTRY_SLACK = 64  # stale locality timers the brain tolerates before it rebuilds their heap
 TARGET_DECISIONS_PER_S = 50_000
 
 
@@ -122,7 +124,7 @@ def run(
             heapq.heappush(running, (clock.now + task_s * rng.uniform(0.5, 1.5), uid))
         if check:
             entries = brain.queue_entries()
-            ratio = entries / (waiting + len(nodes))
+            ratio = entries / (2 * waiting + len(nodes) + ENTRY_SLACK)
             if ratio > worst_ratio:
                 worst_ratio, worst_entries = ratio, entries
         if on_call is not None:
@@ -156,8 +158,7 @@ def main() -> None:
         f"a call every {args.call_ms} ms at most"
     )
     print(
-        f"{'policy':8} {'decisions/task':>15} {'entries/(waiting+nodes)':>24} {'decisions/s':>12} {'brain s':>8} "
-        f"{'virtual s':>9}"
+        f"{'policy':8} {'decisions/task':>15} {'entries/bound':>14} {'decisions/s':>12} {'brain s':>8} {'virtual s':>9}"
     )
     for name in args.policies.split(","):
         r = run(
@@ -171,10 +172,10 @@ def main() -> None:
             call_s=args.call_ms / 1000,
         )
         print(
-            f"{name:8} {r.decisions_per_task:15.2f} {r.worst_entry_ratio:24.2f} {r.decisions_per_s:12,.0f} "
+            f"{name:8} {r.decisions_per_task:15.2f} {r.worst_entry_ratio:14.2f} {r.decisions_per_s:12,.0f} "
             f"{r.busy_s:8.1f} {r.virtual_s:9.1f}   decisions/task "
             f"{'met' if r.decisions_per_task <= TARGET_DECISIONS_PER_TASK else 'MISSED'} (<= 1.5), entries "
-            f"{'met' if r.worst_entry_ratio <= TARGET_ENTRY_RATIO else 'MISSED'} (<= 2)"
+            f"{'met' if r.worst_entry_ratio <= TARGET_ENTRY_RATIO else 'MISSED'} (<= 2 x waiting + nodes + 64)"
         )
 
 
