@@ -264,3 +264,16 @@ def test_a_queue_shorter_than_a_round_is_still_stolen_from_when_its_tail_would_w
     brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 11)], pacing)  # three wait for A
     answer = brain.place("s", [4], [], pacing)  # B frees one slot: A's last queued task takes it now
     assert [(u, n, s) for u, n, s, _ in answer.placed] == [(10, B, "wait")]
+
+
+def test_the_policy_forgets_keys_it_has_not_seen_for_long(monkeypatch) -> None:
+    """Regression: with unique keys (unkeyed tasks) every key that ever moved kept a home: the brain grew with
+    the run. Keys are remembered for the last ROOTED_KEYS placements, and their homes with them."""
+    import raysched.policies.hash as hash_module
+
+    monkeypatch.setattr(hash_module, "ROOTED_KEYS", 50)
+    c = Cluster([{"CPU": 1}, {"CPU": 2}, {"CPU": 2}, {"CPU": 4}], overcommit=2.0)
+    c.run([f"task-{i}" for i in range(2000)], finish_each=4)  # every task its own key
+    assert len(c.policy._rooted) <= 50
+    assert len(c.policy.homes) <= 2 * 50 + 1
+    assert c.policy.keys_moved > 50  # keys did move (the case that grew)

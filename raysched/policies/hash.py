@@ -53,7 +53,9 @@ __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"
 AUTO_WAIT_MIN_S = 0.2
 AUTO_WAIT_MAX_S = 10.0
 AUTO_WAIT_TASKS = 1.0  # adaptive wait = this many median task times (work conservation: about one task)
-ROOTED_KEYS = 200_000  # keys remembered as having run (least recently placed forgotten first)
+# Keys remembered as having run (least recently placed forgotten first), and so the bound of ``homes``: a run
+# with a million distinct keys (unkeyed tasks) kept a home for every key that ever moved (the brain grew 200 MB).
+ROOTED_KEYS = 200_000
 # A key that must move looks this many nodes clockwise for one that takes it whole; past them it splits
 # (tasks one by one to the first nodes under the bound). Uncapped, a key hotter than any node's bound, or a
 # new key looking for a node within its share of keys (linear probing at a load of 1), walked thousands of
@@ -327,7 +329,10 @@ class HashPolicy:
         rooted[key] = (self._decisions, node)
         rooted.move_to_end(key)
         if len(rooted) > ROOTED_KEYS:
-            rooted.popitem(last=False)
+            forgotten, _ = rooted.popitem(last=False)
+            self.homes.pop(forgotten, None)  # a key forgotten as having run is a new key again, at its owner
+        if len(self.homes) > 2 * ROOTED_KEYS:  # homes of keys moved before they ever ran, and never ran
+            self.homes = {k: n for k, n in self.homes.items() if k in rooted}
 
     def _plan(self, task: TaskDemand, view: ResourceView, count: int = 1) -> _Plan:
         """Where ``count`` tasks of the task's key (arriving together) belong under bounded loads.
