@@ -10,7 +10,8 @@ no key). Every few seconds it samples the driver's resident memory (psutil,
 the submit process) and the brain actor's (its status). From the results CSV:
 all ok, and throughput over the first and the last fifth of the completions.
 Targets ("flat cost per task"): all ok, driver <= 500 MB, brain RSS flat
-(last sample <= first + 10%), last fifth >= 0.8x the first fifth.
+(last sample <= first + 10%; the samples are printed, since the first may fall
+in the ramp-up), last fifth >= 0.8x the first fifth.
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def main() -> None:
                         f"{brain[0]:8.0f}/{brain[-1]:.0f}/{max(brain):.0f}".ljust(25)
                         + f"  {'met' if good else 'MISSED'}",
                         flush=True,
+                    )
+                    print(
+                        f"        brain MB over the run (every {args.every:g} s): "
+                        + " ".join(f"{m:.0f}" for m in brain)
                     )
                     out.unlink(missing_ok=True)
     finally:
