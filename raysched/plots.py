@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from raysched.analysis import AnalysisInputError, per_node, run_labels, short_node
+from raysched.analysis import M_HIT_RATE, AnalysisInputError, per_node, run_labels, short_node
 
 __all__ = ["bin_width", "frontier_figure", "plot_figure", "write_frontier", "write_plot"]
 
@@ -185,7 +185,7 @@ def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
 
 # --------------------------------------------------------------------------- a sweep's frontier
 
-_HIT_RATE = "cache hit rate (%)"
+_HIT_RATE = M_HIT_RATE
 _AFFINITY = "key affinity (%)"
 _MAKESPAN = "makespan (s)"
 _LABEL_OFFSETS = ((6, 6), (6, -13), (-22, 6), (-22, -13))  # points: up right, down right, up left, down left

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raysched import sidecar
-from raysched.analysis import per_node, summarize
+from raysched.analysis import hit_rate, per_node, summarize
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.sim import SimInputError
 from raysched.sim.cluster import AddNode, Cluster, KillNode, check_kills, resolve_cluster, virtual_ids
@@ -407,8 +407,9 @@ def _summary(rows: pd.DataFrame, cached: bool) -> pd.DataFrame:
     """`raysched analyze`'s figures for one run, plus the modelled cache's hit rate."""
     summary = summarize(rows)
     if cached:
-        ok = rows[rows["status"] == "ok"]
-        summary.loc[HIT_RATE] = float(ok["cache_hit"].mean() * 100) if len(ok) else float("nan")
+        summary.loc[HIT_RATE] = hit_rate(rows[rows["status"] == "ok"])
+    elif HIT_RATE in summary.index:
+        summary = summary.drop(index=HIT_RATE)  # no cache modelled: no hit rate to show
     return summary
 
 
