@@ -18,7 +18,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raysched import bench, cluster
+from raysched import cluster
+from raysched.bench import compare as bench
 
 
 def windowed(pinned: list[Any], n: int, window: int, sink: Callable[[list[Any]], None]) -> None:

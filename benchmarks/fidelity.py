@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from raysched.sim.fidelity import HIT_RATE, WAIT_P95
-from raysched.simulate import SimulateSettings, simulate, validate
+from raysched.sim.replay import SimulateSettings, simulate, validate
 
 THROUGHPUT = "throughput (tasks/s)"
 ROOT = Path(__file__).resolve().parents[1]

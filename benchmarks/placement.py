@@ -22,7 +22,9 @@ from itertools import accumulate
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from raysched.brain import PlacementBrain
+from raysched.brain.placement import PlacementBrain
+from raysched.core.ring import HashRing
+from raysched.core.view import ResourceView
 from raysched.policies import (
     POLICY_NAMES,
     HashPolicy,
@@ -30,8 +32,6 @@ from raysched.policies import (
     TaskDemand,
     build_policy,
 )
-from raysched.ring import HashRing
-from raysched.view import ResourceView
 
 # A mixed cluster: three node shapes, Ray-style 56-hex-digit node ids.
 SHAPES = [{"CPU": 8.0, "memory": 32e9}, {"CPU": 16.0, "memory": 64e9}, {"CPU": 4.0, "GPU": 1.0, "memory": 16e9}]

@@ -49,7 +49,7 @@ FIGURES = (
 
 def write_trace(path: Path, tasks: int, keys: int, zipf: float, seed: int) -> None:
     """A recorded run of ``tasks`` tasks in the results schema (what `raysched submit` would have written)."""
-    from raysched.results import BASE_COLUMNS
+    from raysched.results.schema import BASE_COLUMNS
 
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, keys + 1) ** zipf
@@ -83,7 +83,7 @@ def write_trace(path: Path, tasks: int, keys: int, zipf: float, seed: int) -> No
 
 def worker(args: argparse.Namespace) -> None:
     """One policy, in this process: print its figures as one JSON line."""
-    from raysched.simulate import SimulateSettings, simulate
+    from raysched.sim.replay import SimulateSettings, simulate
 
     started = time.perf_counter()
     options: dict[str, object] = {"vnodes": args.vnodes} if args.vnodes else {}

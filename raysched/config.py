@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
+from raysched.core.ring import check_load_factor
 from raysched.policies.base import DEFAULT_LOAD_FACTOR, DEFAULT_VNODES_PER_CPU
-from raysched.ring import check_load_factor
 
 
 class ConfigError(ValueError):

@@ -22,7 +22,7 @@ from typing import Any
 
 from ray import cloudpickle  # Ray pickles with its own copy; register with that one
 
-from raysched.view import check_demand
+from raysched.core.view import check_demand
 
 DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
 _DEMAND_ATTR = "__raysched_demand__"

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raysched import cluster, policies, sidecar
-from raysched.brain import live_nodes_from_ray
-from raysched.brain_client import BrainClient
+from raysched import cluster, policies
+from raysched.brain.client import BrainClient
+from raysched.brain.placement import live_nodes_from_ray
 from raysched.config import Settings
+from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.job import JobFile, JobFileError, load_job
-from raysched.outcome import RunOutcome
-from raysched.results import ResultsWriter, ResumeError, completed_task_ids
-from raysched.runner import Interrupt, Runner, RunSettings, new_run_id
+from raysched.results import sidecar
+from raysched.results.outcome import RunOutcome
+from raysched.results.schema import ResultsWriter, ResumeError, completed_task_ids
 
 __all__ = ["SubmitError", "default_out_path", "submit"]
 

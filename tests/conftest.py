@@ -1,7 +1,9 @@
 """Shared fixtures: one loopback multi-node Ray cluster per test session, and a CLI runner.
 
-Cluster tests drive `raysched` the way a user does, as a subprocess with
-`--address` pointing at the shared cluster, so each test is a real Ray job.
+`tests/unit/...` mirrors the packages and needs no Ray cluster (`python -m pytest -m "not cluster"`
+runs it in under a minute); `tests/cluster/...` starts real loopback clusters and carries the
+`cluster` marker, given here by location. Cluster tests drive `raysched` the way a user does, as a
+subprocess with `--address` pointing at the shared cluster, so each test is a real Ray job.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
         env=full_env,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+CLUSTER_FIXTURES = {"ray_cluster", "address"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark everything under tests/cluster `cluster`; refuse a unit test that asks for a cluster."""
+    cluster_dir = Path(__file__).parent / "cluster"
+    for item in items:
+        if cluster_dir in item.path.parents:
+            item.add_marker(pytest.mark.cluster)
+        elif CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} needs a Ray cluster: move it under tests/cluster")
 
 
 @pytest.fixture(scope="session")

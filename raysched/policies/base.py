@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from raysched.ring import DEFAULT_LOAD_FACTOR, check_load_factor
-from raysched.view import ResourceView, check_demand, fmt_resources
+from raysched.core.ring import DEFAULT_LOAD_FACTOR, check_load_factor
+from raysched.core.view import ResourceView, check_demand, fmt_resources
 
 __all__ = [
     "DEFAULT_LOAD_FACTOR",

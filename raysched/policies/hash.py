@@ -43,10 +43,10 @@ import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
 
+from raysched.core.ring import HashRing, RingConfig, mtz_bound
+from raysched.core.view import ResourceView
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
 from raysched.policies.key_demand import KeyDemand
-from raysched.ring import HashRing, RingConfig, mtz_bound
-from raysched.view import ResourceView
 
 __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
 

@@ -22,8 +22,8 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 
+from raysched.core.view import KEY_EPS, OrderedIndex, ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
-from raysched.view import KEY_EPS, OrderedIndex, ResourceView
 
 __all__ = [
     "LEAST_ALLOCATED",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 
+from raysched.core.view import ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
 from raysched.policies.random_policy import sample_fitting
-from raysched.view import ResourceView
 
 __all__ = ["P2CPolicy"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
+from raysched.core.view import ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
-from raysched.view import ResourceView
 
 __all__ = ["RandomPolicy", "sample_fitting"]
 

@@ -1,11 +1,11 @@
-"""The parts of `raysched simulate` (see raysched.simulate for the whole): one idea per module.
+"""The parts of `raysched simulate` (see raysched.sim.replay for the whole): one idea per module.
 
 * ``trace``: one recorded run, read into arrays (bounded memory for millions of rows);
 * ``estimate``: the model's defaults, measured from the trace (miss cost, cache size, dispatch);
 * ``cluster``: the simulated nodes (``--nodes``, ``--config``, the sidecar) and churn (``--kill-node``, ``--add-node``);
 * ``cache``: a node's LRU of keys;
 * ``engine``: the virtual-clock driver loop around a real `PlacementBrain`;
-* ``record``: the simulated attempts, as results rows and a DataFrame for `raysched.analysis`.
+* ``record``: the simulated attempts, as results rows and a DataFrame for `raysched.analysis.summary`.
 """
 
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysched.brain import schedulable_capacity
+from raysched.brain.placement import schedulable_capacity
 from raysched.config import ConfigError, load_config
-from raysched.sidecar import read_runs
+from raysched.results.sidecar import read_runs
 from raysched.sim import SimInputError
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The driver loop of `raysched submit` on a virtual clock, around a real `PlacementBrain`.
 
-What is modelled, and how it mirrors raysched.runner and raysched.brain_client:
+What is modelled, and how it mirrors raysched.driver.loop and raysched.brain.client:
 
 * **Window.** Tasks are drawn in task_id order while fewer than the window are
   held (``--max-inflight`` of the recorded run, else ``2 x cluster CPUs x
@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from raysched.brain import Placement, PlacementBrain, PolicyError
-from raysched.pacing import Pacer
+from raysched.brain.placement import Placement, PlacementBrain, PolicyError
+from raysched.driver.pacing import Pacer
 from raysched.policies import Policy
 from raysched.sim import SimInputError
 from raysched.sim.cache import NodeCache
@@ -62,7 +62,7 @@ from raysched.sim.record import SPILL_CODE, Recorder
 
 __all__ = ["AddAt", "CacheModel", "DriverModel", "KillAt", "Simulation", "SimulationStats"]
 
-# These mirror raysched.runner (which needs Ray, so it cannot be imported here; a test keeps them in step).
+# These mirror raysched.driver.loop (which needs Ray, so it cannot be imported here; a test keeps them in step).
 POLL_S = 0.05
 MIN_WINDOW, WINDOW_PER_SLOT, MAX_WINDOW = 64, 2, 100_000
 LOST_ATTEMPTS_LIMIT = 5

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from raysched.analysis import M_CV, M_HIT_RATE, M_IMBALANCE, M_MAKESPAN, M_NODES, M_THROUGHPUT
+from raysched.analysis.summary import M_CV, M_HIT_RATE, M_IMBALANCE, M_MAKESPAN, M_NODES, M_THROUGHPUT
 from raysched.sim.trace import Trace
 
 __all__ = ["HEADLINE", "HIT_RATE", "Fidelity", "fidelity_metrics", "measured_metrics"]

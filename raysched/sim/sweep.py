@@ -7,7 +7,7 @@ of queueing on hot nodes (makespan, p95 wait). This module is the pure part:
 the spec parsed with the same validators as the flags and the config file
 (so ``off`` and ``auto`` mean what they mean everywhere), which policies a
 knob touches, and the table of one row per setting. The replays themselves
-are raysched.simulate's.
+are raysched.sim.replay's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from raysched.analysis import (
+from raysched.analysis.summary import (
     M_AFFINITY,
     M_MAKESPAN,
     M_SPILLED,

@@ -1,0 +1,146 @@
+"""Flags shared by the `raysched` commands, parsed by the same functions as the config file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from raysched.config import ConfigError, Settings, load_config, parse_auto_number, parse_batch, parse_load_factor
+from raysched.core.ring import DEFAULT_LOAD_FACTOR
+from raysched.results.outcome import ExitCode
+
+__all__ = ["BadInput", "placement_options", "settings_from_flags"]
+
+
+class BadInput(click.ClickException):
+    """A user mistake: one `Error:` line on stderr, exit 2, no traceback."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class _Parsed(click.ParamType):
+    """A flag parsed by the same function the config file uses (one validator per setting)."""
+
+    def __init__(self, name: str, parse: Callable[[Any], Any]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        try:
+            return self._parse(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+LOAD_FACTOR = _Parsed("C|off", parse_load_factor)
+LOCALITY_WAIT = _Parsed("S|auto", lambda v: parse_auto_number("locality wait", v, 0))
+OVERCOMMIT = _Parsed("X|auto", lambda v: parse_auto_number("overcommit", v, 1))
+BATCH = _Parsed("auto|off|N", parse_batch)
+# Flags whose "auto"/"off" parses to None, so None cannot mean "not given".
+_NONE_IS_A_VALUE = ("load_factor", "locality_wait", "overcommit", "batch")
+
+
+def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The placement flags shared by `submit` and `bench`."""
+    options = [
+        click.option(
+            "--policy",
+            "-p",
+            default=None,
+            help="hash | random | p2c | greedy | pack | module:Name (your own). Default: hash.",
+        ),
+        click.option(
+            "--address",
+            default=None,
+            help="Join an existing cluster: HOST:PORT, 'auto', or ray://HOST:PORT. "
+            "Default: $RAY_ADDRESS, else an embedded local cluster on 127.0.0.1.",
+        ),
+        click.option(
+            "--local-nodes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Nodes of the embedded cluster (the pattern of configs/local.yaml, repeated). Default: 4.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="YAML config (see configs/local.yaml for every key); flags override it.",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Seed for random and p2c, so a run can be repeated.",
+        ),
+        click.option(
+            "--vnodes",
+            type=click.IntRange(min=1, max=100_000),
+            default=None,
+            help="Hash ring points per CPU of a node (default 100). More: smoother spread, more memory.",
+        ),
+        click.option(
+            "--load-factor",
+            type=LOAD_FACTOR,
+            default=None,
+            help="Bounded loads for hash: no node takes more than C x its fair share of the work "
+            f"assigned (default {DEFAULT_LOAD_FACTOR}). Lower: flatter load, more keys off their home; "
+            "'off': pure ring.",
+        ),
+        click.option(
+            "--locality-wait",
+            type=LOCALITY_WAIT,
+            default=None,
+            help="Seconds a hash task waits for its busy home while a slot idles elsewhere, before it takes "
+            "a free slot (default auto: the job's median task time, 0.2 s to 10 s). Longer: more cache "
+            "hits, more idle slots.",
+        ),
+        click.option(
+            "--max-inflight",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Tasks held at once (running, queued at nodes, or waiting at the brain). "
+            "Default: 2 x cluster CPUs x overcommit, at least 64.",
+        ),
+        click.option(
+            "--overcommit",
+            type=OVERCOMMIT,
+            default=None,
+            help="Work a node may hold, as a multiple of its capacity (running + queued there). "
+            "Default auto: a queue deep enough that no slot idles waiting for a round trip "
+            "(Little's law, measured); 1 = only what runs now (exact, slower for short tasks).",
+        ),
+        click.option(
+            "--batch",
+            type=BATCH,
+            default=None,
+            help="Tiny tasks per Ray task. Default auto: batch tasks far shorter than Ray's own "
+            "per-task cost (under 0.2 ms); off: one Ray task each; N: N at most. Rows stay per task.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def settings_from_flags(config_path: str | None, **flags: Any) -> Settings:
+    """Config file first, then every flag the user actually gave (flag > file > $RAY_ADDRESS > embedded)."""
+    try:
+        settings = load_config(config_path)
+    except ConfigError as err:
+        raise BadInput(str(err)) from None
+    given = {k: v for k, v in flags.items() if v is not None}
+    for name in _NONE_IS_A_VALUE:
+        if name in flags and flags[name] is None and _flag_given(name):
+            given[name] = None  # --load-factor off, --overcommit auto, ...
+    return replace(settings, **given)
+
+
+def _flag_given(name: str) -> bool:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"

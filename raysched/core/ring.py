@@ -1,0 +1,391 @@
+"""Consistent-hash ring (Karger) with weighted virtual nodes and bounded loads.
+
+Why this shape:
+
+* **Stable hash.** Positions come from ``RingConfig.hasher`` (default: 64-bit
+  BLAKE2b), never Python's salted built-in hash, so a key maps to the same node in
+  every process and on every machine.
+* **Virtual nodes** in proportion to weight: node ``n`` of weight ``w`` owns
+  ``max(1, round(vnodes * w))`` points, point ``i`` at ``hasher(f"{n}#{i}")``.
+  A node's points depend only on its own id, so removing a node moves only its
+  keys and adding one moves only the keys that now belong to it. A key belongs
+  to its *successor*: the first point at or after ``hasher(key)``, wrapping.
+* **Default ``vnodes=1000``.** A node's share of the ring has a relative
+  standard deviation of about ``1/sqrt(vnodes)``. With 160 points (a common
+  default) 10 equal nodes show max/mean of about 1.12 over 100,000 keys; with
+  1,000 it is about 1.05 (under 1.10 for 99% of node-id sets we tried).
+  Lookup cost grows only with ``log(points)``; memory is 12 bytes a point
+  (``array('Q')`` positions + ``array('i')`` owner slots), 12 MB at 1,000
+  nodes.
+* **Bounded loads** (Mirrokni, Thorup, Zadimoghaddam 2018), see
+  :meth:`HashRing.lookup_bounded`.
+* Membership changes are applied lazily: ``add``/``remove`` queue the change
+  and the next lookup rebuilds the point arrays once (numpy, C speed), so
+  adding 1,000 nodes costs one sort, not 1,000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LOAD_FACTOR",
+    "DEFAULT_VNODES",
+    "EmptyRingError",
+    "HashRing",
+    "RingConfig",
+    "UnknownNodeError",
+    "blake2b_64",
+    "check_load_factor",
+    "first_under_bound",
+    "mtz_bound",
+]
+
+DEFAULT_VNODES = 1000
+DEFAULT_LOAD_FACTOR = 1.25
+# Float slack when comparing a load with its bound (loads may be float sums).
+_EPS = 1e-9
+_MASK64 = (1 << 64) - 1  # positions live in [0, 2**64); a wider hasher is truncated
+
+
+def blake2b_64(data: bytes) -> int:
+    """Stable 64-bit hash: the first 8 bytes of BLAKE2b, big-endian."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+class UnknownNodeError(KeyError):
+    """A node id that the ring (or view) does not hold; prints without quotes."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown node"
+
+
+class EmptyRingError(LookupError):
+    """A lookup on a ring without nodes."""
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    """Ring settings, validated once here so the ring never sees a bad one.
+
+    vnodes: points per unit of weight; more points = better balance, more
+        memory (12 bytes a point) and slower membership changes.
+    hasher: bytes -> int in [0, 2**64); must be stable across processes.
+    """
+
+    vnodes: int = DEFAULT_VNODES
+    hasher: Callable[[bytes], int] = blake2b_64
+
+    def __post_init__(self) -> None:
+        if isinstance(self.vnodes, bool) or not isinstance(self.vnodes, int):
+            raise ValueError(f"vnodes must be an integer >= 1, got {self.vnodes!r}")
+        if self.vnodes < 1:
+            raise ValueError(f"vnodes must be >= 1, got {self.vnodes}")
+        if self.vnodes > 1_000_000:
+            raise ValueError(f"vnodes must be <= 1,000,000, got {self.vnodes}")
+        if not callable(self.hasher):
+            raise ValueError(f"hasher must be callable bytes -> int, got {self.hasher!r}")
+
+
+def check_load_factor(load_factor: object) -> float:
+    """The one validator of a bounded-load factor ``c``: a number >= 1 (raises ValueError)."""
+    if isinstance(load_factor, bool) or not isinstance(load_factor, (int, float, str)):
+        raise ValueError(f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}")
+    try:
+        c = float(load_factor)
+    except ValueError:
+        raise ValueError(
+            f"load factor must be a number >= 1 (e.g. {DEFAULT_LOAD_FACTOR}), got {load_factor!r}"
+        ) from None
+    if math.isnan(c) or c < 1.0:
+        raise ValueError(f"load factor must be >= 1 ({DEFAULT_LOAD_FACTOR} is typical), got {load_factor!r}")
+    return c
+
+
+def mtz_bound(load_factor: float, total: float, weight: float, total_weight: float) -> float:
+    """Bounded-load capacity of one node: ceil(c * (total + 1) * w / W), float-safe.
+
+    The one definition of the rule (Mirrokni, Thorup, Zadimoghaddam): ``total``
+    is the load already placed, the ``+ 1`` the item being placed.
+    """
+    x = load_factor * (total + 1.0) * weight / total_weight
+    if math.isinf(x):
+        return math.inf
+    return float(math.ceil(x - _EPS))
+
+
+def first_under_bound(walk: Iterable[str], load: Callable[[str], float], bound: Callable[[str], float]) -> str | None:
+    """The first node of ``walk`` that can take one more item: ``load + 1 <= bound``."""
+    for node_id in walk:
+        if load(node_id) + 1.0 <= bound(node_id) + _EPS:
+            return node_id
+    return None
+
+
+class HashRing:
+    """Weighted consistent-hash ring; see the module docstring for the rules."""
+
+    def __init__(self, config: RingConfig | None = None) -> None:
+        self._config = config if config is not None else RingConfig()
+        self._weights: dict[str, float] = {}
+        self._slot_of: dict[str, int] = {}  # node id -> owner slot in _names
+        self._names: list[str | None] = []  # slot -> node id (None = free)
+        self._free_slots: list[int] = []
+        self._points = array("Q")  # sorted positions
+        self._owners = array("i")  # slot owning each position
+        self._pending_add: list[str] = []
+        self._pending_remove: set[int] = set()
+        self._nodes_cache: tuple[str, ...] | None = ()
+        self._total_weight = 0.0
+
+    # -- membership ---------------------------------------------------------
+    @property
+    def config(self) -> RingConfig:
+        return self._config
+
+    def add(self, node_id: str, weight: float = 1.0) -> None:
+        """Add a node with ``max(1, round(vnodes * weight))`` points."""
+        if not isinstance(node_id, str) or not node_id:
+            raise ValueError(f"node_id must be a non-empty string, got {node_id!r}")
+        if node_id in self._weights:
+            raise ValueError(f"node {node_id!r} is already on the ring; remove it first")
+        w = self._check_weight(node_id, weight)
+        slot = self._free_slots.pop() if self._free_slots else len(self._names)
+        if slot == len(self._names):
+            self._names.append(node_id)
+        else:
+            self._names[slot] = node_id
+        self._slot_of[node_id] = slot
+        self._weights[node_id] = w
+        self._total_weight += w
+        self._pending_add.append(node_id)
+        self._nodes_cache = None
+
+    def remove(self, node_id: str) -> None:
+        """Remove a node; only the keys it owned move (to their next successor)."""
+        if node_id not in self._weights:
+            raise UnknownNodeError(f"node {node_id!r} is not on the ring")
+        slot = self._slot_of.pop(node_id)
+        self._total_weight -= self._weights.pop(node_id)
+        if not self._weights:
+            self._total_weight = 0.0
+        if node_id in self._pending_add:
+            self._pending_add.remove(node_id)
+            self._names[slot] = None
+            self._free_slots.append(slot)
+        else:
+            # Its points are still in the arrays until the next rebuild; the slot
+            # is freed then, so a re-added node can never inherit stale points.
+            self._pending_remove.add(slot)
+        self._nodes_cache = None
+
+    def _check_weight(self, node_id: str, weight: float) -> float:
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"weight of {node_id!r} must be a number > 0, got {weight!r}") from None
+        if not (w > 0) or math.isinf(w):
+            raise ValueError(f"weight of {node_id!r} must be a finite number > 0, got {weight!r}")
+        return w
+
+    def weight(self, node_id: str) -> float:
+        try:
+            return self._weights[node_id]
+        except KeyError:
+            raise UnknownNodeError(f"node {node_id!r} is not on the ring") from None
+
+    def vnode_count(self, node_id: str) -> int:
+        """Points this node owns on the ring."""
+        return max(1, round(self._config.vnodes * self.weight(node_id)))
+
+    @property
+    def total_weight(self) -> float:
+        return self._total_weight
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Node ids, sorted (stable across processes)."""
+        if self._nodes_cache is None:
+            self._nodes_cache = tuple(sorted(self._weights))
+        return self._nodes_cache
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._weights
+
+    @property
+    def points(self) -> int:
+        """Number of virtual-node points on the ring."""
+        self._build()
+        return len(self._points)
+
+    # -- rebuild ------------------------------------------------------------
+    def _node_points(self, node_id: str) -> Any:
+        """The node's points as a uint64 array: hasher(f"{node_id}#{i}") for i < its count."""
+        import numpy as np
+
+        h = self._config.hasher
+        count = max(1, round(self._config.vnodes * self._weights[node_id]))
+        if h is not blake2b_64:
+            return np.fromiter(
+                (h(f"{node_id}#{i}".encode("utf-8", "surrogatepass")) & _MASK64 for i in range(count)),
+                dtype=np.uint64,
+                count=count,
+            )
+        # The same points, computed faster: BLAKE2b's state after the node's prefix, copied per point.
+        base = hashlib.blake2b(f"{node_id}#".encode("utf-8", "surrogatepass"), digest_size=8)
+        digests = []
+        for i in range(count):
+            point = base.copy()
+            point.update(str(i).encode())
+            digests.append(point.digest())
+        return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+
+    def _build(self) -> None:
+        """Apply queued adds/removes to the sorted point arrays."""
+        if not self._pending_add and not self._pending_remove:
+            return
+        import numpy as np  # a dependency of ray and pandas; used only here
+
+        pos = np.frombuffer(self._points, dtype=np.uint64) if len(self._points) else np.empty(0, np.uint64)
+        own = np.frombuffer(self._owners, dtype=np.int32) if len(self._owners) else np.empty(0, np.int32)
+        if self._pending_remove:
+            keep = ~np.isin(own, np.fromiter(self._pending_remove, dtype=np.int32))
+            pos, own = pos[keep], own[keep]
+            for slot in self._pending_remove:
+                self._names[slot] = None
+                self._free_slots.append(slot)
+            self._pending_remove = set()
+        if self._pending_add:
+            new_pos, new_own = [pos], [own]
+            for node_id in self._pending_add:
+                pts = self._node_points(node_id)
+                new_pos.append(pts)
+                new_own.append(np.full(len(pts), self._slot_of[node_id], dtype=np.int32))
+            self._pending_add = []
+            pos = np.concatenate(new_pos)
+            own = np.concatenate(new_own)
+            # Sort by position; equal 64-bit positions (astronomically rare) are
+            # ordered by owner id so the ring does not depend on insertion order.
+            order = np.argsort(pos, kind="stable")
+            sorted_pos = pos[order]
+            if len(pos) > 1 and bool(np.any(sorted_pos[1:] == sorted_pos[:-1])):
+                owner_ids = np.array([self._names[s] for s in own.tolist()], dtype=object)
+                order = np.lexsort((owner_ids.astype(str), pos))
+            pos, own = pos[order], own[order]
+        self._points = _to_array("Q", pos.astype(np.uint64))
+        self._owners = _to_array("i", own.astype(np.int32))
+
+    # -- lookups --------------------------------------------------------------
+    def _start(self, key: str) -> int:
+        """Index of the key's successor point."""
+        if not self._weights:
+            raise EmptyRingError("the ring has no nodes: add a node before looking up keys")
+        if self._pending_add or self._pending_remove:
+            self._build()
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        i = bisect_left(self._points, self._config.hasher(key.encode("utf-8", "surrogatepass")) & _MASK64)
+        return 0 if i == len(self._points) else i
+
+    def lookup(self, key: str) -> str:
+        """The key's owner: the node of the first point at or after the key's stable hash."""
+        i = self._start(key)  # builds first: read the arrays only after it
+        return self._names[self._owners[i]]  # type: ignore[return-value]
+
+    def successors(self, key: str) -> Iterator[str]:
+        """Distinct nodes clockwise from the key's successor (each node once).
+
+        The fast path for policies that skip nodes (full, over their bound)
+        without a second hash or bisect. Errors raise here, not on iteration.
+        """
+        return self._walk_from(self._start(key))
+
+    def lookup_bounded(self, key: str, loads: Mapping[str, float], load_factor: float) -> str:
+        """Successor with bounded loads (Mirrokni–Thorup–Zadimoghaddam).
+
+        Rule: let ``T`` be the sum of ``loads`` over ring nodes (missing ids
+        count 0, ids not on the ring are ignored), ``W`` the total weight and
+        ``bound(n) = ceil(c * (T + 1) * w(n) / W)``. Walk clockwise from the
+        key's successor over distinct nodes and return the first one with
+        ``load + 1 <= bound``.
+
+        Invariant: for integer loads such a node always exists (if every node
+        had ``load >= bound >= c*(T+1)*w/W`` the loads would sum to at least
+        ``c*(T+1) > T``), so placing M tasks one by one with loads updated never
+        takes a node above ``ceil(c * M * w / W)`` — ``ceil(c*M/n)`` for equal
+        weights. For fractional loads, if no node qualifies the least loaded
+        per unit weight (first clockwise among ties) is returned.
+        """
+        c = check_load_factor(load_factor)
+        i = self._start(key)  # raises on an empty ring
+        weights = self._weights
+        total = 0.0
+        for node_id, load in loads.items():
+            if node_id in weights:
+                if load < 0:
+                    raise ValueError(f"load of {node_id!r} must be >= 0, got {load!r}")
+                total += load
+        W = self._total_weight
+        found = first_under_bound(
+            self._walk_from(i),
+            lambda n: loads.get(n, 0.0),
+            lambda n: mtz_bound(c, total, weights[n], W),
+        )
+        if found is not None:
+            return found
+        # Only fractional loads get here: the least loaded per unit weight, first clockwise among ties.
+        return min(self._walk_from(i), key=lambda n: loads.get(n, 0.0) / weights[n])
+
+    def _walk_from(self, i: int) -> Iterator[str]:
+        owners, names = self._owners, self._names
+        n_points, n_nodes = len(owners), len(self._weights)
+        first = owners[i]
+        yield names[first]  # type: ignore[misc]
+        if n_nodes == 1:
+            return
+        seen = {first}
+        for j in range(i + 1, i + n_points):
+            slot = owners[j if j < n_points else j - n_points]
+            if slot not in seen:
+                seen.add(slot)
+                yield names[slot]  # type: ignore[misc]
+                if len(seen) == n_nodes:
+                    return
+
+    def share(self, node_id: str) -> float:
+        """Exact fraction of the hash space this node owns (for analysis)."""
+        slot = self._slot_of.get(node_id)
+        if slot is None:
+            raise UnknownNodeError(f"node {node_id!r} is not on the ring")
+        self._build()
+        import numpy as np
+
+        pos = np.frombuffer(self._points, dtype=np.uint64).astype(np.float64) / 2.0**64
+        own = np.frombuffer(self._owners, dtype=np.int32)
+        arcs = np.diff(pos, prepend=pos[-1] - 1.0)  # arc ending at each point
+        return float(arcs[own == slot].sum())
+
+    # -- pickling: drop nothing, but make sure queued changes are applied -----
+    def __getstate__(self) -> dict:
+        self._build()
+        state = self.__dict__.copy()
+        state["_nodes_cache"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"HashRing(nodes={len(self)}, vnodes={self._config.vnodes})"
+
+
+def _to_array(typecode: str, values) -> array:
+    out = array(typecode)
+    out.frombytes(values.tobytes())
+    return out

@@ -1,0 +1,609 @@
+"""ResourceView: the brain's ledger of the cluster. Pure data, no Ray.
+
+Ray has no public per-node "free resources" API, so the brain keeps its own
+ledger of the work it has *assigned* to each node:
+
+* **reserved**: tasks placed on the node (running, or queued at its raylet),
+  with their resource demand (``reserve`` / ``release``);
+* **parked**: tasks waiting in the brain for this node as their home
+  (``park`` / ``unpark``), counted so that bounded loads see them.
+
+``assigned(node) = tasks reserved there + tasks parked for it``; hash's bounded
+loads compare it with a fair share of ``total_assigned`` (plus ``pending``,
+tasks the brain holds but has not assigned yet). Per-key counts
+(``key_assigned``) let hash move or keep whole keys.
+
+**Admission.** ``overcommit`` (>= 1) lets a node hold reserved demand up to
+``capacity * overcommit``: running work plus a queue at the node, so a slot
+that frees starts its next task without waiting for a round trip. The brain
+sets it per submission before asking that submission's policy (each driver
+measures its own ideal queue depth). A single task never fits on a node whose
+capacity is below its demand.
+
+Policies read the view on every decision, so the hot queries (``fits_now``,
+``load``, ``assigned``) are dict lookups, and the two that need a search are
+indexed: ``could_ever_fit`` is cached per demand until membership changes
+(``version``), and :class:`OrderedIndex` finds "the emptiest/fullest node that
+still fits" with a bisect per capacity class.
+
+Units are Ray's: resource name -> amount ("CPU", "GPU", "memory" in bytes,
+custom names). A resource a node does not list counts as 0.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_left, insort
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from raysched.core.ring import UnknownNodeError
+
+__all__ = [
+    "MAX_RING_CPUS",
+    "LedgerError",
+    "OrderedIndex",
+    "ResourceView",
+    "UnknownNodeError",
+    "check_demand",
+    "dominant_share",
+    "fmt_resources",
+]
+
+# Absolute slack on resource sums: Ray itself works in 1e-4 units.
+EPS = 1e-9
+# Slack on allocated fractions when an index pre-filters (final check is exact).
+KEY_EPS = 1e-6
+# A node's ring weight counts at most this many CPUs (a 128-CPU node has the
+# share of the ring a 128-CPU node should; bigger ones are capped so one huge
+# node cannot cost millions of ring points).
+MAX_RING_CPUS = 128
+
+
+class LedgerError(ValueError):
+    """The ledger was asked to release or unpark work it does not hold (a double release)."""
+
+
+def check_amounts(what: str, amounts: Mapping[str, float]) -> dict[str, float]:
+    """Validated plain copy: non-empty str names, finite non-negative numbers (the one validator)."""
+    if not isinstance(amounts, Mapping):
+        raise TypeError(f"{what} must be a mapping of resource name to amount, got {type(amounts).__name__}")
+    out: dict[str, float] = {}
+    for name, amount in amounts.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what}: resource names must be non-empty strings, got {name!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ValueError(f"{what}: {name} must be a number, got {amount!r}")
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"{what}: {name} must be a finite amount >= 0, got {amount!r}")
+        out[name] = float(amount)
+    return out
+
+
+def check_demand(demand: Mapping[str, float]) -> dict[str, float]:
+    """A validated copy of a task demand (raises ValueError/TypeError)."""
+    return check_amounts("demand", demand)
+
+
+def dominant_share(capacity: Mapping[str, float], reserved: Mapping[str, float]) -> float:
+    """Max over resources of reserved / capacity (DRF's dominant share).
+
+    A positive reservation of a resource the node has 0 of gives ``inf``.
+    """
+    share = 0.0
+    for r, used in reserved.items():
+        if used > 0:
+            c = capacity.get(r, 0.0)
+            s = used / c if c > 0 else math.inf
+            if s > share:
+                share = s
+    return share
+
+
+def fmt_resources(amounts: Mapping[str, float]) -> str:
+    """``{CPU: 2, memory: 1e+09}``: short and readable in error messages."""
+    parts = []
+    for name in sorted(amounts):
+        v = amounts[name]
+        parts.append(f"{name}: {int(v) if float(v).is_integer() and abs(v) < 1e15 else f'{v:g}'}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def node_weight(capacity: Mapping[str, float]) -> float:
+    """Ring weight of a node from its own capacity alone: its CPUs (capped), or 1 without CPUs.
+
+    Depending only on the node keeps the ring a function of current membership:
+    no join order, no history, the same after a brain restart.
+    """
+    cpu = capacity.get("CPU", 0.0)
+    return min(cpu, float(MAX_RING_CPUS)) if cpu > 0 else 1.0
+
+
+class OrderedIndex:
+    """Nodes sorted by allocated share of a fixed set of resources.
+
+    ``key(node) = sum(reserved[r] / capacity[r] for r in resources)``. Nodes
+    are grouped into classes of equal capacity for ``resources`` (clusters
+    have few node shapes): within a class, "least allocated" and "most
+    allocated" are the ends of one sorted list, and a node fits a demand only
+    if its key is under a bound that bisect finds. Nodes lacking any of the
+    resources can never host such a demand and are left out.
+
+    ``descending=True`` stores ``(-key, node)`` so that ascending order is
+    fullest first with ties by node id, the order pack wants.
+    """
+
+    def __init__(self, resources: tuple[str, ...], descending: bool) -> None:
+        self.resources = resources
+        self.descending = descending
+        self.classes: dict[tuple[float, ...], list[tuple[float, str]]] = {}
+        self.class_keys: list[tuple[float, ...]] = []  # for O(1) sampling
+        self._class_pos: dict[tuple[float, ...], int] = {}
+        self._entry: dict[str, tuple[tuple[float, ...], tuple[float, str]]] = {}
+
+    def caps_of(self, capacity: Mapping[str, float]) -> tuple[float, ...] | None:
+        caps = tuple(capacity.get(r, 0.0) for r in self.resources)
+        return None if min(caps) <= 0.0 else caps
+
+    def sort_key(self, caps: tuple[float, ...], reserved: Mapping[str, float]) -> float:
+        k = 0.0
+        for r, c in zip(self.resources, caps, strict=True):
+            k += reserved.get(r, 0.0) / c
+        return -k if self.descending else k
+
+    def update(self, node_id: str, capacity: Mapping[str, float] | None, reserved: Mapping[str, float]) -> None:
+        """(Re)file a node; ``capacity=None`` drops it."""
+        old = self._entry.pop(node_id, None)
+        if old is not None:
+            old_caps, old_entry = old
+            old_list = self.classes[old_caps]
+            del old_list[bisect_left(old_list, old_entry)]
+            if not old_list:
+                self._drop_class(old_caps)
+        if capacity is None:
+            return
+        caps = self.caps_of(capacity)
+        if caps is None:
+            return
+        entry = (self.sort_key(caps, reserved), node_id)
+        lst = self.classes.get(caps)
+        if lst is None:
+            lst = self.classes[caps] = []
+            self._class_pos[caps] = len(self.class_keys)
+            self.class_keys.append(caps)
+        insort(lst, entry)
+        self._entry[node_id] = (caps, entry)
+
+    def _drop_class(self, caps: tuple[float, ...]) -> None:
+        del self.classes[caps]
+        pos = self._class_pos.pop(caps)
+        last = self.class_keys.pop()
+        if pos < len(self.class_keys):
+            self.class_keys[pos] = last
+            self._class_pos[last] = pos
+
+    def __len__(self) -> int:
+        return len(self._entry)
+
+
+class ResourceView:
+    """Capacities, assigned work and liveness of the cluster's nodes."""
+
+    def __init__(self, overcommit: float = 1.0) -> None:
+        self._overcommit = _check_overcommit(overcommit)
+        self._cap: dict[str, dict[str, float]] = {}
+        self._res: dict[str, dict[str, float]] = {}
+        self._count: dict[str, int] = {}  # tasks reserved (placed) per node
+        self._parked: dict[str, int] = {}  # tasks waiting in the brain for this node
+        self._load: dict[str, float] = {}
+        self._key_reserved: dict[tuple[str, str], int] = {}
+        self._key_parked: dict[tuple[str, str], int] = {}
+        self._keys_on: dict[str, int] = {}  # distinct keys with work assigned to each node
+        self._with_free_slot: set[str] = set()
+        self._total_keys = 0
+        self._total_count = 0
+        self._total_parked = 0
+        self.pending = 0  # tasks the brain holds but has not assigned to a node yet
+        self._version = 0
+        self._nodes: tuple[str, ...] | None = ()
+        self._fit_cache: dict[tuple, bool] = {}
+        self._indices: dict[tuple[tuple[str, ...], bool], OrderedIndex] = {}
+        self._indices_by_resource: dict[str, list[OrderedIndex]] = {}
+        # Distinguishes views whose versions happen to coincide (policies sync on (uid, version)).
+        self.uid = random.getrandbits(63)
+
+    # -- membership / capacity ---------------------------------------------
+    @property
+    def overcommit(self) -> float:
+        """Admission: a node may hold reserved demand up to capacity x this (running + queued)."""
+        return self._overcommit
+
+    @overcommit.setter
+    def overcommit(self, value: float) -> None:
+        self._overcommit = _check_overcommit(value)
+
+    @property
+    def version(self) -> int:
+        """Bumped on every membership or capacity change."""
+        return self._version
+
+    def set_node(self, node_id: str, capacity: Mapping[str, float]) -> None:
+        """Add an alive node, or update its capacity (its reservations stay)."""
+        if not isinstance(node_id, str) or not node_id:
+            raise ValueError(f"node_id must be a non-empty string, got {node_id!r}")
+        cap = check_amounts(f"capacity of node {node_id[:8]}", capacity)
+        if self._cap.get(node_id) == cap:
+            return
+        self._cap[node_id] = cap
+        if node_id not in self._res:
+            self._res[node_id] = {}
+            self._count[node_id] = 0
+            self._parked[node_id] = 0
+            self._keys_on[node_id] = 0
+            self._nodes = None
+        self._set_load(node_id, dominant_share(cap, self._res[node_id]))
+        for idx in self._indices.values():
+            idx.update(node_id, cap, self._res[node_id])
+        self._changed()
+
+    def remove_node(self, node_id: str) -> None:
+        """Drop a node that left or died, with its reservations and parked counts.
+
+        The caller (the brain) re-homes the tasks that were parked for it.
+        """
+        self._node(node_id)
+        for idx in self._indices.values():
+            idx.update(node_id, None, {})
+        self._total_count -= self._count.pop(node_id)
+        self._total_parked -= self._parked.pop(node_id)
+        self._total_keys -= self._keys_on.pop(node_id)
+        for d in (self._cap, self._res, self._load):
+            del d[node_id]
+        self._with_free_slot.discard(node_id)
+        for counts in (self._key_reserved, self._key_parked):
+            for pair in [p for p in counts if p[1] == node_id]:
+                del counts[pair]
+        self._nodes = None
+        self._changed()
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._fit_cache.clear()
+
+    def _node(self, node_id: str) -> dict[str, float]:
+        try:
+            return self._cap[node_id]
+        except (KeyError, TypeError):
+            raise UnknownNodeError(f"unknown node {node_id!r}: not in the view (never added, or removed)") from None
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Alive node ids, sorted."""
+        if self._nodes is None:
+            self._nodes = tuple(sorted(self._cap))
+        return self._nodes
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._cap
+
+    def __len__(self) -> int:
+        return len(self._cap)
+
+    def capacity(self, node_id: str) -> Mapping[str, float]:
+        """Read-only, live: copy it with ``dict()`` to keep a snapshot."""
+        return MappingProxyType(self._node(node_id))
+
+    def reserved(self, node_id: str) -> Mapping[str, float]:
+        """Reserved demand on the node (running + queued there); read-only, live."""
+        self._node(node_id)
+        return MappingProxyType(self._res[node_id])
+
+    def tasks_in_flight(self, node_id: str) -> int:
+        """Tasks placed on the node (running or queued at it)."""
+        try:
+            return self._count[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    def parked(self, node_id: str) -> int:
+        """Tasks waiting in the brain for this node as their home."""
+        try:
+            return self._parked[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    def assigned(self, node_id: str) -> int:
+        """All work assigned to the node: placed there, or waiting for it."""
+        try:
+            return self._count[node_id] + self._parked[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    @property
+    def total_tasks_in_flight(self) -> int:
+        return self._total_count
+
+    @property
+    def total_parked(self) -> int:
+        """Tasks waiting in the brain for a node, over every node."""
+        return self._total_parked
+
+    @property
+    def total_assigned(self) -> int:
+        """Placed plus parked tasks over every node (``pending`` not included)."""
+        return self._total_count + self._total_parked
+
+    def key_assigned(self, key: str, node_id: str) -> int:
+        """Tasks of ``key`` assigned to the node (placed or parked), as the brain reported keys."""
+        pair = (key, node_id)
+        return self._key_reserved.get(pair, 0) + self._key_parked.get(pair, 0)
+
+    def keys_on(self, node_id: str) -> int:
+        """Distinct keys with work assigned to the node."""
+        return self._keys_on[node_id]
+
+    @property
+    def total_keys(self) -> int:
+        """Distinct (key, node) pairs with work assigned, over every node."""
+        return self._total_keys
+
+    def key_parked(self, key: str, node_id: str) -> int:
+        """Tasks of ``key`` waiting in the brain for the node (they move if the key moves)."""
+        return self._key_parked.get((key, node_id), 0)
+
+    def weight(self, node_id: str) -> float:
+        """Ring weight: CPU capacity (at most MAX_RING_CPUS), or 1.0 for a node without CPUs."""
+        return node_weight(self._node(node_id))
+
+    def load(self, node_id: str) -> float:
+        """Dominant share: max over resources of reserved / capacity.
+
+        A resource reserved on a node whose capacity for it is 0 makes the load
+        ``inf`` (it can only have come from an explicit reservation).
+        """
+        try:
+            return self._load[node_id]
+        except KeyError:
+            self._node(node_id)
+            raise
+
+    def largest_node(self) -> tuple[str, Mapping[str, float]]:
+        """The node with the most CPU (then GPU, memory, id): for error messages."""
+        if not self._cap:
+            raise LookupError("the view has no alive nodes")
+        best = max(
+            self._cap,
+            key=lambda n: (
+                self._cap[n].get("CPU", 0.0),
+                self._cap[n].get("GPU", 0.0),
+                self._cap[n].get("memory", 0.0),
+                n,
+            ),
+        )
+        return best, dict(self._cap[best])
+
+    # -- fitting ---------------------------------------------------------------
+    def fits_now(self, node_id: str, demand: Mapping[str, float]) -> bool:
+        """Would ``demand`` fit on the node next to what is reserved there, under the admission limit?"""
+        try:
+            cap = self._cap[node_id]
+        except (KeyError, TypeError):
+            self._node(node_id)
+            raise
+        res = self._res[node_id]
+        o = self._overcommit
+        for r, a in demand.items():
+            if not a > 0:
+                if a == 0:
+                    continue
+                raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
+            c = cap.get(r, 0.0)
+            if a > c + EPS or res.get(r, 0.0) + a > c * o + EPS:
+                return False
+        return True
+
+    def could_hold(self, node_id: str, demand: Mapping[str, float]) -> bool:
+        """Would ``demand`` fit on the node if it were empty (its capacity covers every resource)?"""
+        cap = self._cap[node_id]
+        return all(a <= cap.get(r, 0.0) + EPS for r, a in demand.items())
+
+    def could_ever_fit(self, demand: Mapping[str, float]) -> bool:
+        """Does some alive node have the capacity for ``demand`` at all?"""
+        key = tuple(sorted((r, a) for r, a in demand.items() if a != 0))
+        hit = self._fit_cache.get(key)
+        if hit is None:
+            for r, a in key:
+                if not (a > 0 and math.isfinite(a)):
+                    raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
+            hit = any(all(a <= cap.get(r, 0.0) + EPS for r, a in key) for cap in self._cap.values())
+            self._fit_cache[key] = hit
+        return hit
+
+    # -- ledger ------------------------------------------------------------------
+    def reserve(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """Record one task of ``demand`` placed on the node (running or queued there).
+
+        Validates everything before touching state. Does not require the task
+        to fit: the brain may learn of work it did not place.
+        """
+        self._node(node_id)
+        d = check_amounts("demand", demand)
+        res = self._res[node_id]
+        for r, a in d.items():
+            if a:
+                res[r] = res.get(r, 0.0) + a
+        self._count[node_id] += 1
+        self._total_count += 1
+        self._count_key(self._key_reserved, key, node_id, +1)
+        self._after_ledger_change(node_id, d)
+
+    def release(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """Record the end of one task placed on the node.
+
+        Releasing a task the node does not hold (a second release of the same
+        task, or more of a resource than is reserved) raises LedgerError and
+        changes nothing: the ledger never hides a double release.
+        """
+        self._node(node_id)
+        d = check_amounts("demand", demand)
+        res = self._res[node_id]
+        if self._count[node_id] <= 0:
+            raise LedgerError(f"release on node {node_id[:8]} which holds no task (a double release?)")
+        for r, a in d.items():
+            if a and res.get(r, 0.0) + EPS < a:
+                raise LedgerError(
+                    f"release of {fmt_resources(d)} on node {node_id[:8]} which holds only "
+                    f"{fmt_resources(res)} (a double release?)"
+                )
+        if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
+            raise LedgerError(f"release of key {key!r} on node {node_id[:8]} which holds none of its tasks")
+        for r, a in d.items():
+            if a:
+                left = res[r] - a
+                if left <= EPS:
+                    del res[r]
+                else:
+                    res[r] = left
+        self._count[node_id] -= 1
+        self._total_count -= 1
+        self._count_key(self._key_reserved, key, node_id, -1)
+        self._after_ledger_change(node_id, d)
+
+    def park(self, node_id: str, key: str | None = None) -> None:
+        """Count one task waiting in the brain for this node as its home."""
+        self._node(node_id)
+        self._parked[node_id] += 1
+        self._total_parked += 1
+        self._count_key(self._key_parked, key, node_id, +1)
+
+    def unpark(self, node_id: str, key: str | None = None) -> None:
+        """The task waiting for this node was placed, re-homed or dropped."""
+        self._node(node_id)
+        if self._parked[node_id] <= 0:
+            raise LedgerError(f"unpark on node {node_id[:8]} for which no task waits")
+        self._parked[node_id] -= 1
+        self._total_parked -= 1
+        self._count_key(self._key_parked, key, node_id, -1)
+
+    def _count_key(self, counts: dict[tuple[str, str], int], key: str | None, node_id: str, delta: int) -> None:
+        """Per-key counts, and how many distinct keys have work on each node."""
+        if key is None:
+            return
+        pair = (key, node_id)
+        had = self.key_assigned(key, node_id) > 0
+        left = counts.get(pair, 0) + delta
+        if left > 0:
+            counts[pair] = left
+        else:
+            counts.pop(pair, None)
+        has = self.key_assigned(key, node_id) > 0
+        if has != had:
+            change = 1 if has else -1
+            self._keys_on[node_id] += change
+            self._total_keys += change
+
+    def _set_load(self, node_id: str, load: float) -> None:
+        self._load[node_id] = load
+        cpus = self._cap[node_id].get("CPU", 0.0)
+        if cpus > 0 and self._res[node_id].get("CPU", 0.0) < cpus - EPS:
+            self._with_free_slot.add(node_id)
+        else:
+            self._with_free_slot.discard(node_id)
+
+    @property
+    def idle_somewhere(self) -> bool:
+        """Does some node run less than it could (a CPU with nothing placed on it)?"""
+        return bool(self._with_free_slot)
+
+    def _after_ledger_change(self, node_id: str, demand: Mapping[str, float]) -> None:
+        self._set_load(node_id, dominant_share(self._cap[node_id], self._res[node_id]))
+        if self._indices_by_resource:
+            touched: list[OrderedIndex] = []
+            for r in demand:
+                for idx in self._indices_by_resource.get(r, ()):
+                    if idx not in touched:
+                        touched.append(idx)
+            cap, res = self._cap[node_id], self._res[node_id]
+            for idx in touched:
+                idx.update(node_id, cap, res)
+
+    # -- indexed queries -----------------------------------------------------------
+    def ordered_index(self, resources: tuple[str, ...], descending: bool = False) -> OrderedIndex:
+        """The (lazily built, then maintained) index for a sorted resource tuple."""
+        key = (resources, descending)
+        idx = self._indices.get(key)
+        if idx is None:
+            idx = OrderedIndex(resources, descending)
+            for node_id, cap in self._cap.items():
+                idx.update(node_id, cap, self._res[node_id])
+            self._indices[key] = idx
+            for r in resources:
+                self._indices_by_resource.setdefault(r, []).append(idx)
+        return idx
+
+    def class_candidates(
+        self, idx: OrderedIndex, caps: tuple[float, ...], amounts: tuple[float, ...]
+    ) -> tuple[int, float] | None:
+        """Where to start walking a class for a demand, and the key bound.
+
+        Returns None when no node of the class could hold the demand at all.
+        Nodes past the bound (allocated share too high) cannot fit it now.
+        """
+        bound = 0.0
+        o = self._overcommit
+        for a, c in zip(amounts, caps, strict=True):
+            if a > c + EPS:
+                return None
+            bound += o - a / c
+        if idx.descending:
+            return bisect_left(idx.classes[caps], (-(bound + KEY_EPS),)), bound
+        return 0, bound
+
+    def fitting_nodes(self, demand: Mapping[str, float], limit: int | None = None) -> list[str]:
+        """Nodes where ``demand`` fits now (up to ``limit``), found via an index.
+
+        Cheap when few fit (a saturated cluster): the walk stops at the bound.
+        Order is deterministic (class order, then least allocated first).
+        """
+        items = sorted((r, a) for r, a in demand.items() if a > 0)
+        if not items:
+            nodes = list(self.nodes)
+            return nodes if limit is None else nodes[:limit]
+        resources = tuple(r for r, _ in items)
+        amounts = tuple(a for _, a in items)
+        idx = self.ordered_index(resources)
+        out: list[str] = []
+        fits = self.fits_now
+        for caps, entries in idx.classes.items():
+            start = self.class_candidates(idx, caps, amounts)
+            if start is None:
+                continue
+            bound = start[1] + KEY_EPS
+            for key, node_id in entries:
+                if key > bound:
+                    break
+                if fits(node_id, demand):
+                    out.append(node_id)
+                    if limit is not None and len(out) >= limit:
+                        return out
+        return out
+
+    def any_fits_now(self, demand: Mapping[str, float]) -> bool:
+        """Is there any node where ``demand`` fits now? (indexed)"""
+        return bool(self.fitting_nodes(demand, limit=1))
+
+    def __repr__(self) -> str:
+        return (
+            f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, parked={self._total_parked}, "
+            f"overcommit={self._overcommit})"
+        )
+
+
+def _check_overcommit(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1.0 or math.isinf(value):
+        raise ValueError(f"overcommit must be a finite number >= 1 (1.0 = strict), got {value!r}")
+    return float(value)

@@ -1,0 +1,105 @@
+"""End-of-run summary and live progress for `raysched submit`, on the terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from tqdm import tqdm
+
+from raysched.results.outcome import RunOutcome
+from raysched.results.schema import short_node
+
+
+def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
+    """The table printed after a run: outcomes, throughput, placement, and how evenly nodes were loaded.
+
+    tasks/s is ok tasks / makespan (first submission to last finish), the same
+    definition `raysched analyze` uses.
+    """
+    lines = [
+        f"raysched: {job} under {policy}  (run {outcome.run_id})",
+        f"  tasks ok      {outcome.ok}",
+        f"  tasks failed  {outcome.failed}",
+    ]
+    for label, count in (
+        ("retried", outcome.retried),
+        ("cancelled", outcome.cancelled),
+        ("infeasible", outcome.infeasible),
+        ("skipped (resume)", outcome.skipped),
+    ):
+        if count:
+            lines.append(f"  {label:<13} {count}")
+    makespan = outcome.makespan_s
+    lines.append(f"  wall time     {outcome.wall_s:.2f} s (makespan {makespan:.2f} s: first submission to last finish)")
+    if outcome.ok:
+        lines.append(f"  tasks/s       {outcome.tasks_per_s:.1f}")
+        for metric in ("items", "bytes"):
+            if metric in outcome.metric_sums and makespan > 0:
+                lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {outcome.metric_sums[metric] / makespan:.1f}")
+    if outcome.per_node:
+        counts = outcome.per_node
+        mean = sum(counts.values()) / len(counts)
+        lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {max(counts.values()) / mean:.2f}")
+        for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}")
+    affinity = outcome.key_affinity
+    if affinity is not None:
+        lines.append(f"  key affinity  {affinity:.0%} of {len(outcome.key_node)} keys ran on one node")
+    if outcome.spills:
+        parts = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.spills.items()))
+        lines.append(
+            f"  spilled       {sum(outcome.spills.values())} tasks placed off their key's owner ({parts}; "
+            "bound = the owner was at its bounded load, wait = it stayed busy past the locality wait, "
+            "spread = a hot key's other nodes)"
+        )
+    if outcome.hot_keys:
+        hottest = outcome.hot_keys[0]
+        lines.append(
+            f"  hot keys      {outcome.keys_spread or len(outcome.hot_keys)} spread over several nodes by their "
+            f"share of the work; the hottest, {hottest['key']!r}, on up to {hottest['nodes']} nodes "
+            f"({hottest['share']:.1%} of recent tasks)"
+        )
+    if outcome.ok:
+        lines.append(
+            f"  brain wait    {outcome.brain_wait_s / outcome.ok * 1000:.1f} ms per task on average "
+            "(held by the brain until its node had room)"
+        )
+    if outcome.brain_decisions is not None and outcome.ok:
+        per_attempt = outcome.brain_decisions / max(1, outcome.ok + outcome.retried)
+        lines.append(f"  decisions     {outcome.brain_decisions} ({per_attempt:.2f} per attempt)")
+    for note in outcome.notes:
+        lines.append(f"  note: {note}")
+    if outcome.stopped_early:
+        lines.append(f"  {outcome.stopped_early}")
+    if outcome.interrupted:
+        lines.append("  interrupted: in-flight tasks were cancelled; rerun with --resume to finish")
+    if outcome.out_path is not None:
+        lines.append(f"  results       {outcome.out_path}")
+    return "\n".join(lines)
+
+
+class Progress:
+    """A tqdm bar on stderr (done/total when known, tasks/s, failures); silent when not wanted."""
+
+    def __init__(self, total: Callable[[], int | None], enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled and stream.isatty()
+        self._total = total
+        self._bar = tqdm(unit="task", file=stream, dynamic_ncols=True) if self.enabled else None
+        self._shown = 0
+
+    def update(self, outcome: RunOutcome, held: int) -> None:
+        if self._bar is None:
+            return
+        if self._bar.total is None and self._total() is not None:
+            self._bar.total = self._total()
+        done = outcome.ok + outcome.failed
+        if done != self._shown:
+            self._bar.update(done - self._shown)
+            self._shown = done
+            self._bar.set_postfix(failed=outcome.failed, held=held, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

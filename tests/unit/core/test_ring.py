@@ -1,0 +1,381 @@
+"""HashRing: stability, minimal movement, bounded loads, errors."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+import math
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raysched.core.ring import (
+    DEFAULT_VNODES,
+    EmptyRingError,
+    HashRing,
+    RingConfig,
+    UnknownNodeError,
+    blake2b_64,
+)
+
+FAST = RingConfig(vnodes=16)  # property tests: structure matters, not smoothness
+node_ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=12)
+node_sets = st.lists(node_ids, min_size=1, max_size=12, unique=True)
+key_lists = st.lists(st.text(max_size=12), min_size=1, max_size=60)
+
+
+def ring_of(nodes, config=FAST, weights=None) -> HashRing:
+    ring = HashRing(config)
+    for i, n in enumerate(nodes):
+        ring.add(n, 1.0 if weights is None else weights[i])
+    return ring
+
+
+# -- config and errors ---------------------------------------------------------
+@pytest.mark.parametrize("vnodes", [0, -1, 1.5, True, "160"])
+def test_config_rejects_bad_vnodes(vnodes):
+    with pytest.raises(ValueError, match="vnodes"):
+        RingConfig(vnodes=vnodes)
+
+
+def test_config_rejects_uncallable_hasher():
+    with pytest.raises(ValueError, match="hasher"):
+        RingConfig(hasher=42)  # type: ignore[arg-type]
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RingConfig().vnodes = 3  # type: ignore[misc]
+
+
+def test_default_hash_is_pinned():
+    # Regression guard: changing the hash silently re-homes every key in every deployment.
+    assert blake2b_64(b"user-1") == int.from_bytes(
+        __import__("hashlib").blake2b(b"user-1", digest_size=8).digest(), "big"
+    )
+    assert RingConfig().hasher is blake2b_64
+
+
+def test_lookup_on_empty_ring():
+    with pytest.raises(EmptyRingError, match="no nodes"):
+        HashRing().lookup("k")
+    with pytest.raises(EmptyRingError):
+        HashRing().lookup_bounded("k", {}, 1.25)
+
+
+def test_empty_after_removing_everything():
+    ring = ring_of(["a"])
+    ring.lookup("k")
+    ring.remove("a")
+    with pytest.raises(EmptyRingError):
+        ring.lookup("k")
+
+
+def test_duplicate_add():
+    ring = ring_of(["a"])
+    with pytest.raises(ValueError, match="already on the ring"):
+        ring.add("a")
+
+
+def test_remove_unknown_node_message_is_plain():
+    with pytest.raises(KeyError) as err:
+        ring_of(["a"]).remove("zz")
+    assert isinstance(err.value, UnknownNodeError)
+    assert str(err.value) == "node 'zz' is not on the ring"
+
+
+@pytest.mark.parametrize("weight", [0, -1, float("nan"), float("inf"), "x"])
+def test_bad_weight(weight):
+    with pytest.raises(ValueError, match="weight"):
+        HashRing(FAST).add("a", weight)
+
+
+@pytest.mark.parametrize("node_id", ["", None, 3])
+def test_bad_node_id(node_id):
+    with pytest.raises(ValueError, match="node_id"):
+        HashRing(FAST).add(node_id)
+
+
+@pytest.mark.parametrize("c", [0.99, 0, -1, float("nan"), "x", True, None])
+def test_bad_load_factor(c):
+    with pytest.raises(ValueError, match="load factor must be"):
+        ring_of(["a", "b"]).lookup_bounded("k", {}, c)
+
+
+def test_negative_load_rejected():
+    with pytest.raises(ValueError, match="load of 'a'"):
+        ring_of(["a", "b"]).lookup_bounded("k", {"a": -1}, 1.25)
+
+
+def test_key_must_be_str():
+    with pytest.raises(TypeError, match="key must be a string"):
+        ring_of(["a"]).lookup(5)  # type: ignore[arg-type]
+
+
+# -- structure -------------------------------------------------------------------
+def test_vnode_counts_follow_weight():
+    ring = HashRing(RingConfig(vnodes=10))
+    ring.add("a", 1.0)
+    ring.add("b", 2.5)  # round(25.0) = 25
+    ring.add("c", 0.01)  # max(1, round(0.1)) = 1
+    assert ring.points == 10 + 25 + 1
+    assert [ring.vnode_count(n) for n in "abc"] == [10, 25, 1]
+    assert ring.weight("b") == 2.5 and ring.total_weight == pytest.approx(3.51)
+
+
+def test_nodes_len_contains():
+    ring = ring_of(["b", "a", "c"])
+    assert ring.nodes == ("a", "b", "c") and len(ring) == 3 and "a" in ring and "z" not in ring
+    ring.remove("b")
+    assert ring.nodes == ("a", "c") and len(ring) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(nodes=node_sets, keys=key_lists)
+def test_successors_visit_each_node_once_starting_at_owner(nodes, keys):
+    ring = ring_of(nodes)
+    for k in keys[:5]:
+        walk = list(ring.successors(k))
+        assert walk[0] == ring.lookup(k)
+        assert sorted(walk) == sorted(nodes)
+
+
+def test_shares_sum_to_one():
+    ring = ring_of([f"n{i}" for i in range(7)], RingConfig(vnodes=50))
+    assert sum(ring.share(n) for n in ring.nodes) == pytest.approx(1.0)
+
+
+# -- minimal movement (properties) ---------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(nodes=st.lists(node_ids, min_size=2, max_size=12, unique=True), keys=key_lists, data=st.data())
+def test_removal_moves_only_the_removed_nodes_keys(nodes, keys, data):
+    ring = ring_of(nodes)
+    before = {k: ring.lookup(k) for k in keys}
+    gone = data.draw(st.sampled_from(nodes))
+    ring.remove(gone)
+    for k, owner in before.items():
+        if owner != gone:
+            assert ring.lookup(k) == owner
+        else:
+            assert ring.lookup(k) != gone
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=node_sets, new=node_ids, keys=key_lists, weight=st.sampled_from([0.5, 1.0, 3.0]))
+def test_addition_moves_only_keys_that_now_belong_to_the_new_node(nodes, new, keys, weight):
+    if new in nodes:
+        return
+    ring = ring_of(nodes)
+    before = {k: ring.lookup(k) for k in keys}
+    ring.add(new, weight)
+    for k, owner in before.items():
+        assert ring.lookup(k) in (owner, new)
+
+
+@settings(max_examples=30, deadline=None)
+@given(nodes=node_sets, keys=key_lists, data=st.data())
+def test_lookups_do_not_depend_on_add_order(nodes, keys, data):
+    shuffled = data.draw(st.permutations(nodes))
+    a, b = ring_of(nodes), ring_of(shuffled)
+    assert [a.lookup(k) for k in keys] == [b.lookup(k) for k in keys]
+
+
+def test_remove_then_readd_restores_every_key():
+    # Regression: a re-added node must not inherit a stale owner slot.
+    nodes = [f"n{i}" for i in range(6)]
+    ring = ring_of(nodes)
+    keys = [f"k{i}" for i in range(500)]
+    before = [ring.lookup(k) for k in keys]
+    ring.remove("n3")
+    ring.lookup("x")
+    ring.add("n3")
+    assert [ring.lookup(k) for k in keys] == before
+    ring.remove("n2")
+    ring.add("n2")  # remove + add with no lookup in between
+    assert [ring.lookup(k) for k in keys] == before
+
+
+def test_add_then_remove_before_any_lookup():
+    ring = ring_of(["a", "b"])
+    ring.add("c")
+    ring.remove("c")
+    assert ring.points == 2 * FAST.vnodes
+    assert {ring.lookup(f"k{i}") for i in range(200)} <= {"a", "b"}
+
+
+def test_wide_hasher_is_truncated_to_64_bits():
+    def wide(data: bytes) -> int:
+        return int.from_bytes(__import__("hashlib").sha256(data).digest(), "big")
+
+    ring = ring_of(["a", "b", "c"], RingConfig(vnodes=8, hasher=wide))
+    assert {ring.lookup(f"k{i}") for i in range(100)} <= {"a", "b", "c"}
+
+
+# -- bounded loads (properties) ----------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 12),
+    keys=st.lists(st.sampled_from(["hot", "warm", "a", "b", "c"]) | st.text(max_size=6), min_size=1, max_size=200),
+    c=st.sampled_from([1.0, 1.1, 1.25, 1.5, 2.0]),
+)
+def test_bounded_load_invariant_equal_weights(n, keys, c):
+    ring = ring_of([f"n{i}" for i in range(n)])
+    loads: Counter[str] = Counter()
+    for t, k in enumerate(keys, start=1):
+        loads[ring.lookup_bounded(k, loads, c)] += 1
+        assert max(loads.values()) <= math.ceil(c * t / n)
+    assert max(loads.values()) <= math.ceil(c * len(keys) / n)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weights=st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0]), min_size=1, max_size=8),
+    keys=st.lists(st.sampled_from(["hot", "x", "y"]) | st.text(max_size=6), min_size=1, max_size=150),
+    c=st.sampled_from([1.0, 1.25, 2.0]),
+)
+def test_bounded_load_invariant_weighted(weights, keys, c):
+    nodes = [f"n{i}" for i in range(len(weights))]
+    ring = ring_of(nodes, weights=weights)
+    W = sum(weights)
+    loads: Counter[str] = Counter()
+    for k in keys:
+        loads[ring.lookup_bounded(k, loads, c)] += 1
+    for n, w in zip(nodes, weights, strict=True):
+        assert loads[n] <= math.ceil(c * len(keys) * w / W - 1e-9)
+
+
+def test_bounded_lookup_is_the_successor_when_under_bound():
+    ring = ring_of([f"n{i}" for i in range(5)])
+    for i in range(50):
+        k = f"k{i}"
+        assert ring.lookup_bounded(k, {}, 1.25) == ring.lookup(k)
+
+
+def test_bounded_lookup_spills_clockwise_past_a_full_node():
+    ring = ring_of([f"n{i}" for i in range(4)])
+    owner = ring.lookup("hot")
+    walk = list(ring.successors("hot"))
+    # 8 tasks in flight, all on the owner: bound = ceil(1.25 * 9 / 4) = 3 < 9.
+    assert ring.lookup_bounded("hot", {owner: 8}, 1.25) == walk[1]
+
+
+def test_bounded_lookup_fractional_loads_never_fail():
+    ring = ring_of(["a", "b"])
+    # bounds: ceil(1.0 * (1.8 + 1) / 2) = 2; both loads + 1 = 1.9 <= 2 -> successor.
+    assert ring.lookup_bounded("k", {"a": 0.9, "b": 0.9}, 1.0) == ring.lookup("k")
+    # loads ignore ids not on the ring
+    assert ring.lookup_bounded("k", {"ghost": 1e9}, 1.0) == ring.lookup("k")
+
+
+# -- balance on fixed input (std-dev bound) ------------------------------------------------
+def test_default_ring_balance_on_fixed_input():
+    ring = HashRing()
+    assert ring.config.vnodes == DEFAULT_VNODES
+    for i in range(10):
+        ring.add(f"node-{i}")
+    counts = Counter(ring.lookup(f"key-{i}") for i in range(100_000))
+    mean = 10_000
+    assert max(counts.values()) / mean <= 1.10
+    assert statistics.pstdev(counts.values()) / mean <= 0.05
+
+
+def test_weight_two_node_gets_twice_the_share():
+    ring = HashRing()
+    for i in range(9):
+        ring.add(f"node-{i}")
+    ring.add("big", 2.0)
+    light = statistics.mean(ring.share(f"node-{i}") for i in range(9))
+    assert ring.share("big") / light == pytest.approx(2.0, rel=0.20)
+
+
+# -- stability across processes ---------------------------------------------------------
+_SCRIPT = """
+from raysched.core.ring import HashRing, RingConfig
+r = HashRing(RingConfig(vnodes=50))
+for i in range(8):
+    r.add(f"node-{i}", 1.0 + i % 3)
+print(",".join(r.lookup(f"user-{i}") for i in range(300)))
+"""
+
+
+def test_lookups_identical_across_processes_and_hash_seeds():
+    outs = []
+    for seed in ("0", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True)
+        outs.append(out.stdout.strip())
+    local = {}
+    exec(_SCRIPT.replace("print(", "local['out'] = ("), {"local": local})
+    assert outs[0] == outs[1] == local["out"]
+
+
+def test_pickle_roundtrip_keeps_lookups():
+    ring = ring_of([f"n{i}" for i in range(5)])
+    ring.add("late")  # still queued when pickled
+    clone = pickle.loads(pickle.dumps(ring))
+    assert [clone.lookup(f"k{i}") for i in range(200)] == [ring.lookup(f"k{i}") for i in range(200)]
+
+
+def test_successors_on_empty_ring_raises_at_call():
+    with pytest.raises(EmptyRingError):
+        HashRing().successors("k")
+
+
+# -- placement is stable across versions (golden vectors) --------------------------------------
+GOLDEN_NODES = {"7f3a9c": 1.0, "b21e44": 2.0, "c9d0f1": 4.0, "e4a872": 2.0}
+# Owners of user-0 ... user-19 on the ring above with RingConfig(vnodes=50). Recorded once, by raysched
+# 0.2; a change here means a release moves every user's keys, which must never happen silently.
+GOLDEN_OWNERS = [
+    "c9d0f1",
+    "b21e44",
+    "c9d0f1",
+    "c9d0f1",
+    "b21e44",
+    "c9d0f1",
+    "e4a872",
+    "b21e44",
+    "c9d0f1",
+    "c9d0f1",
+    "e4a872",
+    "c9d0f1",
+    "c9d0f1",
+    "c9d0f1",
+    "e4a872",
+    "c9d0f1",
+    "7f3a9c",
+    "e4a872",
+    "c9d0f1",
+    "e4a872",
+]
+
+
+def _independent_owner(key: str, nodes: dict[str, float], vnodes: int) -> str:
+    """The ring's rule written out from its documentation, without raysched's code:
+    node n of weight w owns round(vnodes * w) points at BLAKE2b-64(f"{n}#{i}") (big-endian);
+    a key belongs to the first point at or after BLAKE2b-64(key), wrapping around."""
+
+    def h(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    points = sorted((h(f"{n}#{i}"), n) for n, w in nodes.items() for i in range(max(1, round(vnodes * w))))
+    at = bisect.bisect_left(points, (h(key), ""))
+    return points[at % len(points)][1]
+
+
+def test_golden_owners_never_change():
+    ring = HashRing(RingConfig(vnodes=50))
+    for node, weight in GOLDEN_NODES.items():
+        ring.add(node, weight)
+    assert [ring.lookup(f"user-{i}") for i in range(20)] == GOLDEN_OWNERS
+
+
+def test_golden_owners_follow_the_documented_rule():
+    assert [_independent_owner(f"user-{i}", GOLDEN_NODES, 50) for i in range(20)] == GOLDEN_OWNERS

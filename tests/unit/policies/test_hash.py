@@ -1,0 +1,260 @@
+"""The hash policy on its real path: the brain (ledger, parked tasks, rounds) deciding with HashPolicy.
+
+Bounded loads over assigned work, whole keys, delay scheduling, the pure
+ring, and a ring that depends only on current membership. Expected owners
+come from a separately built ring following the documented rule (points per
+CPU), never from the policy's own ring.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raysched.brain.placement import PlacementBrain
+from raysched.core.ring import HashRing, RingConfig
+from raysched.core.view import ResourceView
+from raysched.policies import HashPolicy, PolicyOptions, TaskDemand
+
+CPU1 = {"CPU": 1.0}
+
+
+def node_id(i: int, salt: str = "") -> str:
+    """A 56-character id, like Ray's; the salt gives another set of node ids (another ring)."""
+    return (f"{i:02d}{salt}" + "ab" * 28)[:56]
+
+
+class Cluster:
+    """A brain with one hash submission, driven by hand on a virtual clock."""
+
+    def __init__(self, capacities: list[dict[str, float]], overcommit: float = 1.0, salt: str = "", **options) -> None:
+        self.now = 0.0
+        self.brain = PlacementBrain(clock=lambda: self.now)
+        self.nodes = {node_id(i, salt): cap for i, cap in enumerate(capacities)}
+        self.brain.sync_nodes(self.nodes)
+        self.policy = HashPolicy(PolicyOptions(**{"vnodes": 20, **options}))
+        self.brain.register("s", self.policy, {"policy": "hash"}, overcommit=overcommit)
+        self.uid = 0
+        self.placed: dict[int, tuple[str, str, str]] = {}  # uid -> (node, key, spill)
+        self.running: dict[int, str] = {}
+        self.keys: dict[int, str] = {}
+        self.sent = 0
+        self.finished = 0
+
+    def send(self, keys: list[str], demand: dict[str, float] = CPU1, finished: list[int] = ()) -> list[int]:
+        """One driver call: these tasks finished, these keys are new; the uids placed by the answer."""
+        requests = []
+        for key in keys:
+            requests.append((self.uid, demand, key))
+            self.keys[self.uid] = key
+            self.uid += 1
+        for uid in finished:
+            self.running.pop(uid)
+        self.sent += len(keys)
+        self.finished += len(finished)
+        answer = self.brain.place("s", list(finished), requests)
+        for uid, node, spill, _wait in answer.placed:
+            self.placed[uid] = (node, self.keys[uid], spill)
+            self.running[uid] = node
+        return [uid for uid, *_ in answer.placed]
+
+    def run(self, keys: list[str], demand: dict[str, float] = CPU1, finish_each: int = 1) -> None:
+        """Send every task at once, then finish `finish_each` running task per call until all are done."""
+        self.send(keys, demand)
+        while len(self.placed) < len(keys) or self.running:
+            done = sorted(self.running)[:finish_each]
+            self.now += 0.01
+            self.send([], demand, finished=done)
+
+
+def documented_ring(nodes: dict[str, dict[str, float]], vnodes: int = 20) -> HashRing:
+    """The ring as the README defines it: a node's weight is its CPUs (at least 1), vnodes points per CPU."""
+    ring = HashRing(RingConfig(vnodes=vnodes))
+    for node, cap in nodes.items():
+        ring.add(node, cap.get("CPU", 0) or 1.0)
+    return ring
+
+
+# -- the pure ring -------------------------------------------------------------------------------
+def test_pure_ring_sends_each_key_to_its_owner_and_waits_for_it():
+    c = Cluster([{"CPU": 2}, {"CPU": 2}, {"CPU": 4}], load_factor=None)
+    ring = documented_ring(c.nodes)
+    keys = [f"user-{i % 30}" for i in range(300)]
+    c.run(keys, finish_each=2)
+    for node, key, spill in c.placed.values():
+        assert node == ring.lookup(key), key  # never anywhere else, however busy the owner
+        assert spill == ""
+
+
+def test_pure_ring_skips_nodes_that_could_never_hold_the_task():
+    c = Cluster([{"CPU": 4}] * 3 + [{"CPU": 4, "ssd": 1}] + [{"CPU": 4}] * 2, load_factor=None)
+    c.run(["any-key", "other-key"], demand={"CPU": 1, "ssd": 1})
+    assert {node for node, _, _ in c.placed.values()} == {node_id(3)}
+
+
+# -- bounded loads on the real path ----------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    caps=st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=6),
+    c=st.sampled_from([1.0, 1.25, 1.5, 2.0]),
+    bursts=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 30)), min_size=1, max_size=8),
+    seed=st.integers(0, 1000),
+)
+def test_no_node_takes_more_than_its_bound_of_assigned_work(caps, c, bursts, seed):
+    """MTZ on assigned work (placed + waiting for the node): a node that takes new work in a burst
+    holds at most ceil(c * T * w / W) after it, T = all work the brain holds, w its CPUs, W their sum,
+    or what it admits at once (2 x CPUs here, overcommit 2), so a lull never pushes work off free slots."""
+    rng = random.Random(seed)
+    cluster = Cluster([{"CPU": float(x)} for x in caps], overcommit=2.0, load_factor=c)
+    view = cluster.brain.view
+    weights = {node_id(i): float(x) for i, x in enumerate(caps)}
+    W = sum(weights.values())
+    zipf = [1 / r**1.1 for r in range(1, 60)]
+    for arrivals, finishes in bursts:
+        done = rng.sample(sorted(cluster.running), min(finishes, len(cluster.running)))
+        cluster.now += 0.001
+        cluster.send([], finished=done)  # releases happen between bursts
+        before = {n: view.assigned(n) for n in view.nodes}
+        keys = rng.choices([f"key-{r}" for r in range(1, 60)], weights=zipf, k=arrivals)
+        cluster.send(keys)
+        held = cluster.sent - cluster.finished  # placed and not finished, or waiting in the brain
+        for n in view.nodes:
+            if view.assigned(n) > before[n]:
+                bound = max(math.ceil(c * held * weights[n] / W - 1e-9), 2 * weights[n])
+                assert view.assigned(n) <= bound, (n[:2], view.assigned(n))
+
+
+def test_ssd_tasks_fill_the_ssd_node_not_one_at_a_time():
+    """Regression: with only ssd tasks in flight, the node with ssd: 2 admitted one at a time,
+    because the bound compared them with a CPU-weighted share of every node."""
+    c = Cluster([{"CPU": 1}, {"CPU": 2}, {"CPU": 2, "ssd": 2}, {"CPU": 4}])
+    placed = c.send([f"k{i}" for i in range(6)], demand={"CPU": 1, "ssd": 1})
+    assert len(placed) == 2  # both ssd slots at once; the other four wait for the only ssd node
+    assert {c.placed[u][0] for u in placed} == {node_id(2)}
+
+
+def test_gpu_tasks_share_the_gpu_nodes_by_their_own_weights():
+    # Two GPU nodes (4 and 2 CPUs) among CPU-only ones: GPU tasks are bounded within the GPU nodes.
+    c = Cluster([{"CPU": 8}, {"CPU": 4, "GPU": 2}, {"CPU": 2, "GPU": 2}, {"CPU": 8}], overcommit=8.0)
+    c.send([f"gpu-key-{i % 3}" for i in range(24)], demand={"CPU": 1, "GPU": 0.25})
+    view = c.brain.view
+    gpu_nodes = [node_id(1), node_id(2)]
+    assert all(view.assigned(n) == 0 for n in (node_id(0), node_id(3)))
+    # T = 24 held, W = 4 + 2 CPUs: bounds ceil(1.25 * 24 * 4/6) = 20 and ceil(1.25 * 24 * 2/6) = 10
+    assert view.assigned(gpu_nodes[0]) <= 20 and view.assigned(gpu_nodes[1]) <= 10
+    assert sum(view.assigned(n) for n in gpu_nodes) == 24
+
+
+def test_a_hot_key_spreads_over_the_nodes_clockwise():
+    c = Cluster([{"CPU": 2}] * 4, overcommit=2.0)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i}" for i in range(80)]
+    c.run(keys, finish_each=4)
+    hot_nodes = Counter(node for node, key, _ in c.placed.values() if key == "hot")
+    assert len(hot_nodes) >= 2  # half of all work cannot stay on one of four equal nodes
+    assert max(hot_nodes.values()) < 40
+
+
+# -- whole keys --------------------------------------------------------------------------------------
+def test_keys_move_whole_when_their_owner_is_over_its_bound():
+    """Few keys rarely split in proportion to capacity; shedding single tasks would split every key of
+    an overloaded node. Keys that have not run yet move whole, so each still runs on one node."""
+    caps = [{"CPU": 1}, {"CPU": 2}, {"CPU": 2}, {"CPU": 4}]
+    affinities = []
+    for salt in "abcdefgh":  # eight rings: eight ways 20 keys fall on the nodes
+        c = Cluster(caps, overcommit=2.0, salt=salt, locality_wait=10.0)  # no delay-scheduling spills here
+        keys = [f"user-{i % 20}" for i in range(200)]
+        c.run(keys, finish_each=3)
+        nodes_per_key = defaultdict(set)
+        for node, key, _ in c.placed.values():
+            nodes_per_key[key].add(node)
+        affinities.append(sum(len(v) == 1 for v in nodes_per_key.values()) / len(nodes_per_key))
+        loads = Counter(node for node, _, _ in c.placed.values())
+        assert len(loads) == 4  # every node got keys
+    assert min(affinities) >= 0.85 and sum(affinities) / len(affinities) >= 0.9, affinities
+
+
+# -- delay scheduling ---------------------------------------------------------------------------------
+def test_a_task_waits_for_its_busy_home_then_takes_the_next_node_with_room():
+    # Two 1-CPU nodes; a load factor of 4 keeps both tasks of the key under the home's bound, so the
+    # only reason to wait is a full home (delay scheduling), not the bound.
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    ring = documented_ring(c.nodes)
+    key = "dataset-7"
+    home, other = list(ring.successors(key))
+    first = c.send([key])
+    assert [c.placed[u][0] for u in first] == [home]
+    assert c.send([key]) == []  # the home is busy and the other node idle: it waits for its home
+    c.now += 0.4
+    assert c.send([]) == []  # still within the locality wait
+    c.now += 0.2
+    spilled = c.send([])  # 0.6 s > 0.5 s: the next node clockwise with room
+    assert [c.placed[u][0] for u in spilled] == [other] and c.placed[spilled[0]][2] == "wait"
+
+
+def test_a_task_that_waited_takes_its_home_when_room_appears_first():
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    home = documented_ring(c.nodes).lookup("k")
+    first = c.send(["k"])
+    assert c.send(["k"]) == []
+    c.now += 0.3
+    again = c.send([], finished=first)  # the home frees within the wait: the task runs at home
+    assert [c.placed[u] for u in again] == [(home, "k", "")]
+
+
+def test_the_adaptive_locality_wait_follows_the_jobs_task_times():
+    policy = HashPolicy(PolicyOptions())
+    assert policy.locality_wait_s == 0.2  # nothing measured yet: the floor
+    policy.pace({"task_p50_s": 0.5, "task_p90_s": 0.9})
+    assert policy.locality_wait_s == 0.5  # one median task time: a free slot idles about one task at most
+    policy.pace({"task_p50_s": 0.05, "task_p90_s": 0.1})
+    assert policy.locality_wait_s == 0.2  # the floor
+    policy.pace({"task_p50_s": 60.0, "task_p90_s": 90.0})
+    assert policy.locality_wait_s == 10.0  # capped
+    fixed = HashPolicy(PolicyOptions(locality_wait=2.0))
+    fixed.pace({"task_p50_s": 0.5})
+    assert fixed.locality_wait_s == 2.0  # --locality-wait wins
+
+
+# -- membership ------------------------------------------------------------------------------------
+def test_a_dead_node_moves_only_its_own_keys():
+    c = Cluster([{"CPU": 100}] * 6, load_factor=None)
+    keys = [f"user-{i}" for i in range(300)]
+    policy, view = c.policy, c.brain.view
+    before = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    dead = node_id(2)
+    c.brain.report_node_failure(dead)
+    after = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    assert any(node == dead for node in before.values())
+    assert all(after[k] == node for k, node in before.items() if node != dead)
+    assert dead not in after.values()
+
+
+def test_the_ring_depends_only_on_current_membership():
+    """Regression: ring weights were scaled to the largest node of the first sync, so join order (and a
+    brain restart) changed the ring. Built incrementally in one order and fresh in another, owners agree."""
+    caps = {node_id(i): {"CPU": float(c)} for i, c in enumerate([4, 64, 2, 16, 8, 1])}
+    incremental, fresh = HashPolicy(PolicyOptions(vnodes=10)), HashPolicy(PolicyOptions(vnodes=10))
+    grown = ResourceView()
+    for node in sorted(caps):  # a 4-CPU node first, then a 64-CPU one joins, ...
+        grown.set_node(node, caps[node])
+        incremental.sync(grown)
+    whole = ResourceView()
+    for node in sorted(caps, reverse=True):
+        whole.set_node(node, caps[node])
+    fresh.sync(whole)
+    keys = [f"k{i}" for i in range(100_000)]
+    assert [incremental.ring.lookup(k) for k in keys] == [fresh.ring.lookup(k) for k in keys]
+
+
+@pytest.mark.parametrize("cpus, points", [(1, 10), (64, 640), (1000, 1280)])
+def test_ring_points_per_cpu_with_a_cap(cpus, points):
+    view = ResourceView()
+    view.set_node(node_id(0), {"CPU": float(cpus)})
+    policy = HashPolicy(PolicyOptions(vnodes=10))
+    policy.sync(view)
+    assert policy.ring.points == points  # 10 per CPU, at most 128 CPUs counted

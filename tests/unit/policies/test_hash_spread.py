@@ -1,0 +1,279 @@
+"""Hash rules that a broken brain or policy would still pass elsewhere: moved keys, the idle clock, the exact
+bound, demand-sized spread and work conservation, each on the real path (brain + HashPolicy, no Ray)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from test_hash import CPU1, Cluster, documented_ring
+
+from raysched.brain.placement import PlacementBrain
+from raysched.core.view import ResourceView
+from raysched.policies import Decision, HashPolicy, PolicyOptions, TaskDemand
+
+A, B = "a" * 56, "b" * 56
+
+
+class MovesKeyOnce:
+    """A homing policy that first makes every task of key "k" wait for A, then moves the key to B."""
+
+    name = "moves-once"
+
+    def __init__(self) -> None:
+        self.move = False
+
+    def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
+        return self.decide(task, view).node
+
+    def assign(self, task: TaskDemand, view: ResourceView) -> Decision:
+        return Decision(None, waits_for=A)
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        if self.move and task.waiting_for == A:
+            return Decision(B if view.fits_now(B, task.resources) else None, waits_for=B, moved_from=A)
+        target = task.waiting_for or A
+        return Decision(target if view.fits_now(target, task.resources) else None, waits_for=target)
+
+
+def test_waiting_tasks_follow_a_moved_key_and_all_run_on_the_new_node() -> None:
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = MovesKeyOnce()
+    brain.register("s", policy, {"policy": "moves-once"}, overcommit=1.0)
+    first = brain.place("s", [], [(i, CPU1, "k") for i in range(6)])
+    assert [n for _, n, *_ in first.placed] == [A]  # one runs on A, five wait for it
+    assert brain.view.parked(A) == 5 and brain.view.key_parked("k", A) == 5
+    policy.move = True
+    answer = brain.place("s", [first.placed[0][0]], [])  # A frees: its next task is asked and moves the key
+    brain.check_structures()
+    assert brain.view.parked(A) == 0  # the parked counts moved with the key...
+    assert brain.view.key_parked("k", B) + len(answer.placed) == 5
+    ran = [n for _, n, *_ in answer.placed]
+    running = [u for u, *_ in answer.placed]
+    while brain.status()["submissions"][0]["waiting"]:
+        answer = brain.place("s", running, [])
+        running = [u for u, *_ in answer.placed]
+        ran += [n for _, n, *_ in answer.placed]
+    assert ran == [B] * 5  # ...and every waiting task of the key ran on the new node, none on A
+
+
+def test_the_locality_clock_runs_only_while_a_slot_idles() -> None:
+    """Two busy 1-CPU nodes: a task waiting for its home must not spill the instant the other node frees,
+    and must spill one locality wait later (the wait counts from the declined free slot, not from arrival)."""
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    ring = documented_ring(c.nodes)
+    home_key = "dataset-7"
+    home, other = list(ring.successors(home_key))
+    other_key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == other)
+    placed = c.send([home_key, other_key])
+    assert sorted(c.placed[u][0] for u in placed) == sorted([home, other])  # both nodes busy
+    assert c.send([home_key]) == []  # waits for its busy home
+    c.now += 5.0  # a long wait while every slot is busy costs nothing
+    other_task = next(u for u in placed if c.placed[u][0] == other)
+    assert c.send([], finished=[other_task]) == []  # the other node frees: no spill yet
+    c.now += 0.4
+    assert c.send([]) == []  # still within one wait of the declined slot
+    c.now += 0.2
+    spilled = c.send([])
+    assert [c.placed[u][0] for u in spilled] == [other] and c.placed[spilled[0]][2] == "wait"
+
+
+def bound_view(other_tasks: int) -> tuple[HashPolicy, ResourceView, str]:
+    """Two 4-CPU nodes; key "k" has run on its owner, which is now full with four tasks of other keys."""
+    view = ResourceView()
+    for node in (A, B):
+        view.set_node(node, {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(load_factor=1.5, vnodes=20))
+    owner = policy.choose(TaskDemand(CPU1, "k"), view)
+    assert owner is not None
+    other = B if owner == A else A
+    for i in range(4):
+        view.reserve(owner, CPU1, f"o{i}")
+    for i in range(other_tasks):
+        view.reserve(other, CPU1, f"p{i}")
+    return policy, view, owner
+
+
+def test_the_bound_is_exact_on_the_real_path() -> None:
+    # ceil(c * (T + 1) * w / W) with c = 1.5, w / W = 1/2; the owner holds 4 and the task makes 5.
+    policy, view, owner = bound_view(other_tasks=1)  # T = 5: ceil(1.5 * 6 / 2) = ceil(4.5) = 5 = load + 1
+    decision = policy.assign(TaskDemand(CPU1, "k"), view)
+    assert decision is not None and decision.waits_for == owner and decision.assigned  # at the bound: it stays
+    policy, view, owner = bound_view(other_tasks=0)  # T = 4: ceil(1.5 * 5 / 2) = ceil(3.75) = 4 < 5
+    decision = policy.assign(TaskDemand(CPU1, "k"), view)
+    assert decision is not None and decision.waits_for == owner and not decision.assigned  # over: deferred
+
+
+def test_a_hot_key_spreads_over_nodes_in_proportion_to_its_share_and_cold_keys_stay_home() -> None:
+    nodes = [{"CPU": 2}] * 8
+    c = Cluster(nodes, overcommit=2.0, locality_wait=10.0)
+    ring = documented_ring(c.nodes)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(1200)]
+    for start in range(0, len(keys), 40):  # arrivals over time, as a driver sends them
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:20])
+        c.now += 0.01
+    while c.running:
+        c.send([], finished=sorted(c.running)[:20])
+        c.now += 0.01
+    hot = c.policy.hot_keys()
+    assert [k for k, _, _ in hot] == ["hot"]
+    _, spread, share = hot[0]
+    assert abs(share - 0.5) < 0.05
+    assert spread == 5  # ceil(1.25 x 0.5 x 16 CPUs / 2 per node)
+    hot_nodes = Counter(node for node, key, _ in c.placed.values() if key == "hot")
+    assert len(hot_nodes) >= 4 and max(hot_nodes.values()) < 0.5 * 600
+    cold_nodes: dict[str, set[str]] = {}
+    for node, key, spill in c.placed.values():
+        if key != "hot" and spill != "wait":
+            cold_nodes.setdefault(key, set()).add(node)
+    assert all(len(n) == 1 for n in cold_nodes.values()), cold_nodes  # a cold key runs on one node: exact affinity
+    assert sum(ring.lookup(k) in n for k, n in cold_nodes.items()) >= len(cold_nodes) // 4  # owners, mostly
+
+
+def test_a_hot_keys_nodes_stay_the_same_while_its_share_does() -> None:
+    c = Cluster([{"CPU": 2}] * 8, overcommit=2.0, locality_wait=10.0)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(2400)]
+    sets = []
+    for start in range(0, len(keys), 40):
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:40])
+        c.now += 0.01
+        if start >= 800:
+            found = c.policy._sets.get("hot")
+            sets.append(tuple(found.nodes[:5]) if found else ())
+    assert len(set(sets)) == 1 and len(sets[0]) == 5  # one set of five nodes, never rebuilt or reordered
+
+
+def test_no_slot_idles_while_a_deep_queue_waits_for_its_home() -> None:
+    """Work stealing: with task times known, the last tasks of a queue deeper than a quarter of the
+    locality wait go to a free slot at once instead of waiting for their busy home."""
+    now = [0.0]
+    brain = PlacementBrain(clock=lambda: now[0])
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
+    ring = documented_ring({A: {"CPU": 1}, B: {"CPU": 1}})
+    key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A)
+    other = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == B)
+    first = brain.place("s", [], [(0, CPU1, key), (1, CPU1, other)], pacing)
+    assert len(first.placed) == 2
+    brain.place("s", [], [(i, CPU1, key) for i in range(2, 5)], pacing)  # three wait for A: deep
+    answer = brain.place("s", [1], [], pacing)  # B frees: it takes A's last task at once, no locality wait
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(4, B, "wait")]
+    assert brain.decisions <= 5  # one decision per placement
+
+
+def test_status_and_the_summary_say_which_keys_spread_and_why() -> None:
+    from raysched.results.outcome import RunOutcome
+    from raysched.results.report import format_summary
+
+    c = Cluster([{"CPU": 2}] * 8, overcommit=2.0, locality_wait=10.0)
+    keys = ["hot" if i % 2 == 0 else f"cold-{i % 40}" for i in range(400)]
+    for start in range(0, len(keys), 40):
+        c.send(keys[start : start + 40], finished=sorted(c.running)[:20])
+    sub = c.brain.status()["submissions"][0]
+    assert sub["keys_spread"] == 1
+    assert sub["hot_keys"][0]["key"] == "hot" and sub["hot_keys"][0]["nodes"] == 5
+    assert abs(sub["hot_keys"][0]["share"] - 0.5) < 0.05
+    final = c.brain.unregister("s")
+    outcome = RunOutcome(run_id="r", ok=1, keys_spread=final["keys_spread"], hot_keys=final["hot_keys"])
+    text = format_summary(outcome, "job.py", "hash")
+    assert "hot keys      1 spread over several nodes" in text and "'hot', on up to 5 nodes (50." in text
+
+
+class AllToA(MovesKeyOnce):
+    """Every task waits for A; a key that has not run may move (the brain's whole-key work stealing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: set[str] = set()
+        self.moves: list[tuple[str, str]] = []
+        self.work_conserving = True
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        decision = super().decide(task, view)
+        if decision.node is not None:
+            self.ran.add(task.key)
+        return decision
+
+    def movable(self, key: str) -> bool:
+        return key not in self.ran
+
+    def key_moved(self, key: str, node: str) -> None:
+        self.moves.append((key, node))
+
+
+def test_an_idle_node_takes_a_whole_key_that_has_not_run_from_a_deep_queue() -> None:
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({A: {"CPU": 1.0}, B: {"CPU": 1.0}})
+    policy = AllToA()
+    brain.register("s", policy, {"policy": "all-to-a"}, overcommit=1.0)
+    answer = brain.place("s", [], [(0, CPU1, "k1"), (1, CPU1, "k1"), (2, CPU1, "k2"), (3, CPU1, "k2")])
+    # k1 runs on A; k1's second task and both k2 tasks wait for A (three queued on one slot): B idles, so
+    # k2, which has not run anywhere, moves to B whole and starts there at once; k1 stays with its warm node.
+    assert policy.moves == [("k2", B)]
+    assert sorted((u, n) for u, n, *_ in answer.placed) == [(0, A), (2, B)]
+    brain.check_structures()
+    assert brain.view.key_parked("k2", B) == 1 and brain.view.key_parked("k1", A) == 1
+    assert brain.decisions == 2  # moving the key decided nothing
+
+
+def test_a_stolen_cold_key_moves_whole_so_it_splits_once() -> None:
+    c = Cluster([{"CPU": 1}] * 2, load_factor=4.0, locality_wait=0.5)
+    c.policy.arrived({f"earlier-{i}": 1 for i in range(200)})  # a long run so far: this key is a cold one
+    ring = documented_ring(c.nodes)
+    key = "dataset-7"
+    home, other = list(ring.successors(key))
+    other_key = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == other)
+    placed = c.send([key, other_key])
+    c.send([key, key, key])  # three more wait for the busy home
+    other_task = next(u for u in placed if c.placed[u][0] == other)
+    c.send([], finished=[other_task])  # the other node idles...
+    c.now += 0.6
+    stolen = c.send([])  # ...past one wait: it takes one task, and the key moves there with the rest
+    assert [c.placed[u][0] for u in stolen] == [other]
+    assert c.brain.view.key_parked(key, home) == 0 and c.brain.view.key_parked(key, other) == 2
+    assert c.policy.homes[key] == other
+
+
+def test_hash_lets_only_cold_keys_that_have_not_run_move_whole() -> None:
+    view = ResourceView()
+    view.set_node(A, {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(vnodes=20))
+    assert policy.movable("fresh")
+    policy.choose(TaskDemand(CPU1, "ran"), view)
+    assert not policy.movable("ran")  # its warm state is on its node
+    assert not HashPolicy(PolicyOptions(load_factor=None)).movable("fresh")  # the pure ring never moves a key
+
+
+def test_a_queue_shorter_than_a_round_is_still_stolen_from_when_its_tail_would_wait_too_long() -> None:
+    """Regression: the steal threshold was raised to one task per slot, so a 4-CPU node's last three queued
+    tasks (expected wait 3/4 of a task, the locality wait a quarter of that) waited while a slot idled."""
+    now = [0.0]
+    brain = PlacementBrain(clock=lambda: now[0])
+    brain.sync_nodes({A: {"CPU": 4.0}, B: {"CPU": 4.0}})
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
+    ring = documented_ring({A: {"CPU": 4}, B: {"CPU": 4}})
+    on_a = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A)
+    on_b = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == B)
+    first = brain.place("s", [], [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)], pacing)
+    assert sorted(n for _, n, *_ in first.placed) == [A] * 4 + [B] * 4  # both nodes full
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 11)], pacing)  # three wait for A
+    answer = brain.place("s", [4], [], pacing)  # B frees one slot: A's last queued task takes it now
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(10, B, "wait")]
+
+
+def test_the_policy_forgets_keys_it_has_not_seen_for_long(monkeypatch) -> None:
+    """Regression: with unique keys (unkeyed tasks) every key that ever moved kept a home: the brain grew with
+    the run. Keys are remembered for the last ROOTED_KEYS placements, and their homes with them."""
+    import raysched.policies.hash as hash_module
+
+    monkeypatch.setattr(hash_module, "ROOTED_KEYS", 50)
+    c = Cluster([{"CPU": 1}, {"CPU": 2}, {"CPU": 2}, {"CPU": 4}], overcommit=2.0)
+    c.run([f"task-{i}" for i in range(2000)], finish_each=4)  # every task its own key
+    assert len(c.policy._rooted) <= 50
+    assert len(c.policy.homes) <= 2 * 50 + 1
+    assert c.policy.keys_moved > 50  # keys did move (the case that grew)

@@ -1,0 +1,223 @@
+"""`raysched simulate --validate`, the model's fidelity line, worker processes, cache scope, dispatch capacity.
+
+Pure Python, no Ray cluster; traces are written in the results schema by
+tests/unit/sim/test_replay.py's helper. Expected values come from the arithmetic in
+the comments (the engine's rules: raysched.sim.engine's docstring).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_replay import ok, rows_of, run, write_trace
+
+from raysched.sim.estimate import estimate_cache, estimate_startup, estimate_turnaround_s
+from raysched.sim.trace import load_trace
+from raysched.sim.workers import assign_workers
+
+ONE_NODE = [{"node_id": "N1", "capacity": {"CPU": 1.0}}]
+TWO_CPUS = [{"node_id": "N1", "capacity": {"CPU": 2.0}}]
+
+
+def _scope_trace(tmp_path: Path, hit_on_the_other_worker: int) -> Path:
+    """One node of two workers, rounds of 4 s. In round r (t = 10 + 4r): key A_r starts on worker 0 and runs
+    3 s, key B_r on worker 1 runs 1 s; at t + 1.5 a second task of A_r starts, on worker 1 (worker 0 is busy):
+    a miss under a per-worker cache, a hit under a per-node one (of 2 keys or more); the trace records it as
+    given. At t + 3.5 a new key C_r takes worker 0 (the last freed) and B_r worker 1, recorded as a hit: within
+    worker 1's last 2 keys, but 2 other keys ran on the node since B_r (a per-node cache needs 3 keys to hit it,
+    and would then hit the second A_r too). So recorded misses fit a per-worker cache of 2 keys exactly, and
+    recorded hits a per-node cache of 3 keys."""
+    tasks = []
+    for r in range(8):
+        t = 10.0 + 4 * r
+        tasks += [
+            {"key": f"A{r}", "started_at": t, "run_s": 3.0, "cache_hit": 0},
+            {"key": f"B{r}", "started_at": t, "run_s": 1.0, "cache_hit": 0},
+            {"key": f"A{r}", "started_at": t + 1.5, "run_s": 1.0, "cache_hit": hit_on_the_other_worker},
+            {"key": f"C{r}", "started_at": t + 3.5, "run_s": 0.1, "cache_hit": 0},
+            {"key": f"B{r}", "started_at": t + 3.5, "run_s": 0.1, "cache_hit": 1},
+        ]
+    return write_trace(tmp_path / f"scope{hit_on_the_other_worker}.csv", tasks, nodes=TWO_CPUS, extra=("cache_hit",))
+
+
+@pytest.mark.parametrize(("hit", "scope"), [(0, "worker"), (1, "node")])
+def test_cache_scope_is_the_one_that_reproduces_the_recorded_hits(tmp_path: Path, hit: int, scope: str) -> None:
+    trace = load_trace(_scope_trace(tmp_path, hit))
+    workers = assign_workers(trace, dispatch_s=0.0)
+    # Worker 0 runs every A_r first, worker 1 every B_r and then the second A_r.
+    pairs = zip(workers.order, workers.worker, strict=True)
+    by_key = {(trace.keys[p], round(float(trace.started_at[p]))): int(w) for p, w in pairs}
+    assert by_key[("A0", 10)] == 0 and by_key[("B0", 10)] == 1 and by_key[("A0", 12)] == 1
+    found = estimate_cache(trace, workers)
+    assert found is not None
+    assert found[:2] == ((scope, 2) if scope == "worker" else (scope, 3))
+    assert found[2] == 1.0  # every recorded hit and miss reproduced
+    result = ok(run(trace.path, "--policies", "hash", "--miss-s", "0.5"))
+    where = "worker process" if scope == "worker" else "node"
+    assert f"keys per {where} (estimated)" in result.stderr
+
+
+def _two_keys_on_two_workers(tmp_path: Path) -> Path:
+    # Without a cache_hit column; run 1 s each: a, b, then a, b again.
+    return write_trace(tmp_path / "ab.csv", [{"key": k} for k in ("a", "b", "a", "b")])
+
+
+@pytest.mark.parametrize(("scope", "hit_rate"), [("worker", 0.0), ("node", 50.0)])
+def test_a_cache_per_worker_process_or_per_node(tmp_path: Path, scope: str, hit_rate: float) -> None:
+    # One node of 2 CPUs, a miss adds 1 s, dispatch 0, no turnaround.
+    # t=0: a (worker 0) and b (worker 1) start (admission: what runs now), both miss, both end at 2;
+    # a's unit finishes first, so the idle stack is [w0, w1] and the next task (a) gets w1, then b gets w0.
+    # Per worker: w1 never held a, w0 never held b: 0 hits of 4. Per node: a and b are cached: 2 hits of 4.
+    trace = _two_keys_on_two_workers(tmp_path)
+    result = ok(
+        run(
+            trace, "--nodes", "1x2", "--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 0,
+            "--cache-keys", 4, "--miss-s", 1, "--cache-scope", scope, "--json",
+        )
+    )  # fmt: skip
+    metrics = json.loads(result.stdout)["runs"][0]["metrics"]
+    assert metrics["cache hit rate (%)"] == hit_rate
+    assert f"cache of 4 keys per {'worker process' if scope == 'worker' else 'node'}," in result.stderr
+
+
+def test_turnaround_delays_a_workers_next_task(tmp_path: Path) -> None:
+    # One node of 1 CPU, three 1 s tasks, dispatch 0, turnaround 100 ms: a worker takes its next task
+    # 0.1 s after its finish. Starts 0, 1.1, 2.2: makespan 3.2 s (3.0 without).
+    trace = write_trace(tmp_path / "t.csv", [{"key": "a"}, {"key": "b"}, {"key": "c"}])
+    out = tmp_path / "sim.csv"
+    ok(run(trace, "--nodes", "1x1", "--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 100, "--out", out))
+    assert sorted(rows_of(out)["started_at"]) == pytest.approx([0.0, 1.1, 2.2])
+
+
+def test_start_rate_spaces_the_drivers_starts(tmp_path: Path) -> None:
+    # One node of 4 CPUs, four 1 s tasks placed at once; the driver starts 10 Ray tasks/s at most:
+    # starts 0, 0.1, 0.2, 0.3. Without the limit all four start at 0.
+    trace = write_trace(tmp_path / "t.csv", [{"key": k} for k in "abcd"])
+    spaced, free = tmp_path / "spaced.csv", tmp_path / "free.csv"
+    common = ["--nodes", "1x4", "--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 0]
+    result = ok(run(trace, *common, "--start-rate", 10, "--out", spaced))
+    assert "Ray tasks start at most 10/s" in result.stderr
+    ok(run(trace, *common, "--out", free))
+    assert sorted(rows_of(spaced)["started_at"]) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert sorted(rows_of(free)["started_at"]) == pytest.approx([0.0] * 4)
+
+
+def test_worker_start_up_and_turnarounds_read_from_the_trace(tmp_path: Path) -> None:
+    # Node N1 (2 CPUs): task 0 starts at 10 (the run's first start) and runs 2 s; task 1, submitted at 5 and
+    # placed at once, starts only at 10.5 on a second worker: that worker was not up before 0.5 s.
+    # Tasks 2..24 run 1 s on worker 0 after task 0, each submitted long before: turnaround 20 ms each.
+    tasks = [
+        {"key": "a", "started_at": 10.0, "run_s": 2.0, "wait_s": 5.0},
+        {"key": "b", "started_at": 10.5, "run_s": 10.0, "wait_s": 5.5},
+    ]
+    t = 12.0
+    for i in range(23):
+        t += 0.02
+        tasks.append({"key": f"c{i}", "started_at": t, "run_s": 1.0, "wait_s": t - 5.0})
+        t += 1.0
+    trace = load_trace(write_trace(tmp_path / "t.csv", tasks, nodes=TWO_CPUS))
+    workers = assign_workers(trace, dispatch_s=0.01)
+    assert estimate_startup(workers) == ({"N1": [0.0, 0.5]}, 0.25)
+    assert estimate_turnaround_s(workers) == pytest.approx(0.02)
+    # Replayed: the second worker's first task starts at 0.5 at the earliest.
+    out = tmp_path / "sim.csv"
+    result = ok(run(trace.path, "--policies", "random", "--dispatch-ms", 0, "--out", out))
+    assert "a worker's turnaround 20 ms (estimated); workers up within 0.5 s (estimated)" in result.stderr
+    rows = rows_of(out)
+    assert sorted(rows["started_at"])[:2] == pytest.approx([0.0, 0.5])
+
+
+def _recorded(tmp_path: Path) -> Path:
+    # Four 1 s tasks run one after another on N1 (1 CPU) from t=10, each submitted 0.5 s before its start:
+    # measured from the first start, makespan 4 s, throughput 1 task/s, waits 0, 0.5, 0.5, 0.5 (the first
+    # three drawn before the first start count from it: 0, 1, 2, 3 - 0 ... see below).
+    return write_trace(tmp_path / "rec.csv", [{"key": k} for k in "abcd"], nodes=ONE_NODE)
+
+
+def test_validate_prints_measured_against_simulated(tmp_path: Path) -> None:
+    trace = _recorded(tmp_path)
+    result = ok(run(trace, "--validate", "--dispatch-ms", 0, "--turnaround-ms", 0, "--json"))
+    report = json.loads(result.stdout)
+    assert set(report) >= {"measured", "simulated", "error"}
+    measured, simulated, error = report["measured"], report["simulated"], report["error"]
+    # Measured: starts 10, 11, 12, 13; submitted 9.5, 10.5, 11.5, 12.5; counted from the first start (10):
+    # waits 0, 0.5, 0.5, 0.5; makespan 4; throughput 1/s.
+    assert measured["makespan (s)"] == pytest.approx(4.0)
+    assert measured["throughput (tasks/s)"] == pytest.approx(1.0)
+    assert measured["wait_s p95 (s)"] == pytest.approx(0.5)
+    assert measured["nodes used"] == 1
+    assert measured["tasks per node"] == {"N1": 4}
+    # Simulated on the recorded node, dispatch 0: task 0 at 0; then each next one is placed when the
+    # previous finishes (admission 1, then the Pacer's queue depth) and starts back to back: makespan 4.
+    assert simulated["makespan (s)"] == pytest.approx(4.0)
+    assert simulated["tasks per node"] == {"N1": 4}
+    for metric, value in error.items():
+        m, s = measured[metric], simulated[metric]
+        expected = 0.0 if m == s else (s - m) / abs(m)
+        assert value == pytest.approx(expected), metric
+    text = ok(run(trace, "--validate", "--dispatch-ms", 0, "--turnaround-ms", 0))
+    assert text.stdout.splitlines()[0].split() == ["metric", "measured", "simulated", "error"]
+    assert any(line.startswith("throughput (tasks/s)") and line.endswith("%") for line in text.stdout.splitlines())
+    assert "model fidelity: this run replayed under hash on its recorded cluster" in text.stderr
+
+
+def test_validate_error_is_relative_and_signed(tmp_path: Path) -> None:
+    # Replayed with a 1 s turnaround: each of tasks 1..3 starts 1 s after the previous finish at the earliest;
+    # the simulated makespan is longer than 4 s, so the makespan error is positive and throughput's negative.
+    trace = _recorded(tmp_path)
+    report = json.loads(ok(run(trace, "--validate", "--dispatch-ms", 0, "--turnaround-ms", 1000, "--json")).stdout)
+    assert report["simulated"]["makespan (s)"] >= 7.0 - 1e-9
+    assert report["error"]["makespan (s)"] > 0.7
+    assert report["error"]["throughput (tasks/s)"] < -0.4
+
+
+def test_every_what_if_says_how_well_the_model_reproduced_the_trace(tmp_path: Path) -> None:
+    trace = _recorded(tmp_path)
+    what_if = ok(run(trace, "--policies", "random,p2c", "--dispatch-ms", 0))
+    lines = [line for line in what_if.stderr.splitlines() if line.startswith("model fidelity:")]
+    assert len(lines) == 1 and "largest error" in lines[0] and "replayed under hash" in lines[0]
+    # A trace without a recorded cluster cannot be replayed as recorded: the line says so.
+    bare = write_trace(tmp_path / "bare.csv", [{"key": k} for k in "ab"])
+    unchecked = ok(run(bare, "--nodes", "1x2", "--policies", "random"))
+    assert "model fidelity: not checked (no cluster recorded for run r1" in unchecked.stderr
+
+
+def test_fidelity_figures_match_the_replay_of_the_recorded_policy(tmp_path: Path) -> None:
+    # The what-if line's figures are those of --validate (the same replay).
+    trace = _recorded(tmp_path)
+    report = json.loads(ok(run(trace, "--validate", "--json")).stdout)
+    line = next(x for x in ok(run(trace, "--policies", "hash")).stderr.splitlines() if x.startswith("model"))
+    assert f"throughput {report['error']['throughput (tasks/s)'] * 100:+.0f}%" in line
+    assert not math.isnan(float(np.float64(report["simulated"]["throughput (tasks/s)"])))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--nodes", "2x2"], "--validate replays the run on its own recorded cluster"),
+        (["--kill-node", "1"], "--validate replays the run on its own recorded cluster"),
+        (["--policies", "random"], "drop --policies"),
+        (["--plot", "x.png"], "drop --plot"),
+        (["--cache-scope", "rack"], "Invalid value for '--cache-scope'"),
+        (["--start-rate", "-1"], "Invalid value for '--start-rate'"),
+        (["--turnaround-ms", "soon"], "Invalid value for '--turnaround-ms'"),
+    ],
+)
+def test_bad_validate_input_is_one_error_line_and_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
+    result = run(_recorded(tmp_path), "--validate", *extra)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_validate_without_a_recorded_cluster_exits_2(tmp_path: Path) -> None:
+    bare = write_trace(tmp_path / "bare.csv", [{"key": k} for k in "ab"])
+    result = run(bare, "--validate")
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "no cluster recorded for run r1" in errors[0]

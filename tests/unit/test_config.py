@@ -1,0 +1,85 @@
+"""Config files and their clear errors; configs/local.yaml matches the built-in defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode, scale_nodes
+from raysched.config import ConfigError, Settings, load_config, parse_load_factor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_local_config_is_the_default() -> None:
+    settings = load_config(ROOT / "configs" / "local.yaml")
+    assert settings == Settings()
+    assert settings.local_nodes == DEFAULT_LOCAL_NODES
+    assert dict(settings.system_config) == dict(DEFAULT_SYSTEM_CONFIG)
+    assert [n.num_cpus for n in DEFAULT_LOCAL_NODES] == [1, 2, 2, 4]
+
+
+def test_shipped_cluster_config_joins_an_existing_cluster() -> None:
+    assert load_config(ROOT / "configs" / "cluster.yaml").address == "auto"
+
+
+def test_shipped_even_config_has_four_equal_nodes() -> None:
+    nodes = load_config(ROOT / "configs" / "even.yaml").local_nodes
+    assert len(nodes) == 4 and all(node == nodes[0] for node in nodes)
+    assert nodes[0].num_cpus == 4 and nodes[0].resources == {"ssd": 2}
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "policy: p2c\nseed: 7\nload_factor: off\nlocal_nodes:\n  - {num_cpus: 3, resources: {gpu_like: 1}}\n"
+    )
+    settings = load_config(path)
+    assert settings.policy == "p2c" and settings.seed == 7 and settings.load_factor is None
+    assert settings.local_nodes == (LocalNode(num_cpus=3, resources={"gpu_like": 1}),)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("polcy: hash\n", "unknown config key(s): polcy; known keys:"),
+        ("load_factor: 0.5\n", "load factor must be >= 1"),
+        ("vnodes: many\n", "vnodes must be an integer"),
+        ("retries: -1\n", "retries must be >= 0"),
+        ("local_nodes: []\n", "local_nodes must be a non-empty list"),
+        ("local_nodes:\n  - {num_cpus: two}\n", "local_nodes[0].num_cpus must be a number"),
+        ("local_nodes:\n  - {num_cpus: 1, resources: {ssd: -1}}\n", "local_nodes[0].resources.ssd must be >= 0"),
+        ("overcommit: .inf\n", "overcommit must be 'auto' or a number >= 1"),
+        ("overcommit: 0.5\n", "overcommit must be 'auto' or a number >= 1"),
+        ("batch: 0\n", "batch must be 'auto', 'off' or a whole number"),
+        ("batch: 2.5\n", "batch must be 'auto', 'off' or a whole number"),
+        ("locality_wait: -1\n", "locality_wait must be 'auto' or a number >= 0"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("policy: [unclosed\n", "is not valid YAML (line 2)"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_load_factor_parsing() -> None:
+    assert parse_load_factor("off") is None and parse_load_factor("1.5") == 1.5
+    with pytest.raises(ConfigError):
+        parse_load_factor("0.9")
+
+
+def test_local_nodes_pattern_repeats() -> None:
+    assert [n.num_cpus for n in scale_nodes(DEFAULT_LOCAL_NODES, 6)] == [1, 2, 2, 4, 1, 2]
+    with pytest.raises(ValueError):
+        scale_nodes(DEFAULT_LOCAL_NODES, 0)
