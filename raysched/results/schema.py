@@ -59,6 +59,24 @@ REQUIRED_COLUMNS: tuple[str, ...] = BASE_COLUMNS[: BASE_COLUMNS.index("run_s") +
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 
 
+def is_no_key(key: object) -> bool:
+    """True when a task has no key: None, a missing CSV cell (NaN), or a blank string.
+
+    The one definition of "no key", used by `submit` (the runner), `analyze` and `simulate`, so the
+    three agree about the same run: such a task is placed and counted by its task id alone.
+    """
+    if key is None:
+        return True
+    if isinstance(key, float) and math.isnan(key):
+        return True
+    return isinstance(key, str) and not key.strip()
+
+
+def task_key(key: object, task_id: int) -> str:
+    """The key placement hashes: the task's own key, or its task id when it has none (`is_no_key`)."""
+    return str(task_id) if is_no_key(key) else str(key)
+
+
 NODE_ID_CHARS = 8
 
 
