@@ -16,7 +16,7 @@ rows; everything about talking to the brain lives here:
 * unregisters at the end, returning the brain's counters for the run.
 
 `Transport` is how calls reach the brain: `RayTransport` in production, an
-in-process fake in tests (see tests/test_brain_client.py).
+in-process fake in tests (see tests/unit/brain/test_client.py).
 """
 
 from __future__ import annotations
@@ -30,15 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from raysched.brain.placement import (
-    HEARTBEAT_S,
-    Placement,
-    PolicyError,
-    Request,
-    UnknownSubmission,
-    brain_handle,
-    find_brain,
-)
+from raysched.brain.actor import brain_handle, find_brain
+from raysched.brain.lifecycle import HEARTBEAT_S
+from raysched.brain.state import Placement, PolicyError, Request, UnknownSubmission
 from raysched.cluster import ClusterError
 from raysched.policies import Policy
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from conftest import wait_for
 
+from raysched.brain.actor import PlacementBrain
 from raysched.brain.client import BrainClient
-from raysched.brain.placement import PlacementBrain, PolicyError
+from raysched.brain.state import PolicyError
 from raysched.cluster import ClusterError
 from raysched.policies import PolicyOptions, build_policy
 

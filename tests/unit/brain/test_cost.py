@@ -15,7 +15,7 @@ from itertools import accumulate
 
 import pytest
 
-from raysched.brain.placement import PlacementBrain
+from raysched.brain.actor import PlacementBrain
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 
 NODES = {f"{i:056x}": {"CPU": cpus} for i, cpus in enumerate((1.0, 2.0, 2.0, 4.0))}

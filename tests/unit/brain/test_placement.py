@@ -7,7 +7,9 @@ import logging
 import pytest
 from conftest import wait_for
 
-from raysched.brain.placement import PlacementBrain, PolicyError, UnknownSubmission, schedulable_capacity
+from raysched.brain.actor import PlacementBrain
+from raysched.brain.membership import schedulable_capacity
+from raysched.brain.state import PolicyError, UnknownSubmission
 from raysched.policies import PolicyOptions, build_policy
 
 A, B, C = "a" * 56, "b" * 56, "c" * 56
@@ -358,7 +360,7 @@ def test_the_membership_watcher_logs_a_failing_streak_once_and_stops(caplog: pyt
         return {A: {"CPU": 1.0}}
 
     brain = PlacementBrain(nodes_source=nodes, refresh_s=0.01)
-    with caplog.at_level(logging.WARNING, logger="raysched.brain.placement"):
+    with caplog.at_level(logging.WARNING, logger="raysched.brain.actor"):
         state["fail"] = True
         assert wait_for(lambda: state["calls"] > 20, timeout=30)
         state["fail"] = False

@@ -1,0 +1,433 @@
+"""Delay scheduling in rounds: which waiting tasks are asked about, when, and what their policy answers.
+
+**Late binding** (as Sparrow does). A driver sends each task once. The brain
+places it at once if its policy finds room, and otherwise keeps it: parked
+for its home node (hash, with the locality wait of delay scheduling) or for
+room anywhere (the other policies). Parked tasks are asked about again only
+when something they wait for changes: room on their home, room anywhere for
+their demand, the end of their locality wait, a membership change. So waiting
+costs no decisions, and one brain serves many drivers.
+
+**Rounds.** Every call releases the caller's finished tasks, takes its new
+tasks, then runs one round over *all* submissions, interleaving them one task
+at a time, so room that one driver frees is shared fairly. Placements wait in
+each submission's outbox until its driver's next call.
+
+A task waits for its home node for its policy's locality wait, counted only
+while some node has a free slot; past it, work conservation offers it a free
+slot elsewhere, and the last tasks of a queue too deep to run within a share
+of the wait are stolen at once.
+
+Reads and writes: every submission's waiting tasks, ledger, outbox and
+counters; the view's reservations; ``_dirty``, ``_held``, ``_idle_since``,
+``_round_no`` and ``decisions``. Reads ``_shared_depth`` (admission) and
+``_condemned_capacity`` (membership).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+
+from raysched.brain.admission import admission
+from raysched.brain.queues import WaitingQueues
+from raysched.brain.state import PolicyError, Queue, SubmissionState, WaitingTask
+from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasible
+
+KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
+
+
+class Rounds(WaitingQueues):
+    """Takes new tasks, decides waiting ones round by round, and releases finished ones."""
+
+    def _to_waiting(self, uid: int, demand: Mapping[str, float], key: str, now: float) -> WaitingTask:
+        """Validate one request (before the lock: a bad request changes nothing)."""
+        if isinstance(uid, bool) or not isinstance(uid, int):
+            raise ValueError(f"task id must be an integer, got {uid!r}")
+        try:
+            task = TaskDemand(demand, key)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bad resource demand for task {uid}: {err}") from None
+        return WaitingTask(uid, task, now)
+
+    def _withdraw(self, sub: SubmissionState) -> None:
+        """Release placements made for ``sub`` that were never delivered to its driver."""
+        for uid, node, _spill, _wait in sub.outbox:
+            entry = sub.ledger.pop(uid, None)
+            if entry is not None and node in self.view:
+                self.view.release(node, entry[1], entry[2])
+                self._dirty.add(node)
+        sub.outbox = []
+
+    def _release(self, sub: SubmissionState, finished: Iterable[int]) -> None:
+        view = self.view
+        for uid in finished:
+            entry = sub.ledger.pop(uid, None)
+            if entry is None:
+                sub.unknown_finishes += 1  # never placed by this brain (or reported twice): nothing to release
+                continue
+            sub.done += 1
+            node, demand, key = entry
+            if node in view:
+                view.release(node, demand, key)
+                self._dirty.add(node)
+
+    def _take(self, sub: SubmissionState, new: list[WaitingTask], now: float) -> None:
+        """New tasks: infeasible ones answered at once; with a homing policy, each assigned a home.
+
+        The whole batch counts as held work from the start, so the first
+        batch of a run sees bounds as generous as the steady state's.
+        """
+        view = self.view
+        feasible = []
+        for w in new:
+            w.arrived = w.since = now
+            try:
+                check_feasible(view, w.task.resources)
+            except InfeasibleError as err:
+                sub.infeasible.append((w.uid, str(err)))
+                continue
+            sub.waiting[w.uid] = w
+            self._held += 1
+            feasible.append(w)
+        if sub.assign is None or sub.error is not None:
+            for w in feasible:
+                self._link(sub, w, sub.ready, None)
+            return
+        groups: dict[str, list[WaitingTask]] = {}
+        for w in feasible:  # tasks of one key arriving together are assigned as one (the key stays whole)
+            groups.setdefault(w.task.key, []).append(w)
+        if sub.arrived is not None:
+            try:
+                sub.arrived({key: len(group) for key, group in groups.items()})
+            except Exception as err:
+                self._broken(sub, err)
+                return
+        for group in groups.values():
+            first = group[0]
+            if len(group) > 1 and sub.assign_groups:
+                decision = self._assign(sub, first, len(group))
+                if decision is not None:
+                    if decision.moved_from is not None:
+                        self._move_key(sub, first.task.key, decision.moved_from, decision.waits_for, now)
+                    for w in group:
+                        self._park(sub, w, decision, now)
+                    continue
+            for w in group:
+                decision = self._assign(sub, w, 1)
+                if decision is None:
+                    self._link(sub, w, sub.ready, None)
+                    continue
+                if decision.moved_from is not None:
+                    self._move_key(sub, w.task.key, decision.moved_from, decision.waits_for, now)
+                self._park(sub, w, decision, now)
+
+    def _assign(self, sub: SubmissionState, w: WaitingTask, count: int) -> Decision | None:
+        """The policy's assignment of a new task (or ``count`` of one key); None if it cannot or broke."""
+        if sub.error is not None:
+            return None
+        self._before_policy(sub)
+        try:
+            assign = sub.assign
+            assert assign is not None
+            return assign(w.task, self.view, count) if sub.assign_groups else assign(w.task, self.view)
+        except Exception as err:
+            self._broken(sub, err)
+            return None
+
+    def _admission(self, sub: SubmissionState) -> float:
+        """How much a node may hold while placing for ``sub`` (`raysched.brain.admission.admission`)."""
+        return admission(sub, len(self._subs), self._shared_depth)
+
+    def _before_policy(self, sub: SubmissionState) -> None:
+        """The view as this submission's policy must see it: its admission, and the work held unassigned."""
+        view = self.view
+        view.overcommit = self._admission(sub)
+        view.pending = max(0, self._held - view.total_parked - 1)  # minus the task being decided
+
+    def _delay_clock(self, w: WaitingTask, now: float) -> float:
+        """How long a task has waited in delay scheduling's sense: only while some node had a free slot."""
+        if self._idle_since is None:
+            return 0.0
+        return max(0.0, now - max(w.since, self._idle_since))
+
+    def _track_idle(self, now: float) -> None:
+        """Start (or stop) delay scheduling's clock: while some node has a free slot, waits cost."""
+        if self.view.idle_somewhere:
+            if self._idle_since is None:
+                self._idle_since = now
+        else:
+            self._idle_since = None
+
+    def _round(self, now: float, first: str | None = None) -> None:
+        """Decide what can be placed now, interleaving submissions one task at a time, the caller's first.
+
+        The caller hears of its placements in this very answer; another
+        submission only at its next call (a poll, up to 50 ms later). Starting
+        with the caller gives the slot its own release freed back to it at
+        once; every driver calls as its tasks finish, so over a run the
+        submissions still take turns. Work a round creates for itself (a key
+        moved to a node with room) gets one more round at once, so it never
+        waits for the next call.
+        """
+        order = self._order
+        if first is not None and first in self._subs and len(order) > 1:
+            order = [first, *(sid for sid in order if sid != first)]
+        for _ in range(3):
+            self._round_no += 1
+            dirty, self._dirty = self._dirty, set()
+            feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in order}
+            while feeds:
+                for sid in list(feeds):
+                    sub = self._subs[sid]
+                    w = next(feeds[sid], None)
+                    if w is None or sub.error is not None:
+                        del feeds[sid]
+                        continue
+                    w.seen_round = self._round_no
+                    sub.placed_last = self._decide(sub, w, now)
+            if not self._dirty and not any(sub.ready for sub in self._subs.values()):
+                break
+        for sub in self._subs.values():
+            if len(sub.expiries) > len(sub.waiting) + 64:  # stale timers: keep the heap within its live size
+                sub.expiries = [e for e in sub.expiries if e[2].ticket == e[3] and e[2].uid in sub.waiting]
+                heapq.heapify(sub.expiries)
+        self._track_idle(now)
+
+    def _candidates(self, sub: SubmissionState, now: float, dirty: set[str]) -> Iterator[WaitingTask]:
+        """The tasks of one submission worth deciding now; a queue stops at its first task that stays.
+
+        Room can only have appeared on ``dirty`` nodes (releases, joins, new
+        parks), so a task waiting for room anywhere is asked about again only
+        when one of them fits it now. A task past its locality wait is asked
+        again only when a node with a free slot could take it (work
+        conservation), and then it runs: there or where its policy prefers.
+        """
+        view = self.view
+        roomy = sorted(dirty)
+
+        def room_for(task: TaskDemand) -> bool:
+            view.overcommit = self._admission(sub)
+            return any(node in view and view.fits_now(node, task.resources) for node in roomy)
+
+        self._expire(sub, now)
+        no_room: set[tuple] = set()  # demands that found no room in this round (policies that promise it)
+        while sub.ready:  # new tasks, and tasks whose node left
+            w = next(iter(sub.ready.values()))
+            self._unlink(sub, w)
+            if w.task.signature in no_room:
+                self._park(sub, w, Decision(None), now)  # an equal demand just found no room: wait unasked
+                continue
+            yield w
+            if not sub.placed_last and sub.no_room_means_none:
+                no_room.add(w.task.signature)
+        view.overcommit = self._admission(sub)
+        for node in roomy:  # homes that may have room: first their assigned tasks, then those deferred
+            for queues in (sub.at_node, sub.deferred_at):
+                queue = queues.get(node)
+                while queue:
+                    w = next(iter(queue.values()))
+                    if w.seen_round == self._round_no or not view.fits_now(node, w.task.resources):
+                        break
+                    yield self._unpark(sub, w)
+                    if not sub.placed_last:
+                        break
+                    queue = queues.get(node)
+        if roomy:  # tasks waiting for room anywhere
+            for group in list(sub.anywhere):
+                queue = sub.anywhere.get(group)
+                while queue:
+                    w = next(iter(queue.values()))
+                    if w.seen_round == self._round_no or not room_for(w.task):
+                        break
+                    self._unlink(sub, w)
+                    w.retry = True
+                    yield w
+                    if not sub.placed_last and sub.no_room_means_none:
+                        break
+                    queue = sub.anywhere.get(group)
+        if (sub.overdue or sub.deep) and view.idle_somewhere:
+            yield from self._offers(sub, now)
+
+    def _offers(self, sub: SubmissionState, now: float) -> Iterator[WaitingTask]:
+        """Free slots for work waiting at busy nodes (work conservation), cheapest loss of locality first.
+
+        1. A node whose queue holds more than a round of tasks gives a whole
+           key that has not run yet to a node with a free slot: no warm state
+           is lost, the key keeps one node (the policy agrees, ``movable``).
+        2. Overdue tasks, oldest first: once a task's wait is over (counted
+           while some slot idled), the first free slot that fits it takes it.
+        3. The last tasks of a queue that would wait past a share of the
+           locality wait go to free slots at once.
+        A demand that finds no free slot stops the search for equal demands in
+        this round.
+        """
+        view = self.view
+        full: set[tuple] = set()
+        if sub.movable is not None:
+            for node in list(sub.deep):
+                if not view.idle_somewhere:
+                    return
+                if self._depth(sub, node) > self._slots(node):  # more than a round queued there
+                    self._give_away_a_key(sub, node, now)
+        for w in list(sub.overdue.values()):
+            if w.seen_round == self._round_no or w.task.signature in full or w.uid not in sub.waiting:
+                continue
+            free = self._free_slot(sub, w)
+            if free is None:
+                full.add(w.task.signature)
+                if not view.idle_somewhere:
+                    return
+                continue
+            self._unpark(sub, w)
+            w.offer = free
+            yield w
+        for node in list(sub.deep):  # the last tasks of queues deeper than the wait: stolen at once
+            queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+            while queue and self._depth(sub, node) > self._steal_above(sub, node) and view.idle_somewhere:
+                w = next(reversed(queue.values()))
+                if w.seen_round == self._round_no or w.task.signature in full:
+                    break
+                free = self._free_slot(sub, w)
+                if free is None:
+                    full.add(w.task.signature)
+                    break
+                if free == node:  # its own node has a free slot: it serves its queue itself
+                    break
+                self._unpark(sub, w)
+                w.offer = free
+                yield w
+                queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+
+    def _give_away_a_key(self, sub: SubmissionState, node: str, now: float) -> None:
+        """Move one key that has not run yet, whole, from ``node``'s queue to a node with a free slot."""
+        assert sub.movable is not None
+        depth = self._depth(sub, node)
+        for queue in (sub.deferred_at.get(node, Queue()), sub.at_node.get(node, Queue())):
+            for w in itertools.islice(reversed(queue.values()), KEY_SCAN):
+                key = w.task.key
+                tasks = len(sub.by_key.get((node, key), ()))
+                if tasks >= depth or not sub.movable(key):
+                    continue
+                free = self._free_slot(sub, w)
+                if free is None or free == node:
+                    return
+                self._move_key(sub, key, node, free, now)
+                if sub.key_moved is not None:
+                    sub.key_moved(key, free)
+                return
+
+    def _free_slot(self, sub: SubmissionState, w: WaitingTask) -> str | None:
+        """A node with a free slot (not just room in its queue) that fits the task now, if any."""
+        view = self.view
+        view.overcommit = 1.0
+        free = view.fitting_nodes(w.task.resources, limit=1)
+        view.overcommit = self._admission(sub)
+        return free[0] if free else None
+
+    def _expire(self, sub: SubmissionState, now: float) -> None:
+        """Tasks whose locality wait just ended become overdue (delay scheduling's clock runs only while a
+        slot idles). They stay queued at their home; `_offers` hands them free slots elsewhere.
+
+        A task waits for its home; the wait counts only from the moment some
+        node has a free slot it could have used (waiting while every node is
+        busy costs nothing). Tasks whose own wait is over but found no idle node
+        yet are kept "ripe" until one appears.
+        """
+        idle_since = self._idle_since
+        wait = sub.locality_wait_s or 0.0
+        while sub.expiries and sub.expiries[0][0] <= now:
+            _, _, w, ticket = heapq.heappop(sub.expiries)
+            if w.ticket != ticket or w.uid not in sub.waiting:
+                continue
+            if idle_since is None:
+                sub.ripe[w.uid] = w
+                continue
+            due = max(w.since, idle_since) + wait
+            if due > now:
+                heapq.heappush(sub.expiries, (due, next(self._seq), w, ticket))
+                continue
+            w.overdue = True
+            sub.overdue[w.uid] = w
+        if idle_since is not None and sub.ripe and idle_since + wait <= now:
+            for w in sub.ripe.values():
+                if w.uid in sub.waiting and not w.overdue:
+                    w.overdue = True
+                    sub.overdue[w.uid] = w
+            sub.ripe.clear()
+
+    def _decide(self, sub: SubmissionState, w: WaitingTask, now: float) -> bool:
+        """Ask the policy about one task: place it, or park it again. True when placed."""
+        view = self.view
+        offer, w.offer = w.offer, None
+        if not view.could_ever_fit(w.task.resources):  # its nodes left after it arrived
+            return self._no_node_left(sub, w, now)
+        self._before_policy(sub)
+        task = w.task.waited(self._delay_clock(w, now), w.last_home)
+        try:
+            decision = sub.decide(task, view) if sub.decide is not None else Decision(sub.policy.choose(task, view))
+        except Exception as err:
+            self._broken(sub, err)
+            return False
+        self.decisions += 1
+        sub.decisions += 1
+        node = decision.node
+        if decision.moved_from is not None:
+            self._move_key(sub, w.task.key, decision.moved_from, node or decision.waits_for, now)
+            if offer is None:
+                w.since, w.overdue = now, False
+                sub.overdue.pop(w.uid, None)
+        if node is None and offer is not None:
+            if sub.work_conserving and view.fits_now(offer, w.task.resources):
+                node, decision = offer, Decision(offer, spill="wait")
+            else:  # the policy declined a free slot: the task waits for its home, offered nothing more
+                w.overdue, w.declined = False, True
+                sub.overdue.pop(w.uid, None)
+        if node is None:
+            self._park(sub, w, decision, now)
+            return False
+        if node not in view or not view.fits_now(node, w.task.resources):
+            self._broken(
+                sub,
+                None,
+                f"chose {str(node)[:16]!r} for task {w.uid}, which is no live node with room "
+                "for it; a policy must return a node where view.fits_now(node, demand) holds, "
+                "or None to wait",
+            )
+            return False
+        self._forget(sub, w)
+        view.reserve(node, w.task.resources, w.task.key)
+        sub.ledger[w.uid] = (node, w.task.resources, w.task.key)
+        sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
+        if decision.spill:
+            sub.spills[decision.spill] += 1
+            home = w.last_home
+            if decision.spill == "wait" and sub.spilled is not None and sub.spilled(w.task, node, view) and home:
+                self._move_key(sub, w.task.key, home, node, now)  # the key lives there now: its tasks follow
+        self.metrics.placed(node)
+        return True
+
+    def _no_node_left(self, sub: SubmissionState, w: WaitingTask, now: float) -> bool:
+        """No live node could hold this task any more: wait while a dropped node that could may come back
+        (reported, not yet confirmed dead by Ray), else it is infeasible. Never placed: returns False."""
+        demand = w.task.resources
+        if any(
+            all(cap.get(r, 0.0) >= a for r, a in demand.items() if a > 0) for cap in self._condemned_capacity.values()
+        ):
+            self._park(sub, w, Decision(None), now)  # asked again on the next membership change
+            return False
+        try:
+            check_feasible(self.view, demand)
+        except InfeasibleError as err:
+            self._forget(sub, w)
+            sub.infeasible.append((w.uid, str(err)))
+        return False
+
+    def _broken(self, sub: SubmissionState, err: BaseException | None, what: str = "") -> None:
+        """Mark a submission whose policy raised or misbehaved: its calls raise PolicyError, others go on."""
+        name = sub.info.get("policy", getattr(sub.policy, "name", "?"))
+        if err is not None:
+            what = f"raised {type(err).__name__}: {err}"
+        if sub.error is None:
+            sub.error = PolicyError(f"policy {name} {what}")
