@@ -19,7 +19,7 @@ again), and its other waiting tasks move with it.
 **Hot keys spread in proportion to their work** (`key_demand`: D-Choices,
 LBLCR, Slicer). A key whose recent share of the tasks ``p`` needs more than
 one node (``1.25 * p * W / w > 1``) may use ``d`` nodes: its owner, then the
-owners of ``key#1``, ``key#2``... on the ring (stable as ``d`` changes and as
+owners of ``f"{key}\\x00{i}"`` for i = 1, 2... on the ring (stable as ``d`` changes and as
 nodes come and go); each task goes to the least loaded of them (of two
 sampled, when ``d`` is large). A cold key (``d = 1``) keeps exact affinity.
 
@@ -445,7 +445,7 @@ class HashPolicy:
     ) -> str | None:
         """The home of a hot key's next tasks: the least loaded of its nodes (two sampled when it has many).
 
-        A key's nodes are its owner, then the owners of ``key#1``, ``key#2``...
+        A key's nodes are its owner, then the owners of ``f"{key}\\x00{i}"`` for i = 1, 2...
         on the ring (D-Choices' d hash functions): growing the spread only adds
         nodes, and a node joining or leaving changes only the members it owns.
         None when the choice is over its bound (the key then moves or splits as
