@@ -7,7 +7,7 @@ silently ignored: a typo in a config should never change what runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,8 @@ import yaml
 
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
 from raysched.core.ring import check_load_factor
-from raysched.policies.base import DEFAULT_LOAD_FACTOR, DEFAULT_VNODES_PER_CPU
+from raysched.core.view import check_overcommit
+from raysched.policies.base import DEFAULT_LOAD_FACTOR, DEFAULT_VNODES_PER_CPU, PolicyOptions
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,21 @@ class Settings:
 
 
 KNOWN_KEYS = {f.name for f in fields(Settings)}
+# What runs and where: the rest of the settings are the run's options, recorded with its results.
+_WHAT_AND_WHERE = ("policy", "address", "local_nodes", "system_config", "out")
+RUN_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _WHAT_AND_WHERE)
+# The options the placement policy itself reads.
+POLICY_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(PolicyOptions))
+
+
+def run_options(settings: Settings) -> dict[str, Any]:
+    """The run's options by name, as its sidecar records them."""
+    return {name: getattr(settings, name) for name in RUN_OPTIONS}
+
+
+def policy_options(settings: Settings) -> PolicyOptions:
+    """The policy's share of the settings (raises ValueError on a bad value)."""
+    return PolicyOptions(**{name: getattr(settings, name) for name in POLICY_OPTIONS})
 
 
 def parse_load_factor(value: Any) -> float | None:
@@ -71,6 +87,25 @@ def parse_auto_number(name: str, value: Any, minimum: float) -> float | None:
     return number
 
 
+def parse_overcommit(value: Any) -> float | None:
+    """`auto` (or null): the queue depth the driver measures; otherwise a finite number >= 1."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        number = float(value) if isinstance(value, str) else value
+    except ValueError:
+        number = value
+    try:
+        return check_overcommit(number)
+    except ValueError as err:
+        raise ConfigError(f"{err} (or 'auto')") from None
+
+
+def parse_locality_wait(value: Any) -> float | None:
+    """`auto` (or null): one median task time; otherwise seconds >= 0."""
+    return parse_auto_number("locality_wait", value, 0)
+
+
 def parse_batch(value: Any) -> int | None:
     """`auto` (or null): batch tiny tasks when measured; `off`: never (1); N: N tasks per Ray task."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
@@ -82,6 +117,16 @@ def parse_batch(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
         raise ConfigError(f"batch must be 'auto', 'off' or a whole number of tasks from 1 to 100,000, got {value!r}")
     return value
+
+
+# Settings that take a word as well as a number: each parsed by its one function, from a file or a flag. Their
+# words parse to None, so None cannot mean "not given" for them.
+WORD_SETTINGS: Mapping[str, Callable[[Any], Any]] = {
+    "load_factor": parse_load_factor,
+    "locality_wait": parse_locality_wait,
+    "overcommit": parse_overcommit,
+    "batch": parse_batch,
+}
 
 
 def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
@@ -127,10 +172,10 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
         raise ConfigError(f"unknown config key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(KNOWN_KEYS))}")
     changes: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "local_nodes":
+        if key in WORD_SETTINGS:
+            changes[key] = WORD_SETTINGS[key](value)
+        elif key == "local_nodes":
             changes[key] = _local_nodes(value)
-        elif key == "load_factor":
-            changes[key] = parse_load_factor(value)
         elif key == "system_config":
             if not isinstance(value, dict):
                 raise ConfigError("system_config must be a mapping of Ray system config names to values")
@@ -144,12 +189,6 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
         elif key in ("seed", "vnodes", "max_inflight", "retries", "max_failures"):
             minimum = {"seed": 0, "vnodes": 1, "max_inflight": 1, "retries": 0, "max_failures": 1}[key]
             changes[key] = _number(key, value, int, minimum)
-        elif key == "overcommit":
-            changes[key] = parse_auto_number("overcommit", value, 1)
-        elif key == "locality_wait":
-            changes[key] = parse_auto_number("locality_wait", value, 0)
-        elif key == "batch":
-            changes[key] = parse_batch(value)
     return replace(base, **changes)
 
 

@@ -5,7 +5,7 @@ generator) of `Task`. It is loaded once in the driver. How its code reaches the
 workers is decided here: a job that imports no module of its own folder is
 sent by value with its functions (no runtime env at all, so no start-up cost);
 one that imports sibling modules or packages needs its folder staged as the
-Ray job's ``working_dir`` (see `raysched.cluster.job_runtime_env`).
+Ray job's ``working_dir`` (see `raysched.cluster.staged_working_dir`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-from ray import cloudpickle  # Ray pickles with its own copy; register with that one
 
 from raysched.core.view import check_demand
 
@@ -126,7 +124,7 @@ class JobFile:
 
     def ship_by_value(self) -> None:
         """Send the job module's code with its functions, for workers that cannot import it by name."""
-        cloudpickle.register_pickle_by_value(self.module)
+        _pickle_by_value(self.module)
 
     def iter_tasks(self) -> Iterator[Task]:
         """Yield the job's tasks lazily, checking each is a `Task`."""
@@ -195,7 +193,7 @@ def load_job(path: str | Path) -> JobFile:
         sys.modules.pop(name, None)
         raise JobFileError(f"{job_path.name} failed while loading: {type(err).__name__}: {err}") from None
     if by_value:
-        cloudpickle.register_pickle_by_value(module)
+        _pickle_by_value(module)
     tasks_fn = getattr(module, "tasks", None)
     if tasks_fn is None or not callable(tasks_fn):
         raise JobFileError(f"{job_path.name} defines no tasks() function; add `def tasks(): yield raysched.Task(...)`")
@@ -241,3 +239,11 @@ def _clashes(name: str, job_path: Path) -> bool:
     except (ImportError, ValueError):
         return False
     return spec is not None and (spec.origin is None or Path(spec.origin).resolve() != job_path)
+
+
+def _pickle_by_value(module: ModuleType) -> None:
+    """Send a module's code with its functions. Ray pickles with its own copy of cloudpickle, so register with
+    that one; imported here, so that `import raysched` (and its Ray-free layers) does not start Ray's import."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)

@@ -21,7 +21,8 @@ from typing import Any
 from raysched import cluster, policies
 from raysched.brain.client import BrainClient
 from raysched.brain.placement import live_nodes_from_ray
-from raysched.config import Settings
+from raysched.config import Settings, policy_options, run_options
+from raysched.core.view import DEFAULT_OVERCOMMIT
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.job import JobFile, JobFileError, load_job
 from raysched.results import sidecar
@@ -65,14 +66,7 @@ def submit(
     settings = settings if settings is not None else Settings()
     try:
         policy = policies.build_policy(
-            settings.policy,
-            policies.PolicyOptions(
-                seed=settings.seed,
-                load_factor=settings.load_factor,
-                vnodes=settings.vnodes,
-                locality_wait=settings.locality_wait,
-            ),
-            search=[Path(job_path).resolve().parent],
+            settings.policy, policy_options(settings), search=[Path(job_path).resolve().parent]
         )
         nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     except ValueError as err:
@@ -132,17 +126,6 @@ def _run(
     run_id = new_run_id()
     nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live_nodes_from_ray().items())]
     cpus = float(ray.cluster_resources().get("CPU", 0))
-    options = {
-        "seed": settings.seed,
-        "load_factor": settings.load_factor,
-        "vnodes": settings.vnodes,
-        "locality_wait": settings.locality_wait,
-        "overcommit": settings.overcommit,
-        "batch": settings.batch,
-        "max_inflight": settings.max_inflight,
-        "retries": settings.retries,
-        "max_failures": settings.max_failures,
-    }
     info = {
         "run_id": run_id,
         "job": job.name,
@@ -150,7 +133,7 @@ def _run(
         "started_at": time.time(),
         "driver_job": ray.get_runtime_context().get_job_id(),
     }
-    client = BrainClient(run_id, policy, info, overcommit=settings.overcommit or 2.0)
+    client = BrainClient(run_id, policy, info, overcommit=settings.overcommit or DEFAULT_OVERCOMMIT)
     run_settings = RunSettings(
         policy_name=settings.policy,
         max_inflight=settings.max_inflight,
@@ -171,7 +154,7 @@ def _run(
                 "job": job.name,
                 "job_path": str(job.path),
                 "policy": settings.policy,
-                "options": options,
+                "options": run_options(settings),
                 "cluster": {"where": str(where), "ready_at": where.ready_at, "nodes": nodes},
                 "code": "working_dir" if job.needs_working_dir else "by value",
                 "versions": {"raysched": _version(), "ray": ray.__version__, "python": platform.python_version()},

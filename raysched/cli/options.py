@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from raysched.config import ConfigError, Settings, load_config, parse_auto_number, parse_batch, parse_load_factor
+from raysched.config import WORD_SETTINGS, ConfigError, Settings, load_config
 from raysched.core.ring import DEFAULT_LOAD_FACTOR
 from raysched.results.outcome import ExitCode
 
@@ -35,12 +35,10 @@ class _Parsed(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
-LOAD_FACTOR = _Parsed("C|off", parse_load_factor)
-LOCALITY_WAIT = _Parsed("S|auto", lambda v: parse_auto_number("locality wait", v, 0))
-OVERCOMMIT = _Parsed("X|auto", lambda v: parse_auto_number("overcommit", v, 1))
-BATCH = _Parsed("auto|off|N", parse_batch)
-# Flags whose "auto"/"off" parses to None, so None cannot mean "not given".
-_NONE_IS_A_VALUE = ("load_factor", "locality_wait", "overcommit", "batch")
+LOAD_FACTOR = _Parsed("C|off", WORD_SETTINGS["load_factor"])
+LOCALITY_WAIT = _Parsed("S|auto", WORD_SETTINGS["locality_wait"])
+OVERCOMMIT = _Parsed("X|auto", WORD_SETTINGS["overcommit"])
+BATCH = _Parsed("auto|off|N", WORD_SETTINGS["batch"])
 
 
 def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,7 +132,7 @@ def settings_from_flags(config_path: str | None, **flags: Any) -> Settings:
     except ConfigError as err:
         raise BadInput(str(err)) from None
     given = {k: v for k, v in flags.items() if v is not None}
-    for name in _NONE_IS_A_VALUE:
+    for name in WORD_SETTINGS:  # their words parse to None, so None cannot mean "not given"
         if name in flags and flags[name] is None and _flag_given(name):
             given[name] = None  # --load-factor off, --overcommit auto, ...
     return replace(settings, **given)

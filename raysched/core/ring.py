@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from raysched.core.numbers import EPS
+
 __all__ = [
     "DEFAULT_LOAD_FACTOR",
     "DEFAULT_VNODES",
@@ -45,12 +47,12 @@ __all__ = [
     "check_load_factor",
     "first_under_bound",
     "mtz_bound",
+    "takes_more",
+    "under_bound",
 ]
 
 DEFAULT_VNODES = 1000
 DEFAULT_LOAD_FACTOR = 1.25
-# Float slack when comparing a load with its bound (loads may be float sums).
-_EPS = 1e-9
 _MASK64 = (1 << 64) - 1  # positions live in [0, 2**64); a wider hasher is truncated
 
 
@@ -117,13 +119,24 @@ def mtz_bound(load_factor: float, total: float, weight: float, total_weight: flo
     x = load_factor * (total + 1.0) * weight / total_weight
     if math.isinf(x):
         return math.inf
-    return float(math.ceil(x - _EPS))
+    return float(math.ceil(x - EPS))
+
+
+def under_bound(load: float, count: float, bound: float) -> bool:
+    """Can a node holding ``load`` take ``count`` more items without passing ``bound``? (float-safe: loads may
+    be float sums, and the bound is only a float.)"""
+    return load + count <= bound + EPS
+
+
+def takes_more(load: float, count: float, load_factor: float, total: float, weight: float, total_weight: float) -> bool:
+    """The bounded-load rule in one place: ``load + count <= ceil(c * (total + 1) * w / W)`` (see `mtz_bound`)."""
+    return under_bound(load, count, mtz_bound(load_factor, total, weight, total_weight))
 
 
 def first_under_bound(walk: Iterable[str], load: Callable[[str], float], bound: Callable[[str], float]) -> str | None:
     """The first node of ``walk`` that can take one more item: ``load + 1 <= bound``."""
     for node_id in walk:
-        if load(node_id) + 1.0 <= bound(node_id) + _EPS:
+        if under_bound(load(node_id), 1.0, bound(node_id)):
             return node_id
     return None
 

@@ -1,4 +1,4 @@
-"""ResourceView: the brain's ledger of the cluster. Pure data, no Ray.
+"""ResourceView: the brain's ledger of the cluster. Pure data: it imports nothing from Ray.
 
 Ray has no public per-node "free resources" API, so the brain keeps its own
 ledger of the work it has *assigned* to each node:
@@ -17,8 +17,10 @@ tasks the brain holds but has not assigned yet). Per-key counts
 ``capacity * overcommit``: running work plus a queue at the node, so a slot
 that frees starts its next task without waiting for a round trip. The brain
 sets it per submission before asking that submission's policy (each driver
-measures its own ideal queue depth). A single task never fits on a node whose
-capacity is below its demand.
+measures its own ideal queue depth; ``DEFAULT_OVERCOMMIT`` until it has).
+``check_overcommit`` is the one validator of the setting, wherever it comes
+from. A single task never fits on a node whose capacity is below its demand
+(``capacity_holds``, the one feasibility rule).
 
 Policies read the view on every decision, so the hot queries (``fits_now``,
 ``load``, ``assigned``) are dict lookups, and the two that need a search are
@@ -35,24 +37,31 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left, insort
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
+from raysched.core.names import short_node
+from raysched.core.numbers import EPS
 from raysched.core.ring import UnknownNodeError
 
 __all__ = [
+    "DEFAULT_OVERCOMMIT",
     "MAX_RING_CPUS",
     "LedgerError",
     "OrderedIndex",
     "ResourceView",
     "UnknownNodeError",
+    "capacity_holds",
     "check_demand",
+    "check_overcommit",
     "dominant_share",
     "fmt_resources",
+    "largest_capacity",
 ]
 
-# Absolute slack on resource sums: Ray itself works in 1e-4 units.
-EPS = 1e-9
+# Admission before a driver has measured its queue depth (and the brain's default): running work plus one
+# queued task per slot, so a slot that frees starts its next task at once.
+DEFAULT_OVERCOMMIT = 2.0
 # Slack on allocated fractions when an index pre-filters (final check is exact).
 KEY_EPS = 1e-6
 # A node's ring weight counts at most this many CPUs (a 128-CPU node has the
@@ -84,6 +93,34 @@ def check_amounts(what: str, amounts: Mapping[str, float]) -> dict[str, float]:
 def check_demand(demand: Mapping[str, float]) -> dict[str, float]:
     """A validated copy of a task demand (raises ValueError/TypeError)."""
     return check_amounts("demand", demand)
+
+
+def check_overcommit(value: object) -> float:
+    """The one validator of an admission multiple: a finite number >= 1 (1.0 = only what runs now)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1.0 or math.isinf(value):
+        raise ValueError(f"overcommit must be a finite number >= 1 (1.0 = strict), got {value!r}")
+    return float(value)
+
+
+def capacity_holds(capacity: Mapping[str, float], demand: Mapping[str, float]) -> bool:
+    """Could a node of this capacity ever hold ``demand``, were it empty? (the one feasibility rule)"""
+    return all(a <= capacity.get(r, 0.0) + EPS for r, a in demand.items())
+
+
+def largest_capacity(capacities: Mapping[str, Mapping[str, float]]) -> tuple[str, Mapping[str, float]]:
+    """The node with the most CPU (then GPU, memory, id): what an infeasible demand is compared with."""
+    if not capacities:
+        raise LookupError("there are no nodes")
+    best = max(
+        capacities,
+        key=lambda n: (
+            capacities[n].get("CPU", 0.0),
+            capacities[n].get("GPU", 0.0),
+            capacities[n].get("memory", 0.0),
+            n,
+        ),
+    )
+    return best, capacities[best]
 
 
 def dominant_share(capacity: Mapping[str, float], reserved: Mapping[str, float]) -> float:
@@ -191,7 +228,7 @@ class ResourceView:
     """Capacities, assigned work and liveness of the cluster's nodes."""
 
     def __init__(self, overcommit: float = 1.0) -> None:
-        self._overcommit = _check_overcommit(overcommit)
+        self._overcommit = check_overcommit(overcommit)
         self._cap: dict[str, dict[str, float]] = {}
         self._res: dict[str, dict[str, float]] = {}
         self._count: dict[str, int] = {}  # tasks reserved (placed) per node
@@ -221,7 +258,7 @@ class ResourceView:
 
     @overcommit.setter
     def overcommit(self, value: float) -> None:
-        self._overcommit = _check_overcommit(value)
+        self._overcommit = check_overcommit(value)
 
     @property
     def version(self) -> int:
@@ -232,7 +269,7 @@ class ResourceView:
         """Add an alive node, or update its capacity (its reservations stay)."""
         if not isinstance(node_id, str) or not node_id:
             raise ValueError(f"node_id must be a non-empty string, got {node_id!r}")
-        cap = check_amounts(f"capacity of node {node_id[:8]}", capacity)
+        cap = check_amounts(f"capacity of node {short_node(node_id)}", capacity)
         if self._cap.get(node_id) == cap:
             return
         self._cap[node_id] = cap
@@ -375,16 +412,8 @@ class ResourceView:
         """The node with the most CPU (then GPU, memory, id): for error messages."""
         if not self._cap:
             raise LookupError("the view has no alive nodes")
-        best = max(
-            self._cap,
-            key=lambda n: (
-                self._cap[n].get("CPU", 0.0),
-                self._cap[n].get("GPU", 0.0),
-                self._cap[n].get("memory", 0.0),
-                n,
-            ),
-        )
-        return best, dict(self._cap[best])
+        best, capacity = largest_capacity(self._cap)
+        return best, dict(capacity)
 
     # -- fitting ---------------------------------------------------------------
     def fits_now(self, node_id: str, demand: Mapping[str, float]) -> bool:
@@ -408,8 +437,7 @@ class ResourceView:
 
     def could_hold(self, node_id: str, demand: Mapping[str, float]) -> bool:
         """Would ``demand`` fit on the node if it were empty (its capacity covers every resource)?"""
-        cap = self._cap[node_id]
-        return all(a <= cap.get(r, 0.0) + EPS for r, a in demand.items())
+        return capacity_holds(self._cap[node_id], demand)
 
     def could_ever_fit(self, demand: Mapping[str, float]) -> bool:
         """Does some alive node have the capacity for ``demand`` at all?"""
@@ -419,7 +447,7 @@ class ResourceView:
             for r, a in key:
                 if not (a > 0 and math.isfinite(a)):
                     raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
-            hit = any(all(a <= cap.get(r, 0.0) + EPS for r, a in key) for cap in self._cap.values())
+            hit = any(capacity_holds(cap, demand) for cap in self._cap.values())
             self._fit_cache[key] = hit
         return hit
 
@@ -452,15 +480,15 @@ class ResourceView:
         d = check_amounts("demand", demand)
         res = self._res[node_id]
         if self._count[node_id] <= 0:
-            raise LedgerError(f"release on node {node_id[:8]} which holds no task (a double release?)")
+            raise LedgerError(f"release on node {short_node(node_id)} which holds no task (a double release?)")
         for r, a in d.items():
             if a and res.get(r, 0.0) + EPS < a:
                 raise LedgerError(
-                    f"release of {fmt_resources(d)} on node {node_id[:8]} which holds only "
+                    f"release of {fmt_resources(d)} on node {short_node(node_id)} which holds only "
                     f"{fmt_resources(res)} (a double release?)"
                 )
         if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
-            raise LedgerError(f"release of key {key!r} on node {node_id[:8]} which holds none of its tasks")
+            raise LedgerError(f"release of key {key!r} on node {short_node(node_id)} which holds none of its tasks")
         for r, a in d.items():
             if a:
                 left = res[r] - a
@@ -484,7 +512,7 @@ class ResourceView:
         """The task waiting for this node was placed, re-homed or dropped."""
         self._node(node_id)
         if self._parked[node_id] <= 0:
-            raise LedgerError(f"unpark on node {node_id[:8]} for which no task waits")
+            raise LedgerError(f"unpark on node {short_node(node_id)} for which no task waits")
         self._parked[node_id] -= 1
         self._total_parked -= 1
         self._count_key(self._key_parked, key, node_id, -1)
@@ -563,6 +591,33 @@ class ResourceView:
             return bisect_left(idx.classes[caps], (-(bound + KEY_EPS),)), bound
         return 0, bound
 
+    def fitting_in_class(
+        self, idx: OrderedIndex, caps: tuple[float, ...], demand: Mapping[str, float], amounts: tuple[float, ...]
+    ) -> Iterator[str]:
+        """The nodes of one capacity class where ``demand`` fits now, in the index's order (the one walk).
+
+        ``amounts`` are the demand's positive amounts of ``idx.resources``, in
+        that order. The walk skips the nodes whose allocated share is past the
+        bound: least allocated first, it stops at the first of them; fullest
+        first, it starts after the last of them.
+        """
+        start = self.class_candidates(idx, caps, amounts)
+        if start is None:
+            return
+        entries = idx.classes[caps]
+        fits = self.fits_now
+        if idx.descending:
+            for j in range(start[0], len(entries)):
+                if fits(entries[j][1], demand):
+                    yield entries[j][1]
+            return
+        bound = start[1] + KEY_EPS
+        for key, node_id in entries:
+            if key > bound:
+                return
+            if fits(node_id, demand):
+                yield node_id
+
     def fitting_nodes(self, demand: Mapping[str, float], limit: int | None = None) -> list[str]:
         """Nodes where ``demand`` fits now (up to ``limit``), found via an index.
 
@@ -573,23 +628,14 @@ class ResourceView:
         if not items:
             nodes = list(self.nodes)
             return nodes if limit is None else nodes[:limit]
-        resources = tuple(r for r, _ in items)
+        idx = self.ordered_index(tuple(r for r, _ in items))
         amounts = tuple(a for _, a in items)
-        idx = self.ordered_index(resources)
         out: list[str] = []
-        fits = self.fits_now
-        for caps, entries in idx.classes.items():
-            start = self.class_candidates(idx, caps, amounts)
-            if start is None:
-                continue
-            bound = start[1] + KEY_EPS
-            for key, node_id in entries:
-                if key > bound:
-                    break
-                if fits(node_id, demand):
-                    out.append(node_id)
-                    if limit is not None and len(out) >= limit:
-                        return out
+        for caps in idx.classes:
+            for node_id in self.fitting_in_class(idx, caps, demand, amounts):
+                out.append(node_id)
+                if limit is not None and len(out) >= limit:
+                    return out
         return out
 
     def any_fits_now(self, demand: Mapping[str, float]) -> bool:
@@ -601,9 +647,3 @@ class ResourceView:
             f"ResourceView(nodes={len(self)}, in_flight={self._total_count}, parked={self._total_parked}, "
             f"overcommit={self._overcommit})"
         )
-
-
-def _check_overcommit(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1.0 or math.isinf(value):
-        raise ValueError(f"overcommit must be a finite number >= 1 (1.0 = strict), got {value!r}")
-    return float(value)

@@ -19,8 +19,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ray import cloudpickle  # Ray pickles with its own copy; register with that one
-
 from raysched.policies.base import (
     DEFAULT_LOAD_FACTOR,
     DEFAULT_VNODES_PER_CPU,
@@ -168,4 +166,6 @@ def ship_by_value(policy: Policy) -> None:
         return
     module = sys.modules.get(module_name)
     if module is not None and getattr(module, "__file__", None):
+        from ray import cloudpickle  # Ray pickles with its own copy; imported here: policies run without Ray
+
         cloudpickle.register_pickle_by_value(module)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from raysched.core.names import short_node
 from raysched.core.ring import DEFAULT_LOAD_FACTOR, check_load_factor
 from raysched.core.view import ResourceView, check_demand, fmt_resources
 
@@ -151,7 +152,7 @@ class InfeasibleError(ValueError):
         else:
             msg = (
                 f"infeasible demand {fmt_resources(self.demand)}: no alive node could ever fit it; "
-                f"the largest node {node_id[:8]} has {fmt_resources(self.capacity or {})}. "
+                f"the largest node {short_node(node_id)} has {fmt_resources(self.capacity or {})}. "
                 "Lower the task's demand or add a node that has these resources."
             )
         super().__init__(msg)
@@ -161,7 +162,10 @@ class InfeasibleError(ValueError):
 
 
 def check_feasible(view: ResourceView, demand: Mapping[str, float]) -> None:
-    """Raise InfeasibleError unless some alive node could ever fit ``demand`` (the brain calls it first)."""
+    """Raise InfeasibleError unless some alive node could ever fit ``demand`` (the brain calls it first).
+
+    "Could ever fit" and "the largest node" are the view's (`capacity_holds`, `largest_capacity`).
+    """
     if not view.could_ever_fit(demand):
         if len(view) == 0:
             raise InfeasibleError(demand)

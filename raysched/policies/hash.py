@@ -19,7 +19,7 @@ again), and its other waiting tasks move with it.
 **Hot keys spread in proportion to their work** (`key_demand`: D-Choices,
 LBLCR, Slicer). A key whose recent share of the tasks ``p`` needs more than
 one node (``1.25 * p * W / w > 1``) may use ``d`` nodes: its owner, then the
-owners of ``key#1``, ``key#2``... on the ring (stable as ``d`` changes and as
+owners of ``f"{key}\\x00{i}"`` for i = 1, 2... on the ring (stable as ``d`` changes and as
 nodes come and go); each task goes to the least loaded of them (of two
 sampled, when ``d`` is large). A cold key (``d = 1``) keeps exact affinity.
 
@@ -43,7 +43,8 @@ import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
 
-from raysched.core.ring import HashRing, RingConfig, mtz_bound
+from raysched.core.numbers import EPS
+from raysched.core.ring import HashRing, RingConfig, takes_more
 from raysched.core.view import ResourceView
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
 from raysched.policies.key_demand import KeyDemand
@@ -117,12 +118,12 @@ class _Bound:
 
     def fits(self, node: str, factor: float, count: int = 1, extra: int = 0) -> bool:
         """Can ``node`` take ``count`` more tasks (plus ``extra`` moving with them) under the bound?"""
-        want = self.load(node) + extra + count
-        if want <= mtz_bound(factor, self.total, self.weights[node], self.weight_sum):
+        held = self.load(node) + extra
+        if takes_more(held, count, factor, self.total, self.weights[node], self.weight_sum):
             return True
         # A node is never over its bound while it could still run or queue the task: a lull (the first
         # batch of a run, a burst of releases) never pushes keys off nodes with free slots.
-        return want <= self._admits(node)
+        return held + count <= self._admits(node)
 
     def _admits(self, node: str) -> int:
         """Tasks of this demand the node admits at once (running or queued), under the current overcommit."""
@@ -130,7 +131,7 @@ class _Bound:
             return 0
         o = self.view.overcommit
         cap = self.view.capacity(node)
-        return int(min((cap.get(r, 0.0) * o + 1e-9) // a for r, a in self.wanted))
+        return int(min((cap.get(r, 0.0) * o + EPS) // a for r, a in self.wanted))
 
 
 class _Members:
@@ -409,8 +410,8 @@ class HashPolicy:
             keys = view.total_keys + (0 if view.key_assigned(key, home) else 1)
 
             def key_share(n: str) -> bool:
-                mine = view.keys_on(n) + (0 if view.key_assigned(key, n) else 1)
-                return mine <= mtz_bound(1.0, keys - 1, self._weights[n], weight_sum)
+                new = 0 if view.key_assigned(key, n) else 1
+                return takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
 
             tiers = (key_share, _anywhere)
             strict = c
@@ -444,7 +445,7 @@ class HashPolicy:
     ) -> str | None:
         """The home of a hot key's next tasks: the least loaded of its nodes (two sampled when it has many).
 
-        A key's nodes are its owner, then the owners of ``key#1``, ``key#2``...
+        A key's nodes are its owner, then the owners of ``f"{key}\\x00{i}"`` for i = 1, 2...
         on the ring (D-Choices' d hash functions): growing the spread only adds
         nodes, and a node joining or leaving changes only the members it owns.
         None when the choice is over its bound (the key then moves or splits as

@@ -1,8 +1,7 @@
 """Each key's share of recent work, in bounded memory, and how many nodes that share needs.
 
 Why: a key that carries more work than one node can do must run on several
-nodes, or the rest of the cluster idles while its tasks queue (issue "hash
-that wins at every scale"). The spread follows the key's *demand*, as in
+nodes, or the rest of the cluster idles while its tasks queue. The spread follows the key's *demand*, as in
 D-Choices / W-Choices (Nasir et al., ICDE 2016: the head keys get d choices
 sized by their frequency), LARD/R and IPVS ``lblcr`` (a key's server set grows
 under load and shrinks when calm) and Slicer (hot slices get more copies).
@@ -24,6 +23,8 @@ when the need falls to half of it (hysteresis: sets do not flap).
 from __future__ import annotations
 
 import math
+
+from raysched.core.numbers import EPS
 
 __all__ = ["KeyDemand"]
 
@@ -77,7 +78,7 @@ class KeyDemand:
         first tasks of a run say little about a key's share.
         """
         tasks = self._counts.get(key, 0.0) / self._unit  # its recent tasks (decayed count)
-        want = max(1, min(math.ceil(nodes_needed - 1e-9), int(tasks / MIN_TASKS_PER_NODE + 0.01)))
+        want = max(1, min(math.ceil(nodes_needed - EPS), int(tasks / MIN_TASKS_PER_NODE + 0.01)))
         have = self._spread.get(key, 1)
         if want > have or want * 2 <= have:
             have = want

@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from raysched.core.view import KEY_EPS, OrderedIndex, ResourceView
+from raysched.core.view import OrderedIndex, ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
 
 __all__ = [
@@ -117,27 +117,9 @@ class NodeResourcesPolicy:
     ) -> str | None:
         """The best fitting node over the given capacity classes: (-score, node id) is the objective."""
         demand = task.resources
-        fits = view.fits_now
         best: tuple[float, str] | None = None
         for caps in class_keys:
-            start = view.class_candidates(idx, caps, task.amounts)
-            if start is None:
-                continue
-            entries = idx.classes[caps]
-            found = None
-            if self.most_allocated:
-                for j in range(start[0], len(entries)):
-                    if fits(entries[j][1], demand):
-                        found = entries[j][1]
-                        break
-            else:
-                bound = start[1] + KEY_EPS
-                for key, node_id in entries:
-                    if key > bound:
-                        break
-                    if fits(node_id, demand):
-                        found = node_id
-                        break
+            found = next(view.fitting_in_class(idx, caps, demand, task.amounts), None)
             if found is not None:
                 cand = (-self.score(view.capacity(found), view.reserved(found), demand), found)
                 if best is None or cand < best:

@@ -20,6 +20,7 @@ from raysched.brain.placement import PlacementBrain
 from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import ResourceView
 from raysched.policies import HashPolicy, PolicyOptions, TaskDemand
+from raysched.policies.hash import HOT_HEADROOM
 
 CPU1 = {"CPU": 1.0}
 
@@ -64,9 +65,18 @@ class Cluster:
         return [uid for uid, *_ in answer.placed]
 
     def run(self, keys: list[str], demand: dict[str, float] = CPU1, finish_each: int = 1) -> None:
-        """Send every task at once, then finish `finish_each` running task per call until all are done."""
+        """Send every task at once, then finish `finish_each` running task per call until all are done.
+
+        Each task needs at most one call to finish and a few to be placed, so a policy that stops placing
+        (or a brain that stops answering) fails here instead of looping forever.
+        """
         self.send(keys, demand)
+        calls_left = 10 * len(keys) + 100
         while len(self.placed) < len(keys) or self.running:
+            calls_left -= 1
+            assert calls_left > 0, (
+                f"stalled: {len(self.placed)} of {len(keys)} tasks placed, {len(self.running)} running"
+            )
             done = sorted(self.running)[:finish_each]
             self.now += 0.01
             self.send([], demand, finished=done)
@@ -150,13 +160,30 @@ def test_gpu_tasks_share_the_gpu_nodes_by_their_own_weights():
     assert sum(view.assigned(n) for n in gpu_nodes) == 24
 
 
-def test_a_hot_key_spreads_over_the_nodes_clockwise():
-    c = Cluster([{"CPU": 2}] * 4, overcommit=2.0)
+def hot_key_nodes(ring: HashRing, key: str, spread: int) -> list[str]:
+    """A hot key's nodes as the policy documents them: its owner, then the owners of key NUL 1, key NUL 2..."""
+    nodes = [ring.lookup(key)]
+    tried = 0
+    while len(nodes) < spread:
+        tried += 1
+        node = ring.lookup(f"{key}\x00{tried}")
+        if node not in nodes:
+            nodes.append(node)
+    return nodes
+
+
+@pytest.mark.parametrize("salt", ["", "b", "c"])
+def test_a_hot_key_spreads_over_the_nodes_its_share_needs_evenly(salt):
+    c = Cluster([{"CPU": 2}] * 4, overcommit=2.0, salt=salt)
     keys = ["hot" if i % 2 == 0 else f"cold-{i}" for i in range(80)]
     c.run(keys, finish_each=4)
     hot_nodes = Counter(node for node, key, _ in c.placed.values() if key == "hot")
-    assert len(hot_nodes) >= 2  # half of all work cannot stay on one of four equal nodes
-    assert max(hot_nodes.values()) < 40
+    # Its share is 1/2 of the work on a ring of weight 8, nodes of weight 2: d = ceil(1.25 * 0.5 * 8 / 2) = 3.
+    spread = math.ceil(HOT_HEADROOM * 0.5 * 8 / 2)
+    assert spread == 3
+    assert set(hot_nodes) == set(hot_key_nodes(documented_ring(c.nodes), "hot", spread)), hot_nodes
+    # Each task goes to the least loaded of the key's nodes: its 40 tasks split 14/13/13.
+    assert sum(hot_nodes.values()) == 40 and max(hot_nodes.values()) - min(hot_nodes.values()) <= 1, hot_nodes
 
 
 # -- whole keys --------------------------------------------------------------------------------------
