@@ -11,9 +11,7 @@ Pure arithmetic over the submissions' state: it reads ``overcommit``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from typing import Any
 
 from raysched.brain.state import SubmissionState
 
@@ -64,9 +62,3 @@ def shared_share(sub: SubmissionState) -> float:
     if sub.task_s is None:
         return sub.overcommit
     return max(sub.overcommit, min(MAX_SHARED_DEPTH, 1.0 + SHARED_QUEUE_S / sub.task_s))
-
-
-def check_overcommit(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1 or math.isinf(value):
-        raise ValueError(f"overcommit must be a finite number >= 1, got {value!r}")
-    return float(value)

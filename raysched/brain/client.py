@@ -34,6 +34,7 @@ from raysched.brain.actor import brain_handle, find_brain
 from raysched.brain.lifecycle import HEARTBEAT_S
 from raysched.brain.state import Placement, PolicyError, Request, UnknownSubmission
 from raysched.cluster import ClusterError
+from raysched.core.view import DEFAULT_OVERCOMMIT
 from raysched.policies import Policy
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class BrainClient:
         info: Mapping[str, Any],
         transport: Transport | None = None,
         *,
-        overcommit: float = 2.0,
+        overcommit: float = DEFAULT_OVERCOMMIT,
         retry_s: float = BRAIN_RETRY_S,
         heartbeat_s: float = HEARTBEAT_S,
         clock: Callable[[], float] = time.monotonic,

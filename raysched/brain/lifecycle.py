@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from raysched.brain.admission import check_overcommit, shared_depth, shared_share
+from raysched.brain.admission import shared_depth, shared_share
 from raysched.brain.rounds import Rounds
 from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission
-from raysched.core.view import check_demand
+from raysched.core.view import DEFAULT_OVERCOMMIT, check_demand, check_overcommit
 from raysched.policies import Policy
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Submissions(Rounds):
         info: Mapping[str, Any],
         held: Sequence[Held] = (),
         waiting: Sequence[Request] = (),
-        overcommit: float = 2.0,
+        overcommit: float = DEFAULT_OVERCOMMIT,
     ) -> dict[str, Any]:
         """Start (or resume after a brain restart) a submission: reserve what it runs, take what it waits for.
 

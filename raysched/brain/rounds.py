@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from raysched.brain.admission import admission
 from raysched.brain.queues import WaitingQueues
 from raysched.brain.state import PolicyError, Queue, SubmissionState, WaitingTask
+from raysched.core.view import capacity_holds
 from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasible
 
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
@@ -412,9 +413,7 @@ class Rounds(WaitingQueues):
         """No live node could hold this task any more: wait while a dropped node that could may come back
         (reported, not yet confirmed dead by Ray), else it is infeasible. Never placed: returns False."""
         demand = w.task.resources
-        if any(
-            all(cap.get(r, 0.0) >= a for r, a in demand.items() if a > 0) for cap in self._condemned_capacity.values()
-        ):
+        if any(capacity_holds(cap, demand) for cap in self._condemned_capacity.values()):
             self._park(sub, w, Decision(None), now)  # asked again on the next membership change
             return False
         try:

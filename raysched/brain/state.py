@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raysched.brain.metrics import BrainMetrics
-from raysched.core.view import ResourceView
+from raysched.core.view import DEFAULT_OVERCOMMIT, ResourceView
 from raysched.policies import Decision, Policy, TaskDemand
 
 Capacity = Mapping[str, float]
@@ -78,7 +78,7 @@ class SubmissionState:
 
     policy: Policy
     info: dict[str, Any]
-    overcommit: float = 2.0
+    overcommit: float = DEFAULT_OVERCOMMIT
     adaptive: bool = False  # its depth comes from the driver's pacing (added up with others'), not a fixed --overcommit
     task_s: float | None = None  # its tasks' median run time, as its driver measured it
     ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-import pytest
-
-from raysched.brain.admission import MAX_SHARED_DEPTH, SHARED_QUEUE_S, admission, check_overcommit, shared_depth
+from raysched.brain.admission import MAX_SHARED_DEPTH, SHARED_QUEUE_S, admission, shared_depth
 from raysched.brain.state import SubmissionState
 from raysched.policies import PolicyOptions, build_policy
 
@@ -33,10 +29,3 @@ def test_a_paced_submission_of_short_tasks_keeps_a_lease_turn_queued_up_to_the_c
     assert shared_depth([submission(2.0, adaptive=True, task_s=0.01)]) == 1.0 + SHARED_QUEUE_S / 0.01
     assert shared_depth([submission(2.0, adaptive=True, task_s=1e-6)]) == MAX_SHARED_DEPTH
     assert shared_depth([submission(2.0, adaptive=True, task_s=100.0)]) == 2.0
-
-
-@pytest.mark.parametrize("bad", [0.5, True, math.inf, math.nan, "2"])
-def test_overcommit_must_be_a_finite_number_of_at_least_one(bad: object) -> None:
-    with pytest.raises(ValueError, match="overcommit"):
-        check_overcommit(bad)
-    assert check_overcommit(1) == 1.0
