@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raysched.driver.loop import PinnedFunctions
+from raysched.driver.dispatch import PinnedFunctions
 from raysched.driver.pacing import BATCH_TARGET_S, MAX_DEPTH, Pacer
 
 
