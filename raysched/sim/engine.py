@@ -36,7 +36,8 @@ follow, the window, the poll and the retries of lost attempts, are `raysched.dri
   worker process (``CacheModel.scope``).
 * **Churn.** A killed node loses what runs or waits there: each attempt gets a
   ``retried`` row and goes back to the brain as attempt + 1 (as often as the
-  runner allows, `raysched.driver.rules.retry_lost`); the brain learns of the change as Ray's membership would tell it.
+  runner allows, `raysched.driver.rules.retry_lost`); the brain learns of the
+  change as Ray's membership would tell it.
 
 Time is virtual: nothing sleeps, and the run is a pure function of its inputs.
 """

@@ -35,9 +35,7 @@ def schema_columns(*names: str) -> tuple[str, ...]:
 
 def _in_schema_order(**columns: Any) -> dict[str, Any]:
     """The columns of a row in the schema's order; a name the schema lacks (or one missing) is a KeyError."""
-    unknown = set(columns) - set(BASE_COLUMNS)
-    if unknown:
-        raise KeyError(f"not in the results schema: {sorted(unknown)}")
+    schema_columns(*columns)
     return {name: columns[name] for name in BASE_COLUMNS}
 
 
