@@ -1,24 +1,15 @@
 """The driver loop of `raysched submit`: draw tasks, dispatch what the brain placed, write every attempt.
 
 Tasks are drawn lazily from the job's `tasks()` while fewer than the window
-(``--max-inflight``) are held. Each is sent to the brain once, through the
-`BrainClient`; the brain answers with nodes as room appears, and the driver
-dispatches each task there with hard node affinity and ``max_retries=0`` (a
-lost attempt is placed again through the brain, never re-pinned to a dead
-node). Consecutive tiny tasks for one node travel as one Ray task (pacing).
-
-A node that holds this run's work but finishes nothing for far longer than
-its tasks take is reported to the brain as stalled. The brain probes its
-raylet (`raysched.brain.node_health`) and drops it only when it is dead or
-unreachable, so its keys move seconds before Ray's health checks agree.
+(``--max-inflight``, else `rules.window`) are held. Each is sent to the brain
+once, through the `BrainClient`; the brain answers with nodes as room appears,
+and the driver dispatches each task there (`dispatch`). A lost attempt is
+placed again through the brain (`rules.retry_lost`); a node that stops
+finishing work is reported to the brain (`stall`).
 """
 
 from __future__ import annotations
 
-import collections
-import math
-import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,34 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysched.brain.client import BrainClient
-from raysched.brain.placement import Placement, PolicyError, Request
-from raysched.driver import remote
+from raysched.brain.placement import Placement, PolicyError
+from raysched.driver import remote, rules
+from raysched.driver.accounting import attempt_row, count_ok
+from raysched.driver.attempts import Attempt, draw_attempts
+from raysched.driver.dispatch import NODE_LOST_ERRORS, PinnedFunctions, get_each, submit
+from raysched.driver.interrupts import Interrupt
 from raysched.driver.pacing import Pacer
-from raysched.job import JobFile, JobFileError, Task, task_demand
+from raysched.driver.stall import StallWatch
+from raysched.job import JobFile, JobFileError, task_demand
 from raysched.results.outcome import RunOutcome
-from raysched.results.schema import ResultsWriter, Row, Status, error_text, format_demand
+from raysched.results.schema import ResultsWriter, Row, Status, error_text
 
-# Ray errors that mean the node the task was pinned to is gone.
-NODE_LOST_ERRORS: tuple[type[BaseException], ...] = (
-    ray.exceptions.NodeDiedError,
-    ray.exceptions.TaskUnschedulableError,
-)
-# System failures worth another attempt elsewhere (bounded, in case a task kills its worker every time).
-LOST_ATTEMPTS_LIMIT = 5
 WAIT_S = 0.2  # longest pause in ray.wait before the loop looks around again
-POLL_S = 0.05  # with tasks waiting at the brain, ask at least this often (room freed by others)
 TICK_MIN_S, TICK_MAX_S, TICK_UNITS = 0.002, 0.020, 0.5  # one wait of the loop collects this long (Runner._tick)
-CALL_EVERY_TICKS = 2
-MIN_WINDOW, WINDOW_PER_SLOT, MAX_WINDOW = 64, 2, 100_000
-REMOTE_CACHE = 4096  # (function, node) pairs kept with their Ray options
-# Stall detection: a node with work of this run that finishes nothing for
-# max(STALL_MIN_S, STALL_TASKS x the 90th-percentile unit time) is reported;
-# one that has never finished anything in this run gets STALL_NEW_S (worker start-up).
-STALL_MIN_S, STALL_NEW_S, STALL_TASKS = 2.0, 15.0, 10.0
-STALL_CHECK_S = 0.5
 
 
 @dataclass
@@ -69,83 +48,6 @@ class RunSettings:
     batch: int | None = None  # None: auto; 1: off
     cluster_cpus: float = 0.0
     info: Mapping[str, Any] = field(default_factory=dict)  # shown by `raysched status`
-
-
-@dataclass(eq=False)
-class _Attempt:
-    task_id: int
-    task: Task
-    key: str
-    demand: Mapping[str, float]
-    demand_text: str
-    attempt: int = 1
-    lost: int = 0
-    node: str = ""
-    spill: str = ""
-    brain_wait_s: float | None = None
-    # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
-    # wait_s counts the wait for room as well as Ray's own dispatch.
-    submitted_at: float = field(default_factory=time.time)
-
-
-class PinnedFunctions:
-    """Ray remote functions for a task function pinned to a node, with Ray's options: an LRU of them.
-
-    Building `.options(...)` is not free, so they are reused; the cache is
-    bounded, so a long run on an autoscaled cluster does not keep one per node
-    that ever lived.
-    """
-
-    def __init__(self, demand_of: Callable[[Any], Mapping[str, float]], limit: int = REMOTE_CACHE) -> None:
-        self._demand_of = demand_of
-        self.limit = limit
-        self._pinned: collections.OrderedDict[tuple[Any, str, bool], Any] = collections.OrderedDict()
-        self._wrapped: dict[tuple[Any, bool], tuple[Any, dict[str, Any]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._pinned)
-
-    def get(self, fn: Any, node: str, batch: bool) -> Any:
-        """`fn` (or its batch runner) as a Ray remote function with hard affinity to `node`."""
-        key = (fn, node, batch)
-        cached = self._pinned.get(key)
-        if cached is not None:
-            self._pinned.move_to_end(key)
-            return cached
-        wrapped = self._wrapped.get((fn, batch))
-        if wrapped is None:
-            runner = remote.wrap_batch(fn) if batch else remote.wrap(fn)
-            wrapped = self._wrapped[(fn, batch)] = (ray.remote(runner), _ray_options(self._demand_of(fn)))
-        base, options = wrapped
-        cached = self._pinned[key] = base.options(
-            **options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-        )
-        if len(self._pinned) > self.limit:
-            self._pinned.popitem(last=False)
-        return cached
-
-
-class Interrupt:
-    """Turn SIGINT/SIGTERM into a flag the loop checks, so shutdown is orderly; a second one stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Interrupt:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C: stop waiting for the orderly path
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Runner:
@@ -167,24 +69,20 @@ class Runner:
         self.outcome = RunOutcome(run_id=client.run_id)
         self.pacer = Pacer(settings.overcommit, settings.batch)
         self._shared_depth: float | None = None  # the depth the brain keeps for us while nodes are shared
-        self._held: dict[int, _Attempt] = {}  # every attempt not finished: to send, at the brain, running
-        self._to_send: list[_Attempt] = []
-        self._running: dict[Any, list[_Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
+        self._held: dict[int, Attempt] = {}  # every attempt not finished: to send, at the brain, running
+        self._to_send: list[Attempt] = []
+        self._running: dict[Any, list[Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
         self._finished: list[int] = []
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
-        self._node_work: collections.Counter[str] = collections.Counter()  # attempts running per node
-        self._node_progress: dict[str, float] = {}  # last finish seen (or first dispatch) per node
-        self._node_done: set[str] = set()
-        self._stalled: dict[str, float] = {}  # node -> when it was last reported (it may be alive: asked again)
-        self._last_stall_check = 0.0
+        self._stalls = StallWatch()
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, interrupt: Interrupt | None = None) -> RunOutcome:
         """Run the job to the end (or to an interrupt, an infeasible task, too many failures)."""
         interrupt = interrupt or Interrupt()
         started = time.monotonic()
-        source = self._tasks()
+        source = self.draw()
         exhausted = False
         try:
             self.client.start()
@@ -215,27 +113,18 @@ class Runner:
             self.writer.flush()
         return self.outcome
 
+    def draw(self) -> Iterator[Attempt]:
+        """The job's tasks as first attempts, less those a resumed CSV holds ok (counted as skipped)."""
+        return draw_attempts(self.job, self.settings.skip_task_ids, self._skipped)
+
+    def _skipped(self, task_id: int) -> None:
+        self.outcome.skipped += 1
+
     def _window(self) -> int:
-        if self.settings.max_inflight is not None:
-            return self.settings.max_inflight
         depth = max(self.pacer.overcommit(), self._shared_depth or 0.0)  # enough to fill what the brain keeps
-        slots = WINDOW_PER_SLOT * self.settings.cluster_cpus * depth
-        return int(min(MAX_WINDOW, max(MIN_WINDOW, math.ceil(slots))))
+        return rules.window(self.settings.cluster_cpus, depth, self.settings.max_inflight)
 
-    def _tasks(self) -> Iterator[_Attempt]:
-        demands: dict[Any, tuple[Mapping[str, float], str]] = {}
-        for task_id, task in enumerate(self.job.iter_tasks()):
-            if task_id in self.settings.skip_task_ids:
-                self.outcome.skipped += 1
-                continue
-            demand = demands.get(task.fn)
-            if demand is None:
-                resources = task_demand(task.fn, self.job.name)
-                demand = demands[task.fn] = (resources, format_demand(resources))
-            key = task.key if task.key is not None else str(task_id)
-            yield _Attempt(task_id, task, str(key), demand[0], demand[1])
-
-    def _hold(self, attempt: _Attempt) -> None:
+    def _hold(self, attempt: Attempt) -> None:
         self._held[attempt.task_id] = attempt
         self._to_send.append(attempt)
 
@@ -252,13 +141,12 @@ class Runner:
         client = self.client
         if client.in_flight:
             return
-        polling = client.at_brain and client.idle_s >= POLL_S
+        polling = client.at_brain and client.idle_s >= rules.POLL_S
         if not (self._to_send or self._finished or polling):
             return
-        if client.idle_s < self._call_interval() and len(self._running) >= self.settings.cluster_cpus:
+        if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
-        requests: list[Request] = [(a.task_id, a.demand, a.key) for a in self._to_send]
-        client.send(self._finished, requests, self.pacer.stats())
+        client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats())
         self._to_send, self._finished = [], []
 
     def _apply(self, answer: Placement, rtt_s: float) -> None:
@@ -271,7 +159,7 @@ class Runner:
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
             self.outcome.infeasible += 1
             self.outcome.infeasible_error = message
-        groups: dict[tuple[str, Any], list[_Attempt]] = {}
+        groups: dict[tuple[str, Any], list[Attempt]] = {}
         for uid, node, spill, waited in answer.placed:
             placed = self._held.get(uid)
             if placed is None:
@@ -283,38 +171,20 @@ class Runner:
             for i in range(0, len(attempts), size):
                 self._dispatch(node, attempts[i : i + size])
 
-    # -- dispatch -----------------------------------------------------------------------------
-    def _dispatch(self, node: str, attempts: list[_Attempt]) -> None:
-        first = attempts[0]
+    def _dispatch(self, node: str, attempts: list[Attempt]) -> None:
         try:
-            if len(attempts) == 1:
-                ref = self._pinned.get(first.task.fn, node, False).remote(*first.task.args, **(first.task.kwargs or {}))
-            else:
-                calls = [(a.task.args, a.task.kwargs) for a in attempts]
-                ref = self._pinned.get(first.task.fn, node, True).remote(calls)
-        except (TypeError, ValueError, AttributeError) as err:  # pickling a function or its arguments failed
+            ref = submit(self._pinned, node, attempts, self.job.name)
+        except JobFileError:
             self._finished.extend(a.task_id for a in attempts)  # release the brain's reservations on the way out
-            name = getattr(first.task.fn, "__qualname__", repr(first.task.fn))
-            reason = " ".join(str(err).split())[:200]
-            raise JobFileError(
-                f"{self.job.name}: task {first.task_id} ({name}) cannot be serialized to send it to the cluster "
-                f"({reason}); create locks, generators and connections inside the task function instead of "
-                "capturing them"
-            ) from None
+            raise
         self._running[ref] = attempts
         if self.outcome.first_dispatch_at is None:
             self.outcome.first_dispatch_at = time.time()
-        if self._node_work[node] == 0:
-            self._node_progress[node] = time.monotonic()
-        self._node_work[node] += len(attempts)
+        self._stalls.dispatched(node, len(attempts))
 
     # -- results ------------------------------------------------------------------------------
-    def _call_interval(self) -> float:
-        """While every slot has work, call the brain about this often, at most (pacing sizes node queues for it)."""
-        return self.pacer.call_interval()
-
     def _tick(self) -> float:
-        """How long one wait collects results: a quarter of a unit's run time, 1 to 10 ms.
+        """How long one wait collects results: half a unit's run time, 2 to 20 ms.
 
         Collecting several completions per wait (and per brain call) costs the
         driver far less CPU than one wait per task; the queue at each node
@@ -339,14 +209,14 @@ class Runner:
         if not ready:
             # Nothing yet: wait for the first result, but no later than the next poll is due when tasks wait at
             # the brain (room another driver's tasks freed is placed for us there, and heard of only by asking).
-            longest = max(0.001, POLL_S - self.client.idle_s) if self.client.at_brain and brain_ref is None else WAIT_S
+            polling = self.client.at_brain and brain_ref is None
+            longest = max(0.001, rules.POLL_S - self.client.idle_s) if polling else WAIT_S
             ready, _ = ray.wait(waiting_on, num_returns=1, timeout=min(WAIT_S, longest), fetch_local=False)
         done = [ref for ref in ready if ref in self._running]
         now = time.time()
-        for ref, out in zip(done, _get_each(done), strict=True):
+        for ref, out in zip(done, get_each(done), strict=True):
             attempts = self._running.pop(ref)
-            node = attempts[0].node
-            self._node_work[node] -= len(attempts)
+            self._stalls.returned(attempts[0].node, len(attempts))
             outs = out if isinstance(out, list) else [out] * len(attempts)
             for a, one in zip(attempts, outs, strict=True):
                 self._held.pop(a.task_id, None)
@@ -361,98 +231,47 @@ class Runner:
             if answer is not None:
                 self._apply(answer, rtt_s)
 
-    def _record(self, a: _Attempt, out: Any, now: float) -> None:
+    def _record(self, a: Attempt, out: Any, now: float) -> None:
         if isinstance(out, ray.exceptions.RayError):
             if isinstance(out, NODE_LOST_ERRORS):
                 self.client.report_node_failure(a.node, "lost")
             self._record_error(a, error_text(out), None, lost=True)
             return
-        self._node_progress[a.node] = time.monotonic()
-        self._node_done.add(a.node)
-        self._stalled.pop(a.node, None)
+        self._stalls.finished(a.node)
         self.pacer.task_ran(out.finished_at - out.started_at)
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
         if out.error is None:
-            self._record_ok(a, out)
+            self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
+            count_ok(self.outcome, a, out)
         else:
             self._record_error(a, out.error, out, lost=False)
 
-    def _row(self, a: _Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
-        row = Row(
-            run_id=self.outcome.run_id,
-            job=self.job.name,
-            policy=self.settings.policy_name,
-            task_id=a.task_id,
-            key=a.key,
-            attempt=a.attempt,
-            status=status.value,
-            error=error,
-            node_chosen=a.node,
-            submitted_at=a.submitted_at,
-            demand=a.demand_text,
-            spill=a.spill,
-            brain_wait_s=a.brain_wait_s,
-        )
-        if out is not None:
-            row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
-            row.wait_s = out.started_at - a.submitted_at
-            row.run_s = out.finished_at - out.started_at
-        return row
+    def _row(self, a: Attempt, status: Status, error: str = "", out: remote.Outcome | None = None) -> Row:
+        return attempt_row(self.outcome.run_id, self.job.name, self.settings.policy_name, a, status, error, out)
 
-    def _record_ok(self, a: _Attempt, out: remote.Outcome) -> None:
-        self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
-        o = self.outcome
-        o.ok += 1
-        o.per_node[out.node_ran] += 1
-        o.ran(a.key, out.node_ran)
-        if a.spill:
-            o.spills[a.spill] += 1
-        o.brain_wait_s += a.brain_wait_s or 0.0
-        o.first_submitted = a.submitted_at if o.first_submitted is None else min(o.first_submitted, a.submitted_at)
-        o.last_finished = out.finished_at if o.last_finished is None else max(o.last_finished, out.finished_at)
-        for name, value in out.metrics.items():
-            o.metric_sums[name] = o.metric_sums.get(name, 0.0) + value
-
-    def _record_error(self, a: _Attempt, error: str, out: remote.Outcome | None, lost: bool) -> None:
+    def _record_error(self, a: Attempt, error: str, out: remote.Outcome | None, lost: bool) -> None:
         """An attempt failed: retry it through the brain when allowed, else it failed for good."""
         if lost:
             a.lost += 1
-        retry = (a.lost <= LOST_ATTEMPTS_LIMIT) if lost else (a.attempt - a.lost <= self.settings.retries)
+            retry = rules.retry_lost(a.lost)
+        else:
+            retry = rules.retry_failure(a.attempt - a.lost, self.settings.retries)
         status = Status.RETRIED if retry else Status.FAILED
         self.writer.write(self._row(a, status, error, out), out.metrics if out else None)
         if retry:
             self.outcome.retried += 1
-            self._hold(_Attempt(a.task_id, a.task, a.key, a.demand, a.demand_text, a.attempt + 1, a.lost))
+            self._hold(a.again())
         else:
             self.outcome.failed += 1
 
-    # -- stalls -------------------------------------------------------------------------------
     def _check_stalls(self) -> None:
-        """Report nodes that hold our work and finish nothing for far longer than our tasks take.
+        """Report nodes that hold our work and finish nothing for far longer than our tasks take (`stall`)."""
+        self._stalls.check(self._unit_p90_s, lambda node: self.client.report_node_failure(node, "stalled"))
 
-        A report is a suspicion: the brain probes the node's raylet and drops
-        it only if it is dead or unreachable, so long tasks on a live node cost
-        nothing but a health check now and then.
-        """
-        now = time.monotonic()
-        if now - self._last_stall_check < STALL_CHECK_S:
-            return
-        self._last_stall_check = now
-        p90 = self.pacer.task_quantile(0.9) or 0.0
-        unit = p90 * max(1, self.pacer.batch())
-        for node, work in self._node_work.items():
-            if work <= 0:
-                continue
-            limit = (
-                max(STALL_MIN_S, STALL_TASKS * unit)
-                if node in self._node_done
-                else max(STALL_NEW_S, STALL_TASKS * unit)
-            )
-            quiet_since = max(self._node_progress.get(node, now), self._stalled.get(node, -math.inf))
-            if now - quiet_since > limit:
-                self._stalled[node] = now
-                self.client.report_node_failure(node, "stalled")
+    def _unit_p90_s(self) -> float:
+        """The 90th-percentile run time of one Ray task (a batch counts as its tasks together)."""
+        return (self.pacer.task_quantile(0.9) or 0.0) * max(1, self.pacer.batch())
 
     # -- the end ------------------------------------------------------------------------------
     def _stop_all(self) -> None:
@@ -469,33 +288,6 @@ class Runner:
         self.outcome.brain_decisions = counters.decisions
         self.outcome.keys_spread = counters.keys_spread
         self.outcome.hot_keys = counters.hot_keys
-
-
-def _get_each(refs: list[Any]) -> list[Any]:
-    """Results of finished tasks in one call; a Ray error stands in for a lost task's result."""
-    if not refs:
-        return []
-    try:
-        return ray.get(refs)
-    except ray.exceptions.RayError:
-        results = []
-        for ref in refs:
-            try:
-                results.append(ray.get(ref))
-            except ray.exceptions.RayError as err:
-                results.append(err)
-        return results
-
-
-def _ray_options(demand: Mapping[str, float]) -> dict[str, Any]:
-    """Ray's own options for a demand, with Ray's retries off (the brain re-places instead)."""
-    options: dict[str, Any] = {"num_cpus": demand.get("CPU", 0), "num_gpus": demand.get("GPU", 0), "max_retries": 0}
-    if demand.get("memory"):
-        options["memory"] = demand["memory"]
-    custom = {k: v for k, v in demand.items() if k not in ("CPU", "GPU", "memory")}
-    if custom:
-        options["resources"] = custom
-    return options
 
 
 def new_run_id() -> str:

@@ -1,6 +1,7 @@
 """The driver loop of `raysched submit` on a virtual clock, around a real `PlacementBrain`.
 
-What is modelled, and how it mirrors raysched.driver.loop and raysched.brain.client:
+What is modelled, and how it mirrors raysched.driver.loop and raysched.brain.client (the rules both
+follow, the window, the poll and the retries of lost attempts, are `raysched.driver.rules` itself):
 
 * **Window.** Tasks are drawn in task_id order while fewer than the window are
   held (``--max-inflight`` of the recorded run, else ``2 x cluster CPUs x
@@ -34,8 +35,9 @@ What is modelled, and how it mirrors raysched.driver.loop and raysched.brain.cli
 * **Cache** (optional): see raysched.sim.cache; one per node, or one per
   worker process (``CacheModel.scope``).
 * **Churn.** A killed node loses what runs or waits there: each attempt gets a
-  ``retried`` row and goes back to the brain as attempt + 1 (up to 5 losses,
-  as the runner); the brain learns of the change as Ray's membership would tell it.
+  ``retried`` row and goes back to the brain as attempt + 1 (as often as the
+  runner allows, `raysched.driver.rules.retry_lost`); the brain learns of the
+  change as Ray's membership would tell it.
 
 Time is virtual: nothing sleeps, and the run is a pure function of its inputs.
 """
@@ -54,18 +56,16 @@ from typing import Any
 import numpy as np
 
 from raysched.brain.placement import Placement, PlacementBrain, PolicyError
+from raysched.driver import rules
 from raysched.driver.pacing import Pacer
 from raysched.policies import Policy
+from raysched.results.schema import Status
 from raysched.sim import SimInputError
 from raysched.sim.cache import NodeCache
 from raysched.sim.record import SPILL_CODE, Recorder
 
 __all__ = ["AddAt", "CacheModel", "DriverModel", "KillAt", "Simulation", "SimulationStats"]
 
-# These mirror raysched.driver.loop (which needs Ray, so it cannot be imported here; a test keeps them in step).
-POLL_S = 0.05
-MIN_WINDOW, WINDOW_PER_SLOT, MAX_WINDOW = 64, 2, 100_000
-LOST_ATTEMPTS_LIMIT = 5
 # With nothing running and nothing about to change, tasks still waiting after this long never will.
 STUCK_S = 60.0
 EPS = 1e-9
@@ -260,6 +260,7 @@ class Simulation:
         self.wakes: set[float] = set()
         self.last_progress = 0.0
         self.stuck_s = STUCK_S + 2 * float(getattr(policy, "locality_wait_s", 0.0) or 0.0)
+        self.lost_attempts: dict[int, int] = {}  # task -> attempts lost with their nodes (few tasks)
         self.stats = SimulationStats()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -325,10 +326,7 @@ class Simulation:
         heapq.heappush(self.heap, (at, next(self.seq), kind, payload))
 
     def _window(self) -> int:
-        if self.driver.max_inflight is not None:
-            return self.driver.max_inflight
-        slots = WINDOW_PER_SLOT * self.cluster_cpus * self.pacer.overcommit()
-        return int(min(MAX_WINDOW, max(MIN_WINDOW, math.ceil(slots))))
+        return rules.window(self.cluster_cpus, self.pacer.overcommit(), self.driver.max_inflight)
 
     def _fill(self) -> None:
         """Draw tasks while fewer than the window are held (each is submitted now)."""
@@ -352,7 +350,7 @@ class Simulation:
         """
         if self.in_flight:
             return
-        poll_at = self.last_sent + POLL_S
+        poll_at = self.last_sent + rules.POLL_S
         polling = self.at_brain > 0 and self.now >= poll_at
         if not (self.to_send or self.finished or polling):
             if self.at_brain > 0:
@@ -391,7 +389,7 @@ class Simulation:
         self.pacer.gap(min(cycle, 1.0) + self.driver.dispatch_s)
         rec = self.rec
         for pos, message in answer.infeasible:
-            rec.closed(pos, "infeasible", f"InfeasibleError: {message}")
+            rec.closed(pos, Status.INFEASIBLE, f"InfeasibleError: {message}")
             self.held -= 1
         self.at_brain -= len(answer.infeasible) + len(answer.placed)
         groups: dict[tuple[str, int], list[int]] = {}
@@ -527,9 +525,10 @@ class Simulation:
 
     def _lose(self, node: _Node, positions: list[int], error: str) -> None:
         """Attempts lost with a node: a retried row each, and a new attempt through the brain (as the runner)."""
-        rec = self.rec
+        rec, lost = self.rec, self.lost_attempts
         for pos in positions:
-            retry = rec.attempt[pos] <= LOST_ATTEMPTS_LIMIT
+            lost[pos] = lost.get(pos, 0) + 1
+            retry = rules.retry_lost(lost[pos])
             rec.lost(pos, node.index, error, retry, self.now)
             if retry:
                 self.to_send.append(pos)
@@ -546,6 +545,6 @@ class Simulation:
 
     def _cancel_waiting(self) -> None:
         for pos in self.rec.unfinished(self.next_pos):  # nothing runs: all of them wait at the brain
-            self.rec.closed(pos, "cancelled", "Cancelled: no live node could hold it when the simulation ended")
+            self.rec.closed(pos, Status.CANCELLED, "Cancelled: no live node could hold it when the simulation ended")
             self.held -= 1
         self.at_brain = 0

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from raysched.analysis.summary import M_CV, M_HIT_RATE, M_IMBALANCE, M_MAKESPAN, M_NODES, M_THROUGHPUT
+from raysched.results.schema import short_node
 from raysched.sim.trace import Trace
 
 __all__ = ["HEADLINE", "HIT_RATE", "Fidelity", "fidelity_metrics", "measured_metrics"]
@@ -128,7 +129,7 @@ class Fidelity:
         mine: dict[str, int] = self.measured.get("tasks per node", {})
         theirs: dict[str, int] = self.simulated.get("tasks per node", {})
         for node in sorted(set(mine) | set(theirs), key=lambda n: -mine.get(n, 0)):
-            rows.append([f"  {node[:8]}", str(mine.get(node, 0)), str(theirs.get(node, 0)), ""])
+            rows.append([f"  {short_node(node)}", str(mine.get(node, 0)), str(theirs.get(node, 0)), ""])
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         return "\n".join(
             "  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]).rstrip()

@@ -16,10 +16,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SPILLS", "SPILL_CODE", "Recorder"]
+from raysched.results.schema import BASE_COLUMNS, Status
+
+__all__ = ["CACHE_HIT", "SPILLS", "SPILL_CODE", "Recorder", "schema_columns"]
 
 SPILLS = ("", "bound", "wait", "spread")
 SPILL_CODE = {name: code for code, name in enumerate(SPILLS)}
+CACHE_HIT = "cache_hit"  # the metric column of the modelled cache: 1 hit, 0 miss
+
+
+def schema_columns(*names: str) -> tuple[str, ...]:
+    """Column names of the results schema, checked: a misspelt one fails on import, not as a missing column."""
+    unknown = [name for name in names if name not in BASE_COLUMNS]
+    if unknown:
+        raise KeyError(f"not in the results schema: {unknown}")
+    return names
+
+
+def _in_schema_order(**columns: Any) -> dict[str, Any]:
+    """The columns of a row in the schema's order; a name the schema lacks (or one missing) is a KeyError."""
+    schema_columns(*columns)
+    return {name: columns[name] for name in BASE_COLUMNS}
 
 
 def _filled(typecode: str, value: float, n: int) -> array:
@@ -58,7 +75,7 @@ class Recorder:
 
     def lost(self, pos: int, node: int, error: str, retry: bool, now: float) -> None:
         """The attempt was lost with its node: a retried (or, past the limit, failed) row; maybe a new attempt."""
-        self._other(pos, "retried" if retry else "failed", error, self.node_ids[node])
+        self._other(pos, Status.RETRIED if retry else Status.FAILED, error, self.node_ids[node])
         if retry:
             self.attempt[pos] += 1
             self.submitted[pos] = now
@@ -67,7 +84,7 @@ class Recorder:
         else:
             self.not_ok.add(pos)
 
-    def closed(self, pos: int, status: str, error: str) -> None:
+    def closed(self, pos: int, status: Status, error: str) -> None:
         """The task ended without running (infeasible, or cancelled at the end)."""
         self._other(pos, status, error, None)
         self.not_ok.add(pos)
@@ -77,18 +94,18 @@ class Recorder:
         open_ = np.flatnonzero(np.frombuffer(self.node, dtype=np.int32)[:drawn] < 0).tolist()
         return [pos for pos in open_ if pos not in self.not_ok]
 
-    def _other(self, pos: int, status: str, error: str, node: str | None) -> None:
+    def _other(self, pos: int, status: Status, error: str, node: str | None) -> None:
         self.other_rows.append(
-            {
-                "pos": pos,
-                "attempt": self.attempt[pos],
-                "status": status,
-                "error": error,
-                "node_chosen": node,
-                "submitted_at": self.submitted[pos],
-                "spill": SPILLS[self.spill[pos]],
-                "brain_wait_s": self.brain_wait[pos],
-            }
+            dict(
+                pos=pos,
+                attempt=self.attempt[pos],
+                status=status.value,
+                error=error,
+                node_chosen=node,
+                submitted_at=self.submitted[pos],
+                spill=SPILLS[self.spill[pos]],
+                brain_wait_s=self.brain_wait[pos],
+            )
         )
 
     # -- rows -------------------------------------------------------------------------------------
@@ -108,26 +125,26 @@ class Recorder:
         finished = np.frombuffer(self.finished)[ok]
         submitted = np.frombuffer(self.submitted)[ok]
         nodes = ids[np.frombuffer(self.node, dtype=np.int32)[ok]]
-        columns: dict[str, Any] = {
-            "run_id": self.run_id,
-            "job": self.job,
-            "policy": self.policy,
-            "task_id": task_ids[ok],
-            "key": keys[ok],
-            "attempt": np.frombuffer(self.attempt, dtype=np.int32)[ok],
-            "status": "ok",
-            "error": "",
-            "node_chosen": nodes,
-            "node_ran": nodes,
-            "submitted_at": submitted,
-            "started_at": started,
-            "finished_at": finished,
-            "wait_s": started - submitted,
-            "run_s": finished - started,
-            "demand": texts[demand_codes[ok]],
-            "spill": np.array(SPILLS, dtype=object)[np.frombuffer(self.spill, dtype=np.int8)[ok]],
-            "brain_wait_s": np.frombuffer(self.brain_wait)[ok],
-        }
+        columns = _in_schema_order(
+            run_id=self.run_id,
+            job=self.job,
+            policy=self.policy,
+            task_id=task_ids[ok],
+            key=keys[ok],
+            attempt=np.frombuffer(self.attempt, dtype=np.int32)[ok],
+            status=Status.OK.value,
+            error="",
+            node_chosen=nodes,
+            node_ran=nodes,
+            submitted_at=submitted,
+            started_at=started,
+            finished_at=finished,
+            wait_s=started - submitted,
+            run_s=finished - started,
+            demand=texts[demand_codes[ok]],
+            spill=np.array(SPILLS, dtype=object)[np.frombuffer(self.spill, dtype=np.int8)[ok]],
+            brain_wait_s=np.frombuffer(self.brain_wait)[ok],
+        )
         extra = self._metric_columns(ok, metrics)
         rows = pd.DataFrame({**columns, **extra}, index=pd.RangeIndex(len(ok)))
         if not self.other_rows:
@@ -155,7 +172,7 @@ class Recorder:
         """cache_hit (when the cache is modelled) and the trace's own metrics, which belong to the task."""
         out: dict[str, np.ndarray] = {}
         if self.cached:
-            out["cache_hit"] = np.frombuffer(self.hit, dtype=np.int8)[ok].astype(np.int64)
+            out[CACHE_HIT] = np.frombuffer(self.hit, dtype=np.int8)[ok].astype(np.int64)
         for name, values in metrics.items():
             out[name] = values[ok]
         return out

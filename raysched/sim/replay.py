@@ -27,6 +27,7 @@ from raysched.analysis.summary import hit_rate, per_node, summarize
 from raysched.core.view import fmt_resources
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.results import sidecar
+from raysched.results.schema import Status
 from raysched.sim import SimInputError
 from raysched.sim.cluster import AddNode, Cluster, KillNode, check_kills, resolve_cluster, virtual_ids
 from raysched.sim.engine import AddAt, CacheModel, DriverModel, KillAt, Simulation, SimulationStats
@@ -38,7 +39,7 @@ from raysched.sim.estimate import (
     estimate_turnaround_s,
 )
 from raysched.sim.fidelity import HIT_RATE, Fidelity, fidelity_metrics, measured_metrics
-from raysched.sim.record import Recorder
+from raysched.sim.record import CACHE_HIT, Recorder
 from raysched.sim.sweep import Sweep, sweep_table
 from raysched.sim.trace import Trace, load_trace
 from raysched.sim.workers import WorkerAssignment, assign_workers
@@ -380,13 +381,13 @@ def _fields(settings: SimulateSettings) -> dict[str, Any]:
 
 
 def _fidelity(inputs: _Inputs, rows: pd.DataFrame) -> Fidelity:
-    ok = rows[rows["status"] == "ok"]
+    ok = rows[rows["status"] == Status.OK.value]
     simulated = fidelity_metrics(
         ok["submitted_at"].to_numpy(dtype=np.float64),
         ok["started_at"].to_numpy(dtype=np.float64),
         ok["finished_at"].to_numpy(dtype=np.float64),
         ok["node_ran"].to_numpy(dtype=object),
-        ok["cache_hit"].to_numpy(dtype=np.float64) if "cache_hit" in ok.columns else None,
+        ok[CACHE_HIT].to_numpy(dtype=np.float64) if CACHE_HIT in ok.columns else None,
     )
     return Fidelity(inputs.trace.policy, measured_metrics(inputs.trace), simulated)
 
@@ -407,7 +408,7 @@ def _summary(rows: pd.DataFrame, cached: bool) -> pd.DataFrame:
     """`raysched analyze`'s figures for one run, plus the modelled cache's hit rate."""
     summary = summarize(rows)
     if cached:
-        summary.loc[HIT_RATE] = hit_rate(rows[rows["status"] == "ok"])
+        summary.loc[HIT_RATE] = hit_rate(rows[rows["status"] == Status.OK.value])
     elif HIT_RATE in summary.index:
         summary = summary.drop(index=HIT_RATE)  # no cache modelled: no hit rate to show
     return summary

@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raysched.results.schema import BASE_COLUMNS, REQUIRED_COLUMNS, parse_demand
+from raysched.job import DEFAULT_DEMAND
+from raysched.results.schema import BASE_COLUMNS, REQUIRED_COLUMNS, Status, format_demand, is_no_key, parse_demand
 from raysched.sim import SimInputError
+from raysched.sim.record import CACHE_HIT, schema_columns
 
 __all__ = ["Trace", "load_trace"]
 
 _HINT = "pass a CSV written by `raysched submit --out`"
-_TEXT = ("run_id", "job", "policy", "key", "status", "demand", "node_ran")
-_NUMBERS = ("task_id", "run_s", "wait_s", "started_at", "brain_wait_s")
-DEFAULT_DEMAND = {"CPU": 1.0}  # what a plain function demands (CSVs before raysched 0.2 have no demand column)
+_TEXT = schema_columns("run_id", "job", "policy", "key", "status", "demand", "node_ran")
+_NUMBERS = schema_columns("task_id", "run_s", "wait_s", "started_at", "brain_wait_s")
 
 
 @dataclass
@@ -79,12 +80,12 @@ def load_trace(path: Path, run_id: str | None = None, on_warning: Callable[[str]
         raise SimInputError(
             f"{path} has no run {run_id!r}; its runs: {', '.join(runs[:10])}{' ...' if len(runs) > 10 else ''}"
         )
-    rows = df[(df["run_id"] == chosen) & (df["status"] == "ok")].copy()
+    rows = df[(df["run_id"] == chosen) & (df["status"] == Status.OK.value)].copy()
     del df
     if rows.empty:
         raise SimInputError(f"{path}: run {chosen} has no ok rows to replay (every task failed or was cancelled)")
     for column in [c for c in (*_NUMBERS, *metric_columns) if c in rows.columns]:
-        text_metric = column in metric_columns and column != "cache_hit"
+        text_metric = column in metric_columns and column != CACHE_HIT
         if not pd.api.types.is_numeric_dtype(rows[column]) and not text_metric:  # text metrics are not carried
             rows[column] = _numeric(path, rows[column], column)
     missing_run = int(rows["run_s"].isna().sum())
@@ -107,8 +108,8 @@ def _to_trace(
 ) -> Trace:
     task_ids = rows["task_id"].to_numpy(dtype=np.int64)
     keys = rows["key"].to_numpy(dtype=object)
-    empty = np.array([not k for k in keys], dtype=bool)
-    if empty.any():  # the hash policy keys a task without a key by its task id
+    empty = np.array([is_no_key(k) for k in keys], dtype=bool)
+    if empty.any():  # a task without a key is keyed by its task id, as the runner sent it (schema.task_key)
         keys = keys.copy()
         keys[empty] = task_ids[empty].astype(str)
     if "demand" in header:
@@ -119,15 +120,15 @@ def _to_trace(
     else:
         warn(f"{path}: no demand column (written before raysched 0.2); assuming CPU=1 for every task")
         codes = np.zeros(len(rows), dtype=np.int32)
-        demands, demand_texts = [dict(DEFAULT_DEMAND)], ["CPU=1"]
+        demands, demand_texts = [dict(DEFAULT_DEMAND)], [format_demand(DEFAULT_DEMAND)]
     nan = np.full(len(rows), math.nan)
-    hit = rows["cache_hit"].to_numpy(dtype=np.float64) if "cache_hit" in rows.columns else None
+    hit = rows[CACHE_HIT].to_numpy(dtype=np.float64) if CACHE_HIT in rows.columns else None
     if hit is not None and not np.isin(hit[~np.isnan(hit)], (0.0, 1.0)).all():
         raise SimInputError(f"{path}: cache_hit must be 0 or 1 in every ok row; {_HINT}")
     metrics = {
         c: rows[c].to_numpy(dtype=np.float64)
         for c in metric_columns
-        if c != "cache_hit" and pd.api.types.is_numeric_dtype(rows[c])
+        if c != CACHE_HIT and pd.api.types.is_numeric_dtype(rows[c])
     }
     first = rows.iloc[0]
     return Trace(

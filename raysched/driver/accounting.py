@@ -1,0 +1,49 @@
+"""Each attempt as a CSV row, and an ok attempt's share of the run's totals."""
+
+from __future__ import annotations
+
+from raysched.driver import remote
+from raysched.driver.attempts import Attempt
+from raysched.results.outcome import RunOutcome
+from raysched.results.schema import Row, Status
+
+
+def attempt_row(
+    run_id: str, job: str, policy: str, a: Attempt, status: Status, error: str = "", out: remote.Outcome | None = None
+) -> Row:
+    """The attempt's row; with the node's report (`out`), where and when it ran."""
+    row = Row(
+        run_id=run_id,
+        job=job,
+        policy=policy,
+        task_id=a.task_id,
+        key=a.key,
+        attempt=a.attempt,
+        status=status.value,
+        error=error,
+        node_chosen=a.node,
+        submitted_at=a.submitted_at,
+        demand=a.demand_text,
+        spill=a.spill,
+        brain_wait_s=a.brain_wait_s,
+    )
+    if out is not None:
+        row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
+        row.wait_s = out.started_at - a.submitted_at
+        row.run_s = out.finished_at - out.started_at
+    return row
+
+
+def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
+    """Add an attempt that ended ok to the run's totals (what `raysched submit` prints at the end)."""
+    o = outcome
+    o.ok += 1
+    o.per_node[out.node_ran] += 1
+    o.ran(a.key, out.node_ran)
+    if a.spill:
+        o.spills[a.spill] += 1
+    o.brain_wait_s += a.brain_wait_s or 0.0
+    o.first_submitted = a.submitted_at if o.first_submitted is None else min(o.first_submitted, a.submitted_at)
+    o.last_finished = out.finished_at if o.last_finished is None else max(o.last_finished, out.finished_at)
+    for name, value in out.metrics.items():
+        o.metric_sums[name] = o.metric_sums.get(name, 0.0) + value

@@ -1,0 +1,187 @@
+"""The runner's own decisions, on its real code path without a cluster: what it draws, keys and retries."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from raysched.brain.placement import Placement, PlacementBrain
+from raysched.driver import rules
+from raysched.driver.attempts import Attempt
+from raysched.driver.loop import Runner, RunSettings
+from raysched.driver.pacing import Pacer
+from raysched.driver.remote import Outcome
+from raysched.job import JobFile, Task
+from raysched.policies import build_policy
+from raysched.results.schema import ResultsWriter, Row, Status, completed_task_ids
+
+JOB = "job.py"
+POLICY = "hash"
+
+
+def work(i: int) -> int:
+    return i
+
+
+def job_of(tasks: list[Task]) -> JobFile:
+    return JobFile(path=Path(JOB), module=types.ModuleType("job"), tasks_fn=lambda: tasks)
+
+
+class FakeClient:
+    """What the runner asks of its brain client outside the loop: its run id and node reports."""
+
+    run_id = "run-1"
+    cycle_s = 0.02
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str]] = []
+
+    def report_node_failure(self, node: str, why: str) -> None:
+        self.reports.append((node, why))
+
+
+class Rows:
+    """A results writer that keeps the rows."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    def write(self, row: Row, metrics: Any = None) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        pass
+
+
+def runner_of(job: JobFile, **settings: Any) -> tuple[Runner, Rows]:
+    rows = Rows()
+    runner = Runner(job, FakeClient(), RunSettings(policy_name=POLICY, **settings), rows)  # type: ignore[arg-type]
+    return runner, rows
+
+
+# -- --resume ---------------------------------------------------------------------------------------
+
+
+def test_resume_skips_the_tasks_ok_in_the_csv_and_runs_the_rest(tmp_path: Path) -> None:
+    # The CSV of an earlier run: tasks 1 and 3 ok, task 2 failed, task 4 retried then cut off.
+    csv_path = tmp_path / "out.csv"
+    writer = ResultsWriter(csv_path, flush_every_s=0)
+    for task_id, status in [(1, Status.OK), (2, Status.FAILED), (3, Status.OK), (4, Status.RETRIED)]:
+        writer.write(Row("run-0", JOB, POLICY, task_id, f"k{task_id}", 1, status.value))
+    writer.close()
+    skip = completed_task_ids(csv_path, JOB, POLICY)
+    runner, _ = runner_of(job_of([Task(work, (i,), key=f"k{i}") for i in range(6)]), skip_task_ids=skip)
+    drawn = list(runner.draw())
+    assert [a.task_id for a in drawn] == [0, 2, 4, 5]  # failed and retried tasks run again
+    assert [a.task.args for a in drawn] == [(0,), (2,), (4,), (5,)]
+    assert runner.outcome.skipped == 2
+
+
+# -- keys -------------------------------------------------------------------------------------------
+
+
+def _placed_nodes(requests: list[tuple[int, Any, str]]) -> dict[int, str]:
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({f"{c}" * 56: {"CPU": 64.0} for c in "abcdef"})
+    brain.register("s", build_policy(POLICY), {"run_id": "r", "policy": POLICY})
+    answer = brain.place("s", [], requests, Pacer().stats())
+    return {uid: node for uid, node, _spill, _waited in answer.placed}
+
+
+def test_tasks_with_an_empty_key_are_placed_by_their_task_id() -> None:
+    tasks = [Task(work, (i,), key="") for i in range(40)]
+    runner, _ = runner_of(job_of(tasks))
+    drawn = list(runner.draw())
+    assert [a.key for a in drawn] == [str(i) for i in range(40)]
+    placed = _placed_nodes([a.request for a in drawn])  # what the runner sends the brain
+    by_task_id = _placed_nodes([(i, {"CPU": 1.0}, str(i)) for i in range(40)])
+    assert placed == by_task_id
+    assert len(set(placed.values())) > 1  # one shared key "" would have sent them all to one home
+
+
+# -- dispatch ---------------------------------------------------------------------------------------
+
+
+def test_placed_tiny_tasks_travel_in_batches_per_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After 0.5 ms tasks the pacing batches 10 a Ray task (5 ms): 25 tasks placed on one node and 3 on another
+    # leave as Ray tasks of 10, 10, 5 and 3, each pinned to its node, in the order they were placed.
+    sent: list[tuple[str, list[int]]] = []
+
+    def submit(pinned: Any, node: str, attempts: list[Attempt], job: str) -> object:
+        sent.append((node, [a.task_id for a in attempts]))
+        return object()  # stands in for the Ray ObjectRef
+
+    monkeypatch.setattr("raysched.driver.loop.submit", submit)
+    runner, _ = runner_of(job_of([Task(work, (i,), key=f"k{i}") for i in range(28)]))
+    for _ in range(50):
+        runner.pacer.task_ran(0.0005)
+        runner.pacer.gap(0.02)
+    for a in runner.draw():
+        runner._hold(a)
+    a_node, b_node = "a" * 56, "b" * 56
+    placed = [(i, a_node if i < 25 else b_node, "", 0.0) for i in range(28)]
+    runner._apply(Placement(placed=placed), 0.01)
+    assert sent == [
+        (a_node, list(range(0, 10))),
+        (a_node, list(range(10, 20))),
+        (a_node, list(range(20, 25))),
+        (b_node, [25, 26, 27]),
+    ]
+    assert runner._stalls.work == {a_node: 25, b_node: 3}
+
+
+# -- retries ----------------------------------------------------------------------------------------
+
+
+def lose(runner: Runner, a: Attempt) -> None:
+    runner._record(a, ray.exceptions.NodeDiedError(f"node {a.node} died"), 0.0)
+
+
+def fail(runner: Runner, a: Attempt) -> None:
+    runner._record(a, Outcome(a.node, 1.0, 2.0, {}, "ValueError: bad input"), 2.0)
+
+
+def _run_attempts(runner: Runner, steps: list[Any]) -> list[tuple[int, str]]:
+    """Apply each step (lose or fail) to the task's latest attempt; (attempt, status) of each row."""
+    a = next(runner.draw())
+    a.node = "n" * 56
+    rows: Rows = runner.writer  # type: ignore[assignment]
+    for step in steps:
+        before = len(runner._to_send)
+        step(runner, a)
+        if len(runner._to_send) > before:
+            a = runner._to_send[-1]
+            a.node = "n" * 56
+    return [(row.attempt, row.status) for row in rows.rows]
+
+
+def test_attempts_lost_with_their_nodes_are_retried_up_to_the_limit() -> None:
+    runner, _ = runner_of(job_of([Task(work, (0,), key="k")]))
+    limit = rules.LOST_ATTEMPTS_LIMIT
+    rows = _run_attempts(runner, [lose] * (limit + 1))
+    assert rows == [(i, "retried") for i in range(1, limit + 1)] + [(limit + 1, "failed")]
+    assert runner.outcome.retried == limit and runner.outcome.failed == 1
+    assert runner.client.reports == [("n" * 56, "lost")] * (limit + 1)  # type: ignore[attr-defined]
+
+
+LIMIT = rules.LOST_ATTEMPTS_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("retries", "steps"),
+    [
+        (0, [lose] * LIMIT + [fail]),  # losses do not use up --retries
+        (2, [lose] * LIMIT + [fail] * 3),
+        (1, [fail] + [lose] * (LIMIT + 1)),  # failures do not use up the lost-attempt limit
+        (3, [fail] * 3 + [lose] * (LIMIT + 1)),
+        (2, [lose, fail, lose, fail, lose, fail]),  # interleaved: the third failure is one too many
+    ],
+)
+def test_own_failures_and_lost_attempts_are_counted_apart(retries: int, steps: list[Any]) -> None:
+    runner, _ = runner_of(job_of([Task(work, (0,), key="k")]), retries=retries)
+    rows = _run_attempts(runner, steps)
+    assert rows == [(i, "retried") for i in range(1, len(steps))] + [(len(steps), "failed")]
