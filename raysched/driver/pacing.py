@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from raysched.core.numbers import EPS
+
 __all__ = ["Pacer"]
 
 MAX_DEPTH = 64
@@ -97,7 +99,7 @@ class Pacer:
         unit = max(t * self.batch(), 1e-6)
         if unit > NO_QUEUE_ABOVE * gap:
             return 0
-        return int(min(MAX_DEPTH, max(1, math.ceil(2 * gap / unit - 1e-9))))
+        return int(min(MAX_DEPTH, max(1, math.ceil(2 * gap / unit - EPS))))
 
     def call_interval(self) -> float:
         """Seconds between brain calls while every slot has work: few calls (each costs CPU on both sides),

@@ -55,7 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from raysched.brain.placement import Placement, PlacementBrain, PolicyError
+from raysched.brain.actor import PlacementBrain
+from raysched.brain.state import Placement, PolicyError
+from raysched.core.numbers import EPS
+from raysched.core.view import DEFAULT_OVERCOMMIT
 from raysched.driver import rules
 from raysched.driver.pacing import Pacer
 from raysched.policies import Policy
@@ -68,7 +71,6 @@ __all__ = ["AddAt", "CacheModel", "DriverModel", "KillAt", "Simulation", "Simula
 
 # With nothing running and nothing about to change, tasks still waiting after this long never will.
 STUCK_S = 60.0
-EPS = 1e-9
 SUBMISSION = "simulation"
 _FINISH, _ANSWER, _KILL, _ADD, _WAKE = range(5)
 
@@ -275,7 +277,7 @@ class Simulation:
             {"run_id": self.rec.run_id, "policy": self.policy_name},
             (),
             (),
-            self.driver.overcommit or 2.0,
+            self.driver.overcommit or DEFAULT_OVERCOMMIT,
         )
         handlers: dict[int, Callable[[Any], None]] = {
             _FINISH: self._on_finish,

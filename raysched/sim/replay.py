@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raysched.analysis.summary import hit_rate, per_node, summarize
-from raysched.core.view import fmt_resources
+from raysched.core.view import capacity_holds, fmt_resources, largest_capacity
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.results import sidecar
 from raysched.results.schema import Status
@@ -456,12 +456,11 @@ def _cache_model(
 
 def _check_feasible(trace: Trace, cluster: Cluster) -> None:
     """Every demand of the trace must fit some initial node (else the brain would report it infeasible)."""
-    capacities = list(cluster.nodes.values())
     for code, demand in enumerate(trace.demands):
-        if any(all(a <= cap.get(r, 0.0) + 1e-9 for r, a in demand.items()) for cap in capacities):
+        if any(capacity_holds(cap, demand) for cap in cluster.nodes.values()):
             continue
         task_id = int(trace.task_ids[int(np.argmax(trace.demand_codes == code))])
-        largest = max(capacities, key=lambda c: (c.get("CPU", 0.0), c.get("GPU", 0.0)))
+        _, largest = largest_capacity(cluster.nodes)
         raise SimInputError(
             f"task {task_id} demands {fmt_resources(demand)}, which no simulated node can fit "
             f"(the largest has {fmt_resources({k: v for k, v in largest.items() if k != 'memory'})}); "
