@@ -1,11 +1,16 @@
 """`raysched analyze`: results CSVs in, throughput, latency and balance per policy out.
 
-`summary` loads runs and computes the figures; `plots` draws them. The names below are the
-library API (`from raysched import analysis; analysis.summarize(analysis.load([...]))`).
+`loading` reads results CSVs, `labels` names their runs, `figures` computes each run's figures,
+`render` shows them (tables, JSON, tidy CSV) and `plots` draws them; `metric_names` spells the
+figures' names. The names below are the library API
+(`from raysched import analysis; analysis.summarize(analysis.load([...]))`).
 """
 
-from raysched.analysis.summary import (
-    COLUMNS,
+from raysched.analysis.errors import AnalysisInputError, AnalysisWarning
+from raysched.analysis.figures import hit_rate, per_node, summarize
+from raysched.analysis.labels import RunInfo, run_labels
+from raysched.analysis.loading import COLUMNS, SOURCE, load
+from raysched.analysis.metric_names import (
     M_AFFINITY,
     M_ATTEMPTS,
     M_BYTES,
@@ -29,18 +34,11 @@ from raysched.analysis.summary import (
     M_SPREAD_MOST,
     M_THROUGHPUT,
     QUANTILES,
-    SOURCE,
-    AnalysisInputError,
-    AnalysisWarning,
-    RunInfo,
+)
+from raysched.analysis.render import (
     format_value,
-    hit_rate,
-    load,
-    per_node,
     render_node_table,
     render_table,
-    run_labels,
-    summarize,
     summary_to_dict,
     summary_to_json,
     summary_to_tidy,

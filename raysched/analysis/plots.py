@@ -15,7 +15,12 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from raysched.analysis.summary import M_HIT_RATE, AnalysisInputError, per_node, run_labels, short_node
+from raysched.analysis.errors import AnalysisInputError
+from raysched.analysis.figures import per_node
+from raysched.analysis.labels import run_labels
+from raysched.analysis.metric_names import M_AFFINITY, M_HIT_RATE, M_MAKESPAN
+from raysched.results.figures import imbalance
+from raysched.results.schema import Status, short_node
 
 __all__ = ["bin_width", "frontier_figure", "plot_figure", "write_frontier", "write_plot"]
 
@@ -43,7 +48,7 @@ def _colors(n: int) -> list:
 
 
 def plot_figure(df: pd.DataFrame) -> Figure:
-    """Build the comparison figure for every run in `df` (rows from `raysched.analysis.summary.load`)."""
+    """Build the comparison figure for every run in `df` (rows from `raysched.analysis.load`)."""
     labels = run_labels(df)
     nodes = per_node(df)
     colors = dict(zip(labels.values(), _colors(len(labels)), strict=True))
@@ -63,7 +68,7 @@ def plot_figure(df: pd.DataFrame) -> Figure:
     if tallest:  # shared y axis: headroom over the tallest bar of any run, so legends never cover a bar
         node_axes[0].set_ylim(0, tallest * 1.18)
     tp_ax, cdf_ax = bottom.subplots(1, 2)
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK.value]
     groups = dict(tuple(ok.groupby("run_id", sort=False)))
     _throughput_panel(tp_ax, groups, labels, colors)
     _cdf_panel(cdf_ax, groups, labels, colors)
@@ -74,8 +79,7 @@ def _node_panel(ax, rows: pd.DataFrame, label: str, color) -> None:
     total = int(rows["tasks"].sum())
     used = rows[rows["tasks"] > 0]["tasks"]
     if len(used):
-        imbalance = used.max() / used.mean()
-        detail = f"{total:,} ok tasks on {len(used)} nodes, max/mean {imbalance:.2f}"
+        detail = f"{total:,} ok tasks on {len(used)} nodes, max/mean {imbalance(used):.2f}"
     else:
         detail = "no ok tasks"
     ax.set_title(f"{label}\n{detail}", fontsize="medium")
@@ -185,9 +189,6 @@ def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
 
 # --------------------------------------------------------------------------- a sweep's frontier
 
-_HIT_RATE = M_HIT_RATE
-_AFFINITY = "key affinity (%)"
-_MAKESPAN = "makespan (s)"
 _LABEL_OFFSETS = ((6, 6), (6, -13), (-22, 6), (-22, -13))  # points: up right, down right, up left, down left
 
 
@@ -198,7 +199,7 @@ def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
     points of one policy are joined in the order given, so the curve reads as the knob turns; a policy the
     sweep left alone (setting "-") is one hollow reference point. Up and left is better: shorter and more local.
     """
-    y_name = _HIT_RATE if _HIT_RATE in table.columns and table[_HIT_RATE].notna().any() else _AFFINITY
+    y_name = M_HIT_RATE if M_HIT_RATE in table.columns and table[M_HIT_RATE].notna().any() else M_AFFINITY
     fig = Figure(figsize=(7.5, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -206,7 +207,7 @@ def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
     colors = dict(zip(policies, _colors(len(policies)), strict=True))
     for policy in policies:
         rows = table[table["policy"] == policy]
-        x, y = rows[_MAKESPAN].to_numpy(dtype=float), rows[y_name].to_numpy(dtype=float)
+        x, y = rows[M_MAKESPAN].to_numpy(dtype=float), rows[y_name].to_numpy(dtype=float)
         reference = bool((rows["setting"] == "-").all())
         if reference:
             ax.scatter(x, y, s=60, facecolors="none", edgecolors=[colors[policy]], linewidths=1.6, label=policy)
@@ -223,7 +224,7 @@ def frontier_figure(table: pd.DataFrame, knob: str) -> Figure:
     ax.set_ylabel(f"{y_name}: higher is better")
     ax.set_ylim(bottom=0, top=105.0)  # a percentage
     # from 0 on both axes: a flat curve looks flat, and what the knob is worth reads at a glance
-    longest = float(np.nanmax(table[_MAKESPAN].to_numpy(dtype=float), initial=0.0))
+    longest = float(np.nanmax(table[M_MAKESPAN].to_numpy(dtype=float), initial=0.0))
     ax.set_xlim(0, longest * 1.15 if longest > 0 else 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")

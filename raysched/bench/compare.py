@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from raysched.cluster import LocalNode
+from raysched.results.figures import per_s, tasks_per_s
+from raysched.results.schema import Status
 
 # The overhead curve's default cluster: 4 nodes of 2 CPUs, as the targets were set on.
 BENCH_NODES: tuple[LocalNode, ...] = (LocalNode(num_cpus=2),) * 4
@@ -80,8 +82,7 @@ class DriverRun:
 
     @property
     def whole_tasks_per_s(self) -> float:
-        span = max(self.finished) - self.first_submit
-        return len(self.finished) / span if span > 0 else float("nan")
+        return tasks_per_s(len(self.finished), max(self.finished) - self.first_submit)
 
     @property
     def startup_s(self) -> float:
@@ -95,7 +96,7 @@ def steady_rate(finished: Sequence[float]) -> float:
         return float("nan")
     lo, hi = _quantile(times, 0.10), _quantile(times, 0.90)
     inside = sum(1 for t in times if lo <= t <= hi)
-    return inside / (hi - lo) if hi > lo else float("nan")
+    return per_s(inside, hi - lo)
 
 
 def _quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -177,7 +178,7 @@ def _plain_result(path: Path, mode: str, task_ms: float, rnd: int) -> DriverRun:
 
 def _raysched_result(path: Path, launched: float, mode: str, task_ms: float, rnd: int, n: int) -> DriverRun:
     with path.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["status"] == "ok"]
+        rows = [r for r in csv.DictReader(handle) if r["status"] == Status.OK.value]
     if len(rows) != n:
         raise BenchError(f"{mode} finished {len(rows)} of {n} tasks")
     decisions = None
@@ -358,6 +359,7 @@ def job_bench(
     hit rate when the job reports a ``cache_hit`` metric.
     """
     from raysched import analysis
+    from raysched.analysis.metric_names import latency_name
 
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in policies}
     with tempfile.TemporaryDirectory(prefix="raysched-bench-") as tmp:
@@ -368,11 +370,11 @@ def job_bench(
                 _finish(proc, f"{job.name} under {name}")
                 df = analysis.load([out])
                 summary = analysis.summarize(df).iloc[:, 0]
-                ok = df[df["status"] == "ok"]
+                ok = df[df["status"] == Status.OK.value]
                 row = {
                     "tasks_per_s": float(summary[analysis.M_THROUGHPUT]),
                     "steady_tasks_per_s": steady_rate(ok["finished_at"].tolist()),
-                    "wait_p95_s": float(summary["wait_s p95 (s)"]),
+                    "wait_p95_s": float(summary[latency_name("wait_s", "p95")]),
                     "nodes_used": float(summary[analysis.M_NODES]),
                     "key_affinity_pct": float(summary[analysis.M_AFFINITY]),
                     "spilled_pct": float(summary.get(analysis.M_SPILLED, float("nan"))),

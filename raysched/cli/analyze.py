@@ -1,4 +1,4 @@
-"""`raysched analyze`: the thin click layer over `raysched.analysis.summary` and `raysched.analysis.plots`."""
+"""`raysched analyze`: the thin click layer over `raysched.analysis` (load, figures, render) and its plots."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from pathlib import Path
 
 import click
 
-from raysched.analysis.summary import (
-    AnalysisInputError,
-    load,
-    per_node,
-    render_node_table,
-    render_table,
-    summarize,
-    summary_to_json,
-    summary_to_tidy,
-)
+from raysched.analysis.errors import AnalysisInputError
+from raysched.analysis.figures import per_node, summarize
+from raysched.analysis.loading import load
+from raysched.analysis.render import render_node_table, render_table, summary_to_json, summary_to_tidy
 from raysched.results.outcome import ExitCode
 
 __all__ = ["AnalyzeInputError", "analyze_command"]

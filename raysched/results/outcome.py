@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from raysched.results.figures import tasks_per_s
+
+__all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
+
 
 class ExitCode(IntEnum):
     """`raysched` exit codes."""
@@ -18,11 +22,6 @@ class ExitCode(IntEnum):
 
 
 KEYS_TRACKED = 100_000
-
-
-def tasks_per_s(tasks: int, seconds: float) -> float:
-    """The one definition of throughput: ok tasks / makespan (first submission to last finish)."""
-    return tasks / seconds if seconds > 0 else float("nan")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from raysched.results.figures import RATE_METRICS, imbalance, per_s
 from raysched.results.outcome import RunOutcome
 from raysched.results.schema import short_node
 
@@ -35,13 +36,13 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
     lines.append(f"  wall time     {outcome.wall_s:.2f} s (makespan {makespan:.2f} s: first submission to last finish)")
     if outcome.ok:
         lines.append(f"  tasks/s       {outcome.tasks_per_s:.1f}")
-        for metric in ("items", "bytes"):
+        for metric in RATE_METRICS:
             if metric in outcome.metric_sums and makespan > 0:
-                lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {outcome.metric_sums[metric] / makespan:.1f}")
+                rate = per_s(outcome.metric_sums[metric], makespan)
+                lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {rate:.1f}")
     if outcome.per_node:
         counts = outcome.per_node
-        mean = sum(counts.values()) / len(counts)
-        lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {max(counts.values()) / mean:.2f}")
+        lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {imbalance(counts.values()):.2f}")
         for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}")
     affinity = outcome.key_affinity

@@ -50,6 +50,7 @@ from raysched.analysis.summary import (
     summary_to_json,
     summary_to_tidy,
 )
+from raysched.results import sidecar
 
 N1, N2, N3 = ("a1" * 28, "b2" * 28, "c3" * 28)  # 56-hex-char Ray node ids
 
@@ -558,3 +559,90 @@ def test_hot_keys_spread_and_the_cache_hit_rate_are_reported(tmp_path: Path) -> 
 
 def test_no_cache_hit_column_means_no_hit_rate_row(two_files: list[Path]) -> None:
     assert "cache hit rate (%)" not in summarize(load(two_files)).index
+
+
+# --------------------------------------------------------------------------- each figure told apart from its neighbours
+
+
+def test_every_status_is_counted_under_its_own_name(tmp_path: Path) -> None:
+    """1 ok, 2 failed, 3 retried, 4 infeasible, 5 cancelled: no two counts alike, so no two can be swapped."""
+    statuses = ["ok"] + ["failed"] * 2 + ["retried"] * 3 + ["infeasible"] * 4 + ["cancelled"] * 5
+    rows = [row("r", "p2c", i, f"k{i}", 1, s, N1, 0.0, 0.0, 1.0) for i, s in enumerate(statuses)]
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows)]))["p2c"]
+    counts = ("attempts", "tasks ok", "tasks failed", "attempts retried", "tasks infeasible", "tasks cancelled")
+    assert [s[c] for c in counts] == [15, 1, 2, 3, 4, 5]
+
+
+def test_balance_follows_the_node_a_task_ran_on_not_the_one_chosen(tmp_path: Path) -> None:
+    """Chosen N1 but ran on N2 (Ray moved it): the figures and the per-node table count N2."""
+    rows = [row("r", "p2c", i, f"k{i}", 1, "ok", N1, 0.0, 0.0, 1.0) for i in range(3)]
+    rows[2]["node_ran"] = N2
+    df = load([write_csv(tmp_path / "r.csv", rows)])
+    s = summarize(df)["p2c"]
+    assert s["nodes used"] == 2
+    assert s["imbalance (max/mean)"] == pytest.approx(2 / 1.5)  # N1 2, N2 1
+    nodes = per_node(df)
+    assert list(zip(nodes["node"], nodes["tasks"], strict=True)) == [(N1, 2), (N2, 1)]
+
+
+def test_a_node_only_chosen_is_listed_idle(tmp_path: Path) -> None:
+    """An infeasible task the brain chose N3 for never ran: N3 still shows, with 0 tasks."""
+    rows = [row("r", "p2c", 0, "k", 1, "ok", N1, 0.0, 0.0, 1.0), row("r", "p2c", 1, "k", 1, "infeasible", None, 0.0)]
+    rows[1]["node_chosen"] = N3
+    nodes = per_node(load([write_csv(tmp_path / "r.csv", rows)]))
+    assert list(zip(nodes["node"], nodes["tasks"], strict=True)) == [(N1, 1), (N3, 0)]
+    assert list(nodes["run_id"]) == ["r", "r"] and list(nodes["run"]) == ["p2c", "p2c"]
+
+
+def test_rates_and_spills_count_ok_rows_only(tmp_path: Path) -> None:
+    rows = [
+        row("r", "hash", 0, "k", 1, "ok", N1, 0.0, 0.0, 2.0, items=10, spill=""),
+        row("r", "hash", 1, "k", 1, "ok", N1, 0.0, 0.0, 2.0, items=10, spill="bound"),
+        row("r", "hash", 2, "k", 1, "failed", N2, 0.0, 0.0, 2.0, items=1000, spill="wait"),
+    ]
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows, extra=("items", "spill"))]))["hash"]
+    assert s["items/s"] == pytest.approx(10.0)  # 20 items over 2 s; the failed task's 1000 do not count
+    assert s["spilled (%)"] == pytest.approx(50.0)  # 1 of 2 ok tasks
+    assert (s["spilled: bound"], s["spilled: wait"]) == (1, 0)
+
+
+def test_most_nodes_for_one_hot_key_ignores_keys_that_were_not_spread(tmp_path: Path) -> None:
+    """The cold key "c" wandered over three nodes; the hot key "h" was spread over two."""
+    rows = [
+        row("r", "hash", 0, "h", 1, "ok", N1, 0.0, 0.0, 1.0, spill=""),
+        row("r", "hash", 1, "h", 1, "ok", N2, 0.0, 0.0, 1.0, spill="spread"),
+        *[row("r", "hash", 2 + i, "c", 1, "ok", n, 0.0, 0.0, 1.0, spill="") for i, n in enumerate([N1, N2, N3])],
+    ]
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows, extra=("spill",))]))["hash"]
+    assert (s["keys spread (hot)"], s["most nodes for one hot key"]) == (1, 2)
+
+
+def test_brain_wait_quantiles_show_only_when_the_file_has_them(tmp_path: Path, two_files: list[Path]) -> None:
+    assert not any(m.startswith("brain_wait_s") for m in summarize(load(two_files)).index)  # an older CSV
+    rows = [row("r", "hash", i, "k", 1, "ok", N1, 0.0, 0.0, 1.0, brain_wait_s=w) for i, w in enumerate([0.0, 0.2])]
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows, extra=("brain_wait_s",))]))["hash"]
+    assert s["brain_wait_s p50 (s)"] == pytest.approx(0.1)
+    assert s["brain_wait_s p99 (s)"] == pytest.approx(0.198)
+
+
+def test_runs_keep_the_order_they_first_appear_in(tmp_path: Path) -> None:
+    """Not sorted by label: "random" first, then "hash"."""
+    rows = [*run_b_rows(), *run_a_rows()]
+    df = load([write_csv(tmp_path / "r.csv", rows)])
+    assert list(summarize(df).columns) == ["random", "hash"]
+    assert list(dict.fromkeys(per_node(df)["run"])) == ["random", "hash"]
+
+
+def test_runs_that_share_a_label_are_told_apart_by_their_differing_settings(tmp_path: Path) -> None:
+    rows = [row(rid, "hash", 0, "k", 1, "ok", N1, 0.0, 0.0, 1.0) for rid in ("run-1", "run-2")]
+    path = write_csv(tmp_path / "r.csv", rows)
+    sidecar.record_run(path, {"run_id": "run-1", "options": {"load_factor": 1.25, "seed": 7}})
+    sidecar.record_run(path, {"run_id": "run-2", "options": {"load_factor": None, "seed": 7}})
+    assert list(run_labels(load([path])).values()) == ["hash c=1.25", "hash c=off"]  # the seed is alike: left out
+
+
+def test_node_table_separates_runs_by_a_blank_line(two_files: list[Path]) -> None:
+    lines = render_node_table(per_node(load(two_files))).splitlines()
+    blank = lines.index("")
+    assert lines[blank - 1].split()[0] == N3[:8]  # the last node of run "hash"
+    assert lines[blank + 1].split()[0] == "random"

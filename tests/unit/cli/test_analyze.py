@@ -206,3 +206,46 @@ def test_shared_bar_axis_fits_the_tallest_run_in_any_position(csvs: list[str]) -
         fig = plot_figure(load(order))
         bar_axes = [ax for ax in fig.subfigs[0].axes if ax.get_visible()]
         assert all(ax.get_ylim()[1] >= 3 for ax in bar_axes)  # hash's N1 ran 3 ok tasks
+
+
+def _write_with(path: Path, extra: dict[str, list[object]], rows: list[list[object]]) -> Path:
+    """A CSV with metric columns after the required ones (as `raysched submit` writes a job's own metrics)."""
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*COLUMNS, *extra])
+        for i, r in enumerate(rows):
+            w.writerow([*r, *(values[i] for values in extra.values())])
+    return path
+
+
+def test_cache_hit_column_prints_the_hit_rate_row(tmp_path: Path) -> None:
+    rows = [_row("c1", "hash", i, N1, i, i + 1) for i in range(4)]
+    rows.append(_row("c1", "hash", 4, N1, 4, 5, status="failed"))  # a failed task's cell is not counted
+    path = _write_with(tmp_path / "c.csv", {"cache_hit": [1, 1, 0, 1, 0]}, rows)
+    result = invoke(str(path))
+    assert result.exit_code == 0, result.output
+    assert _table(result.stdout)["cache hit rate (%)"] == ["75.0%"]  # 3 hits of 4 ok tasks
+    as_json = json.loads(invoke(str(path), "--json").stdout)["runs"][0]["metrics"]
+    assert as_json["cache hit rate (%)"] == pytest.approx(75.0)
+
+
+def test_no_cache_hit_column_prints_no_hit_rate_row(csvs: list[str]) -> None:
+    assert "cache hit rate" not in invoke(*csvs).stdout
+
+
+def test_an_empty_or_blank_key_is_keyed_by_its_task_id(tmp_path: Path) -> None:
+    """analyze counts keys with `task_key`, the rule submit and simulate place tasks by."""
+    from raysched.results.schema import task_key
+
+    cells = ["  ", "  ", "shared", "shared", ""]  # the two blank cells are alike: as a key they would be one
+    rows = [_row("e1", "hash", i, N1 if i % 2 else N2, i, i + 1) for i in range(len(cells))]
+    for r, cell in zip(rows, cells, strict=True):
+        r[COLUMNS.index("key")] = cell
+    result = invoke(str(_write(tmp_path / "e.csv", rows)))
+    assert result.exit_code == 0, result.output
+    table = _table(result.stdout)
+    # tasks 0, 1 and 4 have no key: each is its own key ("0", "1", "4"), one node each; "shared" ran on N2 and N1
+    # (were the blank cell a key, it would be one key over N2 and N1: 3 keys, 33.3%)
+    assert {task_key(cell, i) for i, cell in enumerate(cells)} == {"0", "1", "4", "shared"}
+    assert table["keys"] == ["4"]
+    assert table["key affinity (%)"] == ["75.0%"]  # 3 of 4 keys on one node

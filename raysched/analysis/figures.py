@@ -1,0 +1,169 @@
+"""Every figure of a run, from its rows (one per attempt): throughput, latency, balance, affinity, spills, hits.
+
+Every figure is defined so a user can reproduce it with plain pandas on the
+rows of one run (see README, "Analyzing results"):
+
+* counts: rows per ``status`` (``ok``, ``failed``, ``retried``, ``infeasible``,
+  ``cancelled``) and all attempts;
+* makespan = ``finished_at.max() - submitted_at.min()`` over ok rows;
+  throughput = ok rows / makespan; items/s, bytes/s = column sum over ok rows /
+  makespan (NaN when there are no ok rows or the makespan is 0);
+* ``run_s`` / ``wait_s`` p50, p95, p99 over ok rows, ``Series.quantile``
+  (linear interpolation);
+* ok rows per ``node_ran``; imbalance = max / mean and CV = population std
+  (``ddof=0``) / mean, both over the nodes that ran at least one ok task;
+* key affinity = share of keys whose ok rows all ran on one node (a task without
+  a key counts as its ``task_id``, as the hash policy does: `raysched.results.schema.task_key`);
+* cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %.
+
+The arithmetic shared with the end-of-run summary and bench is `raysched.results.figures`.
+Pure pandas (no Ray, no matplotlib) so notebooks and tests stay fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+from raysched.analysis import metric_names as names
+from raysched.analysis.labels import runs
+from raysched.results.figures import RATE_METRICS, cv, imbalance, per_s, tasks_per_s
+from raysched.results.figures import hit_rate as hit_rate_of
+from raysched.results.schema import Status, is_no_key, task_key
+
+__all__ = ["hit_rate", "per_node", "summarize", "task_keys"]
+
+_STATUS_COUNTS: tuple[tuple[str, Status], ...] = (
+    (names.M_FAILED, Status.FAILED),
+    (names.M_RETRIED, Status.RETRIED),
+    (names.M_INFEASIBLE, Status.INFEASIBLE),
+    (names.M_CANCELLED, Status.CANCELLED),
+)
+
+
+def task_keys(rows: pd.DataFrame) -> pd.Series:
+    """The key each row's task is placed and counted by (`raysched.results.schema.task_key`).
+
+    The rule is asked once per distinct key cell, and only the rows without a key pay a Python call each.
+    """
+    task_id = rows["task_id"]
+    if pd.api.types.is_float_dtype(task_id) and (task_id.dropna() % 1 == 0).all():
+        task_id = task_id.astype("Int64")  # 7.0 -> "7"
+    key = rows["key"]
+    codes, cells = pd.factorize(key, use_na_sentinel=False)
+    no_key = np.array([is_no_key(cell) for cell in cells], dtype=bool)[codes]
+    out = key.astype(str)
+    if not no_key.any():
+        return out
+    values = out.to_numpy(dtype=object, copy=True)
+    values[no_key] = [task_key(k, t) for k, t in zip(key[no_key], task_id[no_key], strict=True)]
+    return pd.Series(values, index=out.index, dtype=out.dtype)
+
+
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["status"] == Status.OK.value]
+
+
+def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, float]:
+    """Every figure of one run; see the module docstring for the definitions."""
+    status = rows["status"]
+    ok = _ok(rows)
+    n_ok = len(ok)
+    out: dict[str, float] = {names.M_ATTEMPTS: float(len(rows)), names.M_OK: float(n_ok)}
+    for metric, counted in _STATUS_COUNTS:
+        out[metric] = float((status == counted.value).sum())
+    makespan = float(ok["finished_at"].max() - ok["submitted_at"].min()) if n_ok else math.nan
+    out[names.M_MAKESPAN] = makespan
+    out[names.M_THROUGHPUT] = tasks_per_s(n_ok, makespan)
+    for col in rate_columns:
+        total = ok[col].sum(min_count=1) if col in ok.columns else math.nan
+        out[names.rate_name(col)] = per_s(float(total), makespan) if pd.notna(total) else math.nan
+    for column in names.LATENCY_COLUMNS:
+        values = ok[column].dropna()
+        if column == "brain_wait_s" and not len(values):
+            continue  # written by raysched 0.2 and later
+        for (_, q), metric in zip(names.QUANTILES, names.latency_names(column), strict=True):
+            out[metric] = float(values.quantile(q)) if len(values) else math.nan
+    placed = ok[ok["node_ran"].notna()]
+    tasks_per_node = placed["node_ran"].value_counts()
+    out[names.M_NODES] = float(len(tasks_per_node))
+    out[names.M_IMBALANCE] = imbalance(tasks_per_node)
+    out[names.M_CV] = cv(tasks_per_node)
+    nodes_per_key = placed.assign(_key=task_keys(placed)).groupby("_key")["node_ran"].nunique()
+    out[names.M_KEYS] = float(len(nodes_per_key))
+    out[names.M_AFFINITY] = float((nodes_per_key == 1).mean() * 100) if len(nodes_per_key) else math.nan
+    spill = ok["spill"].fillna("").astype(str)
+    if (spill != "").any() or (ok["policy"].astype(str) == "hash").any():
+        out[names.M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
+        out[names.M_SPILLED_BOUND] = float((spill == "bound").sum())
+        out[names.M_SPILLED_WAIT] = float((spill == "wait").sum())
+        spread = spill == "spread"
+        if spread.any():  # hot keys the brain spread by their share of the work (raysched 0.3 and later)
+            out[names.M_SPILLED_SPREAD] = float(spread.sum())
+            hot = set(task_keys(ok[spread]))
+            out[names.M_KEYS_SPREAD] = float(len(hot))
+            out[names.M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
+    if "cache_hit" in ok.columns:
+        out[names.M_HIT_RATE] = hit_rate(ok)
+    return out
+
+
+def hit_rate(ok: pd.DataFrame) -> float:
+    """The cache hit rate of ok tasks in % (`raysched.results.figures.hit_rate` of their ``cache_hit`` column).
+
+    A cell that is not a number counts as unreported; NaN when the job reports no cache_hit.
+    """
+    if "cache_hit" not in ok.columns:
+        return math.nan
+    return hit_rate_of(pd.to_numeric(ok["cache_hit"], errors="coerce"))
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Figures per run: metrics as rows, one column per run (labelled by policy).
+
+    ``summary.attrs["runs"]`` keeps each run's id, policy, job and source files
+    for `render_table` / `summary_to_json`. items/s and bytes/s rows appear only
+    when those columns exist.
+    """
+    run_infos = runs(df)
+    rate_columns = [c for c in RATE_METRICS if c in df.columns]
+    groups = dict(tuple(df.groupby("run_id", sort=False)))
+    columns = {r.label: _run_metrics(groups[r.run_id], rate_columns) for r in run_infos}
+    summary = pd.DataFrame(columns, dtype="float64")
+    summary.index.name = "metric"
+    summary.columns.name = "run"
+    summary.attrs["runs"] = [asdict(r) for r in run_infos]
+    return summary
+
+
+def per_node(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok tasks per node for every run: columns run, run_id, node, tasks, share (%).
+
+    Nodes a run touched (chosen or ran) that finished no ok task are listed with 0,
+    so an idle node shows; most loaded first within a run.
+    """
+    out: list[pd.DataFrame] = []
+    groups = dict(tuple(df.groupby("run_id", sort=False)))
+    for run in runs(df):
+        rows = groups[run.run_id]
+        counts = _ok(rows)["node_ran"].dropna().value_counts()
+        touched = pd.unique(pd.concat([rows["node_ran"], rows["node_chosen"]]).dropna())
+        counts = counts.reindex(sorted(set(counts.index) | set(touched)), fill_value=0)
+        counts = counts.sort_values(ascending=False, kind="stable")
+        total = counts.sum()
+        out.append(
+            pd.DataFrame(
+                {
+                    "run": run.label,
+                    "run_id": run.run_id,
+                    "node": counts.index.astype(str),
+                    "tasks": counts.to_numpy(dtype="int64"),
+                    "share (%)": counts.to_numpy(dtype="float64") * 100 / total if total else math.nan,
+                }
+            )
+        )
+    return pd.concat(out, ignore_index=True)

@@ -1,0 +1,218 @@
+"""The summary for people and programs: the terminal tables, JSON, and a tidy table for CSV.
+
+Counts show as integers, percentages with a % sign, other figures to about three significant
+digits; NaN (a figure that means nothing for a run, e.g. throughput without ok tasks) shows as
+``n/a`` in tables and ``null`` in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from raysched.analysis import metric_names as names
+from raysched.results.schema import short_node
+
+__all__ = [
+    "format_value",
+    "render_node_table",
+    "render_table",
+    "summary_to_dict",
+    "summary_to_json",
+    "summary_to_tidy",
+]
+
+_COUNT_METRICS = frozenset(
+    {
+        names.M_ATTEMPTS,
+        names.M_OK,
+        names.M_FAILED,
+        names.M_RETRIED,
+        names.M_INFEASIBLE,
+        names.M_CANCELLED,
+        names.M_NODES,
+        names.M_KEYS,
+        names.M_SPILLED_BOUND,
+        names.M_SPILLED_WAIT,
+        names.M_SPILLED_SPREAD,
+        names.M_KEYS_SPREAD,
+        names.M_SPREAD_MOST,
+    }
+)
+_PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RATE})
+# Groups are separated by a blank line in the terminal table.
+_GROUPS: tuple[tuple[str, ...], ...] = (
+    (names.M_ATTEMPTS, names.M_OK, names.M_FAILED, names.M_RETRIED, names.M_INFEASIBLE, names.M_CANCELLED),
+    (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES),
+    tuple(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
+    (
+        names.M_NODES,
+        names.M_IMBALANCE,
+        names.M_CV,
+        names.M_KEYS,
+        names.M_AFFINITY,
+        names.M_SPILLED,
+        names.M_SPILLED_BOUND,
+        names.M_SPILLED_WAIT,
+        names.M_SPILLED_SPREAD,
+        names.M_KEYS_SPREAD,
+        names.M_SPREAD_MOST,
+        names.M_HIT_RATE,
+    ),
+)
+
+
+def _short_prefixes(ids: Sequence[str], minimum: int = 8) -> dict[str, str]:
+    """Run ids cut to the shortest unique prefix (at least `minimum` chars), marked with … when cut."""
+    longest = max((len(i) for i in ids), default=0)
+    n = minimum
+    while n < longest and len({i[:n] for i in ids}) < len(set(ids)):
+        n += 1
+    return {i: i if len(i) <= n + 1 else i[:n] + "…" for i in ids}
+
+
+def _fmt_number(value: float) -> str:
+    """Readable magnitude: thousands separators, ~3 significant digits below 1."""
+    a = abs(value)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{value:,.0f}"
+    if a >= 100:
+        return f"{value:.1f}"
+    if a >= 1:
+        return f"{value:.2f}"
+    if a >= 0.001:
+        return f"{value:.{2 - math.floor(math.log10(a))}f}"
+    return f"{value:.2e}"
+
+
+def format_value(metric: str, value: Any) -> str:
+    """How the terminal table shows one figure (counts as integers, NaN as n/a)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if metric in _COUNT_METRICS:
+        return f"{round(value):,}"
+    if metric in _PERCENT_METRICS or metric.endswith("(%)"):
+        return f"{value:.1f}%"
+    return _fmt_number(float(value))
+
+
+def _ordered_metrics(index: Iterable[str]) -> list[list[str]]:
+    present = list(index)
+    groups = [[m for m in group if m in present] for group in _GROUPS]
+    known = {m for group in _GROUPS for m in group}
+    groups.append([m for m in present if m not in known])
+    return [g for g in groups if g]
+
+
+_RULE = "rule"
+
+
+def _grid(rows: list[list[str] | str | None], right_from: int = 1) -> str:
+    """Columns padded to width; None is a blank line, _RULE a dashed rule; numbers right-aligned."""
+    real = [r for r in rows if isinstance(r, list)]
+    widths = [max(len(r[i]) for r in real) for i in range(len(real[0]))]
+    lines = []
+    for r in rows:
+        if r is None:
+            lines.append("")
+        elif r == _RULE:
+            lines.append("  ".join("-" * w for w in widths))
+        else:
+            cells = [
+                c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ]
+            lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def render_table(summary: pd.DataFrame) -> str:
+    """The side-by-side table for the terminal: metrics as rows, one column per run."""
+    labels = [str(c) for c in summary.columns]
+    rows: list[list[str] | str | None] = [["metric", *labels]]
+    runs = summary.attrs.get("runs")
+    if runs and [str(r["label"]) for r in runs] == labels:
+        rows.append(["job", *[str(r["job"]) for r in runs]])
+        short = _short_prefixes([str(r["run_id"]) for r in runs])
+        rows.append(["run id", *[short[str(r["run_id"])] for r in runs]])
+    rows.append(_RULE)
+    for i, group in enumerate(_ordered_metrics(summary.index)):
+        if i:
+            rows.append(None)
+        for metric in group:
+            values = list(summary.loc[metric])
+            rows.append([metric, *[format_value(metric, v) for v in values]])
+    return _grid(rows)
+
+
+def render_node_table(nodes: pd.DataFrame) -> str:
+    """Ok tasks per node for each run, node ids cut to 8 chars."""
+    rows: list[list[str] | str | None] = [["run", "node", "tasks", "share"], _RULE]
+    last = None
+    for run, node, tasks, share in zip(nodes["run"], nodes["node"], nodes["tasks"], nodes["share (%)"], strict=True):
+        if last is not None and run != last:
+            rows.append(None)
+        rows.append(
+            ["" if run == last else str(run), short_node(node), f"{int(tasks):,}", format_value("share (%)", share)]
+        )
+        last = run
+    return "Tasks per node (ok rows; node ids cut to 8 chars)\n" + _grid(rows, right_from=2)
+
+
+def _json_value(metric: str, value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if metric in _COUNT_METRICS:
+        return round(value)
+    return float(value)
+
+
+def summary_to_dict(summary: pd.DataFrame, nodes: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The summary (and per-node counts) as plain Python: {"runs": [{label, run_id, …, metrics, nodes}]}."""
+    infos: list[Mapping[str, Any]] = summary.attrs.get("runs") or []
+    by_label = {str(r["label"]): r for r in infos}
+    out = []
+    for label in summary.columns:
+        info = by_label.get(str(label), {})
+        run: dict[str, Any] = {
+            "label": str(label),
+            "run_id": info.get("run_id"),
+            "policy": info.get("policy"),
+            "job": info.get("job"),
+            "sources": list(info.get("sources", ())),
+            "metrics": {str(m): _json_value(str(m), v) for m, v in summary[label].items()},
+        }
+        if nodes is not None:
+            mine = nodes[nodes["run"] == label]
+            run["nodes"] = [
+                {"node": str(n), "tasks": int(t), "share (%)": _json_value("share (%)", float(s))}
+                for n, t, s in zip(mine["node"], mine["tasks"], mine["share (%)"], strict=True)
+            ]
+        out.append(run)
+    return {"runs": out}
+
+
+def summary_to_json(summary: pd.DataFrame, nodes: pd.DataFrame | None = None, indent: int = 2) -> str:
+    """The same figures as the table, as JSON (NaN becomes null, counts are integers)."""
+    return json.dumps(summary_to_dict(summary, nodes), indent=indent, allow_nan=False)
+
+
+def summary_to_tidy(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as a tidy table (run, run_id, metric, value), one row per figure."""
+    infos = summary.attrs.get("runs") or []
+    ids = {str(r["label"]): r["run_id"] for r in infos}
+    cells = [(str(label), str(metric), value) for label in summary.columns for metric, value in summary[label].items()]
+    return pd.DataFrame(
+        {
+            "run": [c[0] for c in cells],
+            "run_id": [ids.get(c[0]) for c in cells],
+            "metric": [c[1] for c in cells],
+            # object dtype so counts stay integers in the written CSV; NaN becomes an empty cell
+            "value": pd.Series([_json_value(m, v) for _, m, v in cells], dtype=object),
+        }
+    )

@@ -1,0 +1,65 @@
+"""The arithmetic of every figure a run is judged by, each written once.
+
+The end-of-run summary (`raysched.results.report`), `raysched analyze`, `raysched simulate` and
+`raysched bench` all print throughput, rates, balance and the cache hit rate; they call these
+functions so the same rows can never give two different numbers. Plain Python on counts and
+sums (numpy underneath, so a pandas column gives bit for bit what pandas itself would), for the
+live run loop and the DataFrame callers alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RATE_METRICS", "cv", "hit_rate", "imbalance", "per_s", "tasks_per_s"]
+
+#: Task metrics summed over ok tasks and shown per second of the makespan (``items/s``, ``bytes/s``).
+RATE_METRICS: tuple[str, ...] = ("items", "bytes")
+
+
+def per_s(amount: float, seconds: float) -> float:
+    """An amount per second of ``seconds``; NaN when no time passed (a rate over nothing means nothing)."""
+    return amount / seconds if seconds > 0 else math.nan
+
+
+def tasks_per_s(tasks: int, seconds: float) -> float:
+    """The one definition of throughput: ok tasks / makespan (first submission to last finish)."""
+    return per_s(tasks, seconds)
+
+
+def _numbers(values: Iterable[Any]) -> np.ndarray:
+    """Floats from a list, a dict's values, a numpy array or a pandas Series; None and NaN become NaN."""
+    if not hasattr(values, "__array__"):
+        values = [math.nan if v is None else v for v in values]
+    return np.asarray(values, dtype=np.float64)
+
+
+def _used(tasks_per_node: Iterable[Any]) -> np.ndarray:
+    counts = _numbers(tasks_per_node)
+    return counts[counts > 0]
+
+
+def imbalance(tasks_per_node: Iterable[Any]) -> float:
+    """Most loaded node over the mean, over the nodes that ran at least one task (1.0 = even; NaN for none)."""
+    used = _used(tasks_per_node)
+    return float(used.max() / used.mean()) if len(used) else math.nan
+
+
+def cv(tasks_per_node: Iterable[Any]) -> float:
+    """Coefficient of variation of tasks per node: population std (ddof=0) / mean, over nodes that ran a task."""
+    used = _used(tasks_per_node)
+    return float(used.std() / used.mean()) if len(used) else math.nan
+
+
+def hit_rate(hits: Iterable[Any]) -> float:
+    """The cache hit rate in %: the mean of the tasks' ``cache_hit`` values (0 or 1), missing ones skipped.
+
+    NaN when no task reported a hit or a miss.
+    """
+    known = _numbers(hits)
+    known = known[~np.isnan(known)]
+    return float(known.mean() * 100) if len(known) else math.nan

@@ -1,0 +1,69 @@
+"""RunOutcome: the exit code a run ends with, from its counts, and the figures the summary reads off it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from raysched.results import outcome as outcome_module
+from raysched.results.outcome import ExitCode, RunOutcome
+
+
+def test_every_task_ok_exits_0() -> None:
+    assert RunOutcome("r", ok=5).exit_code == ExitCode.OK == 0
+
+
+def test_nothing_run_at_all_is_still_ok() -> None:
+    assert RunOutcome("r").exit_code == 0  # e.g. --resume with every task already done
+
+
+def test_one_failed_task_exits_1_however_many_succeeded() -> None:
+    assert RunOutcome("r", ok=999, failed=1).exit_code == ExitCode.FAILED == 1
+
+
+def test_retries_and_cancellations_alone_do_not_fail_the_run() -> None:
+    assert RunOutcome("r", ok=3, retried=4, cancelled=2, skipped=7).exit_code == 0
+
+
+def test_an_infeasible_task_is_bad_input_even_beside_failures() -> None:
+    assert RunOutcome("r", ok=1, failed=2, infeasible=1).exit_code == ExitCode.BAD_INPUT == 2
+
+
+def test_an_interrupted_run_exits_130_over_everything_else() -> None:
+    interrupted = RunOutcome("r", ok=1, failed=2, infeasible=3, interrupted=True)
+    assert interrupted.exit_code == ExitCode.INTERRUPTED == 130
+
+
+def test_makespan_runs_from_first_submission_to_last_finish() -> None:
+    run = RunOutcome("r", ok=6, first_submitted=100.0, last_finished=103.0, wall_s=9.0)
+    assert run.makespan_s == pytest.approx(3.0)
+    assert run.tasks_per_s == pytest.approx(2.0)  # 6 ok / 3 s, not / the 9 s of wall time
+
+
+def test_no_finished_task_has_no_makespan_and_no_throughput() -> None:
+    run = RunOutcome("r", first_submitted=100.0)
+    assert run.makespan_s == 0.0
+    assert math.isnan(run.tasks_per_s)
+
+
+def test_key_affinity_is_the_share_of_keys_that_stayed_on_one_node() -> None:
+    run = RunOutcome("r")
+    assert run.key_affinity is None  # no ok task yet
+    for key, node in [("a", "n1"), ("a", "n1"), ("b", "n1"), ("b", "n2"), ("c", "n2"), ("d", "n3")]:
+        run.ran(key, node)
+    assert run.split_keys == {"b"}
+    assert run.key_affinity == pytest.approx(0.75)  # a, c, d of a, b, c, d
+
+
+def test_too_many_keys_leave_affinity_to_analyze(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outcome_module, "KEYS_TRACKED", 3)
+    run = RunOutcome("r")
+    for i in range(3):
+        run.ran(f"k{i}", "n1")
+    assert run.key_affinity == pytest.approx(1.0)
+    run.ran("k3", "n1")  # the fourth key: memory stays bounded, the figure is given up
+    assert run.keys_untracked and run.key_affinity is None
+    assert not run.key_node and not run.split_keys
+    run.ran("k0", "n2")
+    assert run.key_affinity is None  # and stays given up
