@@ -26,7 +26,7 @@ from itertools import accumulate
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from raysched.brain.placement import PlacementBrain
+from raysched.brain.actor import PlacementBrain
 from raysched.policies import PolicyOptions, build_policy
 
 TARGET_DECISIONS_PER_TASK = 1.5

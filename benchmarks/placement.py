@@ -22,7 +22,7 @@ from itertools import accumulate
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from raysched.brain.placement import PlacementBrain
+from raysched.brain.actor import PlacementBrain
 from raysched.core.ring import HashRing
 from raysched.core.view import ResourceView
 from raysched.policies import (

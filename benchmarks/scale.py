@@ -56,7 +56,7 @@ def fifths(csv: Path) -> tuple[int, int, float, float]:
 def run_one(address: str, job: Path, out: Path, policy: str, every: float) -> dict:
     import ray
 
-    from raysched.brain.placement import find_brain
+    from raysched.brain.actor import find_brain
 
     cmd = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", address]
     cmd += ["--policy", policy, "--out", str(out), "--quiet"]

@@ -20,14 +20,14 @@ from typing import Any
 
 from raysched import cluster, policies
 from raysched.brain.client import BrainClient
-from raysched.brain.placement import live_nodes_from_ray
+from raysched.brain.membership import live_nodes_from_ray
 from raysched.config import Settings, policy_options, run_options
 from raysched.core.view import DEFAULT_OVERCOMMIT
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.job import JobFile, JobFileError, load_job
 from raysched.results import sidecar
 from raysched.results.outcome import RunOutcome
-from raysched.results.schema import ResultsWriter, ResumeError, completed_task_ids
+from raysched.results.writer import ResultsWriter, ResumeError, completed_task_ids
 
 __all__ = ["SubmitError", "default_out_path", "submit"]
 

@@ -118,7 +118,7 @@ def require_columns(df: pd.DataFrame) -> None:
     if missing:
         raise AnalysisInputError(
             f"not a raysched results table: missing columns {', '.join(missing)}; "
-            "build it with raysched.analysis.summary.load()"
+            "build it with raysched.analysis.load()"
         )
     if df.empty:
-        raise AnalysisInputError("no result rows to analyse; build the table with raysched.analysis.summary.load()")
+        raise AnalysisInputError("no result rows to analyse; build the table with raysched.analysis.load()")

@@ -2,7 +2,7 @@
 
 `actor` composes the brain (`PlacementBrain`) from one module per idea: `state` (the data they share),
 `queues` (where waiting tasks wait), `admission` (how deep a node's queue may be), `rounds` (delay
-scheduling), `lifecycle` (submissions and their calls) and `membership` (live nodes and node health);
-`placement` re-exports what code written against it imports. `client` is the driver's side of the brain;
+scheduling), `lifecycle` (submissions and their calls) and `membership` (live nodes and node health).
+`client` is the driver's side of the brain;
 `metrics` exports its gauges to Ray's metrics; `node_health` reads which raylets Ray itself has lost.
 """

@@ -5,11 +5,11 @@ Exported by each node's metrics agent (Prometheus text on the node's
 
 | metric | type | tags | what |
 |---|---|---|---|
-| ``ray_raysched_brain_decisions`` | counter | | policy decisions made |
-| ``ray_raysched_brain_placements`` | counter | ``node`` | tasks placed on each node |
+| ``ray_raysched_brain_decisions_total`` | counter | | policy decisions made |
+| ``ray_raysched_brain_placements_total`` | counter | ``node`` | tasks placed on each node |
 | ``ray_raysched_brain_tasks_in_flight`` | gauge | ``node`` | tasks placed on the node (running or queued there) |
 | ``ray_raysched_brain_tasks_waiting`` | gauge | ``submission`` | tasks the brain holds for a submission |
-| ``ray_raysched_brain_membership_changes`` | counter | ``change`` | nodes that joined, left, rejoined |
+| ``ray_raysched_brain_membership_changes_total`` | counter | ``change`` | nodes that joined, left, rejoined |
 | ``ray_raysched_brain_call_seconds`` | histogram | | time to answer one driver call |
 
 Everything is published at most once a second (recording a metric costs far

@@ -114,7 +114,7 @@ def status_command(address: str | None, as_json: bool) -> None:
     import ray
 
     from raysched import cluster
-    from raysched.brain.placement import find_brain
+    from raysched.brain.actor import find_brain
 
     target = address or os.environ.get("RAY_ADDRESS") or "auto"
     try:

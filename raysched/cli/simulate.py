@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from raysched.analysis.summary import AnalysisInputError, render_node_table, render_table, summary_to_json
+from raysched.analysis import AnalysisInputError, render_node_table, render_table, summary_to_json
 from raysched.cli.options import LOAD_FACTOR, BadInput
 from raysched.policies import POLICY_NAMES
 from raysched.sim.cluster import parse_add_node, parse_kill_node

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from raysched.brain.placement import Request
+from raysched.brain.state import Request
 from raysched.job import JobFile, Task, task_demand
 from raysched.results.schema import format_demand, task_key
 

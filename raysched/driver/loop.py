@@ -19,7 +19,7 @@ from typing import Any
 import ray
 
 from raysched.brain.client import BrainClient
-from raysched.brain.placement import Placement, PolicyError
+from raysched.brain.state import Placement, PolicyError
 from raysched.driver import remote, rules
 from raysched.driver.accounting import attempt_row, count_ok
 from raysched.driver.attempts import Attempt, draw_attempts
@@ -29,7 +29,8 @@ from raysched.driver.pacing import Pacer
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
 from raysched.results.outcome import RunOutcome
-from raysched.results.schema import ResultsWriter, Row, Status, error_text
+from raysched.results.schema import Row, Status, error_text
+from raysched.results.writer import ResultsWriter
 
 WAIT_S = 0.2  # longest pause in ray.wait before the loop looks around again
 TICK_MIN_S, TICK_MAX_S, TICK_UNITS = 0.002, 0.020, 0.5  # one wait of the loop collects this long (Runner._tick)

@@ -10,7 +10,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from raysched.core.names import NODE_ID_CHARS, short_node  # the one shortener, shown in every table
 
 
 class Status(str, Enum):
@@ -77,14 +79,6 @@ def task_key(key: object, task_id: int) -> str:
     return str(task_id) if is_no_key(key) else str(key)
 
 
-NODE_ID_CHARS = 8
-
-
-def short_node(node_id: str, width: int = NODE_ID_CHARS) -> str:
-    """Ray node ids are 56 hex characters; 8 tell them apart on any cluster of sane size (the one shortener)."""
-    return str(node_id)[:width]
-
-
 def format_demand(demand: Mapping[str, float]) -> str:
     """A demand as the CSV writes it: ``CPU=1;ssd=1`` (sorted; zero amounts left out)."""
     return ";".join(f"{name}={amount:g}" for name, amount in sorted(demand.items()) if amount)
@@ -125,21 +119,6 @@ def error_text(err: BaseException, limit: int = 500) -> str:
     return f"{type(err).__name__}: {text[:limit]}"
 
 
-# `ResultsWriter`, `ResumeError` and `completed_task_ids` live in `raysched.results.writer`, which stands on
-# this module; they are still importable from here, looked up on first use so neither import comes first.
-_WRITER_NAMES = frozenset({"ResultsWriter", "ResumeError", "completed_task_ids"})
-if TYPE_CHECKING:
-    from raysched.results.writer import ResultsWriter, ResumeError, completed_task_ids
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WRITER_NAMES:
-        from raysched.results import writer
-
-        return getattr(writer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "BASE_COLUMNS",
     "NODE_COLUMNS",
@@ -148,11 +127,8 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "STATUSES",
     "TEXT_COLUMNS",
-    "ResultsWriter",
-    "ResumeError",
     "Row",
     "Status",
-    "completed_task_ids",
     "error_text",
     "format_demand",
     "is_no_key",

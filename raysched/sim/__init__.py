@@ -5,7 +5,7 @@
 * ``cluster``: the simulated nodes (``--nodes``, ``--config``, the sidecar) and churn (``--kill-node``, ``--add-node``);
 * ``cache``: a node's LRU of keys;
 * ``engine``: the virtual-clock driver loop around a real `PlacementBrain`;
-* ``record``: the simulated attempts, as results rows and a DataFrame for `raysched.analysis.summary`.
+* ``record``: the simulated attempts, as results rows and a DataFrame for `raysched.analysis`.
 """
 
 

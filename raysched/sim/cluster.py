@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysched.brain.placement import schedulable_capacity
+from raysched.brain.membership import schedulable_capacity
 from raysched.config import ConfigError, load_config
 from raysched.results.sidecar import read_runs
 from raysched.sim import SimInputError

@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from raysched.analysis.summary import M_CV, M_HIT_RATE, M_IMBALANCE, M_MAKESPAN, M_NODES, M_THROUGHPUT
+from raysched.analysis import M_CV, M_HIT_RATE, M_IMBALANCE, M_MAKESPAN, M_NODES, M_THROUGHPUT
+from raysched.analysis.metric_names import latency_name
+from raysched.results import figures
 from raysched.results.schema import short_node
 from raysched.sim.trace import Trace
 
 __all__ = ["HEADLINE", "HIT_RATE", "Fidelity", "fidelity_metrics", "measured_metrics"]
 
 HIT_RATE = M_HIT_RATE  # one name for the figure, as analyze prints it
-WAIT_P50, WAIT_P95 = "wait_s p50 (s)", "wait_s p95 (s)"
+WAIT_P50, WAIT_P95 = latency_name("wait_s", "p50"), latency_name("wait_s", "p95")
 METRICS = (M_THROUGHPUT, M_MAKESPAN, WAIT_P50, WAIT_P95, M_NODES, M_IMBALANCE, M_CV, HIT_RATE)
 HEADLINE = (M_THROUGHPUT, WAIT_P95, HIT_RATE)  # the figures the one-line verdict weighs
 
@@ -43,16 +45,15 @@ def fidelity_metrics(
     t0 = float(started[done].min())
     span = float(finished[done].max()) - t0
     out[M_MAKESPAN] = span
-    out[M_THROUGHPUT] = int(done.sum()) / span if span > 0 else math.nan
+    out[M_THROUGHPUT] = figures.tasks_per_s(int(done.sum()), span)
     wait = started[done] - np.maximum(np.nan_to_num(submitted[done], nan=t0), t0)
     out[WAIT_P50], out[WAIT_P95] = (float(q) for q in np.quantile(wait, [0.5, 0.95]))
     names, counts = np.unique(nodes[done].astype(str), return_counts=True)
     out[M_NODES] = float(len(names))
-    out[M_IMBALANCE] = float(counts.max() / counts.mean())
-    out[M_CV] = float(counts.std() / counts.mean())
+    out[M_IMBALANCE] = figures.imbalance(counts)
+    out[M_CV] = figures.cv(counts)
     if hits is not None:
-        known = hits[done][np.isfinite(hits[done])]
-        out[HIT_RATE] = float(known.mean() * 100) if len(known) else math.nan
+        out[HIT_RATE] = figures.hit_rate(hits[done])
     else:
         del out[HIT_RATE]
     out["tasks per node"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}

@@ -4,7 +4,7 @@ A million tasks must not become a million Python objects while the clock
 runs, so the engine writes each task's current attempt into typed arrays
 (``array.array``: cheap item writes, numpy views for free). Attempts that did
 not end ok (lost with a node, cancelled, infeasible) are few and kept as rows.
-`frame` turns both into the DataFrame `raysched.analysis.summary` reads from a CSV.
+`frame` turns both into the DataFrame `raysched.analysis` reads from a CSV.
 """
 
 from __future__ import annotations

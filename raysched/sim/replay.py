@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raysched.analysis.summary import hit_rate, per_node, summarize
+from raysched.analysis import hit_rate, per_node, summarize
 from raysched.core.view import capacity_holds, fmt_resources, largest_capacity
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.results import sidecar

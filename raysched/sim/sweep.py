@@ -19,13 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from raysched.analysis.summary import (
-    M_AFFINITY,
-    M_MAKESPAN,
-    M_SPILLED,
-    M_THROUGHPUT,
-    format_value,
-)
+from raysched.analysis import M_AFFINITY, M_MAKESPAN, M_SPILLED, M_THROUGHPUT, format_value
+from raysched.analysis.metric_names import latency_name
 from raysched.config import ConfigError, parse_auto_number, parse_load_factor
 from raysched.policies import HashPolicy, PolicyOptions
 from raysched.sim import SimInputError
@@ -42,7 +37,7 @@ __all__ = [
     "sweep_table",
 ]
 
-M_WAIT_P95 = "wait_s p95 (s)"
+M_WAIT_P95 = latency_name("wait_s", "p95")
 # The columns of the table, in order; the cache hit rate only when a cache is modelled.
 SWEEP_METRICS = (M_MAKESPAN, M_THROUGHPUT, M_WAIT_P95, M_AFFINITY, HIT_RATE, M_SPILLED)
 

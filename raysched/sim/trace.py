@@ -1,7 +1,7 @@
 """One recorded run of a results CSV, as the simulator replays it: tasks in task_id order, in arrays.
 
 A trace of a million rows must fit in little memory, so this reads only the
-columns the simulator needs, with pandas' C parser (not `raysched.analysis.summary.load`,
+columns the simulator needs, with pandas' C parser (not `raysched.analysis.load`,
 which keeps every cell as a Python string for its line-exact messages), and
 keeps per-task data as numpy arrays; demands become small integer codes.
 """

@@ -1,4 +1,4 @@
-"""Pure tests for raysched.analysis.summary: hand-made runs, figures worked out in comments.
+"""Pure tests for raysched.analysis: hand-made runs, figures worked out in comments.
 
 Run A ("hash", file a.csv, with items/bytes columns), three nodes N1 N2 N3:
 
@@ -34,9 +34,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raysched.analysis.summary import (
+from raysched.analysis import (
     COLUMNS,
-    REQUIRED_COLUMNS,
     AnalysisInputError,
     AnalysisWarning,
     format_value,
@@ -51,6 +50,7 @@ from raysched.analysis.summary import (
     summary_to_tidy,
 )
 from raysched.results import sidecar
+from raysched.results.schema import REQUIRED_COLUMNS
 
 N1, N2, N3 = ("a1" * 28, "b2" * 28, "c3" * 28)  # 56-hex-char Ray node ids
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from raysched.analysis.summary import format_value
+from raysched.analysis import format_value
 from raysched.cli.analyze import analyze_command
 from raysched.results.schema import REQUIRED_COLUMNS as COLUMNS  # the first format: still read
 
@@ -199,8 +199,8 @@ def test_no_arguments_is_a_usage_error() -> None:
 
 def test_shared_bar_axis_fits_the_tallest_run_in_any_position(csvs: list[str]) -> None:
     """Regression: with sharey, the last panel's limit used to win and could clip an earlier, taller run."""
+    from raysched.analysis import load
     from raysched.analysis.plots import plot_figure
-    from raysched.analysis.summary import load
 
     for order in (csvs, csvs[::-1]):
         fig = plot_figure(load(order))

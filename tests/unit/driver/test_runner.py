@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import ray
 
-from raysched.brain.placement import Placement, PlacementBrain
+from raysched.brain.actor import PlacementBrain
+from raysched.brain.state import Placement
 from raysched.driver import rules
 from raysched.driver.attempts import Attempt
 from raysched.driver.loop import Runner, RunSettings
@@ -17,7 +18,8 @@ from raysched.driver.pacing import Pacer
 from raysched.driver.remote import Outcome
 from raysched.job import JobFile, Task
 from raysched.policies import build_policy
-from raysched.results.schema import ResultsWriter, Row, Status, completed_task_ids
+from raysched.results.schema import Row, Status
+from raysched.results.writer import ResultsWriter, completed_task_ids
 
 JOB = "job.py"
 POLICY = "hash"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raysched.brain.placement import PlacementBrain
+from raysched.brain.actor import PlacementBrain
 from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import ResourceView
 from raysched.policies import HashPolicy, PolicyOptions, TaskDemand

@@ -7,7 +7,7 @@ from collections import Counter
 
 from test_hash import CPU1, Cluster, documented_ring
 
-from raysched.brain.placement import PlacementBrain
+from raysched.brain.actor import PlacementBrain
 from raysched.core.view import ResourceView
 from raysched.policies import Decision, HashPolicy, PolicyOptions, TaskDemand
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from raysched.results import schema, writer
 from raysched.results.schema import (
     BASE_COLUMNS,
     NUMERIC_COLUMNS,
@@ -55,14 +54,6 @@ def test_every_column_is_either_a_number_or_text_as_row_types_it() -> None:
         "run_s",
         "brain_wait_s",
     }
-
-
-def test_the_writer_is_still_importable_from_the_schema() -> None:
-    assert schema.ResultsWriter is writer.ResultsWriter
-    assert schema.ResumeError is writer.ResumeError
-    assert schema.completed_task_ids is writer.completed_task_ids
-    with pytest.raises(AttributeError):
-        _ = schema.NoSuchName  # type: ignore[attr-defined]
 
 
 def test_numeric_metrics_keep_numbers_only() -> None:

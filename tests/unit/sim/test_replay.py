@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from raysched.analysis.summary import load, summarize
+from raysched.analysis import load, summarize
 from raysched.cli.simulate import simulate_command
 from raysched.driver.rules import LOST_ATTEMPTS_LIMIT
 from raysched.results import sidecar

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_replay import ok, rows_of, run, write_trace
 
-from raysched.analysis.summary import M_AFFINITY, M_MAKESPAN, M_SPILLED, M_THROUGHPUT, summarize
+from raysched.analysis import M_AFFINITY, M_MAKESPAN, M_SPILLED, M_THROUGHPUT, summarize
 from raysched.results import sidecar
 
 HIT_RATE = "cache hit rate (%)"
