@@ -1,3 +1,3 @@
-"""`raysched.plots`, kept for code written against it: the analysis figures lives in `raysched.analysis.plots`."""
+"""`raysched.plots`, kept for code written against it: the figures live in `raysched.analysis.plots`."""
 
 from raysched.analysis.plots import *  # noqa: F403
