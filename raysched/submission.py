@@ -178,10 +178,7 @@ def _run(
                 run_id,
                 {
                     "ended_at": time.time(),
-                    "outcome": {
-                        k: getattr(runner.outcome, k)
-                        for k in ("ok", "failed", "retried", "cancelled", "infeasible", "skipped", "interrupted")
-                    },
+                    "outcome": runner.outcome.counts(),
                     "brain_decisions": runner.outcome.brain_decisions,
                     "keys_spread": runner.outcome.keys_spread,
                     "hot_keys": runner.outcome.hot_keys,

@@ -8,6 +8,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from raysched.results.figures import tasks_per_s
+from raysched.results.schema import Status
 
 __all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
 
@@ -55,6 +56,11 @@ class RunOutcome:
     brain_ready_at: float | None = None  # Unix seconds: registered with the brain (start-up diagnosis)
     first_dispatch_at: float | None = None  # Unix seconds: the first task handed to Ray
     notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int | bool]:
+        """How the run's tasks ended, by status, plus those skipped on resume and whether it was interrupted."""
+        by_status: dict[str, int | bool] = {status.value: getattr(self, status.value) for status in Status}
+        return {**by_status, "skipped": self.skipped, "interrupted": self.interrupted}
 
     @property
     def makespan_s(self) -> float:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from raysched.results.figures import RATE_METRICS, imbalance, per_s
 from raysched.results.outcome import RunOutcome
-from raysched.results.schema import short_node
+from raysched.results.schema import Status, short_node
 
 
 def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
@@ -25,9 +25,9 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
         f"  tasks failed  {outcome.failed}",
     ]
     for label, count in (
-        ("retried", outcome.retried),
-        ("cancelled", outcome.cancelled),
-        ("infeasible", outcome.infeasible),
+        (Status.RETRIED.value, outcome.retried),
+        (Status.CANCELLED.value, outcome.cancelled),
+        (Status.INFEASIBLE.value, outcome.infeasible),
         ("skipped (resume)", outcome.skipped),
     ):
         if count:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raysched.analysis import hit_rate, per_node, summarize
+from raysched.config import POLICY_OPTIONS
 from raysched.core.view import capacity_holds, fmt_resources, largest_capacity
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.results import sidecar
@@ -54,8 +55,6 @@ __all__ = [
     "simulate",
     "validate",
 ]
-
-_POLICY_OPTIONS = ("seed", "load_factor", "vnodes", "locality_wait")
 
 
 @dataclass(frozen=True)
@@ -481,8 +480,8 @@ def _added_nodes(cluster: Cluster, adds: tuple[AddNode, ...]) -> list[AddAt]:
 
 def _policy_options(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> PolicyOptions:
     """Flags first, then what the recorded run used, then the defaults; the seed is 0 unless set (reproducible)."""
-    values = {name: recorded[name] for name in _POLICY_OPTIONS if name in recorded}
-    values.update({name: value for name, value in given.items() if name in _POLICY_OPTIONS})
+    values = {name: recorded[name] for name in POLICY_OPTIONS if name in recorded}
+    values.update({name: value for name, value in given.items() if name in POLICY_OPTIONS})
     if values.get("seed") is None:
         values["seed"] = 0
     if values.get("vnodes") is None:

@@ -646,3 +646,11 @@ def test_node_table_separates_runs_by_a_blank_line(two_files: list[Path]) -> Non
     blank = lines.index("")
     assert lines[blank - 1].split()[0] == N3[:8]  # the last node of run "hash"
     assert lines[blank + 1].split()[0] == "random"
+
+
+def test_run_labels_show_only_settings_that_are_run_options() -> None:
+    from raysched.analysis.labels import _SETTING_LABELS
+    from raysched.config import RUN_OPTIONS
+
+    shown = {name for name, _, _ in _SETTING_LABELS}
+    assert shown <= set(RUN_OPTIONS), shown - set(RUN_OPTIONS)

@@ -67,3 +67,16 @@ def test_too_many_keys_leave_affinity_to_analyze(monkeypatch: pytest.MonkeyPatch
     assert not run.key_node and not run.split_keys
     run.ran("k0", "n2")
     assert run.key_affinity is None  # and stays given up
+
+
+def test_counts_name_every_status_and_what_is_not_one() -> None:
+    outcome = RunOutcome("r1", ok=3, failed=1, retried=2, cancelled=4, infeasible=5, skipped=6, interrupted=True)
+    assert outcome.counts() == {
+        "ok": 3,
+        "failed": 1,
+        "retried": 2,
+        "cancelled": 4,
+        "infeasible": 5,
+        "skipped": 6,
+        "interrupted": True,
+    }
