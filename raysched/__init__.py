@@ -1,14 +1,15 @@
 """raysched: a placement layer and workload runner for Ray.
 
-Job files use `Task` and `task`; programs can run a job with `submit`
+Job files use `Task`, `task` and `service`; programs can run a job with `submit`
 (what `raysched submit` does, without the terminal).
 """
 
 from typing import Any
 
 from raysched.job import Task, task
+from raysched.services import service
 
-__all__ = ["Task", "submit", "task"]
+__all__ = ["Task", "service", "submit", "task"]
 __version__ = "0.2.0"
 
 

@@ -42,6 +42,8 @@ class Settings:
     max_failures: int | None = None
     overcommit: float | None = None  # None: adaptive queue depth (pacing)
     batch: int | None = None  # None: auto; 1: off
+    service_policy: str = "greedy"  # where service replicas go (a node policy); calls are routed by `policy`
+    service_spread: str | None = None  # a Ray node label whose values replicas spread over (failure domains)
 
 
 KNOWN_KEYS = {f.name for f in fields(Settings)}
@@ -180,7 +182,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
             if not isinstance(value, dict):
                 raise ConfigError("system_config must be a mapping of Ray system config names to values")
             changes[key] = value
-        elif key in ("address", "out", "policy"):
+        elif key in ("address", "out", "policy", "service_policy", "service_spread"):
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{key} must be a string, got {value!r}")
             changes[key] = value

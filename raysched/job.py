@@ -23,7 +23,7 @@ from typing import Any
 from raysched.core.view import check_demand
 
 DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
-_DEMAND_ATTR = "__raysched_demand__"
+DEMAND_ATTR = "__raysched_demand__"
 
 
 class JobFileError(ValueError):
@@ -42,19 +42,27 @@ def task(
     checks the demand when it loads the job file and reads it when it
     dispatches the function with node affinity.
     """
+    raw = raw_demand(num_cpus, num_gpus, memory, resources)
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise TypeError("@raysched.task decorates a function")
+        setattr(fn, DEMAND_ATTR, raw)
+        return fn
+
+    return mark
+
+
+def raw_demand(
+    num_cpus: float, num_gpus: float, memory: float, resources: Mapping[str, float] | None
+) -> dict[Any, Any]:
+    """A declared demand as written (`task` and `service`), checked when the job file is loaded."""
     raw: dict[Any, Any] = {"CPU": num_cpus, "GPU": num_gpus, "memory": memory}
     if isinstance(resources, Mapping):
         raw.update(resources)
     elif resources is not None:
         raw["resources"] = resources  # reported as a bad demand when the job is loaded
-
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if not callable(fn):
-            raise TypeError("@raysched.task decorates a function")
-        setattr(fn, _DEMAND_ATTR, raw)
-        return fn
-
-    return mark
+    return raw
 
 
 def task_demand(fn: Callable[..., Any], job_name: str = "job") -> Mapping[str, float]:
@@ -63,7 +71,7 @@ def task_demand(fn: Callable[..., Any], job_name: str = "job") -> Mapping[str, f
     The one place a declared demand is checked (inf, nan, negative, non-number,
     empty resource name): a bad one is a JobFileError naming the function.
     """
-    raw = getattr(fn, _DEMAND_ATTR, None)
+    raw = getattr(fn, DEMAND_ATTR, None)
     if raw is None:
         return DEFAULT_DEMAND
     try:
@@ -73,10 +81,11 @@ def task_demand(fn: Callable[..., Any], job_name: str = "job") -> Mapping[str, f
             )
         demand = check_demand(raw)
     except (TypeError, ValueError) as err:
-        name = getattr(fn, "__qualname__", repr(fn))
+        name = getattr(fn, "__qualname__", None) or getattr(fn, "name", repr(fn))
+        kind = getattr(fn, "kind", "task function")
         shown = ", ".join(f"{k}={v!r}" for k, v in raw.items() if k == "resources" or v != 0)
         raise JobFileError(
-            f"{job_name}: task function {name} has a bad resource demand ({shown}): {str(err).removeprefix('demand: ')}"
+            f"{job_name}: {kind} {name} has a bad resource demand ({shown}): {str(err).removeprefix('demand: ')}"
         ) from None
     return {name: amount for name, amount in demand.items() if amount > 0}
 
@@ -108,6 +117,7 @@ class JobFile:
     tasks_fn: Callable[[], Iterable[Task]] = field(repr=False)
     total: int | None = None  # known once iteration starts, when tasks() returns a sized collection
     sibling_imports: tuple[str, ...] = ()  # modules or packages of its own folder that the job imports
+    services: tuple[Any, ...] = ()  # the `raysched.services.Service`s it declares, whose replicas the run creates
 
     @property
     def name(self) -> str:
@@ -197,10 +207,21 @@ def load_job(path: str | Path) -> JobFile:
     tasks_fn = getattr(module, "tasks", None)
     if tasks_fn is None or not callable(tasks_fn):
         raise JobFileError(f"{job_path.name} defines no tasks() function; add `def tasks(): yield raysched.Task(...)`")
+    from raysched.services import Service  # it builds on this module
+
+    services: dict[int, Service] = {}
     for value in list(vars(module).values()):  # check every declared demand now, not mid-run
-        if callable(value) and hasattr(value, _DEMAND_ATTR):
+        if callable(value) and hasattr(value, DEMAND_ATTR):
             task_demand(value, job_path.name)
-    return JobFile(path=job_path, module=module, tasks_fn=tasks_fn, sibling_imports=sibling_imports(job_path))
+        if isinstance(value, Service):
+            services.setdefault(id(value), value)
+    return JobFile(
+        path=job_path,
+        module=module,
+        tasks_fn=tasks_fn,
+        sibling_imports=sibling_imports(job_path),
+        services=tuple(services.values()),
+    )
 
 
 def sibling_imports(job_path: Path) -> tuple[str, ...]:

@@ -23,11 +23,15 @@ from raysched.brain.client import BrainClient
 from raysched.brain.membership import live_nodes_from_ray
 from raysched.config import Settings, policy_options, run_options
 from raysched.core.view import DEFAULT_OVERCOMMIT
+from raysched.driver.calls import CallRouter
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
-from raysched.job import JobFile, JobFileError, load_job
+from raysched.driver.replicas import Fleet
+from raysched.driver.service_calls import ServiceCalls
+from raysched.job import JobFile, JobFileError, load_job, task_demand
 from raysched.results import sidecar
 from raysched.results.outcome import RunOutcome
 from raysched.results.writer import ResultsWriter, ResumeError, completed_task_ids
+from raysched.services import spec_of
 
 __all__ = ["SubmitError", "default_out_path", "submit"]
 
@@ -64,14 +68,15 @@ def submit(
     `Settings()`: the embedded cluster and hash.
     """
     settings = settings if settings is not None else Settings()
+    search = [Path(job_path).resolve().parent]
     try:
-        policy = policies.build_policy(
-            settings.policy, policy_options(settings), search=[Path(job_path).resolve().parent]
-        )
+        policy = policies.build_policy(settings.policy, policy_options(settings), search=search)
+        service_policy = policies.build_policy(settings.service_policy, policy_options(settings), search=search)
         nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     except ValueError as err:
         raise SubmitError(str(err)) from None
     policies.ship_by_value(policy)
+    policies.ship_by_value(service_policy)
     try:
         job = load_job(job_path)
     except JobFileError as err:
@@ -103,7 +108,17 @@ def submit(
             if announce is not None:
                 announce(f"raysched: running {job.name} under {settings.policy} on {where}")
             return _run(
-                job, policy, settings, out_path, resume is not None, skip, where, progress, interrupt, command_line
+                job,
+                policy,
+                service_policy,
+                settings,
+                out_path,
+                resume is not None,
+                skip,
+                where,
+                progress,
+                interrupt,
+                command_line,
             )
     except cluster.ClusterError as err:
         raise SubmitError(str(err)) from None
@@ -112,6 +127,7 @@ def submit(
 def _run(
     job: JobFile,
     policy: policies.Policy,
+    service_policy: policies.Policy,
     settings: Settings,
     out_path: Path,
     append: bool,
@@ -164,7 +180,8 @@ def _run(
                 "resumed": append,
             },
         )
-        runner = Runner(job, client, run_settings, writer, on_progress=on_progress)
+        services = _service_calls(job, client, service_policy, settings) if job.services else None
+        runner = Runner(job, client, run_settings, writer, on_progress=on_progress, services=services)
         runner.outcome.out_path = out_path
         active = interrupt or stack.enter_context(Interrupt())
         try:
@@ -186,9 +203,45 @@ def _run(
                         "brain_ready_at": runner.outcome.brain_ready_at,
                         "first_dispatch_at": runner.outcome.first_dispatch_at,
                     },
+                    **({"replicas": services.fleet.events} if services is not None else {}),
                 },
             )
     return outcome
+
+
+def _service_calls(
+    job: JobFile, client: BrainClient, service_policy: policies.Policy, settings: Settings
+) -> ServiceCalls:
+    """The job's services: their replicas (placed by ``service_policy``) and a call router each (``--policy``)."""
+    routers = {}
+    for declared in job.services:
+        spec = spec_of(declared)
+        try:
+            router_policy = policies.build_policy(settings.policy, policy_options(settings), search=[job.folder])
+        except ValueError as err:
+            raise SubmitError(str(err)) from None
+        routers[spec.name] = CallRouter(spec, router_policy)
+    domains = _label_values(settings.service_spread) if settings.service_spread else None
+    fleet = Fleet(job.services, client, service_policy, lambda s: task_demand(s, job.name), domains)
+    return ServiceCalls(fleet, routers)
+
+
+def _label_values(label: str) -> dict[str, str]:
+    """Each live node's value of a Ray node label (``--service-spread``); a label no node has is an error."""
+    import ray
+
+    values = {
+        node["NodeID"]: str(node.get("Labels", {})[label])
+        for node in ray.nodes()
+        if node.get("Alive") and label in (node.get("Labels") or {})
+    }
+    if not values:
+        seen = sorted({k for node in ray.nodes() for k in (node.get("Labels") or {}) if not k.startswith("ray.io/")})
+        raise SubmitError(
+            f"--service-spread {label}: no live node has the label {label!r}"
+            + (f" (labels: {', '.join(seen)})" if seen else " (the nodes have no labels)")
+        )
+    return values
 
 
 def _version() -> str:

@@ -27,6 +27,7 @@ from raysched.brain.lifecycle import SUBMISSION_EXPIRY_S, Submissions, dead_driv
 from raysched.brain.membership import CONDEMN_GRACE_S, Membership, live_nodes_from_ray
 from raysched.brain.metrics import BrainMetrics, NoMetrics
 from raysched.brain.node_health import unreachable_raylets
+from raysched.brain.replicas import Replicas
 from raysched.brain.state import Capacity
 from raysched.cluster import NAMESPACE
 from raysched.core.view import ResourceView
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 BRAIN_NAME = "raysched-brain"
 
 
-class PlacementBrain(Membership, Submissions):
+class PlacementBrain(Membership, Submissions, Replicas):
     """Holds the resource view, each submission's policy, ledger and waiting tasks; answers placements.
 
     Also runs the thread that follows Ray (`_watch`): membership, reported nodes, dead drivers.
@@ -157,6 +158,7 @@ class PlacementBrain(Membership, Submissions):
                     "unknown_finishes": sub.unknown_finishes,
                     "overcommit": sub.overcommit,
                     "spills": dict(sub.spills),
+                    "replicas": {name: node for name, (node, _) in sorted(sub.replicas.items())},
                     "idle_s": round(now - sub.last_seen, 1),
                     **ring_summary(sub.policy),
                 }

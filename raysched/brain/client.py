@@ -243,6 +243,32 @@ class BrainClient:
         self.brain_id = answer.brain_id or self.brain_id
         return answer
 
+    def place_replicas(
+        self,
+        policy: Policy,
+        replicas: Sequence[tuple[str, Mapping[str, float], str | None]],
+        exclude: Sequence[str] = (),
+        domains: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, str | None]]:
+        """Where this run's service replicas run (`raysched.brain.replicas`): one call, answered at once.
+
+        A brain that restarted first hears of us again (registering), then of the replicas where they run.
+        """
+        args = (self.run_id, policy, list(replicas), list(exclude), dict(domains) if domains is not None else None)
+
+        def ask() -> Any:
+            return self.transport.get(self.transport.call(self._handle, "place_replicas", *args), timeout=self.retry_s)
+
+        try:
+            answer = ask()
+        except UnknownSubmission:
+            self._reregister()
+            answer = ask()
+        except self.transport.gone_errors:
+            self._recover()
+            answer = ask()
+        return [(str(name), node) for name, node in answer]
+
     def report_node_failure(self, node: str, reason: str) -> None:
         """Tell the brain a node lost work or stopped making progress (best effort)."""
         with contextlib.suppress(Exception):  # the brain will see a death through membership anyway

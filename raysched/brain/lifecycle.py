@@ -229,6 +229,10 @@ class Submissions(Rounds):
             if node in self.view:
                 self.view.release(node, demand, key)
                 self._dirty.add(node)
+        for node, demand in sub.replicas.values():  # its services' replicas (`raysched.brain.replicas`)
+            if node in self.view:
+                self.view.release(node, demand)
+                self._dirty.add(node)
         for w in sub.waiting.values():
             if w.counted and w.home is not None and w.home in self.view:
                 self.view.unpark(w.home, w.task.key)

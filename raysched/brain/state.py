@@ -82,6 +82,7 @@ class SubmissionState:
     adaptive: bool = False  # its depth comes from the driver's pacing (added up with others'), not a fixed --overcommit
     task_s: float | None = None  # its tasks' median run time, as its driver measured it
     ledger: dict[int, tuple[str, Mapping[str, float], str]] = field(default_factory=dict)
+    replicas: dict[str, tuple[str, Mapping[str, float]]] = field(default_factory=dict)  # name -> node, demand
     waiting: dict[int, WaitingTask] = field(default_factory=dict)
     # Every queue below holds live waiting tasks only, each task in at most one of them (uid -> task, in
     # arrival order): a task that is decided, placed, moved or withdrawn leaves it at once, in O(1).

@@ -51,6 +51,19 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="hash | random | p2c | greedy | pack | module:Name (your own). Default: hash.",
         ),
         click.option(
+            "--service-policy",
+            default=None,
+            help="Where a service's replicas go: greedy (least allocated: spread) | pack (most allocated) | "
+            "random | p2c | module:Name. Their calls are routed by --policy. Default: greedy.",
+        ),
+        click.option(
+            "--service-spread",
+            default=None,
+            metavar="LABEL",
+            help="Spread each service's replicas over the values of this Ray node label (failure domains: "
+            "zone, rack), at most one apart; within a value, --service-policy chooses.",
+        ),
+        click.option(
             "--address",
             default=None,
             help="Join an existing cluster: HOST:PORT, 'auto', or ray://HOST:PORT. "

@@ -26,6 +26,7 @@ def attempt_row(
         demand=a.demand_text,
         spill=a.spill,
         brain_wait_s=a.brain_wait_s,
+        replica=a.replica,
     )
     if out is not None:
         row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
@@ -39,7 +40,7 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
     o = outcome
     o.ok += 1
     o.per_node[out.node_ran] += 1
-    o.ran(a.key, out.node_ran)
+    o.ran(a.key, a.replica or out.node_ran)  # a call's key belongs to its replica
     if a.spill:
         o.spills[a.spill] += 1
     o.brain_wait_s += a.brain_wait_s or 0.0

@@ -10,6 +10,7 @@ from typing import Any
 from raysched.brain.state import Request
 from raysched.job import JobFile, Task, task_demand
 from raysched.results.schema import format_demand, task_key
+from raysched.services import ServiceMethod
 
 
 @dataclass(eq=False)
@@ -26,9 +27,16 @@ class Attempt:
     node: str = ""
     spill: str = ""
     brain_wait_s: float | None = None
+    replica: str = ""  # a call: the replica it was routed to (``Shard#2``)
     # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
     # wait_s counts the wait for room as well as Ray's own dispatch.
     submitted_at: float = field(default_factory=time.time)
+
+    @property
+    def call(self) -> ServiceMethod | None:
+        """The service method when this is a call to a service (routed to a replica), else None."""
+        fn = self.task.fn
+        return fn if isinstance(fn, ServiceMethod) else None
 
     @property
     def request(self) -> Request:

@@ -10,6 +10,7 @@ finishing work is reported to the brain (`stall`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,7 @@ from raysched.driver.attempts import Attempt, draw_attempts
 from raysched.driver.dispatch import NODE_LOST_ERRORS, PinnedFunctions, get_each, submit
 from raysched.driver.interrupts import Interrupt
 from raysched.driver.pacing import Pacer
+from raysched.driver.service_calls import ServiceCalls
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
 from raysched.results.outcome import RunOutcome
@@ -61,6 +63,7 @@ class Runner:
         settings: RunSettings,
         writer: ResultsWriter,
         on_progress: Callable[[RunOutcome, int], None] | None = None,
+        services: ServiceCalls | None = None,
     ) -> None:
         self.job = job
         self.client = client
@@ -77,6 +80,10 @@ class Runner:
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
         self._stalls = StallWatch()
+        self._services = services
+        if services is not None:
+            services.fleet.on_lost = self._replica_lost
+            services.fleet.on_up = lambda replica: self._dispatch_calls(services.replica_up(replica.name))
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, interrupt: Interrupt | None = None) -> RunOutcome:
@@ -88,6 +95,8 @@ class Runner:
         try:
             self.client.start()
             self.outcome.brain_ready_at = time.time()
+            if self._services is not None:
+                self._services.fleet.start()  # every replica placed and ready before the first call
             while True:
                 if interrupt.requested:
                     self.outcome.interrupted = True
@@ -105,6 +114,7 @@ class Runner:
                 if exhausted and not self._held and not self.client.in_flight:
                     break
                 self._maybe_send()
+                self._route_calls()
                 self._collect()
                 self._check_stalls()
                 self.on_progress(self.outcome, len(self._held))
@@ -127,7 +137,14 @@ class Runner:
 
     def _hold(self, attempt: Attempt) -> None:
         self._held[attempt.task_id] = attempt
-        self._to_send.append(attempt)
+        if attempt.call is None:
+            self._to_send.append(attempt)
+        elif self._services is None:
+            raise JobFileError(
+                f"{self.job.name}: a call to {attempt.call.__qualname__}, but the job declares no service"
+            )
+        else:
+            self._services.hold(attempt)
 
     def _too_many_failures(self) -> bool:
         limit = self.settings.max_failures
@@ -183,6 +200,71 @@ class Runner:
             self.outcome.first_dispatch_at = time.time()
         self._stalls.dispatched(node, len(attempts))
 
+    # -- calls to services --------------------------------------------------------------------
+    def _route_calls(self) -> None:
+        """Route held calls to replicas (`calls.CallRouter`), send those whose replica is up, keep the others."""
+        services = self._services
+        if services is None:
+            return
+        services.fleet.poll()
+        for answer in services.route(self.pacer.stats()):
+            for uid, message in answer.infeasible:
+                gone = self._held.pop(uid)
+                self.writer.write(self._row(gone, Status.INFEASIBLE, f"InfeasibleError: no live replica: {message}"))
+                self.outcome.infeasible += 1
+                self.outcome.infeasible_error = message
+            ready = []
+            for uid, replica, spill, waited in answer.placed:
+                a = self._held.get(uid)
+                if a is None:
+                    continue
+                a.replica, a.spill, a.brain_wait_s = replica, spill, waited
+                if services.fleet.is_up(replica):
+                    ready.append(a)
+                else:
+                    services.backlog.setdefault(replica, []).append(a)
+            self._dispatch_calls(ready)
+
+    def _dispatch_calls(self, attempts: list[Attempt]) -> None:
+        services = self._services
+        assert services is not None
+        for a in attempts:
+            call = a.call
+            assert call is not None
+            a.node = services.fleet.node_of(a.replica)
+            try:
+                ref = services.fleet.call(a.replica, call.method, a.task.args, a.task.kwargs)
+            except (TypeError, ValueError, AttributeError) as err:  # pickling the arguments failed
+                reason = " ".join(str(err).split())[:200]
+                raise JobFileError(
+                    f"{self.job.name}: call {a.task_id} ({call.__qualname__}) cannot be serialized ({reason})"
+                ) from None
+            self._running[ref] = [a]
+            if self.outcome.first_dispatch_at is None:
+                self.outcome.first_dispatch_at = time.time()
+            self._stalls.dispatched(a.node, 1)
+
+    def _replica_lost(self, name: str) -> None:
+        """A replica is gone: its calls under way are lost with it (retried through the router)."""
+        for ref, attempts in list(self._running.items()):
+            if attempts[0].replica != name:
+                continue
+            del self._running[ref]
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+            for a in attempts:
+                self._stalls.returned(a.node, 1)
+                self._finish_attempt(a)
+                self._record_error(a, f"ReplicaLost: {name} was lost with its node or process", None, lost=True)
+
+    def _finish_attempt(self, a: Attempt) -> None:
+        """The attempt is over: its brain (the node brain, or its service's router) releases what it held."""
+        self._held.pop(a.task_id, None)
+        if a.call is not None and self._services is not None:
+            self._services.finished(a)
+        else:
+            self._finished.append(a.task_id)
+
     # -- results ------------------------------------------------------------------------------
     def _tick(self) -> float:
         """How long one wait collects results: half a unit's run time, 2 to 20 ms.
@@ -220,8 +302,7 @@ class Runner:
             self._stalls.returned(attempts[0].node, len(attempts))
             outs = out if isinstance(out, list) else [out] * len(attempts)
             for a, one in zip(attempts, outs, strict=True):
-                self._held.pop(a.task_id, None)
-                self._finished.append(a.task_id)
+                self._finish_attempt(a)
                 self._record(a, one, now)
         if brain_ref is not None:
             rtt_s = self.client.idle_s
@@ -237,6 +318,9 @@ class Runner:
             if isinstance(out, NODE_LOST_ERRORS):
                 self.client.report_node_failure(a.node, "lost")
             self._record_error(a, error_text(out), None, lost=True)
+            if a.replica and isinstance(out, ray.exceptions.RayActorError) and self._services is not None:
+                self.client.report_node_failure(a.node, "lost")  # probed: only a dead node leaves the brain
+                self._services.fleet.lost(a.replica)  # re-created; its other calls under way are retried
             return
         self._stalls.finished(a.node)
         self.pacer.task_ran(out.finished_at - out.started_at)
@@ -278,13 +362,16 @@ class Runner:
     def _stop_all(self) -> None:
         """Cancel what runs, record it, and leave the brain."""
         for ref, attempts in list(self._running.items()):
-            ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=attempts[0].call is None)  # a call to an actor cannot be force-cancelled
             for a in attempts:
                 self.writer.write(
                     self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished")
                 )
                 self.outcome.cancelled += 1
         self._running.clear()
+        if self._services is not None:
+            self._services.stop()
         counters = self.client.close()
         self.outcome.brain_decisions = counters.decisions
         self.outcome.keys_spread = counters.keys_spread

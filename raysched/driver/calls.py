@@ -1,0 +1,54 @@
+"""Routing a service's calls to its replicas: the placement brain itself, in the driver, over replicas.
+
+A replica is to a call what a node is to a task, so the router is a `PlacementBrain`
+of this process whose nodes are the service's live replicas, each with
+``max_concurrency`` call slots: `--policy` decides every call exactly as it decides
+tasks over nodes (hash: a ring over replica names with bounded loads over the calls
+outstanding at each, whole keys, hot keys spread by their share; random, p2c,
+greedy, pack: by calls outstanding), calls wait in it while every replica is busy
+(late binding), and the driver's pacing sets how many calls queue at a replica
+(pipelining). Replica names never change, so neither does the ring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from raysched.brain.actor import PlacementBrain
+from raysched.brain.state import Placement, Request
+from raysched.policies import Policy
+from raysched.services import ServiceSpec
+
+CALLS = "calls"  # the router's one submission
+
+
+class CallRouter:
+    """One service's calls, routed over its live replicas by a policy."""
+
+    def __init__(self, spec: ServiceSpec, policy: Policy) -> None:
+        self.spec = spec
+        self.brain = PlacementBrain(expiry_s=math.inf)
+        self.brain.register(CALLS, policy, {"service": spec.name}, overcommit=1.0)
+        self._live: dict[str, dict[str, float]] = {}
+
+    def replica_up(self, name: str) -> None:
+        """A replica is ready: calls may be routed to it (again, after a re-creation: same name, same keys)."""
+        self._live[name] = {"CPU": float(self.spec.max_concurrency)}
+        self.brain.sync_nodes(self._live)
+
+    def replica_gone(self, name: str) -> None:
+        """A replica will not come back: its keys go to the others."""
+        if self._live.pop(name, None) is not None:
+            self.brain.sync_nodes(self._live)
+
+    @property
+    def live(self) -> tuple[str, ...]:
+        return tuple(self._live)
+
+    def route(self, finished: Sequence[int], new: Sequence[Request], pacing: Mapping[str, float]) -> Placement:
+        """Release finished calls, take new ones; the calls routed now (replica name for node)."""
+        return self.brain.place(CALLS, list(finished), list(new), dict(pacing))
+
+    def close(self) -> None:
+        self.brain.close()

@@ -1,0 +1,233 @@
+"""A run's service replicas: created where the brain placed them, watched, re-created when lost, removed at the end.
+
+Each replica is a Ray actor (`ReplicaHost`, holding one instance of the user's
+class) with hard affinity to the node the brain chose and no Ray restarts: Ray
+would restart it on the same dead node, or never. When a replica is lost (its
+calls fail with an actor error, or the brain drops its node after the node-health
+probe), the brain places it again by the service policy, preferring another node,
+and it is re-created there under the same name, so the ring over replica names,
+and every surviving key's replica, stay as they were. Calls routed to it meanwhile
+wait in the driver and go out once it is ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from raysched.brain.client import BrainClient
+from raysched.driver.dispatch import ray_options
+from raysched.driver.remote import Outcome, current_node_id, run_task
+from raysched.job import JobFileError
+from raysched.policies import InfeasibleError, Policy
+from raysched.results.schema import error_text
+from raysched.services import Service, ServiceSpec, spec_of
+
+CHECK_EVERY_S = 0.5  # how often the brain is asked whether a replica's node is still live
+READY_TIMEOUT_S = 120.0  # a replica that is not ready by then (a node that never starts it) counts as failed
+MAX_TRIES = 16  # nodes one replica's __init__ is tried on before the run gives up
+
+
+class ReplicaHost:
+    """The actor behind one replica: the user's instance, and its calls reported like tasks (`remote.Outcome`).
+
+    An ``__init__`` that raises is kept as text, not raised: the driver reads it with `ready` and decides.
+    """
+
+    def __init__(self, cls: type) -> None:
+        self.error: str | None = None
+        self.instance: Any = None
+        try:
+            self.instance = cls()
+        except Exception as err:  # the user's __init__: reported, not a crash
+            self.error = error_text(err)
+
+    def ready(self) -> tuple[str, str | None]:
+        """The node it runs on, and its __init__'s error (None: ready for calls)."""
+        return current_node_id(), self.error
+
+    def call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Outcome:
+        return run_task(getattr(self.instance, method), current_node_id(), args, kwargs)
+
+
+@dataclass(eq=False)
+class Replica:
+    """One replica of a service: where it runs and whether calls may go to it."""
+
+    name: str
+    spec: ServiceSpec
+    demand: Mapping[str, float]
+    node: str | None = None
+    handle: Any = None
+    ready_ref: Any = None
+    up: bool = False
+    tried: list[str] = field(default_factory=list)  # nodes its __init__ failed on
+    error: str = ""
+
+
+class Fleet:
+    """Every replica of a run's services, and the record of where each ran (for the sidecar)."""
+
+    def __init__(
+        self,
+        services: Sequence[Service],
+        client: BrainClient,
+        policy: Policy,
+        demand_of: Callable[[Any], Mapping[str, float]],
+        domains: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.domains = domains
+        self.clock = clock
+        self.replicas: dict[str, Replica] = {}
+        for declared in services:
+            spec = spec_of(declared)
+            demand = demand_of(declared)
+            for i in range(spec.replicas):
+                name = spec.replica(i)
+                self.replicas[name] = Replica(name, spec, demand)
+        self.events: list[dict[str, Any]] = []
+        self.on_up: Callable[[Replica], None] = lambda replica: None  # ready: its waiting calls may go out
+        self.on_lost: Callable[[str], None] = lambda name: None  # gone: its calls under way are lost
+        self._checked = 0.0
+
+    @property
+    def specs(self) -> list[ServiceSpec]:
+        return list({r.spec.name: r.spec for r in self.replicas.values()}.values())
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Place and create every replica, and wait until each is ready (or the run cannot have it)."""
+        self._place(list(self.replicas.values()))
+        deadline = self.clock() + READY_TIMEOUT_S
+        while not all(r.up for r in self.replicas.values()):
+            self.poll(block_s=0.2)
+            if self.clock() > deadline:
+                pending = sorted(r.name for r in self.replicas.values() if not r.up)
+                raise JobFileError(
+                    f"service replicas {', '.join(pending)} were not ready after {READY_TIMEOUT_S:.0f} s"
+                )
+
+    def _place(self, replicas: Sequence[Replica], exclude: Sequence[str] = ()) -> None:
+        """Ask the brain where they run (keeping live ones), and create those that moved or have no actor."""
+        try:
+            answer = self.client.place_replicas(
+                self.policy, [(r.name, r.demand, r.node) for r in replicas], list(exclude), self.domains
+            )
+        except InfeasibleError as err:
+            raise JobFileError(f"service {replicas[0].spec.name}: its replicas can never be placed: {err}") from None
+        for name, node in answer:
+            replica = self.replicas[name]
+            if node is None:
+                continue  # no room now: asked again at the next check
+            if node != replica.node or replica.handle is None:
+                self._create(replica, node)
+
+    def _create(self, replica: Replica, node: str) -> None:
+        if replica.handle is not None:
+            self._kill(replica)
+            self._event(replica, "lost")
+            self.on_lost(replica.name)
+        replica.node, replica.up = node, False
+        options = ray_options(replica.demand)
+        options.pop("max_retries", None)
+        replica.handle = (
+            ray.remote(ReplicaHost)
+            .options(
+                **options,
+                max_concurrency=replica.spec.max_concurrency,
+                max_restarts=0,
+                max_task_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+            )
+            .remote(replica.spec.cls)
+        )
+        replica.ready_ref = replica.handle.ready.remote()
+
+    # -- watch ----------------------------------------------------------------------------------
+    def poll(self, block_s: float = 0.0) -> None:
+        """Mark replicas that became ready; re-place failed ones; every CHECK_EVERY_S, ask about the nodes."""
+        pending = {r.ready_ref: r for r in self.replicas.values() if r.ready_ref is not None}
+        if pending:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=block_s, fetch_local=True)
+            for ref in ready:
+                self._ready(pending[ref], ref)
+        now = self.clock()
+        if now - self._checked >= CHECK_EVERY_S:
+            self._checked = now
+            placed = [r for r in self.replicas.values() if r.node is not None or r.handle is None]
+            if placed:
+                self._place(placed)
+
+    def _ready(self, replica: Replica, ref: Any) -> None:
+        replica.ready_ref = None
+        try:
+            node, error = ray.get(ref)
+        except ray.exceptions.RayError as err:
+            node, error = replica.node, error_text(err)
+        if error is None:
+            replica.up = True
+            self._event(
+                replica, "created" if not any(e["replica"] == replica.name for e in self.events) else "recreated"
+            )
+            self.on_up(replica)
+            return
+        replica.error = error
+        replica.tried.append(str(node))
+        self._kill(replica)
+        if len(replica.tried) >= MAX_TRIES:
+            raise JobFileError(
+                f"service {replica.spec.name}: __init__ of {replica.name} raised {error} on every node it was tried on"
+            )
+        before = replica.node
+        self._place([replica], exclude=replica.tried)
+        if replica.node == before and replica.handle is None:
+            raise JobFileError(
+                f"service {replica.spec.name}: __init__ of {replica.name} raised {error} "
+                f"on every node that could hold it ({len(replica.tried)})"
+            )
+
+    def lost(self, name: str) -> None:
+        """A call found the replica gone (its actor died): re-create it, on another node if one has room."""
+        replica = self.replicas[name]
+        if not replica.up:
+            return
+        replica.up = False
+        self._event(replica, "lost")
+        self.on_lost(name)
+        old = replica.node
+        replica.handle = None
+        self._place([replica], exclude=[old] if old else [])
+
+    def is_up(self, name: str) -> bool:
+        return self.replicas[name].up
+
+    def node_of(self, name: str) -> str:
+        return self.replicas[name].node or ""
+
+    def call(self, name: str, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
+        """Send one call to a replica; its ObjectRef."""
+        return self.replicas[name].handle.call.remote(method, args, kwargs)
+
+    # -- end ------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Remove every replica (the run's end, Ctrl-C included)."""
+        for replica in self.replicas.values():
+            self._kill(replica)
+
+    def _kill(self, replica: Replica) -> None:
+        if replica.handle is not None:
+            with contextlib.suppress(Exception):  # already gone with its node
+                ray.kill(replica.handle, no_restart=True)
+        replica.handle, replica.ready_ref, replica.up = None, None, False
+
+    def _event(self, replica: Replica, what: str) -> None:
+        self.events.append({"replica": replica.name, "node": replica.node, "event": what, "at": time.time()})
