@@ -7,7 +7,7 @@ figures' names. The names below are the library API
 """
 
 from raysched.analysis.errors import AnalysisInputError, AnalysisWarning
-from raysched.analysis.figures import hit_rate, per_node, summarize
+from raysched.analysis.figures import call_mask, hit_rate, per_node, per_replica, summarize
 from raysched.analysis.labels import RunInfo, run_labels
 from raysched.analysis.loading import COLUMNS, SOURCE, load
 from raysched.analysis.metric_names import (
@@ -26,6 +26,9 @@ from raysched.analysis.metric_names import (
     M_MAKESPAN,
     M_NODES,
     M_OK,
+    M_REPLICA_AFFINITY,
+    M_REPLICA_IMBALANCE,
+    M_REPLICAS,
     M_RETRIED,
     M_SPILLED,
     M_SPILLED_BOUND,
@@ -38,6 +41,7 @@ from raysched.analysis.metric_names import (
 from raysched.analysis.render import (
     format_value,
     render_node_table,
+    render_replica_table,
     render_table,
     summary_to_dict,
     summary_to_json,
@@ -61,6 +65,9 @@ __all__ = [
     "M_MAKESPAN",
     "M_NODES",
     "M_OK",
+    "M_REPLICAS",
+    "M_REPLICA_AFFINITY",
+    "M_REPLICA_IMBALANCE",
     "M_RETRIED",
     "M_SPILLED",
     "M_SPILLED_BOUND",
@@ -73,11 +80,14 @@ __all__ = [
     "AnalysisInputError",
     "AnalysisWarning",
     "RunInfo",
+    "call_mask",
     "format_value",
     "hit_rate",
     "load",
     "per_node",
+    "per_replica",
     "render_node_table",
+    "render_replica_table",
     "render_table",
     "run_labels",
     "summarize",

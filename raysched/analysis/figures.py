@@ -14,7 +14,10 @@ rows of one run (see README, "Analyzing results"):
   (``ddof=0``) / mean, both over the nodes that ran at least one ok task;
 * key affinity = share of keys whose ok rows all ran on one node (a task without
   a key counts as its ``task_id``, as the hash policy does: `raysched.results.schema.task_key`);
-* cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %.
+* cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %;
+* calls to a service (rows with a ``replica``, `call_mask`), only in runs that have them: replicas used,
+  replica imbalance = max / mean of ok calls per replica, and key affinity by replica = share of keys
+  whose ok calls were all served by one replica.
 
 The arithmetic shared with the end-of-run summary and bench is `raysched.results.figures`.
 Pure pandas (no Ray, no matplotlib) so notebooks and tests stay fast.
@@ -30,12 +33,15 @@ import numpy as np
 import pandas as pd
 
 from raysched.analysis import metric_names as names
-from raysched.analysis.labels import runs
+from raysched.analysis.labels import RunInfo, runs
 from raysched.results.figures import RATE_METRICS, cv, imbalance, per_s, tasks_per_s
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
-__all__ = ["hit_rate", "per_node", "summarize", "task_keys"]
+__all__ = ["REPLICA", "call_mask", "hit_rate", "per_node", "per_replica", "summarize", "task_keys"]
+
+#: The column naming the replica that served a call to a service (``Shard#2``); empty for a task.
+REPLICA = "replica"
 
 _STATUS_COUNTS: tuple[tuple[str, Status], ...] = (
     (names.M_FAILED, Status.FAILED),
@@ -64,8 +70,38 @@ def task_keys(rows: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=out.index, dtype=out.dtype)
 
 
+def call_mask(rows: pd.DataFrame) -> np.ndarray:
+    """Which rows are calls to a service: those that name the replica that served them.
+
+    Tasks have an empty replica cell, and CSVs written before services have no such column. `analyze`
+    shows replica figures for these rows and `simulate` refuses them, by this one test. The rule is asked
+    once per distinct cell, so a trace of millions of rows pays for its few replica names only.
+    """
+    if REPLICA not in rows.columns:
+        return np.zeros(len(rows), dtype=bool)
+    codes, cells = pd.factorize(rows[REPLICA])
+    named = np.array([isinstance(cell, str) and bool(cell.strip()) for cell in cells] + [False], dtype=bool)
+    return named[codes]  # a missing cell (code -1) picks the trailing False
+
+
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == Status.OK.value]
+
+
+def _affinity(places_per_key: pd.Series) -> float:
+    """Share of keys (in %) whose ok rows all ran in one place (a node, a replica); NaN without keys."""
+    return float((places_per_key == 1).mean() * 100) if len(places_per_key) else math.nan
+
+
+def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
+    """How a run's ok calls spread over the replicas of its services."""
+    calls_per_replica = calls[REPLICA].value_counts()
+    replicas_per_key = calls.assign(_key=task_keys(calls)).groupby("_key")[REPLICA].nunique()
+    return {
+        names.M_REPLICAS: float(len(calls_per_replica)),
+        names.M_REPLICA_IMBALANCE: imbalance(calls_per_replica),
+        names.M_REPLICA_AFFINITY: _affinity(replicas_per_key),
+    }
 
 
 def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, float]:
@@ -95,7 +131,7 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     out[names.M_CV] = cv(tasks_per_node)
     nodes_per_key = placed.assign(_key=task_keys(placed)).groupby("_key")["node_ran"].nunique()
     out[names.M_KEYS] = float(len(nodes_per_key))
-    out[names.M_AFFINITY] = float((nodes_per_key == 1).mean() * 100) if len(nodes_per_key) else math.nan
+    out[names.M_AFFINITY] = _affinity(nodes_per_key)
     spill = ok["spill"].fillna("").astype(str)
     if (spill != "").any() or (ok["policy"].astype(str) == "hash").any():
         out[names.M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
@@ -109,6 +145,9 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
             out[names.M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
     if "cache_hit" in ok.columns:
         out[names.M_HIT_RATE] = hit_rate(ok)
+    calls = ok[call_mask(ok)]
+    if len(calls):  # a run of tasks only shows no replica figures (NaN beside a run with calls)
+        out.update(_replica_metrics(calls))
     return out
 
 
@@ -152,18 +191,44 @@ def per_node(df: pd.DataFrame) -> pd.DataFrame:
         rows = groups[run.run_id]
         counts = _ok(rows)["node_ran"].dropna().value_counts()
         touched = pd.unique(pd.concat([rows["node_ran"], rows["node_chosen"]]).dropna())
-        counts = counts.reindex(sorted(set(counts.index) | set(touched)), fill_value=0)
-        counts = counts.sort_values(ascending=False, kind="stable")
-        total = counts.sum()
-        out.append(
-            pd.DataFrame(
-                {
-                    "run": run.label,
-                    "run_id": run.run_id,
-                    "node": counts.index.astype(str),
-                    "tasks": counts.to_numpy(dtype="int64"),
-                    "share (%)": counts.to_numpy(dtype="float64") * 100 / total if total else math.nan,
-                }
-            )
-        )
+        out.append(_shares(run, counts, touched, "node", "tasks"))
     return pd.concat(out, ignore_index=True)
+
+
+#: The columns of `per_replica`.
+REPLICA_TABLE_COLUMNS: tuple[str, ...] = ("run", "run_id", REPLICA, "calls", "share (%)")
+
+
+def per_replica(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok calls per replica for every run that has calls: columns run, run_id, replica, calls, share (%).
+
+    Replicas a run's calls touched that served no ok call are listed with 0; most loaded first within
+    a run. Runs of tasks only are left out, so the table is empty when no run has calls.
+    """
+    out: list[pd.DataFrame] = []
+    groups = dict(tuple(df.groupby("run_id", sort=False)))
+    for run in runs(df):
+        rows = groups[run.run_id]
+        calls = rows[call_mask(rows)]
+        if len(calls):
+            counts = _ok(calls)[REPLICA].value_counts()
+            out.append(_shares(run, counts, calls[REPLICA].unique(), REPLICA, "calls"))
+    if not out:
+        return pd.DataFrame({column: [] for column in REPLICA_TABLE_COLUMNS})
+    return pd.concat(out, ignore_index=True)
+
+
+def _shares(run: RunInfo, counts: pd.Series, touched: Iterable[object], place: str, unit: str) -> pd.DataFrame:
+    """One run's ok rows per place (node, replica), every touched place listed (0 when idle), busiest first."""
+    counts = counts.reindex(sorted(set(counts.index) | set(touched)), fill_value=0)
+    counts = counts.sort_values(ascending=False, kind="stable")
+    total = counts.sum()
+    return pd.DataFrame(
+        {
+            "run": run.label,
+            "run_id": run.run_id,
+            place: counts.index.astype(str),
+            unit: counts.to_numpy(dtype="int64"),
+            "share (%)": counts.to_numpy(dtype="float64") * 100 / total if total else math.nan,
+        }
+    )

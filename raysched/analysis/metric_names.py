@@ -25,6 +25,9 @@ M_SPILLED_SPREAD = "spilled: spread"
 M_KEYS_SPREAD = "keys spread (hot)"
 M_SPREAD_MOST = "most nodes for one hot key"
 M_HIT_RATE = "cache hit rate (%)"
+M_REPLICAS = "replicas used"
+M_REPLICA_IMBALANCE = "replica imbalance (max/mean)"
+M_REPLICA_AFFINITY = "key affinity by replica (%)"
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 #: The timing columns whose quantiles the summary shows, in its order.
 LATENCY_COLUMNS: tuple[str, ...] = ("run_s", "wait_s", "brain_wait_s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ from raysched.results.schema import short_node
 __all__ = [
     "format_value",
     "render_node_table",
+    "render_replica_table",
     "render_table",
     "summary_to_dict",
     "summary_to_json",
@@ -41,9 +42,10 @@ _COUNT_METRICS = frozenset(
         names.M_SPILLED_SPREAD,
         names.M_KEYS_SPREAD,
         names.M_SPREAD_MOST,
+        names.M_REPLICAS,
     }
 )
-_PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RATE})
+_PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RATE, names.M_REPLICA_AFFINITY})
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (names.M_ATTEMPTS, names.M_OK, names.M_FAILED, names.M_RETRIED, names.M_INFEASIBLE, names.M_CANCELLED),
@@ -63,6 +65,7 @@ _GROUPS: tuple[tuple[str, ...], ...] = (
         names.M_SPREAD_MOST,
         names.M_HIT_RATE,
     ),
+    (names.M_REPLICAS, names.M_REPLICA_IMBALANCE, names.M_REPLICA_AFFINITY),
 )
 
 
@@ -152,16 +155,24 @@ def render_table(summary: pd.DataFrame) -> str:
 
 def render_node_table(nodes: pd.DataFrame) -> str:
     """Ok tasks per node for each run, node ids cut to 8 chars."""
-    rows: list[list[str] | str | None] = [["run", "node", "tasks", "share"], _RULE]
+    return "Tasks per node (ok rows; node ids cut to 8 chars)\n" + _shares_grid(nodes, "node", "tasks", short_node)
+
+
+def render_replica_table(replicas: pd.DataFrame) -> str:
+    """Ok calls per replica for each run that has calls (`raysched.analysis.figures.per_replica`)."""
+    return "Calls per replica (ok rows)\n" + _shares_grid(replicas, "replica", "calls", str)
+
+
+def _shares_grid(table: pd.DataFrame, place: str, unit: str, show: Callable[[str], str]) -> str:
+    """A per-place table (node, replica) of `per_node` / `per_replica`; runs separated by a blank line."""
+    rows: list[list[str] | str | None] = [["run", place, unit, "share"], _RULE]
     last = None
-    for run, node, tasks, share in zip(nodes["run"], nodes["node"], nodes["tasks"], nodes["share (%)"], strict=True):
+    for run, name, count, share in zip(table["run"], table[place], table[unit], table["share (%)"], strict=True):
         if last is not None and run != last:
             rows.append(None)
-        rows.append(
-            ["" if run == last else str(run), short_node(node), f"{int(tasks):,}", format_value("share (%)", share)]
-        )
+        rows.append(["" if run == last else str(run), show(name), f"{int(count):,}", format_value("share (%)", share)])
         last = run
-    return "Tasks per node (ok rows; node ids cut to 8 chars)\n" + _grid(rows, right_from=2)
+    return _grid(rows, right_from=2)
 
 
 def _json_value(metric: str, value: Any) -> Any:
@@ -172,8 +183,13 @@ def _json_value(metric: str, value: Any) -> Any:
     return float(value)
 
 
-def summary_to_dict(summary: pd.DataFrame, nodes: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The summary (and per-node counts) as plain Python: {"runs": [{label, run_id, …, metrics, nodes}]}."""
+def summary_to_dict(
+    summary: pd.DataFrame, nodes: pd.DataFrame | None = None, *, replicas: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The summary (and per-node, per-replica counts) as plain Python: {"runs": [{label, run_id, …, metrics, nodes}]}.
+
+    Per-replica counts (``replicas``) are listed only when some run has calls to a service.
+    """
     infos: list[Mapping[str, Any]] = summary.attrs.get("runs") or []
     by_label = {str(r["label"]): r for r in infos}
     out = []
@@ -188,18 +204,26 @@ def summary_to_dict(summary: pd.DataFrame, nodes: pd.DataFrame | None = None) ->
             "metrics": {str(m): _json_value(str(m), v) for m, v in summary[label].items()},
         }
         if nodes is not None:
-            mine = nodes[nodes["run"] == label]
-            run["nodes"] = [
-                {"node": str(n), "tasks": int(t), "share (%)": _json_value("share (%)", float(s))}
-                for n, t, s in zip(mine["node"], mine["tasks"], mine["share (%)"], strict=True)
-            ]
+            run["nodes"] = _share_records(nodes, label, "node", "tasks")
+        if replicas is not None and len(replicas):
+            run["replicas"] = _share_records(replicas, label, "replica", "calls")
         out.append(run)
     return {"runs": out}
 
 
-def summary_to_json(summary: pd.DataFrame, nodes: pd.DataFrame | None = None, indent: int = 2) -> str:
+def _share_records(table: pd.DataFrame, label: object, place: str, unit: str) -> list[dict[str, Any]]:
+    mine = table[table["run"] == label]
+    return [
+        {place: str(name), unit: int(count), "share (%)": _json_value("share (%)", float(share))}
+        for name, count, share in zip(mine[place], mine[unit], mine["share (%)"], strict=True)
+    ]
+
+
+def summary_to_json(
+    summary: pd.DataFrame, nodes: pd.DataFrame | None = None, indent: int = 2, *, replicas: pd.DataFrame | None = None
+) -> str:
     """The same figures as the table, as JSON (NaN becomes null, counts are integers)."""
-    return json.dumps(summary_to_dict(summary, nodes), indent=indent, allow_nan=False)
+    return json.dumps(summary_to_dict(summary, nodes, replicas=replicas), indent=indent, allow_nan=False)
 
 
 def summary_to_tidy(summary: pd.DataFrame) -> pd.DataFrame:

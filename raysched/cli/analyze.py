@@ -7,9 +7,15 @@ from pathlib import Path
 import click
 
 from raysched.analysis.errors import AnalysisInputError
-from raysched.analysis.figures import per_node, summarize
+from raysched.analysis.figures import per_node, per_replica, summarize
 from raysched.analysis.loading import load
-from raysched.analysis.render import render_node_table, render_table, summary_to_json, summary_to_tidy
+from raysched.analysis.render import (
+    render_node_table,
+    render_replica_table,
+    render_table,
+    summary_to_json,
+    summary_to_tidy,
+)
 from raysched.results.outcome import ExitCode
 
 __all__ = ["AnalyzeInputError", "analyze_command"]
@@ -28,7 +34,10 @@ def _warn(message: str) -> None:
 @click.command("analyze")
 @click.argument("csv_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print the figures (and per-node counts) as JSON instead of tables."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the figures (and per-node, per-replica counts) as JSON instead of tables.",
 )
 @click.option(
     "--csv",
@@ -53,6 +62,7 @@ def analyze_command(csv_files: tuple[Path, ...], as_json: bool, csv_out: Path | 
         df = load(csv_files, on_warning=_warn)
         summary = summarize(df)
         nodes = per_node(df)
+        replicas = per_replica(df)  # empty unless some run has calls to a service
     except AnalysisInputError as exc:
         raise AnalyzeInputError(str(exc)) from None
     if csv_out is not None:
@@ -72,8 +82,11 @@ def analyze_command(csv_files: tuple[Path, ...], as_json: bool, csv_out: Path | 
         click.echo(f"Wrote the plot to {written}", err=True)
     # files first: a failed write exits 2 before anything reaches stdout (safe for --json pipes)
     if as_json:
-        click.echo(summary_to_json(summary, nodes))
+        click.echo(summary_to_json(summary, nodes, replicas=replicas))
     else:
         click.echo(render_table(summary))
         click.echo()
         click.echo(render_node_table(nodes))
+        if len(replicas):
+            click.echo()
+            click.echo(render_replica_table(replicas))

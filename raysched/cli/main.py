@@ -142,7 +142,7 @@ def status_command(address: str | None, as_json: bool) -> None:
 
 
 def format_status(state: dict[str, Any]) -> str:
-    """The brain's state as a few readable lines."""
+    """The brain's state as a few readable lines; a submission with services lists its replicas' nodes."""
     from raysched.results.schema import short_node as short
 
     nodes = state["nodes"]
@@ -168,6 +168,10 @@ def format_status(state: dict[str, Any]) -> str:
             f"{sub['in_flight']} in flight, {sub.get('waiting', 0)} waiting, {sub['done']} done, "
             f"{sub.get('decisions', 0)} decisions{ring}"
         )
+        replicas = sub.get("replicas") or {}  # a run's services: the node each replica lives on now
+        where = [f"{name} on {short(node)}" if node else f"{name} (not placed)" for name, node in replicas.items()]
+        if where:
+            lines.append("    replicas: " + ", ".join(where))
     return "\n".join(lines)
 
 

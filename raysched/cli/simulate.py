@@ -207,7 +207,8 @@ def simulate_command(
     submit` drives them; the figures are those of `raysched analyze`, one
     column per policy, from virtual second 0 (the recorded first task start:
     start-up is not placement), plus a cache hit rate row when a cache is
-    modelled. Nodes recorded in the sidecar keep their ids (the same hash
+    modelled. A run with calls to a service is refused (replicas are not
+    modelled). Nodes recorded in the sidecar keep their ids (the same hash
     ring); nodes of --nodes, --config and --add-node get virtual ids n000,
     n001, ... Tasks still waiting for a node when nothing else can happen
     (their only nodes were killed) end as cancelled. The same inputs and

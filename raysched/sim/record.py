@@ -144,6 +144,7 @@ class Recorder:
             demand=texts[demand_codes[ok]],
             spill=np.array(SPILLS, dtype=object)[np.frombuffer(self.spill, dtype=np.int8)[ok]],
             brain_wait_s=np.frombuffer(self.brain_wait)[ok],
+            replica="",  # the simulator replays tasks only: no row is a call to a service
         )
         extra = self._metric_columns(ok, metrics)
         rows = pd.DataFrame({**columns, **extra}, index=pd.RangeIndex(len(ok)))
@@ -163,6 +164,7 @@ class Recorder:
             wait_s=math.nan,
             run_s=math.nan,
             demand=texts[demand_codes[pos]],
+            replica="",
         )
         for name in extra:
             others[name] = math.nan

@@ -3,7 +3,8 @@
 A trace of a million rows must fit in little memory, so this reads only the
 columns the simulator needs, with pandas' C parser (not `raysched.analysis.load`,
 which keeps every cell as a Python string for its line-exact messages), and
-keeps per-task data as numpy arrays; demands become small integer codes.
+keeps per-task data as numpy arrays; demands become small integer codes. A run with calls to a
+service is refused: the simulator models tasks on nodes, not the replicas that serve calls.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysched.analysis.figures import REPLICA, call_mask
 from raysched.job import DEFAULT_DEMAND
 from raysched.results.schema import BASE_COLUMNS, REQUIRED_COLUMNS, Status, format_demand, is_no_key, parse_demand
 from raysched.sim import SimInputError
@@ -25,7 +27,7 @@ from raysched.sim.record import CACHE_HIT, schema_columns
 __all__ = ["Trace", "load_trace"]
 
 _HINT = "pass a CSV written by `raysched submit --out`"
-_TEXT = schema_columns("run_id", "job", "policy", "key", "status", "demand", "node_ran")
+_TEXT = schema_columns("run_id", "job", "policy", "key", "status", "demand", "node_ran", REPLICA)
 _NUMBERS = schema_columns("task_id", "run_s", "wait_s", "started_at", "brain_wait_s")
 
 
@@ -80,8 +82,10 @@ def load_trace(path: Path, run_id: str | None = None, on_warning: Callable[[str]
         raise SimInputError(
             f"{path} has no run {run_id!r}; its runs: {', '.join(runs[:10])}{' ...' if len(runs) > 10 else ''}"
         )
-    rows = df[(df["run_id"] == chosen) & (df["status"] == Status.OK.value)].copy()
-    del df
+    run = df[df["run_id"] == chosen]
+    _refuse_calls(path, chosen, run)
+    rows = run[run["status"] == Status.OK.value].copy()
+    del df, run
     if rows.empty:
         raise SimInputError(f"{path}: run {chosen} has no ok rows to replay (every task failed or was cancelled)")
     for column in [c for c in (*_NUMBERS, *metric_columns) if c in rows.columns]:
@@ -96,6 +100,16 @@ def load_trace(path: Path, run_id: str | None = None, on_warning: Callable[[str]
         raise SimInputError(f"{path}: an ok row of run {chosen} has no task_id; {_HINT}")
     rows = rows.drop_duplicates("task_id", keep="last").sort_values("task_id", kind="stable")
     return _to_trace(path, chosen, rows, header, metric_columns, warn)
+
+
+def _refuse_calls(path: Path, run_id: str, run: pd.DataFrame) -> None:
+    """SimInputError when the run called a service: replicas are not modelled, so its calls cannot be replayed."""
+    calls = int(call_mask(run).sum())
+    if calls:
+        raise SimInputError(
+            f"{path}: {calls:,} of the {len(run):,} rows of run {run_id} are calls to a service (they name a "
+            "replica); simulate replays tasks only (service replicas are not modelled)"
+        )
 
 
 def _to_trace(

@@ -249,3 +249,31 @@ def test_an_empty_or_blank_key_is_keyed_by_its_task_id(tmp_path: Path) -> None:
     assert {task_key(cell, i) for i, cell in enumerate(cells)} == {"0", "1", "4", "shared"}
     assert table["keys"] == ["4"]
     assert table["key affinity (%)"] == ["75.0%"]  # 3 of 4 keys on one node
+
+
+def test_calls_to_a_service_print_replica_figures_and_a_per_replica_table(csvs: list[str], tmp_path: Path) -> None:
+    """Four calls of keys a, a, b, b: Shard#0 serves 3 (both a's and one b), Shard#1 one b.
+
+    replicas used 2; imbalance = 3 / mean 2 = 1.5; key affinity by replica: a on one replica, b on two = 50%.
+    """
+    keys, replicas = ["a", "a", "b", "b"], ["Shard#0", "Shard#0", "Shard#0", "Shard#1"]
+    rows = [_row("s1", "p2c", i, N1, i, i + 1) for i in range(4)]
+    for r, key in zip(rows, keys, strict=True):
+        r[COLUMNS.index("key")] = key
+    path = _write_with(tmp_path / "s.csv", {"replica": replicas}, rows)
+    result = invoke(str(path), *csvs)
+    assert result.exit_code == 0, result.output
+    table = _table(result.stdout)
+    assert table["replicas used"] == ["2", "n/a", "n/a"]  # the runs of tasks only: not applicable
+    assert table["replica imbalance (max/mean)"] == ["1.50", "n/a", "n/a"]
+    assert table["key affinity by replica (%)"] == ["50.0%", "n/a", "n/a"]
+    per_replica = result.stdout.split("Calls per replica (ok rows)\n")[1].splitlines()
+    assert [line.split() for line in per_replica[2:]] == [["p2c", "Shard#0", "3", "75.0%"], ["Shard#1", "1", "25.0%"]]
+    runs = json.loads(invoke(str(path), *csvs, "--json").stdout)["runs"]
+    assert [(r["replica"], r["calls"]) for r in runs[0]["replicas"]] == [("Shard#0", 3), ("Shard#1", 1)]
+    assert runs[0]["metrics"]["key affinity by replica (%)"] == 50.0 and runs[1]["replicas"] == []
+
+
+def test_runs_without_calls_print_nothing_about_replicas(csvs: list[str]) -> None:
+    assert "replica" not in invoke(*csvs).stdout
+    assert all("replicas" not in run for run in json.loads(invoke(*csvs, "--json").stdout)["runs"])

@@ -33,6 +33,7 @@ DESIGN_COLUMNS = [
     "demand",
     "spill",
     "brain_wait_s",
+    "replica",
 ]
 
 

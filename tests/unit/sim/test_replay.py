@@ -78,6 +78,7 @@ def write_trace(
                     t.get("demand", "CPU=1"),
                     "",
                     t.get("brain_wait_s", 0.0),
+                    t.get("replica", ""),
                     *[t[c] for c in extra],
                 ]
             )
