@@ -8,12 +8,18 @@ outstanding at each, whole keys, hot keys spread by their share; random, p2c,
 greedy, pack: by calls outstanding), calls wait in it while every replica is busy
 (late binding), and the driver's pacing sets how many calls queue at a replica
 (pipelining). Replica names never change, so neither does the ring.
+
+One difference from tasks: a replica's warm state is what a key is routed there
+for, so a key's calls wait for their replica rather than take a free slot on
+another (no work conservation, no stealing). Keys still spread by bounded loads
+when they first arrive, and a hot key over as many replicas as its share needs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from raysched.brain.actor import PlacementBrain
 from raysched.brain.state import Placement, Request
@@ -29,7 +35,8 @@ class CallRouter:
     def __init__(self, spec: ServiceSpec, policy: Policy) -> None:
         self.spec = spec
         self.brain = PlacementBrain(expiry_s=math.inf)
-        self.brain.register(CALLS, policy, {"service": spec.name}, overcommit=1.0)
+        routing = _KeysStay(policy) if getattr(policy, "work_conserving", False) else policy
+        self.brain.register(CALLS, routing, {"service": spec.name}, overcommit=1.0)
         self._live: dict[str, dict[str, float]] = {}
 
     def replica_up(self, name: str) -> None:
@@ -52,3 +59,15 @@ class CallRouter:
 
     def close(self) -> None:
         self.brain.close()
+
+
+class _KeysStay:
+    """The policy as is, but never work-conserving: a call waits for its key's replica instead of a free slot."""
+
+    work_conserving = False
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._policy, name)
