@@ -53,10 +53,12 @@ def test_hash_routes_every_key_to_one_replica_and_greedy_spreads_the_replicas(ad
     assert set(ok["replica"]) == {f"Shard#{i}" for i in range(4)}
     assert (ok.groupby("key")["replica"].nunique() == 1).all()  # key affinity by replica: 100%
     assert (ok.groupby("replica")["node_ran"].nunique() == 1).all()  # nothing was lost: one home each
-    assert ok.groupby("replica")["node_ran"].first().nunique() == 4  # greedy: least allocated, one per node
+    homes = ok.groupby("replica")["node_ran"].first()
+    assert homes.nunique() == 3  # greedy, least allocated: the 4-CPU node is still the emptiest after one replica
+    assert homes.value_counts().max() == 2
     assert (ok.groupby("replica")["pid"].nunique() == 1).all()  # each replica is one long-lived process
     runs = json.loads((tmp_path / "hash.json").read_text())["runs"]
-    events = next(iter(runs.values()))["replicas"]
+    events = runs[0]["replicas"]
     assert sorted(e["replica"] for e in events if e["event"] == "created") == [f"Shard#{i}" for i in range(4)]
 
 
@@ -122,4 +124,7 @@ def test_a_node_killed_with_its_replicas_they_are_recreated_and_no_call_is_lost(
     for key in home_before.index[home_before.apply(lambda r: bool(r & lost))]:
         served = after[after["key"] == key]["finished_at"]
         assert not served.empty and served.min() - killed_at < 5.0, key  # served again within 5 s
-    assert (after.loc[after["replica"].isin(lost), "node_ran"] != dead).all()
+    moved = ok[ok["replica"].isin(lost) & (ok["node_ran"] != dead)]
+    last_there = ok.loc[ok["node_ran"] == dead, "finished_at"].max()
+    assert not moved.empty and moved["started_at"].min() - killed_at < 5.0  # re-created on another node
+    assert moved["started_at"].min() > last_there - 1.0  # ... once the old one was gone (it ran on briefly)
