@@ -45,6 +45,7 @@ class LocalNode:
     num_cpus: float = 1
     num_gpus: float = 0
     resources: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)  # Ray node labels (zone, rack): `--service-spread`
 
 
 # The embedded default: 4 nodes of unequal size, one with a custom resource.
@@ -154,6 +155,7 @@ def _node_args(node: LocalNode) -> dict[str, Any]:
         "num_gpus": node.num_gpus,
         "resources": dict(node.resources),
         "object_store_memory": 100 * 1024 * 1024,
+        **({"labels": dict(node.labels)} if node.labels else {}),
     }
 
 

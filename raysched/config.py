@@ -133,14 +133,19 @@ WORD_SETTINGS: Mapping[str, Callable[[Any], Any]] = {
 
 def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
     if not isinstance(value, list) or not value:
-        raise ConfigError("local_nodes must be a non-empty list of {num_cpus, num_gpus, resources}")
+        raise ConfigError("local_nodes must be a non-empty list of {num_cpus, num_gpus, resources, labels}")
     nodes = []
     for i, spec in enumerate(value):
-        if not isinstance(spec, dict) or set(spec) - {"num_cpus", "num_gpus", "resources"}:
-            raise ConfigError(f"local_nodes[{i}] must have only num_cpus, num_gpus, resources; got {spec!r}")
+        if not isinstance(spec, dict) or set(spec) - {"num_cpus", "num_gpus", "resources", "labels"}:
+            raise ConfigError(f"local_nodes[{i}] must have only num_cpus, num_gpus, resources, labels; got {spec!r}")
         resources = spec.get("resources") or {}
         if not isinstance(resources, dict):
             raise ConfigError(f"local_nodes[{i}].resources must be a mapping of name to amount")
+        labels = spec.get("labels") or {}
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise ConfigError(f"local_nodes[{i}].labels must be a mapping of label name to a string value")
         where = f"local_nodes[{i}]"
         nodes.append(
             LocalNode(
@@ -149,6 +154,7 @@ def _local_nodes(value: Any) -> tuple[LocalNode, ...]:
                 resources={
                     name: _number(f"{where}.resources.{name}", amount, float, 0) for name, amount in resources.items()
                 },
+                labels=labels,
             )
         )
     return tuple(nodes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode, scale_nodes
 from raysched.config import ConfigError, Settings, load_config, parse_load_factor
@@ -24,10 +25,18 @@ def test_shipped_cluster_config_joins_an_existing_cluster() -> None:
     assert load_config(ROOT / "configs" / "cluster.yaml").address == "auto"
 
 
-def test_shipped_even_config_has_four_equal_nodes() -> None:
+def test_shipped_even_config_has_four_equal_nodes_in_two_zones() -> None:
     nodes = load_config(ROOT / "configs" / "even.yaml").local_nodes
-    assert len(nodes) == 4 and all(node == nodes[0] for node in nodes)
-    assert nodes[0].num_cpus == 4 and nodes[0].resources == {"ssd": 2}
+    assert len(nodes) == 4 and all(n.num_cpus == 4 and n.resources == {"ssd": 2} for n in nodes)
+    assert [n.labels["zone"] for n in nodes] == ["east", "east", "west", "west"]
+
+
+@pytest.mark.parametrize("labels", ["zone=east", {"zone": 1}, {1: "east"}])
+def test_node_labels_must_map_names_to_strings(tmp_path: Path, labels: object) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"local_nodes": [{"num_cpus": 1, "labels": labels}]}))
+    with pytest.raises(ConfigError, match=r"local_nodes\[0\].labels"):
+        load_config(path)
 
 
 def test_values_are_read(tmp_path: Path) -> None:
