@@ -106,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--calls", type=int, default=3000, help="10 ms calls per overhead run")
+    parser.add_argument("--parts", default="cache,overhead", help="which comparisons to run (default: both)")
     args = parser.parse_args()
 
     from ray.cluster_utils import Cluster
@@ -124,20 +125,27 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
             cache, plain, routed = [], [], []
+            parts = args.parts.split(",")
             for i in range(args.rounds):  # A B A B: the machine's noise falls on both sides
-                cache += [cache_run(cluster.address, "hash", tmp, i), cache_run(cluster.address, "random", tmp, i)]
-                routed.append(overhead_raysched(cluster.address, tmp, args.calls, i))
-                plain.append(overhead_plain(cluster.address, args.calls))
+                if "cache" in parts:
+                    cache += [cache_run(cluster.address, "hash", tmp, i), cache_run(cluster.address, "random", tmp, i)]
+                if "overhead" in parts:
+                    routed.append(overhead_raysched(cluster.address, tmp, args.calls, i))
+                    plain.append(overhead_plain(cluster.address, args.calls))
     finally:
         cluster.shutdown()
-    table = pd.DataFrame(cache).groupby("policy").mean()
-    print("Cache-bound service (jobs/service_cache.py), mean of", args.rounds, "runs each:")
-    print(table.round(1).to_string())
-    print(f"  hash / random throughput: {table.loc['hash', 'calls/s'] / table.loc['random', 'calls/s']:.2f}x")
-    print(f"\n10 ms calls, steady state ({args.calls} calls, 4 replicas one per node):")
-    print(f"  raysched (hash)          {np.mean(routed):7.1f} calls/s   runs {', '.join(f'{r:.1f}' for r in routed)}")
-    print(f"  plain Ray round-robin    {np.mean(plain):7.1f} calls/s   runs {', '.join(f'{r:.1f}' for r in plain)}")
-    print(f"  raysched / plain: {np.mean(routed) / np.mean(plain):.2f}x")
+    if cache:
+        table = pd.DataFrame(cache).groupby("policy").mean()
+        print("Cache-bound service (jobs/service_cache.py), mean of", args.rounds, "runs each:")
+        print(table.round(1).to_string())
+        print(f"  hash / random throughput: {table.loc['hash', 'calls/s'] / table.loc['random', 'calls/s']:.2f}x")
+    if routed:
+        print(f"\n10 ms calls, steady state ({args.calls} calls, 4 replicas one per node):")
+        print(
+            f"  raysched (hash)          {np.mean(routed):7.1f} calls/s   runs {', '.join(f'{r:.1f}' for r in routed)}"
+        )
+        print(f"  plain Ray round-robin    {np.mean(plain):7.1f} calls/s   runs {', '.join(f'{r:.1f}' for r in plain)}")
+        print(f"  raysched / plain: {np.mean(routed) / np.mean(plain):.2f}x")
 
 
 if __name__ == "__main__":

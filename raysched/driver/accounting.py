@@ -41,6 +41,8 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
     o.ok += 1
     o.per_node[out.node_ran] += 1
     o.ran(a.key, a.replica or out.node_ran)  # a call's key belongs to its replica
+    if a.replica:
+        o.calls += 1
     if a.spill:
         o.spills[a.spill] += 1
     o.brain_wait_s += a.brain_wait_s or 0.0

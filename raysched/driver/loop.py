@@ -326,6 +326,8 @@ class Runner:
         self.pacer.task_ran(out.finished_at - out.started_at)
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
+        if a.replica:  # a call's slot waits for its finish to be noticed and the next call routed (in this process)
+            self.pacer.gap(notice + self._tick())
         if out.error is None:
             self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
             count_ok(self.outcome, a, out)

@@ -37,6 +37,7 @@ class RunOutcome:
     cancelled: int = 0
     infeasible: int = 0
     skipped: int = 0
+    calls: int = 0  # ok tasks that were calls to a service (their key belongs to a replica, not a node)
     wall_s: float = 0.0
     first_submitted: float | None = None  # Unix seconds, over ok tasks (for the makespan)
     last_finished: float | None = None

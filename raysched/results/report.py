@@ -47,7 +47,8 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
             lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}")
     affinity = outcome.key_affinity
     if affinity is not None:
-        lines.append(f"  key affinity  {affinity:.0%} of {len(outcome.key_node)} keys ran on one node")
+        where = "replica" if outcome.calls == outcome.ok else "node or replica" if outcome.calls else "node"
+        lines.append(f"  key affinity  {affinity:.0%} of {len(outcome.key_node)} keys ran on one {where}")
     if outcome.spills:
         parts = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.spills.items()))
         lines.append(

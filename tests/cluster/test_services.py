@@ -4,6 +4,9 @@ re-created, bad replicas refused. Driven through `raysched submit` as a user wou
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -128,3 +131,28 @@ def test_a_node_killed_with_its_replicas_they_are_recreated_and_no_call_is_lost(
     last_there = ok.loc[ok["node_ran"] == dead, "finished_at"].max()
     assert not moved.empty and moved["started_at"].min() - killed_at < 5.0  # re-created on another node
     assert moved["started_at"].min() > last_there - 1.0  # ... once the old one was gone (it ran on briefly)
+
+
+def free_cpus(address: str) -> tuple[float, float]:
+    """Ray's own view of the cluster's CPUs (available, total), from a fresh driver."""
+    probe = (
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR');"
+        "print(ray.available_resources().get('CPU', 0), ray.cluster_resources().get('CPU', 0))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
+def test_ctrl_c_ends_the_run_and_removes_its_replicas(address: str, tmp_path: Path) -> None:
+    job, out = write_job(tmp_path, n=20_000, keys=10, replicas=3), tmp_path / "interrupted.csv"
+    proc = start_submit(address, job, out)
+    assert wait_for(lambda: ok_rows(out) >= 50, timeout=120)
+    proc.send_signal(signal.SIGINT)
+    code, stdout, stderr = finish(proc, timeout=120)
+    assert code == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    status = json.loads(run_cli("status", "--address", address, "--json").out)
+    assert not any(sub.get("replicas") for sub in status["submissions"])  # the brain holds nothing for it
+    assert wait_for(lambda: (lambda free, total: free == total)(*free_cpus(address)), timeout=60)  # Ray agrees
+    rows = pd.read_csv(out)
+    assert set(rows["status"]) <= {"ok", "cancelled"} and (rows["status"] == "cancelled").any()

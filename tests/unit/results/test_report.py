@@ -87,3 +87,13 @@ def test_spills_and_an_interrupted_run_are_explained() -> None:
 def test_zero_makespan_prints_no_items_rate() -> None:
     run = RunOutcome("r", ok=1, first_submitted=5.0, last_finished=5.0, metric_sums={"items": 3.0})
     assert "items/s" not in format_summary(run, "j", "p")
+
+
+def test_a_run_of_calls_reports_key_affinity_by_replica() -> None:
+    run = RunOutcome("r", ok=3, calls=3, wall_s=1.0)
+    run.first_submitted, run.last_finished = 0.0, 1.0
+    for key, replica in (("m1", "Shard#0"), ("m1", "Shard#0"), ("m2", "Shard#1")):
+        run.ran(key, replica)
+    assert "100% of 2 keys ran on one replica" in _line(format_summary(run, "j", "hash"), "key affinity")
+    run.ok += 1  # and one task beside the calls
+    assert "ran on one node or replica" in _line(format_summary(run, "j", "hash"), "key affinity")
