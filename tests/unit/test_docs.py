@@ -1,0 +1,111 @@
+"""The docs and the README: every Python block runs, or its fence says why it cannot.
+
+Blocks run with pytest-examples (the `docs` extra), each in a fresh folder holding a small
+`results/hash.csv` and `results/random.csv` written by raysched's own CSV writer, so the
+analysis examples read what `raysched submit` writes. A job file's `tasks()` is drawn to the
+end, as the driver would draw it. No Ray cluster is started.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pytest_examples", reason="the doc examples need the docs extra: pip install -e '.[docs]'")
+
+from pytest_examples import CodeExample, EvalExample, find_examples
+
+import raysched
+from raysched.results.schema import Row, Status
+from raysched.results.writer import ResultsWriter
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+EXAMPLES = list(find_examples(README, ROOT / "docs"))
+QUICKSTART = """```bash
+pip install . && raysched submit jobs/quickstart.py
+pip install '.[test]' && python -m pytest -q
+```"""
+
+
+def example_id(example: CodeExample) -> str:
+    return f"{example.path.relative_to(ROOT)}:{example.start_line}"
+
+
+def write_sample_run(path: Path, policy: str, nodes: tuple[str, ...], hit_every: int) -> None:
+    """Twelve ok tasks over four keys and one failed one, as a run of `policy` would record them."""
+    writer = ResultsWriter(path, flush_every_s=0)
+    for task_id in range(12):
+        submitted = 1_000.0 + task_id * 0.1
+        writer.write(
+            Row(
+                run_id=f"{policy}-0001",
+                job="cache_affinity.py",
+                policy=policy,
+                task_id=task_id,
+                key=f"user-{task_id % 4}",
+                attempt=1,
+                status=Status.OK.value,
+                node_chosen=nodes[task_id % len(nodes)],
+                node_ran=nodes[task_id % len(nodes)],
+                submitted_at=submitted,
+                started_at=submitted + 0.05,
+                finished_at=submitted + 0.25,
+                wait_s=0.05,
+                run_s=0.2,
+                demand="CPU=1",
+            ),
+            {"items": 10, "bytes": 1_000, "cache_hit": int(task_id % hit_every == 0)},
+        )
+    writer.write(
+        Row(run_id=f"{policy}-0001", job="cache_affinity.py", policy=policy, task_id=12, key="", attempt=1,
+            status=Status.FAILED.value, error="ValueError: boom", node_chosen=nodes[0], node_ran=nodes[0],
+            submitted_at=1_002.0, started_at=1_002.1, finished_at=1_002.2, wait_s=0.1, run_s=0.1, demand="CPU=1")
+    )  # fmt: skip
+    writer.close()
+
+
+@pytest.fixture
+def results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with the two runs the docs' examples read."""
+    results = tmp_path / "results"
+    write_sample_run(results / "hash.csv", "hash", ("a1" * 28, "b2" * 28), hit_every=1)
+    write_sample_run(results / "random.csv", "random", ("a1" * 28, "b2" * 28, "c3" * 28), hit_every=3)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_docs_have_python_examples() -> None:
+    assert any(e.path == README for e in EXAMPLES)
+    assert len({e.path for e in EXAMPLES}) >= 4, [str(e) for e in EXAMPLES]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
+def test_python_example(example: CodeExample, eval_example: EvalExample, results_folder: Path) -> None:
+    settings = example.prefix_settings()
+    if settings.get("test") == "skip":
+        reason = settings.get("reason", "").strip()
+        assert reason, f'{example_id(example)}: a block that does not run says why: test="skip" reason="..."'
+        pytest.skip(reason)
+    module: dict[str, Any] = eval_example.run(example)
+    if callable(module.get("tasks")):  # a job file: draw every task, as the driver does
+        drawn = list(module["tasks"]())
+        assert drawn and all(isinstance(t, raysched.Task) for t in drawn)
+
+
+def test_readme_is_short_and_keeps_the_quickstart_commands() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    quickstart = text.split("## Quickstart", 1)[1]
+    assert quickstart.lstrip("\n").startswith(QUICKSTART)
+
+
+def test_readme_links_into_the_docs_resolve() -> None:
+    text = README.read_text()
+    targets = {m for m in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text) if "://" not in m}
+    assert any(t.startswith("docs/") for t in targets)
+    missing = sorted(t for t in targets if not (ROOT / t).exists())
+    assert not missing, missing
