@@ -130,7 +130,7 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=BATCH,
             default=None,
             help="Tiny tasks per Ray task. Default auto: batch tasks far shorter than Ray's own "
-            "per-task cost (under 0.2 ms); off: one Ray task each; N: N at most. Rows stay per task.",
+            "per-task cost (under 2 ms); off: one Ray task each; N: N at most. Rows stay per task.",
         ),
     ]
     for option in reversed(options):
