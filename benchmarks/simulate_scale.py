@@ -76,6 +76,7 @@ def write_trace(path: Path, tasks: int, keys: int, zipf: float, seed: int) -> No
             "demand": "CPU=1",
             "spill": "",
             "brain_wait_s": 0.0,
+            "replica": "",
         }
     )
     frame[list(BASE_COLUMNS)].to_csv(path, index=False)
