@@ -116,6 +116,11 @@ def service(
     The demand arguments are `raysched.task`'s. A replica runs one call at a time unless
     ``max_concurrency`` says more (Ray's actor option of that name); calls to it queue there.
     """
+    if isinstance(num_cpus, type):  # @raysched.service without its parentheses
+        raise TypeError(
+            f"write @raysched.service(...) with parentheses above class {num_cpus.__name__}, "
+            "e.g. @raysched.service(num_cpus=1, replicas=4)"
+        )
     for name, value in (("replicas", replicas), ("max_concurrency", max_concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"@raysched.service {name} must be a whole number >= 1, got {value!r}")

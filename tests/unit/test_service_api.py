@@ -65,6 +65,14 @@ def test_only_a_class_can_be_a_service() -> None:
         raysched.service()(lambda: None)
 
 
+def test_the_decorator_without_parentheses_says_how_to_write_it() -> None:
+    with pytest.raises(TypeError, match=r"@raysched.service\(...\) with parentheses above class Bare"):
+
+        @raysched.service  # type: ignore[arg-type]
+        class Bare:
+            pass
+
+
 def test_loading_a_job_finds_its_services_and_checks_their_demand(tmp_path: Path) -> None:
     good = tmp_path / "svcjob.py"
     good.write_text(
