@@ -275,6 +275,8 @@ def test_config_keys_and_precedence_on_an_existing_cluster(address: str, tmp_pat
         "max_inflight": 1,
         "retries": 2,
         "max_failures": 2,
+        "service_policy": "greedy",  # not in the file: the defaults are recorded too
+        "service_spread": None,
     }
 
     # The same file again, --out on the command line: the flag wins, and the same seed repeats every choice.
