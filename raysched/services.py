@@ -59,7 +59,8 @@ class Service:
         spec = self.__dict__.get(_SPEC_ATTR)
         if spec is None or method.startswith("_") or not callable(getattr(spec.cls, method, None)):
             raise AttributeError(f"service has no method {method!r}")
-        return ServiceMethod(self, method)
+        call = self.__dict__[method] = ServiceMethod(self, method)  # one object per method: equal is identical
+        return call
 
     def __repr__(self) -> str:
         spec = spec_of(self)
@@ -92,12 +93,6 @@ class ServiceMethod:
         raise TypeError(
             f"{self.__qualname__} runs on a replica: yield raysched.Task({self.__qualname__}, args=(...)) from tasks()"
         )
-
-    def __hash__(self) -> int:
-        return hash((id(self.service), self.method))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ServiceMethod) and other.service is self.service and other.method == self.method
 
     def __repr__(self) -> str:
         return f"<raysched call {self.__qualname__}>"

@@ -95,6 +95,7 @@ class Fleet:
                 name = spec.replica(i)
                 self.replicas[name] = Replica(name, spec, demand)
         self.events: list[dict[str, Any]] = []
+        self._created: set[str] = set()  # replicas that were ready once: a later ready is a re-creation
         self.on_up: Callable[[Replica], None] = lambda replica: None  # ready: its waiting calls may go out
         self.on_lost: Callable[[str], None] = lambda name: None  # gone: its calls under way are lost
         self._checked = 0.0
@@ -175,9 +176,8 @@ class Fleet:
             node, error = replica.node, error_text(err)
         if error is None:
             replica.up = True
-            self._event(
-                replica, "created" if not any(e["replica"] == replica.name for e in self.events) else "recreated"
-            )
+            self._event(replica, "recreated" if replica.name in self._created else "created")
+            self._created.add(replica.name)
             self.on_up(replica)
             return
         replica.error = error
