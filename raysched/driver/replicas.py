@@ -172,8 +172,12 @@ class Fleet:
         replica.ready_ref = None
         try:
             node, error = ray.get(ref)
-        except ray.exceptions.RayError as err:
-            node, error = replica.node, error_text(err)
+        except ray.exceptions.RayError:  # the actor died before it was ready (its node or its process): a loss
+            old = replica.node
+            self._kill(replica)
+            self._event(replica, "lost")
+            self._place([replica], exclude=[old] if old else [])
+            return
         if error is None:
             replica.up = True
             self._event(replica, "recreated" if replica.name in self._created else "created")
