@@ -217,8 +217,10 @@ class Rounds(WaitingQueues):
         while sub.ready:  # new tasks, and tasks whose node left
             w = next(iter(sub.ready.values()))
             self._unlink(sub, w)
-            if w.task.signature in no_room:
-                self._park(sub, w, Decision(None), now)  # an equal demand just found no room: wait unasked
+            if w.task.signature in no_room or (sub.no_room_means_none and w.task.signature in sub.anywhere):
+                # An equal demand just found no room, or waits for room already: wait unasked, behind it
+                # (first come, first placed: new tasks never take the room older ones wait for).
+                self._park(sub, w, Decision(None), now)
                 continue
             yield w
             if not sub.placed_last and sub.no_room_means_none:

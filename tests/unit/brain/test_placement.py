@@ -429,3 +429,27 @@ def test_shared_nodes_keep_a_lease_turn_of_each_drivers_short_tasks() -> None:
     # alone again, a driver gets the depth its own pacing asked for, and no hint to widen its window
     brain.unregister("s2")
     assert brain.place("s1", [], [], pacing).depth is None
+
+
+@pytest.mark.parametrize("policy", ["random", "p2c", "greedy", "pack"])
+def test_tasks_waiting_for_room_are_placed_before_newer_ones(policy: str) -> None:
+    """First come, first placed: a slot that frees while new tasks arrive goes to the oldest waiting task.
+
+    Regression: new tasks were decided before the ones already waiting for room, so under a steady flow the
+    first tasks of a run waited until the flow stopped (measured on jobs/cache_affinity.py under random: 3% of
+    the tasks waited 7.4 s of a 7.8 s run).
+    """
+    brain = make_brain(policy=policy)  # 3 slots
+    first = brain.place("s1", [], [(i, ONE, str(i)) for i in range(6)])
+    running = placed(first)
+    assert len(running) == 3 and first.waiting == 3  # tasks 3, 4, 5 wait for room
+    order: list[int] = []
+    next_id = 6
+    for _ in range(20):  # each call: one task finishes, two new ones arrive
+        answer = brain.place(
+            "s1", [running.pop(0)], [(next_id, ONE, str(next_id)), (next_id + 1, ONE, str(next_id + 1))]
+        )
+        next_id += 2
+        order += placed(answer)
+        running += placed(answer)
+    assert order == list(range(3, 23))  # in arrival order: the waiting ones first, none overtaken
