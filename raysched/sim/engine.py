@@ -25,7 +25,10 @@ follow, the window, the poll and the retries of lost attempts, are `raysched.dri
   finds several idle workers gets the one that went idle last (as Ray reuses
   leases and idle workers; raysched.sim.workers reads the same from a trace).
   A worker's first task starts no earlier than the worker is up (the recorded
-  start-up at the beginning of a run, ``DriverModel.startup``).
+  start-up at the beginning of a run, ``DriverModel.startup``, counted from the
+  simulated run's first start as the recording counts it from its own; a
+  worker the recording did not show on a node it did is up when that node's
+  last recorded worker was).
 * **Dispatch capacity.** Ray pays for every Ray task it starts and finishes
   (submission, lease, reply): a worker takes its next queued task
   ``turnaround_s`` after its previous one finished (per node: each worker), and
@@ -177,12 +180,13 @@ class _Node:
         self.workers = 0
         self.idle: list[_Worker] = []  # the worker that went idle last on top
 
-    def take_worker(self) -> _Worker:
-        """The idle worker that went idle last, else a new one (up when the start-up says)."""
+    def take_worker(self, origin: float) -> _Worker:
+        """The idle worker that went idle last, else a new one (up when the start-up says, after ``origin``)."""
         if self.idle:
             return self.idle.pop()
         k, self.workers = self.workers, self.workers + 1
-        ready = self.startup[k] if k < len(self.startup) else self.startup_default
+        startup = self.startup
+        ready = origin + (startup[min(k, len(startup) - 1)] if startup else self.startup_default)
         model = self.cache_model
         own = NodeCache(model.keys) if model is not None and model.scope == "worker" else None
         return _Worker(ready, own)
@@ -241,6 +245,7 @@ class Simulation:
         self.cluster_cpus = sum(n.capacity.get("CPU", 0.0) for n in self.nodes.values())
         self.now = 0.0
         self.next_start = 0.0  # the driver's next turn to start a Ray task (dispatch capacity)
+        self.origin: float | None = None  # the first start: worker start-up counts from it
         self.heap: list[tuple[float, int, int, Any]] = []
         self.seq = itertools.count()
         for kill in kills:
@@ -445,7 +450,9 @@ class Simulation:
 
     def _start(self, unit: _Unit) -> None:
         node = unit.node
-        worker = unit.worker = node.take_worker()
+        if self.origin is None:
+            self.origin = self.now
+        worker = unit.worker = node.take_worker(self.origin)
         t = max(self.now, worker.ready_at, self.next_start)
         if self.driver.start_gap_s > 0:
             self.next_start = t + self.driver.start_gap_s

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 SCOPES = ("node", "worker")
-MIN_TURNAROUNDS = 20  # fewer measured turnarounds than this: none modelled
+MIN_TURNAROUNDS = 5  # fewer measured turnarounds than this: none modelled
 
 DISPATCH_QUANTILE = 0.005
 DEFAULT_DISPATCH_S = 0.005  # when the trace has no wait_s at all

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_replay import ok, rows_of, run, write_trace
 
@@ -129,6 +130,11 @@ def test_worker_start_up_and_turnarounds_read_from_the_trace(tmp_path: Path) -> 
     assert "a worker's turnaround 20 ms (estimated); workers up within 0.5 s (estimated)" in result.stderr
     rows = rows_of(out)
     assert sorted(rows["started_at"])[:2] == pytest.approx([0.0, 0.5])
+    # Start-up counts from the simulated run's first start, as the recording counts it from its own: with a
+    # dispatch of 100 ms the first task starts at 0.1, the second worker is up at 0.1 + 0.5.
+    later = tmp_path / "later.csv"
+    ok(run(trace.path, "--policies", "random", "--dispatch-ms", 100, "--out", later))
+    assert sorted(rows_of(later)["started_at"])[:2] == pytest.approx([0.1, 0.6])
 
 
 def _recorded(tmp_path: Path) -> Path:
@@ -221,3 +227,65 @@ def test_validate_without_a_recorded_cluster_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "no cluster recorded for run r1" in errors[0]
+
+
+# -- repeats: a policy without a seed is one draw of many ----------------------------------------------
+
+
+def _spread_trace(tmp_path: Path) -> Path:
+    # 24 tasks of three keys on three 1-CPU nodes, each a 1 s miss in the recording; replayed with a cache of
+    # one key per node and a miss of 1 s (0.1 s on a hit): where random puts each key decides the run.
+    nodes = [{"node_id": f"N{i}", "capacity": {"CPU": 1.0}} for i in (1, 2, 3)]
+    tasks = [{"key": f"k{i % 3}", "run_s": 1.1, "cache_hit": 0, "node": f"N{1 + i % 3}"} for i in range(24)]
+    return write_trace(tmp_path / "spread.csv", tasks, nodes=nodes, extra=("cache_hit",))
+
+
+def _throughput(rows: pd.DataFrame) -> float:
+    ok_rows = rows[rows["status"] == "ok"]
+    return len(ok_rows) / (ok_rows["finished_at"].max() - ok_rows["started_at"].min())
+
+
+def test_without_a_seed_the_run_of_median_throughput_among_nine_seeds_is_reported(tmp_path: Path) -> None:
+    trace = _spread_trace(tmp_path)
+    common = ["--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 0, "--cache-keys", 1, "--miss-s", 1]
+    seeded = {}
+    for seed in range(9):
+        out = tmp_path / f"seed{seed}.csv"
+        result = ok(run(trace, *common, "--seed", seed, "--out", out))
+        assert "median" not in result.stderr  # a seed given: one replay
+        seeded[seed] = rows_of(out).sort_values("task_id")
+    speeds = sorted((_throughput(rows), seed) for seed, rows in seeded.items())
+    assert speeds[0][0] < speeds[-1][0]  # the seeds differ: the median is a real choice
+    median_seed = speeds[4][1]
+    out = tmp_path / "unseeded.csv"
+    result = ok(run(trace, *common, "--out", out))
+    assert "without a seed: each policy's median run of 9 seeds (0-8)" in result.stderr
+    reported = rows_of(out).sort_values("task_id")
+    assert reported["node_ran"].tolist() == seeded[median_seed]["node_ran"].tolist()
+    assert reported["started_at"].tolist() == pytest.approx(seeded[median_seed]["started_at"].tolist())
+
+
+def test_repeats_sets_how_many_seeds(tmp_path: Path) -> None:
+    trace = _spread_trace(tmp_path)
+    three = ok(run(trace, "--policies", "random", "--miss-s", 1, "--repeats", 3))
+    assert "median run of 3 seeds (0-2)" in three.stderr
+    once = ok(run(trace, "--policies", "random", "--miss-s", 1, "--repeats", 1))
+    assert "median run" not in once.stderr
+    bad = run(trace, "--policies", "random", "--repeats", 0)
+    assert bad.exit_code == 2 and "Invalid value for '--repeats'" in bad.output
+
+
+def test_a_worker_the_recording_did_not_show_is_up_with_its_nodes_last_recorded_one(tmp_path: Path) -> None:
+    # N1 (3 CPUs) showed two workers, up at 0 and 0.5 (task b was placed at 5 and waited for its worker until
+    # 10.5; task c reused worker 1). Replayed, the three tasks start together: the third worker, never seen,
+    # is up at 0.5 too (its node's last recorded worker), not at the median of all nodes' workers (0.25).
+    tasks = [
+        {"key": "a", "started_at": 10.0, "run_s": 2.0, "wait_s": 5.0},
+        {"key": "b", "started_at": 10.5, "run_s": 2.0, "wait_s": 5.5},
+        {"key": "c", "started_at": 20.0, "run_s": 2.0, "wait_s": 0.0},
+    ]
+    trace = write_trace(tmp_path / "t.csv", tasks, nodes=[{"node_id": "N1", "capacity": {"CPU": 3.0}}])
+    assert estimate_startup(assign_workers(load_trace(trace), dispatch_s=0.01)) == ({"N1": [0.0, 0.5]}, 0.25)
+    out = tmp_path / "sim.csv"
+    ok(run(trace, "--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 0, "--out", out))
+    assert sorted(rows_of(out)["started_at"]) == pytest.approx([0.0, 0.5, 0.5])
