@@ -2,6 +2,7 @@
 
     python benchmarks/fidelity.py --record --dir results/fidelity   # record each job under hash and random
     python benchmarks/fidelity.py --dir results/fidelity            # the table (markdown) from those runs
+    python benchmarks/fidelity.py --dir results/fidelity --compact  # one line per job (the README's table)
 
 Each job is recorded once under hash and once under random on the embedded
 default cluster (one `raysched submit` at a time). Per job the table shows,
@@ -74,19 +75,28 @@ def _num(value: float | None, digits: str = ".3g") -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, digits)
 
 
-def table(folder: Path) -> str:
-    lines = [
-        "| job | run | throughput measured / simulated | p95 wait (s) measured / simulated | "
-        "hits measured / simulated | hash/random throughput measured | predicted from the hash run | "
-        "predicted from the random run |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def table(folder: Path, compact: bool = False) -> str:
+    """The full table (a line per run), or with ``compact`` a line per job: each run's errors and the ratio."""
+    if compact:
+        lines = [
+            "| job | throughput error hash / random | p95 wait error hash / random | hits (points) hash / random "
+            "| hash/random measured | predicted from hash / random run |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines = [
+            "| job | run | throughput measured / simulated | p95 wait (s) measured / simulated | "
+            "hits measured / simulated | hash/random throughput measured | predicted from the hash run | "
+            "predicted from the random run |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
     for label in JOBS:
         paths = {p: _csv(folder, label, p) for p in POLICIES}
         if not all(p.exists() for p in paths.values()):
             continue
         measured: dict[str, float] = {}
         predicted: dict[str, float] = {}
+        errors: dict[str, tuple[str, str, str]] = {}
         for policy, path in paths.items():
             fidelity = validate(SimulateSettings(trace=path))
             m, s, e = fidelity.measured, fidelity.simulated, fidelity.error
@@ -99,6 +109,8 @@ def table(folder: Path) -> str:
             both = simulate(SimulateSettings(trace=path, policies=POLICIES, check_fidelity=False)).summary
             ratio = both.loc[THROUGHPUT].iloc[0] / both.loc[THROUGHPUT].iloc[1]
             predicted[policy] = float(ratio)
+            points = f"{s[HIT_RATE] - m[HIT_RATE]:+.0f}" if HIT_RATE in m else "–"
+            errors[policy] = (_pct(e[THROUGHPUT]), _pct(e[WAIT_P95]), points)
             cells = [
                 label,
                 policy,
@@ -115,7 +127,15 @@ def table(folder: Path) -> str:
                 ]
             else:
                 cells += ["", "", ""]
-            lines.append("| " + " | ".join(cells) + " |")
+            if not compact:
+                lines.append("| " + " | ".join(cells) + " |")
+        if compact:
+            real = measured["hash"] / measured["random"]
+            h, r = errors["hash"], errors["random"]
+            lines.append(
+                f"| {label} | {h[0]} / {r[0]} | {h[1]} / {r[1]} | {h[2]} / {r[2]} | {real:.2f}× | "
+                f"{_pct(predicted['hash'] / real - 1)} / {_pct(predicted['random'] / real - 1)} |"
+            )
     return "\n".join(lines)
 
 
@@ -123,10 +143,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path("results/fidelity"), help="where the recorded runs are")
     parser.add_argument("--record", action="store_true", help="record the runs first (embedded cluster)")
+    parser.add_argument("--compact", action="store_true", help="one line per job (errors only)")
     args = parser.parse_args()
     if args.record:
         record(args.dir)
-    print(table(args.dir))
+    print(table(args.dir, args.compact))
 
 
 if __name__ == "__main__":

@@ -60,9 +60,10 @@ def _done(policy: str, stats: SimulationStats) -> None:
     type=click.IntRange(min=0),
     default=None,
     metavar="N",
-    help="Each node keeps the last N keys it ran (LRU). Default, when the trace has a cache_hit column: "
-    "the N whose per-node LRU, replayed over the recorded run (tasks in start order on the nodes "
-    "they ran on), best reproduces its recorded hits (the smallest such N).",
+    help="Each cache (see --cache-scope) keeps the last N keys it ran (LRU). Default, when the trace has a "
+    "cache_hit column: the N whose LRU, replayed over the recorded run (tasks in start order where they "
+    "ran), hits as many tasks as the run did; among those, the one agreeing with the most recorded hits and "
+    "misses, then the smallest.",
 )
 @click.option(
     "--miss-s",

@@ -289,3 +289,17 @@ def test_a_worker_the_recording_did_not_show_is_up_with_its_nodes_last_recorded_
     out = tmp_path / "sim.csv"
     ok(run(trace, "--policies", "random", "--dispatch-ms", 0, "--turnaround-ms", 0, "--out", out))
     assert sorted(rows_of(out)["started_at"]) == pytest.approx([0.0, 0.5, 0.5])
+
+
+def test_the_cache_size_hits_as_often_as_the_run_did_before_it_agrees_access_by_access(tmp_path: Path) -> None:
+    # One node, in start order: p p q q a b a b c e c. Two tasks of p (and of q) started together and both
+    # missed (stack distance 0); the second a and b hit (distance 1), the second c missed (distance 1).
+    # 2 hits recorded. A cache of 1 key hits exactly 2 (the second p and q): as often as the run did, though
+    # it agrees with 7 of 11 accesses; a cache of 2 keys agrees with 8 but hits 5. The estimate is 1.
+    keys = ["p", "p", "q", "q", "a", "b", "a", "b", "c", "e", "c"]
+    hits = [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0]
+    tasks = [{"key": k, "cache_hit": h} for k, h in zip(keys, hits, strict=True)]
+    trace = load_trace(write_trace(tmp_path / "t.csv", tasks, nodes=ONE_NODE, extra=("cache_hit",)))
+    found = estimate_cache(trace, assign_workers(trace, dispatch_s=0.0), "node")
+    assert found is not None and found[:2] == ("node", 1)
+    assert found[2] == pytest.approx(7 / 11)
