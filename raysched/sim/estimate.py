@@ -7,8 +7,9 @@
   raysched.sim.workers deals it to): per scope, the N that hits as many
   accesses as the run did, the most accesses agreeing with its ``cache_hit``
   column among those (tasks in start order; Mattson's stack distances give
-  every N in one pass); then the scope that agrees with more accesses (node
-  scope when both do equally well);
+  every N in one pass; a hit touches its key at its start, a miss's key
+  enters when its load ends, as the simulator's caches take keys in); then the
+  scope that agrees with more accesses (node scope when both do equally well);
 * **dispatch**: the 0.5th percentile of ``wait_s - brain_wait_s``, the time a
   task spent outside the brain (waiting for the driver's next call, reaching
   the brain, coming back, starting) for the quickest tasks, which met no queue
@@ -88,9 +89,12 @@ def estimate_cache_keys(trace: Trace) -> int | None:
     return _best_size(trace.node_ran[order], trace.keys[order], trace.cache_hit[order] == 1.0)[0]
 
 
-def estimate_cache(trace: Trace, workers: WorkerAssignment, scope: str | None = None) -> tuple[str, int, float] | None:
+def estimate_cache(
+    trace: Trace, workers: WorkerAssignment, scope: str | None = None, load_s: float = 0.0
+) -> tuple[str, int, float] | None:
     """(scope, keys, share of recorded hits and misses reproduced) that best fits the trace; None without
-    a cache_hit column. ``scope`` given: only that scope is tried."""
+    a cache_hit column. ``scope`` given: only that scope is tried. ``load_s``: what a miss's load took (its key
+    enters the cache when the load ends, as the simulator's caches take it in)."""
     if trace.cache_hit is None:
         return None
     order = workers.order
@@ -100,26 +104,34 @@ def estimate_cache(trace: Trace, workers: WorkerAssignment, scope: str | None = 
     order = order[seen]
     nodes = trace.node_ran[order]
     hit = trace.cache_hit[order] == 1.0
+    starts = workers.started_s[seen]
+    taken_in = np.where(hit, starts, starts + load_s)
     places = {
         "node": nodes,
         "worker": np.array([f"{n}/{w}" for n, w in zip(nodes.tolist(), workers.worker[seen].tolist(), strict=True)]),
     }
     best: tuple[str, int, float] | None = None
     for name in SCOPES if scope is None else (scope,):
-        keys, agree = _best_size(places[name], trace.keys[order], hit)
+        keys, agree = _best_size(places[name], trace.keys[order], hit, starts, taken_in)
         if best is None or agree > best[2] + 1e-12:
             best = (name, keys, agree)
     return best
 
 
-def _best_size(places: np.ndarray, keys: np.ndarray, hit: np.ndarray) -> tuple[int, float]:
+def _best_size(
+    places: np.ndarray,
+    keys: np.ndarray,
+    hit: np.ndarray,
+    starts: np.ndarray | None = None,
+    taken_in: np.ndarray | None = None,
+) -> tuple[int, float]:
     """The LRU size (one cache per distinct place) that best reproduces ``hit``, and the share of accesses it does.
 
     Best: as many hits as recorded (the rate drives a replay's run times), then the most accesses agreeing,
     then the smallest size. Agreement alone picked sizes that hit far more often than the run did when
     workers shared keys (per-worker LRU under hash: 79% simulated hits against 56% measured; 61% now).
     """
-    distances = _stack_distances(places, keys)
+    distances = _stack_distances(places, keys, starts, taken_in)
     finite = distances >= 0
     top = int(distances.max()) + 2 if finite.any() else 2
     # A cache of N keys hits exactly the accesses whose stack distance is below N.
@@ -148,26 +160,42 @@ def estimate_startup(workers: WorkerAssignment) -> tuple[dict[str, list[float]],
     return startup, float(np.median(every)) if every else 0.0
 
 
-def _stack_distances(nodes: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Per access: distinct other keys its node ran since the key's last access there (-1: first access).
+def _stack_distances(
+    places: np.ndarray, keys: np.ndarray, starts: np.ndarray | None = None, taken_in: np.ndarray | None = None
+) -> np.ndarray:
+    """Per access: distinct other keys its place took in since the key's own last take-in (-1: none yet).
 
-    A Fenwick tree per node over that node's accesses marks each key's latest
-    access; the distance is the count of marks between the two accesses.
+    An access looks its key up at ``starts[i]`` and takes it in (to the front of the LRU) at ``taken_in[i]``:
+    a hit at its start, a miss when its load ends, so a key still loading is not there yet and keys loaded
+    meanwhile count from when they arrived (without times: each access in turn, taken in at once). A cache
+    of N keys hits exactly the accesses whose distance is below N. A Fenwick tree per place over its
+    take-ins marks each key's latest; the distance is the count of marks after the key's own.
     """
     out = np.full(len(keys), -1, dtype=np.int64)
-    by_node: dict[object, list[int]] = {}
-    for i, node in enumerate(nodes.tolist()):
-        by_node.setdefault(node, []).append(i)
-    for positions in by_node.values():
-        marks = _Fenwick(len(positions))
+    if starts is None or taken_in is None:
+        starts = taken_in = np.arange(len(keys), dtype=np.float64)
+    by_place: dict[object, list[int]] = {}
+    for i, place in enumerate(places.tolist()):
+        by_place.setdefault(place, []).append(i)
+    for accesses in by_place.values():
+        # In time order, then in start order, an access's look-up before its own take-in (as the simulator
+        # serves look-ups one by one: a hit finds its key, then touches it).
+        events = sorted([(starts[i], i, 0) for i in accesses] + [(taken_in[i], i, 1) for i in accesses])
+        marks = _Fenwick(len(accesses))
         last: dict[object, int] = {}
-        for local, i in enumerate(positions):
-            previous = last.get(keys[i])
+        taken = 0
+        for _, i, take in events:
+            key = keys[i]
+            previous = last.get(key)
+            if not take:
+                if previous is not None:
+                    out[i] = marks.prefix(taken) - marks.prefix(previous + 1)
+                continue
             if previous is not None:
-                out[i] = marks.prefix(local) - marks.prefix(previous + 1)
                 marks.add(previous, -1)
-            marks.add(local, 1)
-            last[keys[i]] = local
+            marks.add(taken, 1)
+            last[key] = taken
+            taken += 1
     return out
 
 

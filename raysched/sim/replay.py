@@ -504,13 +504,17 @@ def _cache_model(
         estimated.append("miss_s")
     scope, keys = settings.cache_scope, settings.cache_keys
     if keys is None or scope is None:
-        found = estimate_cache(trace, workers, scope)
+        found = estimate_cache(trace, workers, scope, recorded_miss_s)
         best_scope, best_keys = (found[0], found[1]) if found is not None else ("node", 1)
         if scope is None:
             scope = best_scope
             estimated.append("cache_scope")
         if keys is None:
-            keys = best_keys if best_scope == scope else (estimate_cache(trace, workers, scope) or ("", 1))[1]
+            keys = (
+                best_keys
+                if best_scope == scope
+                else (estimate_cache(trace, workers, scope, recorded_miss_s) or ("", 1))[1]
+            )
             estimated.append("cache_keys")
     base_s = np.where(missed, np.clip(trace.run_s - recorded_miss_s, 0.0, None), trace.run_s)
     return base_s, CacheModel(keys, miss_s, scope), tuple(estimated)

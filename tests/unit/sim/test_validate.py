@@ -303,3 +303,22 @@ def test_the_cache_size_hits_as_often_as_the_run_did_before_it_agrees_access_by_
     found = estimate_cache(trace, assign_workers(trace, dispatch_s=0.0), "node")
     assert found is not None and found[:2] == ("node", 1)
     assert found[2] == pytest.approx(7 / 11)
+
+
+def test_a_missed_key_enters_the_cache_when_its_load_ends_as_the_simulator_takes_it_in(tmp_path: Path) -> None:
+    # One node of 2 CPUs, a miss loads for 1 s (misses run 1.1 s, hits 0.1 s): y misses at 10 (in at 11),
+    # x misses at 12 (in at 13), y hits at 12.5, x hits at 13.5. While x loads, y is the only key in: one key
+    # is enough for both hits. Counted by starts alone, x and y alternate and it would take two.
+    tasks = [
+        {"key": "y", "started_at": 10.0, "run_s": 1.1, "cache_hit": 0},
+        {"key": "x", "started_at": 12.0, "run_s": 1.1, "cache_hit": 0},
+        {"key": "y", "started_at": 12.5, "run_s": 0.1, "cache_hit": 1},
+        {"key": "x", "started_at": 13.5, "run_s": 0.1, "cache_hit": 1},
+    ]
+    path = write_trace(tmp_path / "t.csv", tasks, nodes=TWO_CPUS, extra=("cache_hit",))
+    trace = load_trace(path)
+    workers = assign_workers(trace, dispatch_s=0.0)
+    assert estimate_cache(trace, workers, "node", load_s=1.0) == ("node", 1, 1.0)
+    assert estimate_cache(trace, workers, "node") == ("node", 2, 1.0)  # no load: each key in at its start
+    result = ok(run(path, "--policies", "hash", "--cache-scope", "node"))
+    assert "cache of 1 keys per node (estimated), a miss adds 1 s (estimated)" in result.stderr
