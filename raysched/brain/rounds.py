@@ -208,10 +208,6 @@ class Rounds(WaitingQueues):
         view = self.view
         roomy = sorted(dirty)
 
-        def room_for(task: TaskDemand) -> bool:
-            view.overcommit = self._admission(sub)
-            return any(node in view and view.fits_now(node, task.resources) for node in roomy)
-
         self._expire(sub, now)
         no_room: set[tuple] = set()  # demands that found no room in this round (policies that promise it)
         while sub.ready:  # new tasks, and tasks whose node left
@@ -240,9 +236,17 @@ class Rounds(WaitingQueues):
         if roomy:  # tasks waiting for room anywhere
             for group in list(sub.anywhere):
                 queue = sub.anywhere.get(group)
+                room: list[str] | None = None  # the dirty nodes that fit this queue's demand, dropped as they fill
                 while queue:
                     w = next(iter(queue.values()))
-                    if w.seen_round == self._round_no or not room_for(w.task):
+                    if w.seen_round == self._round_no:
+                        break
+                    view.overcommit = self._admission(sub)
+                    if room is None:
+                        room = [node for node in roomy if node in view and view.fits_now(node, w.task.resources)]
+                    while room and not (room[-1] in view and view.fits_now(room[-1], w.task.resources)):
+                        room.pop()
+                    if not room:
                         break
                     self._unlink(sub, w)
                     w.retry = True
