@@ -199,6 +199,7 @@ def _run(
                     "brain_decisions": runner.outcome.brain_decisions,
                     "keys_spread": runner.outcome.keys_spread,
                     "hot_keys": runner.outcome.hot_keys,
+                    "pacing": runner.outcome.pacing(),
                     "timeline": {
                         "brain_ready_at": runner.outcome.brain_ready_at,
                         "first_dispatch_at": runner.outcome.first_dispatch_at,

@@ -311,6 +311,8 @@ class Runner:
             except PolicyError as err:
                 raise JobFileError(f"policy error: {err}") from None
             if answer is not None:
+                self.outcome.brain_calls += 1
+                self.outcome.brain_call_s += rtt_s
                 self._apply(answer, rtt_s)
 
     def _record(self, a: Attempt, out: Any, now: float) -> None:
@@ -326,6 +328,8 @@ class Runner:
         self.pacer.task_ran(out.finished_at - out.started_at)
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
+        self.outcome.notices += 1
+        self.outcome.notice_s += notice
         if a.replica:  # a call's slot waits for its finish to be noticed and the next call routed (in this process)
             self.pacer.gap(notice + self._tick())
         if out.error is None:

@@ -56,7 +56,18 @@ class RunOutcome:
     hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
     brain_ready_at: float | None = None  # Unix seconds: registered with the brain (start-up diagnosis)
     first_dispatch_at: float | None = None  # Unix seconds: the first task handed to Ray
+    brain_calls: int = 0  # answers received, and the seconds they were under way in all
+    brain_call_s: float = 0.0
+    notices: int = 0  # finishes noticed, and the seconds from each finish to the driver noticing it, in all
+    notice_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    def pacing(self) -> dict[str, float | None]:
+        """What the driver's pacing measured (mean seconds), recorded so a replay's pacing can see the same."""
+        return {
+            "brain_rtt_s": self.brain_call_s / self.brain_calls if self.brain_calls else None,
+            "notice_s": self.notice_s / self.notices if self.notices else None,
+        }
 
     def counts(self) -> dict[str, int | bool]:
         """How the run's tasks ended, by status, plus those skipped on resume and whether it was interrupted."""
