@@ -79,6 +79,8 @@ class Runner:
         self._finished: list[int] = []
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
+        self._noticed_a_finish = False
+        self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
         self._services = services
         if services is not None:
@@ -165,13 +167,16 @@ class Runner:
         if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
         client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats())
+        if self._noticed_a_finish:
+            self._calls_after_first_finish += 1
         self._to_send, self._finished = [], []
 
     def _apply(self, answer: Placement, rtt_s: float) -> None:
         """Dispatch what the brain placed; record what it found infeasible."""
         self._shared_depth = answer.depth
         # A slot freed just after a call waits for the next call and its answer: the whole cycle.
-        self.pacer.gap(min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s)
+        if rules.paces(self._calls_after_first_finish):
+            self.pacer.gap(min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s)
         for uid, message in answer.infeasible:
             a = self._held.pop(uid)
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
@@ -326,6 +331,7 @@ class Runner:
             return
         self._stalls.finished(a.node)
         self.pacer.task_ran(out.finished_at - out.started_at)
+        self._noticed_a_finish = True
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
         self.outcome.notices += 1

@@ -268,6 +268,8 @@ class Simulation:
         self.units_out = 0  # units dispatched and not finished (the runner's Ray refs in flight)
         self.in_flight = False
         self.calls = 0
+        self.noticed_a_finish = False
+        self.calls_after_first_finish = 0  # as the runner counts them (rules.paces)
         self.last_sent = 0.0
         self.wakes: set[float] = set()
         self.last_progress = 0.0
@@ -380,6 +382,8 @@ class Simulation:
             raise SimInputError(f"policy error: {err}") from None
         cycle = self.now - self.last_sent if self.calls else 0.0
         self.calls += 1
+        if self.noticed_a_finish:
+            self.calls_after_first_finish += 1
         self.last_sent = self.now
         self.in_flight = True
         self.at_brain += len(requests)
@@ -399,7 +403,8 @@ class Simulation:
         answer, cycle = payload
         self.in_flight = False
         rtt = self.driver.pacing_rtt_s
-        self.pacer.gap(min(cycle, 1.0) + (self.driver.dispatch_s if rtt is None else rtt))
+        if rules.paces(self.calls_after_first_finish):
+            self.pacer.gap(min(cycle, 1.0) + (self.driver.dispatch_s if rtt is None else rtt))
         rec = self.rec
         for pos, message in answer.infeasible:
             rec.closed(pos, Status.INFEASIBLE, f"InfeasibleError: {message}")
@@ -492,6 +497,7 @@ class Simulation:
             worker.ready_at = self.now + self.driver.turnaround_s
             node.idle.append(worker)
         self.units_out -= 1
+        self.noticed_a_finish = True
         rec, task_ran, index = self.rec, self.pacer.task_ran, node.index
         started, finished, nodes = rec.started, rec.finished, rec.node
         for pos in unit.positions:  # ended ok: where it ran

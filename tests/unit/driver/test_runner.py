@@ -34,13 +34,20 @@ def job_of(tasks: list[Task]) -> JobFile:
 
 
 class FakeClient:
-    """What the runner asks of its brain client outside the loop: its run id and node reports."""
+    """What the runner asks of its brain client outside the loop: its run id, node reports, calls sent."""
 
     run_id = "run-1"
     cycle_s = 0.02
+    in_flight = False
+    at_brain = 0
+    idle_s = 10.0
 
     def __init__(self) -> None:
         self.reports: list[tuple[str, str]] = []
+        self.sent = 0
+
+    def send(self, finished: list[int], requests: list[Any], stats: dict[str, float]) -> None:
+        self.sent += 1
 
     def report_node_failure(self, node: str, why: str) -> None:
         self.reports.append((node, why))
@@ -187,3 +194,32 @@ def test_own_failures_and_lost_attempts_are_counted_apart(retries: int, steps: l
     runner, _ = runner_of(job_of([Task(work, (0,), key="k")]), retries=retries)
     rows = _run_attempts(runner, steps)
     assert rows == [(i, "retried") for i in range(1, len(steps))] + [(len(steps), "failed")]
+
+
+# -- pacing -----------------------------------------------------------------------------------------
+
+
+def test_the_pacer_hears_no_round_trip_that_spans_the_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first brain calls wait for the cluster's workers and the brain to start (here 5 s); the first call
+    # after the first finish still began its cycle then. Only from the second call after the first finish
+    # does a round trip tell the pacer how long a freed slot waits (rules.paces).
+    monkeypatch.setattr("raysched.driver.loop.submit", lambda *args: object())  # stands in for Ray
+    runner, _ = runner_of(job_of([Task(work, (i,), key=f"k{i}") for i in range(8)]))
+    client: FakeClient = runner.client  # type: ignore[assignment]
+    start_depth = runner.pacer.depth()
+    for a in runner.draw():
+        runner._hold(a)
+    runner._maybe_send()
+    client.cycle_s = 5.0
+    runner._apply(Placement(placed=[(0, "n" * 56, "", 0.0)]), 5.0)  # answered after the start-up
+    first = runner._held[0]
+    runner._finish_attempt(first)
+    runner._record(first, Outcome(first.node, 1.0, 1.01, {}, None), 1.02)  # the first finish, noticed
+    runner._maybe_send()
+    runner._apply(Placement(), 5.0)  # its cycle began during the start-up
+    assert client.sent == 2 and runner.pacer.depth() == start_depth  # heard neither
+    runner._finished.append(99)  # news to send
+    runner._maybe_send()
+    client.cycle_s = 0.02
+    runner._apply(Placement(), 0.01)  # a round trip of the running job: heard
+    assert client.sent == 3 and runner.pacer.depth() != start_depth

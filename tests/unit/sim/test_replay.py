@@ -109,8 +109,11 @@ def test_placement_dispatch_and_node_queue(tmp_path: Path) -> None:
     # One node of 1 CPU, three 1 s tasks, dispatch 125 ms.
     # t=0: call 1 places task 0 (overcommit 1); tasks 1, 2 wait in the brain.
     # t=0.125: task 0 starts (placement 0 + dispatch), finishes 1.125; polls follow every 0.125 s.
-    # t=1.125: the finish rides the next call; overcommit is now 2: tasks 1 and 2 are both placed.
-    # t=1.25: they reach the node: task 1 starts (ends 2.25), task 2 queues there and starts at 2.25 (ends 3.25).
+    # t=1.125: the finish rides the next call, task 1 is placed; the pacer has heard no round trip yet (the
+    # first call after the first finish, rules.paces), so admission stays 1.
+    # t=1.25: task 1 reaches the node and starts (ends 2.25); the answer was the second call after the first
+    # finish: the pacer hears it, overcommit is now 2.
+    # t=1.375: the next poll places task 2; it reaches the node at 1.5, queues there and starts at 2.25.
     trace = write_trace(tmp_path / "t.csv", [{"key": "a"}, {"key": "b"}, {"key": "c"}])
     out = tmp_path / "sim.csv"
     ok(run(trace, "--nodes", "1x1", "--dispatch-ms", 125, "--policies", "random", "--out", out))
@@ -118,7 +121,7 @@ def test_placement_dispatch_and_node_queue(tmp_path: Path) -> None:
     assert df["started_at"].tolist() == pytest.approx([0.125, 1.25, 2.25])
     assert df["finished_at"].tolist() == pytest.approx([1.125, 2.25, 3.25])
     assert df["submitted_at"].tolist() == [0.0, 0.0, 0.0]  # virtual seconds from 0
-    assert df["brain_wait_s"].tolist() == pytest.approx([0.0, 1.125, 1.125])  # placed at 0, 1.125, 1.125
+    assert df["brain_wait_s"].tolist() == pytest.approx([0.0, 1.125, 1.375])  # placed at 0, 1.125, 1.375
     assert set(df["node_ran"]) == {"n000"}
 
 
