@@ -176,7 +176,10 @@ class Runner:
         self._shared_depth = answer.depth
         # A slot freed just after a call waits for the next call and its answer: the whole cycle.
         if rules.paces(self._calls_after_first_finish):
-            self.pacer.gap(min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s)
+            gap = min(self.client.cycle_s, 1.0) + rtt_s + self._notice_s
+            self.pacer.gap(gap)
+            self.outcome.gaps += 1
+            self.outcome.gap_s += gap
         for uid, message in answer.infeasible:
             a = self._held.pop(uid)
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))

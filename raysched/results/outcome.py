@@ -60,6 +60,8 @@ class RunOutcome:
     brain_call_s: float = 0.0
     notices: int = 0  # finishes noticed, and the seconds from each finish to the driver noticing it, in all
     notice_s: float = 0.0
+    gaps: int = 0  # round trips the pacer heard, and their seconds in all
+    gap_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def pacing(self) -> dict[str, float | None]:
@@ -67,6 +69,7 @@ class RunOutcome:
         return {
             "brain_rtt_s": self.brain_call_s / self.brain_calls if self.brain_calls else None,
             "notice_s": self.notice_s / self.notices if self.notices else None,
+            "gap_s": self.gap_s / self.gaps if self.gaps else None,
         }
 
     def counts(self) -> dict[str, int | bool]:

@@ -16,9 +16,10 @@ follow, the window, the poll and the retries of lost attempts, are `raysched.dri
   ``Pacer.call_interval()``.
 * **Pacing.** A real `Pacer` sees every task's run time and every round trip,
   and sets the brain's admission (``overcommit``), the batch size and the window.
-  A round trip is the simulated time between calls plus the brain's answer time
-  and the time to notice a finish that the recorded run measured
-  (``DriverModel.pacing_rtt_s``; runs recorded without them: the dispatch time).
+  The round trip it hears is the mean one the recorded runner's pacer heard
+  (``DriverModel.pacing_gap_s``: time between calls, the brain's answer, a
+  finish noticed; the sidecar's ``pacing``); for a run recorded without it, the
+  simulated time between calls plus the dispatch time.
 * **Nodes.** Each node runs what fits its capacity; work placed beyond that
   (admitted by the brain's overcommit) waits in the node's queue, one FIFO per
   demand, and starts the instant room frees (as Ray's raylet starts a queued
@@ -95,8 +96,8 @@ class DriverModel:
     start_gap_s: float = 0.0  # the driver starts at most one Ray task per this many seconds (0: no limit)
     startup: Mapping[str, Sequence[float]] = field(default_factory=dict)  # node -> when each worker is up
     startup_default: float = 0.0  # when a worker the startup map does not list is up
-    pacing_rtt_s: float | None = None  # the brain's round trip and a finish's notice, as the runner's Pacer saw
-    #   them (recorded); None: the dispatch time stands in
+    pacing_gap_s: float | None = None  # the mean round trip the recorded runner's Pacer heard; None: the
+    #   simulated time between calls plus the dispatch time
 
 
 @dataclass(frozen=True)
@@ -402,9 +403,9 @@ class Simulation:
         """Dispatch what the brain placed (batched per node and demand); record what it found infeasible."""
         answer, cycle = payload
         self.in_flight = False
-        rtt = self.driver.pacing_rtt_s
         if rules.paces(self.calls_after_first_finish):
-            self.pacer.gap(min(cycle, 1.0) + (self.driver.dispatch_s if rtt is None else rtt))
+            recorded = self.driver.pacing_gap_s
+            self.pacer.gap(min(cycle, 1.0) + self.driver.dispatch_s if recorded is None else recorded)
         rec = self.rec
         for pos, message in answer.infeasible:
             rec.closed(pos, Status.INFEASIBLE, f"InfeasibleError: {message}")

@@ -125,8 +125,8 @@ class Model:
         rate = "without limit" if driver.start_gap_s <= 0 else f"at most {1 / driver.start_gap_s:,.0f}/s"
         every = [t for firsts in driver.startup.values() for t in firsts]
         startup = f"; workers up within {max(every):.2g} s (estimated)" if every and max(every) > 0 else ""
-        if driver.pacing_rtt_s is not None:
-            startup += f"; brain round trip and notice {driver.pacing_rtt_s * 1000:.3g} ms (recorded)"
+        if driver.pacing_gap_s is not None:
+            startup += f"; the pacer's round trip {driver.pacing_gap_s * 1000:.3g} ms (recorded)"
         return (
             f"raysched simulate: {self.tasks:,} tasks of run {self.run_id} ({self.job}) on {self.nodes:,} "
             f"node(s) ({self.cpus:g} CPUs, {self.cluster}); dispatch {self.dispatch_s * 1000:.3g} ms"
@@ -192,8 +192,7 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
     start_gap_s = 1 / settings.start_rate if settings.start_rate else 0.0  # no limit unless given
     startup, startup_default = estimate_startup(workers)
     pacing = record.get("pacing") or {}
-    brain_rtt_s, notice_s = pacing.get("brain_rtt_s"), pacing.get("notice_s")
-    pacing_rtt_s = None if brain_rtt_s is None else float(brain_rtt_s) + float(notice_s or 0.0)
+    pacing_gap_s = None if pacing.get("gap_s") is None else float(pacing["gap_s"])
     driver = DriverModel(
         dispatch_s,
         overcommit=recorded.get("overcommit"),
@@ -203,7 +202,7 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
         start_gap_s=start_gap_s,
         startup=startup,
         startup_default=startup_default,
-        pacing_rtt_s=pacing_rtt_s,
+        pacing_gap_s=pacing_gap_s,
     )
     seeded = settings.policy_options.get("seed") is not None or recorded.get("seed") is not None
     options = _policy_options(recorded, settings.policy_options)

@@ -325,21 +325,21 @@ def test_a_missed_key_enters_the_cache_when_its_load_ends_as_the_simulator_takes
     assert "cache of 1 keys per node (estimated), a miss adds 1 s (estimated)" in result.stderr
 
 
-def test_the_pacer_sees_the_brain_round_trip_the_run_recorded(tmp_path: Path) -> None:
+def test_the_pacer_hears_the_round_trip_the_run_recorded(tmp_path: Path) -> None:
     # 400 tasks of 10 ms on two 1-CPU nodes. The runner's pacer queues deeper the longer a round trip (a finish
     # noticed, the brain asked, the answer back) is against a task: recorded 2 ms, the replay keeps little
     # queued; recorded 200 ms, it queues far more and every task waits longer.
     nodes = [{"node_id": f"N{i}", "capacity": {"CPU": 1.0}} for i in (1, 2)]
     tasks = [{"key": f"k{i}", "run_s": 0.01, "started_at": 10 + 0.005 * i, "wait_s": 0.1} for i in range(400)]
     waits = {}
-    for rtt in (0.002, 0.2):
-        path = write_trace(tmp_path / f"t{rtt}.csv", tasks, nodes=nodes)
-        sidecar.update_run(path, "r1", {"pacing": {"brain_rtt_s": rtt, "notice_s": 0.0}})
-        out = tmp_path / f"sim{rtt}.csv"
+    for gap in (0.002, 0.2):
+        path = write_trace(tmp_path / f"t{gap}.csv", tasks, nodes=nodes)
+        sidecar.update_run(path, "r1", {"pacing": {"brain_rtt_s": 0.001, "notice_s": 0.0, "gap_s": gap}})
+        out = tmp_path / f"sim{gap}.csv"
         result = ok(run(path, "--policies", "random", "--seed", 0, "--dispatch-ms", 1, "--out", out))
-        assert f"brain round trip and notice {rtt * 1000:g} ms (recorded)" in result.stderr
-        waits[rtt] = rows_of(out)["wait_s"].mean()
+        assert f"the pacer's round trip {gap * 1000:g} ms (recorded)" in result.stderr
+        waits[gap] = rows_of(out)["wait_s"].mean()
     assert waits[0.2] > 2 * waits[0.002]
-    # Recorded without it, the dispatch time stands in (and the line says nothing of it).
+    # Recorded without it, the simulated time between calls and the dispatch time stand in.
     bare = ok(run(write_trace(tmp_path / "bare.csv", tasks, nodes=nodes), "--policies", "random"))
-    assert "brain round trip" not in bare.stderr
+    assert "the pacer's round trip" not in bare.stderr
