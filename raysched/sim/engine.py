@@ -20,6 +20,9 @@ follow, the window, the poll and the retries of lost attempts, are `raysched.dri
   (``DriverModel.pacing_gap_s``: time between calls, the brain's answer, a
   finish noticed; the sidecar's ``pacing``); for a run recorded without it, the
   simulated time between calls plus the dispatch time.
+* **Notice.** The driver notices a finish ``notice_s`` after it (recorded: its
+  wait on Ray's results); only then does the pacer hear the task's time and
+  the next brain call carry the finish. The node's room is free at once.
 * **Nodes.** Each node runs what fits its capacity; work placed beyond that
   (admitted by the brain's overcommit) waits in the node's queue, one FIFO per
   demand, and starts the instant room frees (as Ray's raylet starts a queued
@@ -79,7 +82,7 @@ __all__ = ["AddAt", "CacheModel", "DriverModel", "KillAt", "Simulation", "Simula
 # With nothing running and nothing about to change, tasks still waiting after this long never will.
 STUCK_S = 60.0
 SUBMISSION = "simulation"
-_FINISH, _ANSWER, _KILL, _ADD, _WAKE = range(5)
+_FINISH, _ANSWER, _KILL, _ADD, _WAKE, _NOTICE = range(6)
 
 Capacity = Mapping[str, float]
 
@@ -96,6 +99,7 @@ class DriverModel:
     start_gap_s: float = 0.0  # the driver starts at most one Ray task per this many seconds (0: no limit)
     startup: Mapping[str, Sequence[float]] = field(default_factory=dict)  # node -> when each worker is up
     startup_default: float = 0.0  # when a worker the startup map does not list is up
+    notice_s: float = 0.0  # a finish to the driver noticing it (recorded; the brain hears of it at the next call)
     pacing_gap_s: float | None = None  # the mean round trip the recorded runner's Pacer heard; None: the
     #   simulated time between calls plus the dispatch time
 
@@ -298,6 +302,7 @@ class Simulation:
             _KILL: self._on_kill,
             _ADD: self._on_add,
             _WAKE: self._on_wake,
+            _NOTICE: self._on_notice,
         }
         heap = self.heap
         self._fill()
@@ -497,16 +502,25 @@ class Simulation:
         if worker is not None:
             worker.ready_at = self.now + self.driver.turnaround_s
             node.idle.append(worker)
+        nodes, index = self.rec.node, node.index
+        for pos in unit.positions:  # ended ok: where it ran
+            nodes[pos] = index
+        if self.driver.notice_s > 0:
+            self._push(self.now + self.driver.notice_s, _NOTICE, unit)
+        else:
+            self._on_notice(unit)
+        self._start_queued(node)
+
+    def _on_notice(self, unit: _Unit) -> None:
+        """The driver notices a finish (``notice_s`` after it): the pacer hears its time, the brain is told next."""
         self.units_out -= 1
         self.noticed_a_finish = True
-        rec, task_ran, index = self.rec, self.pacer.task_ran, node.index
-        started, finished, nodes = rec.started, rec.finished, rec.node
-        for pos in unit.positions:  # ended ok: where it ran
+        rec, task_ran = self.rec, self.pacer.task_ran
+        started, finished = rec.started, rec.finished
+        for pos in unit.positions:
             task_ran(finished[pos] - started[pos])
-            nodes[pos] = index
         self.finished.extend(unit.positions)
         self.held -= len(unit.positions)
-        self._start_queued(node)
 
     # -- churn ------------------------------------------------------------------------------------
     def _new_node(self, node_id: str, capacity: Capacity) -> _Node:

@@ -193,6 +193,7 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
     startup, startup_default = estimate_startup(workers)
     pacing = record.get("pacing") or {}
     pacing_gap_s = None if pacing.get("gap_s") is None else float(pacing["gap_s"])
+    notice_s = float(pacing.get("notice_s") or 0.0)
     driver = DriverModel(
         dispatch_s,
         overcommit=recorded.get("overcommit"),
@@ -203,6 +204,7 @@ def _prepare(settings: SimulateSettings, on_warning: Callable[[str], None] | Non
         startup=startup,
         startup_default=startup_default,
         pacing_gap_s=pacing_gap_s,
+        notice_s=notice_s,
     )
     seeded = settings.policy_options.get("seed") is not None or recorded.get("seed") is not None
     options = _policy_options(recorded, settings.policy_options)

@@ -343,3 +343,18 @@ def test_the_pacer_hears_the_round_trip_the_run_recorded(tmp_path: Path) -> None
     # Recorded without it, the simulated time between calls and the dispatch time stand in.
     bare = ok(run(write_trace(tmp_path / "bare.csv", tasks, nodes=nodes), "--policies", "random"))
     assert "the pacer's round trip" not in bare.stderr
+
+
+def test_the_brain_hears_of_a_finish_only_once_the_driver_noticed_it(tmp_path: Path) -> None:
+    # One node of 1 CPU, two 1 s tasks, dispatch 0. Task 0 runs 0-1. The recorded driver noticed a finish
+    # 0.2 s after it on average: the brain hears of it at the first call after 1.2, and places task 1 then.
+    tasks = [{"key": "a"}, {"key": "b"}]
+    starts = {}
+    for notice in (0.0, 0.2):
+        path = write_trace(tmp_path / f"t{notice}.csv", tasks, nodes=ONE_NODE)
+        sidecar.update_run(path, "r1", {"pacing": {"brain_rtt_s": 0.001, "notice_s": notice, "gap_s": 0.01}})
+        out = tmp_path / f"sim{notice}.csv"
+        ok(run(path, "--policies", "random", "--seed", 0, "--dispatch-ms", 0, "--turnaround-ms", 0, "--out", out))
+        starts[notice] = sorted(rows_of(out)["started_at"])
+    assert starts[0.0] == pytest.approx([0.0, 1.0])
+    assert starts[0.2] == pytest.approx([0.0, 1.2])
