@@ -79,7 +79,6 @@ class Runner:
         self._finished: list[int] = []
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
-        self._noticed_a_finish = False
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
         self._services = services
@@ -167,7 +166,7 @@ class Runner:
         if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
         client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats())
-        if self._noticed_a_finish:
+        if self.outcome.notices:  # a finish was noticed: the start-up is over
             self._calls_after_first_finish += 1
         self._to_send, self._finished = [], []
 
@@ -334,7 +333,6 @@ class Runner:
             return
         self._stalls.finished(a.node)
         self.pacer.task_ran(out.finished_at - out.started_at)
-        self._noticed_a_finish = True
         notice = min(1.0, max(0.0, now - out.finished_at))
         self._notice_s = 0.9 * self._notice_s + 0.1 * notice
         self.outcome.notices += 1

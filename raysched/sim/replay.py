@@ -33,7 +33,7 @@ from raysched.analysis import hit_rate, per_node, summarize
 from raysched.config import POLICY_OPTIONS
 from raysched.core.view import capacity_holds, fmt_resources, largest_capacity
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
-from raysched.results import sidecar
+from raysched.results import figures, sidecar
 from raysched.results.schema import Status
 from raysched.sim import SimInputError
 from raysched.sim.cluster import AddNode, Cluster, KillNode, check_kills, resolve_cluster, virtual_ids
@@ -272,7 +272,7 @@ def _throughput(rows: pd.DataFrame) -> float:
     """Ok tasks per second from the first start to the last finish (NaN when none ran)."""
     ok = rows[rows["status"] == Status.OK.value]
     span = ok["finished_at"].max() - ok["started_at"].min() if len(ok) else math.nan
-    return len(ok) / span if span > 0 else math.nan
+    return figures.tasks_per_s(len(ok), span)
 
 
 def _replay_once(
