@@ -302,10 +302,12 @@ class Runner:
             polling = self.client.at_brain and brain_ref is None
             longest = max(0.001, rules.POLL_S - self.client.idle_s) if polling else WAIT_S
             ready, _ = ray.wait(waiting_on, num_returns=1, timeout=min(WAIT_S, longest), fetch_local=False)
-        done = [ref for ref in ready if ref in self._running]
+        # Every finished ref leaves `_running` before any is recorded: recording one (a replica's actor error)
+        # may declare its replica lost, which fails whatever of that replica is still under way - never a ref
+        # that already finished here, whose own result is recorded below, once.
+        finished = [(ref, self._running.pop(ref)) for ref in ready if ref in self._running]
         now = time.time()
-        for ref, out in zip(done, get_each(done), strict=True):
-            attempts = self._running.pop(ref)
+        for (_ref, attempts), out in zip(finished, get_each([ref for ref, _ in finished]), strict=True):
             self._stalls.returned(attempts[0].node, len(attempts))
             outs = out if isinstance(out, list) else [out] * len(attempts)
             for a, one in zip(attempts, outs, strict=True):

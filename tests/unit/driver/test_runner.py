@@ -41,6 +41,7 @@ class FakeClient:
     in_flight = False
     at_brain = 0
     idle_s = 10.0
+    pending_ref = None  # no brain call under way
 
     def __init__(self) -> None:
         self.reports: list[tuple[str, str]] = []
@@ -223,3 +224,65 @@ def test_the_pacer_hears_no_round_trip_that_spans_the_start_up(monkeypatch: pyte
     client.cycle_s = 0.02
     runner._apply(Placement(), 0.01)  # a round trip of the running job: heard
     assert client.sent == 3 and runner.pacer.depth() != start_depth
+
+
+# -- calls to a replica that dies --------------------------------------------------------------------
+
+
+class Shelf:
+    def read(self, i: int) -> dict[str, int]:
+        return {"items": 1}
+
+
+class FakeFleet:
+    """A replica fleet as the runner sees it: `lost` declares a replica gone once, and tells the runner."""
+
+    def __init__(self) -> None:
+        self.on_lost: Any = None
+        self.on_up: Any = None
+        self.down: list[str] = []
+
+    def lost(self, name: str) -> None:
+        if name not in self.down:
+            self.down.append(name)
+            self.on_lost(name)
+
+
+class FakeServices:
+    def __init__(self) -> None:
+        self.fleet = FakeFleet()
+        self.held: list[Attempt] = []
+
+    def hold(self, a: Attempt) -> None:
+        self.held.append(a)
+
+    def finished(self, a: Attempt) -> None:
+        pass
+
+
+def test_two_calls_of_a_dead_replica_finishing_in_one_collect_are_each_recorded_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A replica's actor dies: two of its calls come back in the same wait with actor errors, a third is still
+    # under way. Recording the first declares the replica lost, which fails what is still under way; the
+    # second finished call must be recorded from its own result, once (it crashed the run with KeyError).
+    import raysched
+
+    shelf = raysched.service(num_cpus=1, replicas=1)(Shelf)
+    services = FakeServices()
+    rows = Rows()
+    job = job_of([Task(shelf.read, (i,), key=f"k{i}") for i in range(3)])
+    runner = Runner(job, FakeClient(), RunSettings(policy_name=POLICY), rows, services=services)  # type: ignore[arg-type]
+    refs = ["ref-0", "ref-1", "ref-2"]
+    for a, ref in zip(runner.draw(), refs, strict=True):
+        runner._hold(a)
+        a.replica, a.node = "Shelf#0", "n" * 56
+        runner._running[ref] = [a]
+    died = ray.exceptions.RayActorError()
+    monkeypatch.setattr(ray, "wait", lambda refs, **kw: (["ref-0", "ref-1"], ["ref-2"]))
+    monkeypatch.setattr("raysched.driver.loop.get_each", lambda done: [died] * len(done))
+    runner._collect()
+    assert services.fleet.down == ["Shelf#0"]
+    assert sorted((r.task_id, r.status) for r in rows.rows) == [(0, "retried"), (1, "retried"), (2, "retried")]
+    assert not runner._running
+    assert sorted(a.task_id for a in services.held[3:]) == [0, 1, 2]  # each retried exactly once
