@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from raysched.brain.executors import DEFAULT_IDLE_S as DEFAULT_EXECUTOR_IDLE_S
 from raysched.cluster import DEFAULT_LOCAL_NODES, DEFAULT_SYSTEM_CONFIG, LocalNode
 from raysched.core.ring import check_load_factor
 from raysched.core.view import check_overcommit
@@ -44,6 +45,8 @@ class Settings:
     batch: int | None = None  # None: auto; 1: off
     service_policy: str = "greedy"  # where service replicas go (a node policy); calls are routed by `policy`
     service_spread: str | None = None  # a Ray node label whose values replicas spread over (failure domains)
+    executors: str = "auto"  # tasks run as calls on shared long-lived executors: auto | on | off
+    executor_idle_s: float = DEFAULT_EXECUTOR_IDLE_S  # an executor with no call for this long retires
 
 
 KNOWN_KEYS = {f.name for f in fields(Settings)}
@@ -106,6 +109,21 @@ def parse_overcommit(value: Any) -> float | None:
 def parse_locality_wait(value: Any) -> float | None:
     """`auto` (or null): one median task time; otherwise seconds >= 0."""
     return parse_auto_number("locality_wait", value, 0)
+
+
+EXECUTOR_MODES = ("auto", "on", "off")
+
+
+def parse_executors(value: Any) -> str:
+    """`auto` (or null): executors where they are faster (see `raysched.driver.executors`); `on`; `off`."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):  # YAML reads a bare on/off as true/false
+        return "on" if value else "off"
+    word = value.strip().lower() if isinstance(value, str) else value
+    if word not in EXECUTOR_MODES:
+        raise ConfigError(f"executors must be one of auto, on, off; got {value!r}")
+    return str(word)
 
 
 def parse_batch(value: Any) -> int | None:
@@ -192,6 +210,10 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{key} must be a string, got {value!r}")
             changes[key] = value
+        elif key == "executors":
+            changes[key] = parse_executors(value)
+        elif key == "executor_idle_s":
+            changes[key] = _number(key, value, float, 0.1)
         elif key in ("seed", "max_inflight", "max_failures") and value is None:
             changes[key] = None
         elif key in ("seed", "vnodes", "max_inflight", "retries", "max_failures"):

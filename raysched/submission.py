@@ -124,6 +124,13 @@ def submit(
         raise SubmitError(str(err)) from None
 
 
+def uses_executors(settings: Settings, job: JobFile) -> bool:
+    """Whether the run's tasks go to shared executors: unless turned off, or the job's code needs a working_dir
+    (executors are shared by every submission, so they run code shipped by value only; such a job's tasks run as
+    plain pinned Ray tasks in its own runtime env)."""
+    return settings.executors != "off" and not job.needs_working_dir
+
+
 def _run(
     job: JobFile,
     policy: policies.Policy,
@@ -148,6 +155,8 @@ def _run(
         "policy": settings.policy,
         "started_at": time.time(),
         "driver_job": ray.get_runtime_context().get_job_id(),
+        "executors": "on" if uses_executors(settings, job) else "off",
+        "executor_idle_s": settings.executor_idle_s,
     }
     client = BrainClient(run_id, policy, info, overcommit=settings.overcommit or DEFAULT_OVERCOMMIT)
     run_settings = RunSettings(
@@ -205,6 +214,7 @@ def _run(
                         "first_dispatch_at": runner.outcome.first_dispatch_at,
                     },
                     **({"replicas": services.fleet.events} if services is not None else {}),
+                    "executors": {"mode": info["executors"], "events": runner.outcome.executor_events},
                 },
             )
     return outcome

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from raysched.brain.executor_host import kill_executor, spawn_executor
+from raysched.brain.executors import DEFAULT_IDLE_S, ExecutorPool
 from raysched.brain.lifecycle import SUBMISSION_EXPIRY_S, Submissions, dead_drivers_from_ray, ring_summary
 from raysched.brain.membership import CONDEMN_GRACE_S, Membership, live_nodes_from_ray
 from raysched.brain.metrics import BrainMetrics, NoMetrics
@@ -58,6 +60,9 @@ class PlacementBrain(Membership, Submissions, Replicas):
         clock: Callable[[], float] = time.monotonic,
         metrics: BrainMetrics | None = None,
         export_metrics: bool = False,
+        spawn_executor: Callable[[str, str, Mapping[str, float]], Any] | None = None,
+        kill_executor: Callable[[Any], None] = lambda handle: None,
+        executor_idle_s: float = DEFAULT_IDLE_S,
     ) -> None:
         self.brain_id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
@@ -90,6 +95,11 @@ class PlacementBrain(Membership, Submissions, Replicas):
         self.calls = 0
         self.busy_s = 0.0
         self.membership_changes = []
+        self.executors = (
+            None
+            if spawn_executor is None
+            else ExecutorPool(spawn_executor, kill_executor, self.view.capacity, clock, executor_idle_s)
+        )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         if nodes_source is not None:
@@ -110,6 +120,7 @@ class PlacementBrain(Membership, Submissions, Replicas):
             try:
                 self.check_suspects()
                 self.refresh_nodes()
+                self.retire_idle_executors()
                 if self._dead_drivers is not None and self._subs:
                     self.release_dead_drivers(self._dead_drivers())
             except Exception as err:  # a GCS hiccup must not kill the watcher; the next round retries
@@ -122,6 +133,13 @@ class PlacementBrain(Membership, Submissions, Replicas):
             if failing:
                 log.warning("raysched brain: reading cluster membership works again")
             failing = False
+
+    def retire_idle_executors(self) -> int:
+        """Retire executors idle for their idle time (run by the watcher every refresh); how many."""
+        if self.executors is None:
+            return 0
+        with self._lock:
+            return self.executors.retire_idle()
 
     def close(self) -> None:
         """Stop the membership watcher (the brain keeps answering calls)."""
@@ -179,6 +197,12 @@ class PlacementBrain(Membership, Submissions, Replicas):
                     for n, (since, reason) in sorted(self._condemned.items())
                 ],
                 "submissions": submissions,
+                "executors": self.executors.status() if self.executors is not None else [],
+                "executor_counts": (
+                    {"created": self.executors.created, "retired": self.executors.retired}
+                    if self.executors is not None
+                    else {}
+                ),
                 "membership_changes": list(self.membership_changes[-20:]),
             }
 
@@ -231,6 +255,8 @@ def brain_handle() -> Any:
         dead_drivers=dead_drivers_from_ray,
         node_probe=unreachable_raylets,
         export_metrics=True,
+        spawn_executor=spawn_executor,
+        kill_executor=kill_executor,
     )
 
 

@@ -109,6 +109,7 @@ class RunCounters:
     keys_moved: int | None = None
     keys_spread: int | None = None  # hot keys spread over several nodes at the end (hash)
     hot_keys: list[dict[str, Any]] = field(default_factory=list)  # {"key", "nodes", "share"}, hottest first
+    executor_events: list[dict[str, Any]] = field(default_factory=list)  # executors created/retired/lost meanwhile
 
 
 class BrainClient:
@@ -170,6 +171,7 @@ class BrainClient:
         counters.keys_moved = final.get("keys_moved")
         counters.keys_spread = final.get("keys_spread")
         counters.hot_keys = list(final.get("hot_keys", []))
+        counters.executor_events = list(final.get("executor_events", []))
         return counters
 
     # -- the pipelined call -------------------------------------------------------------------
@@ -188,9 +190,13 @@ class BrainClient:
         return self.clock() - self._last_sent
 
     def send(
-        self, finished: Sequence[int], requests: Sequence[Request], pacing: Mapping[str, float] | None = None
+        self,
+        finished: Sequence[int],
+        requests: Sequence[Request],
+        pacing: Mapping[str, float] | None = None,
+        lost_executors: Sequence[str] = (),
     ) -> None:
-        """Start one call: these tasks finished, these are new. One call at a time."""
+        """Start one call: these tasks finished, these are new, these executors died. One call at a time."""
         if self._call is not None:
             raise RuntimeError("a brain call is already under way; receive() its answer first")
         if self._forgotten.is_set():
@@ -200,7 +206,9 @@ class BrainClient:
             self.held.pop(uid, None)
         for request in requests:
             self.at_brain[request[0]] = request
-        payload = pickle.dumps((list(finished), list(requests), dict(pacing or {})), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(
+            (list(finished), list(requests), dict(pacing or {}), list(lost_executors)), protocol=pickle.HIGHEST_PROTOCOL
+        )
         now = self.clock()
         self.cycle_s = now - self._last_sent if self._last_sent else 0.0
         self._call = _Call(self.transport.call(self._handle, "place_packed", self.run_id, payload), list(requests), now)

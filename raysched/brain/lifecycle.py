@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from raysched.brain.admission import shared_depth, shared_share
+from raysched.brain.handout import ExecutorHandOut
 from raysched.brain.rounds import Rounds
 from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission
 from raysched.core.view import DEFAULT_OVERCOMMIT, check_demand, check_overcommit
@@ -68,7 +69,7 @@ def ring_summary(policy: Policy) -> dict[str, Any]:
     return summary
 
 
-class Submissions(Rounds):
+class Submissions(Rounds, ExecutorHandOut):
     """Registers submissions, answers their calls, keeps them alive, and ends them."""
 
     expiry_s: float  # a submission silent for this long is ended
@@ -96,6 +97,10 @@ class Submissions(Rounds):
             sub = SubmissionState(
                 policy=policy, info=dict(info), overcommit=check_overcommit(overcommit), last_seen=now
             )
+            sub.on_executors = info.get("executors") == "on" and self.executors is not None
+            idle_s = _positive_or_none(info.get("executor_idle_s"))
+            if self.executors is not None and idle_s is not None:
+                self.executors.idle_s = idle_s  # the latest submission's setting holds for the shared executors
             for uid, node, demand, key in held_tasks:
                 if node in self.view:
                     self.view.reserve(node, demand, key)
@@ -127,11 +132,20 @@ class Submissions(Rounds):
                     "done": sub.done,
                     "spills": dict(sub.spills),
                     **ring_summary(sub.policy),
+                    "executor_events": [
+                        dict(e)
+                        for e in (self.executors.events if self.executors else ())
+                        if e["at"] >= sub.registered_at
+                    ],
                 }
             )
             self._end(submission_id)
             self.metrics.publish(self, force=True)  # a run's last figures are not left unpublished
             return final
+
+    def _executor_events_since(self, since: float) -> list[dict[str, Any]]:
+        events = self.executors.events if self.executors is not None else ()
+        return [dict(e) for e in events if e["at"] >= since]
 
     def place(
         self,
@@ -139,6 +153,7 @@ class Submissions(Rounds):
         finished: Iterable[int],
         requests: Sequence[Request],
         pacing: Mapping[str, float] | None = None,
+        lost_executors: Sequence[str] = (),
     ) -> Placement:
         """Release finished tasks, take new ones, run a round; answer what this submission can run now.
 
@@ -179,6 +194,10 @@ class Submissions(Rounds):
                 except Exception as err:
                     self._broken(sub, err)
             self._release(sub, finished)
+            if self.executors is not None:
+                for name in lost_executors:
+                    self.executors.lost(str(name))
+                self._deliver(self.executors.finished(submission_id, finished))
             if sub.error is None:
                 self._take(sub, new, now)
             decisions_before = self.decisions
@@ -186,14 +205,18 @@ class Submissions(Rounds):
             if sub.error is not None:
                 self._withdraw(sub)  # all or nothing: no placement this driver never hears of stays reserved
                 raise sub.error
+            placed = self._hand_out(submission_id, sub)
+            via, handles = self._executors_answer(sub, placed)
             answer = Placement(
-                placed=sub.outbox,
+                placed=placed,
                 infeasible=sub.infeasible,
-                waiting=len(sub.waiting),
+                waiting=len(sub.waiting) + (self.executors.waiting(submission_id) if self.executors else 0),
                 brain_id=self.brain_id,
                 depth=shared_share(sub) if len(self._subs) > 1 and sub.adaptive else None,
+                via=via,
+                executors=handles,
             )
-            sub.outbox, sub.infeasible = [], []
+            sub.infeasible = []
             spent = time.perf_counter() - started
             self.calls += 1
             self.busy_s += spent
@@ -203,8 +226,8 @@ class Submissions(Rounds):
 
     def place_packed(self, submission_id: str, payload: bytes) -> Placement:
         """`place` with its arguments pickled by the driver into one blob (cheaper to ship through Ray)."""
-        finished, requests, pacing = pickle.loads(payload)
-        return self.place(submission_id, finished, requests, pacing)
+        finished, requests, pacing, *rest = pickle.loads(payload)
+        return self.place(submission_id, finished, requests, pacing, rest[0] if rest else ())
 
     def release_dead_drivers(self, dead_jobs: set[str]) -> list[str]:
         """End submissions whose driver's Ray job is dead (killed hard: it will never unregister).
@@ -225,6 +248,8 @@ class Submissions(Rounds):
             return
         self._order.remove(submission_id)
         self._shared_depth = shared_depth(self._subs.values())
+        if self.executors is not None:
+            self._deliver(self.executors.drop_submission(submission_id))  # its executors serve others now
         for node, demand, key in sub.ledger.values():
             if node in self.view:
                 self.view.release(node, demand, key)

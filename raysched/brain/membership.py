@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from raysched.brain.handout import ExecutorHandOut
 from raysched.brain.queues import WaitingQueues
 from raysched.brain.state import Capacity, Queue
 
@@ -50,7 +51,7 @@ def live_nodes_from_ray() -> dict[str, dict[str, float]]:
     }
 
 
-class Membership(WaitingQueues):
+class Membership(WaitingQueues, ExecutorHandOut):
     """Keeps the view's nodes in step with Ray and with drivers' reports of dead nodes."""
 
     condemn_grace_s: float
@@ -146,6 +147,8 @@ class Membership(WaitingQueues):
 
     def _drop(self, node: str, kind: str) -> None:
         self.view.remove_node(node)  # its parked counts go with it; the tasks are re-decided
+        if self.executors is not None:
+            self._executors_released(self.executors.node_gone(node))
         self._dirty.discard(node)
         self._note_membership(kind, node)
 

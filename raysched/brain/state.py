@@ -11,10 +11,12 @@ import collections
 import inspect
 import itertools
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from raysched.brain.executors import ExecutorPool
 from raysched.brain.metrics import BrainMetrics
 from raysched.core.view import DEFAULT_OVERCOMMIT, ResourceView
 from raysched.policies import Decision, Policy, TaskDemand
@@ -49,6 +51,8 @@ class Placement:
     waiting: int = 0
     brain_id: str = ""
     depth: float | None = None  # while nodes are shared: the queue depth kept for this submission (its window)
+    via: dict[int, str] = field(default_factory=dict)  # uid -> the executor that runs it (absent: a pinned task)
+    executors: dict[str, Any] = field(default_factory=dict)  # name -> actor handle, for executors new to the driver
 
 
 @dataclass(eq=False)
@@ -108,6 +112,11 @@ class SubmissionState:
     unknown_finishes: int = 0  # finishes of tasks this brain never placed (or reported twice)
     spills: collections.Counter = field(default_factory=collections.Counter)
     last_seen: float = 0.0
+    registered_at: float = field(default_factory=time.time)  # wall clock, for the executor events of its run
+    on_executors: bool = False  # its tasks run as calls on the shared executors (`raysched.brain.executors`)
+    via: dict[int, str] = field(default_factory=dict)  # placements handed an executor, not yet answered: uid -> name
+    served: list[Placed] = field(default_factory=list)  # placements that waited for an executor and have one now
+    executors_sent: set[str] = field(default_factory=set)  # executors whose handles its driver has
 
     def __post_init__(self) -> None:
         self.decide: Callable[[TaskDemand, ResourceView], Decision] | None = getattr(self.policy, "decide", None)
@@ -150,6 +159,7 @@ class BrainState:
     _held: int  # tasks waiting in the brain, over every submission
     _idle_since: float | None  # since when some node has had a free slot (after a round)
     _shared_depth: float  # admission while several submissions share the nodes (`raysched.brain.admission`)
+    executors: ExecutorPool | None  # the shared executors (None: this brain cannot create actors)
     _condemned_capacity: dict[str, dict[str, float]]  # what a node reported dead could hold, until Ray agrees
     _round_no: int
     _seq: itertools.count  # tie-breaker of the locality-wait timers

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from raysched.config import WORD_SETTINGS, ConfigError, Settings, load_config
+from raysched.config import DEFAULT_EXECUTOR_IDLE_S, EXECUTOR_MODES, WORD_SETTINGS, ConfigError, Settings, load_config
 from raysched.core.ring import DEFAULT_LOAD_FACTOR
 from raysched.results.outcome import ExitCode
 
@@ -131,6 +131,25 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Tiny tasks per Ray task. Default auto: batch tasks far shorter than Ray's own "
             "per-task cost (under 2 ms); off: one Ray task each; N: N at most. Rows stay per task.",
+        ),
+        click.option(
+            "--executors",
+            type=click.Choice(EXECUTOR_MODES, case_sensitive=False),
+            default=None,
+            help="Run placed tasks as calls on long-lived executor actors (one per task slot of a demand on a "
+            "node, shared by every submission, held while they live) instead of one Ray task each. "
+            "Default auto: on, except for jobs that need a working_dir (their code travels in a runtime env) "
+            "and demands of nothing; off: plain pinned Ray tasks. The brain still places every task.",
+        ),
+        click.option(
+            "--executor-idle",
+            "executor_idle_s",
+            type=click.FloatRange(min=0.1),
+            default=None,
+            metavar="S",
+            help=f"Seconds an executor with no call keeps its slot before it retires (default "
+            f"{DEFAULT_EXECUTOR_IDLE_S:g}). Longer: warm executors for the next run; shorter: resources back "
+            "to other Ray work sooner. Shared: the latest submission's value holds.",
         ),
     ]
     for option in reversed(options):

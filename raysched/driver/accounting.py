@@ -27,6 +27,8 @@ def attempt_row(
         spill=a.spill,
         brain_wait_s=a.brain_wait_s,
         replica=a.replica,
+        via=a.via,
+        executor=a.executor,
     )
     if out is not None:
         row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at

@@ -28,6 +28,7 @@ class Attempt:
     spill: str = ""
     brain_wait_s: float | None = None
     replica: str = ""  # a call: the replica it was routed to (``Shard#2``)
+    executor: str = ""  # a task run as a call on an executor: its name (empty: a pinned Ray task)
     # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
     # wait_s counts the wait for room as well as Ray's own dispatch.
     submitted_at: float = field(default_factory=time.time)
@@ -37,6 +38,16 @@ class Attempt:
         """The service method when this is a call to a service (routed to a replica), else None."""
         fn = self.task.fn
         return fn if isinstance(fn, ServiceMethod) else None
+
+    @property
+    def via(self) -> str:
+        """How the attempt reached its node: ``task`` (pinned Ray task), ``executor`` or ``replica``; empty
+        when it was never sent."""
+        if self.replica:
+            return "replica"
+        if self.executor:
+            return "executor"
+        return "task" if self.node else ""
 
     @property
     def request(self) -> Request:

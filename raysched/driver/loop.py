@@ -24,7 +24,7 @@ from raysched.brain.state import Placement, PolicyError
 from raysched.driver import remote, rules
 from raysched.driver.accounting import attempt_row, count_ok
 from raysched.driver.attempts import Attempt, draw_attempts
-from raysched.driver.dispatch import NODE_LOST_ERRORS, PinnedFunctions, get_each, submit
+from raysched.driver.dispatch import NODE_LOST_ERRORS, ExecutorCalls, PinnedFunctions, get_each, submit
 from raysched.driver.interrupts import Interrupt
 from raysched.driver.pacing import Pacer
 from raysched.driver.service_calls import ServiceCalls
@@ -78,6 +78,7 @@ class Runner:
         self._running: dict[Any, list[Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
         self._finished: list[int] = []
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
+        self._executors = ExecutorCalls(client.run_id)
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
@@ -165,7 +166,7 @@ class Runner:
             return
         if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
-        client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats())
+        client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats(), self._executors.take_lost())
         if self.outcome.notices:  # a finish was noticed: the start-up is over
             self._calls_after_first_finish += 1
         self._to_send, self._finished = [], []
@@ -184,21 +185,29 @@ class Runner:
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
             self.outcome.infeasible += 1
             self.outcome.infeasible_error = message
-        groups: dict[tuple[str, Any], list[Attempt]] = {}
+        self._executors.add(answer.executors)
+        groups: dict[tuple[str, str, Any], list[Attempt]] = {}
         for uid, node, spill, waited in answer.placed:
             placed = self._held.get(uid)
             if placed is None:
                 continue
             placed.node, placed.spill, placed.brain_wait_s = node, spill, waited
-            groups.setdefault((node, placed.task.fn), []).append(placed)
+            executor = answer.via.get(uid, "")
+            placed.executor = executor if self._executors.has(executor) else ""
+            groups.setdefault((node, placed.executor, placed.task.fn), []).append(placed)
         size = max(1, self.pacer.batch())
-        for (node, _fn), attempts in groups.items():
+        for (node, _executor, _fn), attempts in groups.items():
             for i in range(0, len(attempts), size):
                 self._dispatch(node, attempts[i : i + size])
 
-    def _dispatch(self, node: str, attempts: list[Attempt]) -> None:
+    def _dispatch(self, node: str, attempts: list[Attempt], resend: bool = False) -> None:
+        """Send placed attempts where they run: a call on their executor, else a Ray task pinned to the node."""
+        executor = attempts[0].executor
         try:
-            ref = submit(self._pinned, node, attempts, self.job.name)
+            if executor:
+                ref = self._executors.submit(executor, attempts, self.job.name, resend)
+            else:
+                ref = submit(self._pinned, node, attempts, self.job.name)
         except JobFileError:
             self._finished.extend(a.task_id for a in attempts)  # release the brain's reservations on the way out
             raise
@@ -309,6 +318,9 @@ class Runner:
         now = time.time()
         for (_ref, attempts), out in zip(finished, get_each([ref for ref, _ in finished]), strict=True):
             self._stalls.returned(attempts[0].node, len(attempts))
+            if out is None and attempts[0].executor:  # the executor no longer had the function: send it along
+                self._dispatch(attempts[0].node, attempts, resend=True)
+                continue
             outs = out if isinstance(out, list) else [out] * len(attempts)
             for a, one in zip(attempts, outs, strict=True):
                 self._finish_attempt(a)
@@ -329,6 +341,9 @@ class Runner:
             if isinstance(out, NODE_LOST_ERRORS):
                 self.client.report_node_failure(a.node, "lost")
             self._record_error(a, error_text(out), None, lost=True)
+            if a.executor and isinstance(out, ray.exceptions.RayActorError):
+                self._executors.lose(a.executor)  # its other calls fail too, each retried through the brain
+                self.client.report_node_failure(a.node, "lost")  # probed: only a dead node leaves the brain
             if a.replica and isinstance(out, ray.exceptions.RayActorError) and self._services is not None:
                 self.client.report_node_failure(a.node, "lost")  # probed: only a dead node leaves the brain
                 self._services.fleet.lost(a.replica)  # re-created; its other calls under way are retried
@@ -378,7 +393,8 @@ class Runner:
         """Cancel what runs, record it, and leave the brain."""
         for ref, attempts in list(self._running.items()):
             with contextlib.suppress(Exception):
-                ray.cancel(ref, force=attempts[0].call is None)  # a call to an actor cannot be force-cancelled
+                # A call to an actor (a replica, an executor) cannot be force-cancelled.
+                ray.cancel(ref, force=attempts[0].via == "task")
             for a in attempts:
                 self.writer.write(
                     self._row(a, Status.CANCELLED, "Cancelled: the run stopped before this task finished")
@@ -391,6 +407,7 @@ class Runner:
         self.outcome.brain_decisions = counters.decisions
         self.outcome.keys_spread = counters.keys_spread
         self.outcome.hot_keys = counters.hot_keys
+        self.outcome.executor_events = counters.executor_events
 
 
 def new_run_id() -> str:

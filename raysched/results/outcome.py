@@ -54,6 +54,7 @@ class RunOutcome:
     brain_decisions: int | None = None
     keys_spread: int | None = None  # hot keys the brain spread over several nodes (hash), at the end
     hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
+    executor_events: list[dict] = field(default_factory=list)  # executors created, retired, lost during the run
     brain_ready_at: float | None = None  # Unix seconds: registered with the brain (start-up diagnosis)
     first_dispatch_at: float | None = None  # Unix seconds: the first task handed to Ray
     brain_calls: int = 0  # answers received, and the seconds they were under way in all

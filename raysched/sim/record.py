@@ -145,6 +145,8 @@ class Recorder:
             spill=np.array(SPILLS, dtype=object)[np.frombuffer(self.spill, dtype=np.int8)[ok]],
             brain_wait_s=np.frombuffer(self.brain_wait)[ok],
             replica="",  # the simulator replays tasks only: no row is a call to a service
+            via="",  # nor says how a real attempt would have reached its node
+            executor="",
         )
         extra = self._metric_columns(ok, metrics)
         rows = pd.DataFrame({**columns, **extra}, index=pd.RangeIndex(len(ok)))
@@ -165,6 +167,8 @@ class Recorder:
             run_s=math.nan,
             demand=texts[demand_codes[pos]],
             replica="",
+            via="",
+            executor="",
         )
         for name in extra:
             others[name] = math.nan

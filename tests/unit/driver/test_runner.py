@@ -47,7 +47,7 @@ class FakeClient:
         self.reports: list[tuple[str, str]] = []
         self.sent = 0
 
-    def send(self, finished: list[int], requests: list[Any], stats: dict[str, float]) -> None:
+    def send(self, finished: list[int], requests: list[Any], stats: dict[str, float], lost: Any = ()) -> None:
         self.sent += 1
 
     def report_node_failure(self, node: str, why: str) -> None:

@@ -34,6 +34,8 @@ DESIGN_COLUMNS = [
     "spill",
     "brain_wait_s",
     "replica",
+    "via",
+    "executor",
 ]
 
 

@@ -79,6 +79,8 @@ def write_trace(
                     "",
                     t.get("brain_wait_s", 0.0),
                     t.get("replica", ""),
+                    t.get("via", "task"),
+                    t.get("executor", ""),
                     *[t[c] for c in extra],
                 ]
             )

@@ -1,0 +1,267 @@
+"""Executors: long-lived actors, one per task slot of a demand shape on a node, shared by every submission.
+
+A placed task of a submission that runs on executors goes to its node as a call
+on an executor the brain hands out with the placement. Calls start without a
+lease or a new worker process, and four drivers share one set of actors
+instead of starting four sets of workers. The rules, in the order they apply
+to a placement on node N of demand shape S:
+
+1. an executor of (N, S) with no call under way is handed out (leased to the submission);
+2. else a new one is created, while N has room for one more of S beside the executors it has
+   (idle executors of other shapes on N retire at once to make room; busy ones stop taking calls and
+   retire when they drain);
+3. else, when no other submission's placement waits for (N, S), the submission's own executor of
+   (N, S) with the fewest calls (its calls queue there, behind its own: the pacing's queue per node);
+4. else the placement waits here, first come first served, for the next executor of (N, S) to drain.
+
+So a call never queues behind another submission's call on one executor. An
+executor with no call for ``idle_s`` retires; one whose node leaves is dropped
+(placements waiting for it go out without one: their task finds the node gone
+and is placed again). The pool is plain Python: the actor calls (``spawn``,
+``kill``) are injected, so the rules are tested without Ray.
+
+Reads and writes nothing of the brain's state: the brain asks and applies the answers.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A demand as a hashable shape: sorted (resource, amount) pairs with amount > 0.
+Shape = tuple[tuple[str, float], ...]
+#: A placement waiting for an executor: (submission id, uid, node, spill, seconds waited, shape).
+Waiting = tuple[str, int, str, str, float, Shape]
+
+DEFAULT_IDLE_S = 30.0  # an executor with no call for this long retires (its slot's resources go back to Ray)
+EVENTS_KEPT = 2000  # life events kept for status and the runs' sidecars
+
+
+def shape_of(demand: Mapping[str, float]) -> Shape:
+    """The demand's shape (zero amounts dropped): executors of one shape serve every task of that demand."""
+    return tuple(sorted((str(r), float(v)) for r, v in demand.items() if v > 0))
+
+
+def slots(capacity: Mapping[str, float], shape: Shape) -> int:
+    """How many executors of ``shape`` a node of ``capacity`` holds (0 for a shape that demands nothing)."""
+    if not shape:
+        return 0
+    return max(0, min(math.floor(capacity.get(r, 0.0) / v + 1e-9) for r, v in shape))
+
+
+@dataclass(eq=False)
+class Executor:
+    """One executor: where it runs, which submission's calls it holds and how many."""
+
+    name: str
+    node: str
+    shape: Shape
+    handle: Any
+    idle_since: float
+    lessee: str | None = None
+    calls: int = 0
+    draining: bool = False  # makes room for another shape: takes no call, retires when idle
+    uids: set[tuple[str, int]] = field(default_factory=set)
+
+
+class ExecutorPool:
+    """Every executor on the cluster and the placements waiting for one."""
+
+    def __init__(
+        self,
+        spawn: Callable[[str, str, Mapping[str, float]], Any],
+        kill: Callable[[Any], None],
+        capacity_of: Callable[[str], Mapping[str, float]],
+        clock: Callable[[], float],
+        idle_s: float = DEFAULT_IDLE_S,
+    ) -> None:
+        self.spawn = spawn
+        self.kill = kill
+        self.capacity_of = capacity_of
+        self.clock = clock
+        self.idle_s = idle_s
+        self.executors: dict[str, Executor] = {}
+        self._at: dict[tuple[str, Shape], list[Executor]] = {}
+        self._by_uid: dict[tuple[str, int], Executor] = {}
+        self._waiting: dict[tuple[str, Shape], collections.OrderedDict[tuple[str, int], Waiting]] = {}
+        self._names = itertools.count()
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
+        self.created = 0
+        self.retired = 0
+
+    # -- hand-out -------------------------------------------------------------------------------
+    def hand_out(self, sid: str, uid: int, node: str, demand: Mapping[str, float]) -> Executor | bool | None:
+        """An executor for this placement; False: none can serve the shape (run it as a plain task);
+        None: it waits here for one (`served` hands it out later)."""
+        shape = shape_of(demand)
+        if slots(self.capacity_of(node), shape) < 1:
+            return False
+        group = (node, shape)
+        found = self._free_or_new(group) or (None if self._waiting.get(group) else self._own(sid, group))
+        if found is None:
+            self._waiting.setdefault(group, collections.OrderedDict())[(sid, uid)] = (sid, uid, node, "", 0.0, shape)
+            return None
+        self._lease(found, sid, uid)
+        return found
+
+    def wait(self, sid: str, uid: int, node: str, spill: str, waited: float, demand: Mapping[str, float]) -> None:
+        """Record what a waiting placement carries (its spill and wait), for when it is served."""
+        shape = shape_of(demand)
+        queue = self._waiting.get((node, shape))
+        if queue is not None and (sid, uid) in queue:
+            queue[(sid, uid)] = (sid, uid, node, spill, waited, shape)
+
+    def _free_or_new(self, group: tuple[str, Shape]) -> Executor | None:
+        here = self._at.get(group, [])
+        for e in here:
+            if e.calls == 0 and not e.draining:
+                return e
+        node, shape = group
+        capacity = self.capacity_of(node)
+        if len(here) >= slots(capacity, shape) or not self._make_room(node, shape, capacity):
+            return None
+        name = f"exec-{node[:8]}-{next(self._names)}"
+        demand = dict(shape)
+        e = Executor(name, node, shape, self.spawn(name, node, demand), self.clock())
+        self.executors[name] = e
+        self._at.setdefault(group, []).append(e)
+        self.created += 1
+        self._event(e, "created")
+        return e
+
+    def _own(self, sid: str, group: tuple[str, Shape]) -> Executor | None:
+        mine = [e for e in self._at.get(group, []) if e.lessee == sid and not e.draining]
+        return min(mine, key=lambda e: e.calls) if mine else None
+
+    def _make_room(self, node: str, shape: Shape, capacity: Mapping[str, float]) -> bool:
+        """Room for one more executor of ``shape`` on ``node``: idle ones of other shapes retire now, busy ones
+        drain. True when the room is there now."""
+        used: dict[str, float] = collections.defaultdict(float)
+        others: list[Executor] = []
+        for (n, s), group in self._at.items():
+            if n != node:
+                continue
+            for e in group:
+                for r, v in s:
+                    used[r] += v
+                if s != shape:
+                    others.append(e)
+        if all(used[r] + v <= capacity.get(r, 0.0) + 1e-9 for r, v in shape):
+            return True
+        for e in others:
+            if e.calls == 0:
+                self._retire(e, "retired")
+                for r, v in e.shape:
+                    used[r] -= v
+            else:
+                e.draining = True
+            if all(used[r] + v <= capacity.get(r, 0.0) + 1e-9 for r, v in shape):
+                return True
+        return False
+
+    def _lease(self, e: Executor, sid: str, uid: int) -> None:
+        e.lessee = sid
+        e.calls += 1
+        e.uids.add((sid, uid))
+        self._by_uid[(sid, uid)] = e
+
+    # -- calls end ------------------------------------------------------------------------------
+    def finished(self, sid: str, uids: Iterable[int]) -> list[tuple[Waiting, Executor | bool]]:
+        """These calls are over; placements that waited and now have an executor (or must run as tasks)."""
+        nodes = set()
+        for uid in uids:
+            e = self._by_uid.pop((sid, uid), None)
+            if e is None:
+                continue
+            e.uids.discard((sid, uid))
+            e.calls -= 1
+            if e.calls == 0:
+                e.lessee = None
+                e.idle_since = self.clock()
+                if e.draining:
+                    self._retire(e, "retired")
+                nodes.add(e.node)
+        return self._serve(nodes)
+
+    def _serve(self, nodes: Iterable[str]) -> list[tuple[Waiting, Executor | bool]]:
+        served: list[tuple[Waiting, Executor | bool]] = []
+        for node in nodes:
+            for group in [g for g in self._waiting if g[0] == node]:
+                queue = self._waiting[group]
+                while queue:
+                    (sid, uid), waiting = next(iter(queue.items()))
+                    e = self._free_or_new(group)
+                    if e is None:
+                        break
+                    del queue[(sid, uid)]
+                    self._lease(e, sid, uid)
+                    served.append((waiting, e))
+                if not queue:
+                    del self._waiting[group]
+        return served
+
+    def lost(self, name: str) -> None:
+        """A driver saw the executor's actor die: it is dropped (its calls were lost with it, and are retried)."""
+        e = self.executors.get(name)
+        if e is not None:
+            self._retire(e, "lost")
+
+    def node_gone(self, node: str) -> list[Waiting]:
+        """A node left: its executors are dropped; the placements that waited for them go out without one."""
+        for e in [e for e in self.executors.values() if e.node == node]:
+            self._retire(e, "lost")
+        released: list[Waiting] = []
+        for group in [g for g in self._waiting if g[0] == node]:
+            released.extend(self._waiting.pop(group).values())
+        return released
+
+    def drop_submission(self, sid: str) -> list[tuple[Waiting, Executor | bool]]:
+        """A submission ended: its calls no longer hold executors, its waiting placements are dropped."""
+        for queue in self._waiting.values():
+            for key in [k for k in queue if k[0] == sid]:
+                del queue[key]
+        self._waiting = {g: q for g, q in self._waiting.items() if q}
+        uids = [uid for (s, uid) in self._by_uid if s == sid]
+        return self.finished(sid, uids)
+
+    def retire_idle(self) -> int:
+        """Retire executors with no call for ``idle_s``; how many."""
+        now = self.clock()
+        idle = [e for e in self.executors.values() if e.calls == 0 and now - e.idle_since >= self.idle_s]
+        for e in idle:
+            self._retire(e, "retired")
+        return len(idle)
+
+    def _retire(self, e: Executor, why: str) -> None:
+        self.executors.pop(e.name, None)
+        group = self._at.get((e.node, e.shape), [])
+        if e in group:
+            group.remove(e)
+            if not group:
+                del self._at[(e.node, e.shape)]
+        for key in e.uids:
+            self._by_uid.pop(key, None)
+        e.uids.clear()
+        self.retired += 1
+        self._event(e, why)
+        self.kill(e.handle)
+
+    # -- reading --------------------------------------------------------------------------------
+    def waiting(self, sid: str) -> int:
+        """Placements of this submission waiting for an executor."""
+        return sum(1 for q in self._waiting.values() for key in q if key[0] == sid)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every executor: name, node, demand, calls under way, the submission it serves."""
+        return [
+            {"name": e.name, "node": e.node, "demand": dict(e.shape), "calls": e.calls, "submission": e.lessee}
+            for e in sorted(self.executors.values(), key=lambda e: (e.node, e.name))
+        ]
+
+    def _event(self, e: Executor, what: str) -> None:
+        self.events.append({"executor": e.name, "node": e.node, "event": what, "at": time.time()})
