@@ -36,6 +36,8 @@ from raysched.results.schema import Status
 BENCH_NODES: tuple[LocalNode, ...] = (LocalNode(num_cpus=2),) * 4
 PLAIN_DEFAULT = "ray-default"
 PLAIN_AFFINITY = "ray-affinity-rr"
+PLAIN_ACTOR_POOL = "ray-actorpool"  # ray.util.ActorPool over one 1-CPU actor per CPU: the hand-written peer
+PLAIN_MODES = (PLAIN_DEFAULT, PLAIN_AFFINITY, PLAIN_ACTOR_POOL)
 BASELINE = PLAIN_AFFINITY
 DRIVER_TIMEOUT_S = 900.0
 
@@ -113,7 +115,7 @@ def default_tasks(task_ms: float, slots: int) -> int:
     return int(min(20_000, max(1_000, round(8.0 * rate))))
 
 
-def _spawn_plain(address: str, n: int, task_ms: float, affinity: bool, out: Path) -> subprocess.Popen:
+def _spawn_plain(address: str, n: int, task_ms: float, mode: str, out: Path) -> subprocess.Popen:
     launched = time.time()
     cmd = [
         sys.executable,
@@ -130,8 +132,10 @@ def _spawn_plain(address: str, n: int, task_ms: float, affinity: bool, out: Path
         "--out",
         str(out),
     ]
-    if affinity:
+    if mode == PLAIN_AFFINITY:
         cmd.append("--affinity")
+    elif mode == PLAIN_ACTOR_POOL:
+        cmd.append("--actor-pool")
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -201,6 +205,19 @@ def _raysched_result(path: Path, launched: float, mode: str, task_ms: float, rnd
     )
 
 
+def raysched_mode(mode: str) -> tuple[str, str | None]:
+    """``raysched-random`` -> (random, None: the default); ``raysched-random/executors=off`` -> (random, off)."""
+    policy, _, executors = mode.removeprefix("raysched-").partition("/executors=")
+    return policy, executors or None
+
+
+def raysched_modes(policies: Sequence[str], executors: Sequence[str] = ()) -> list[str]:
+    """The raysched modes to measure: one per policy, or one per policy and --executors setting."""
+    if not executors:
+        return [f"raysched-{p}" for p in policies]
+    return [f"raysched-{p}/executors={e}" for p in policies for e in executors]
+
+
 def measure_mode(
     address: str, mode: str, task_ms: float, rnd: int, n: int, concurrent: int, workdir: Path, flags: Sequence[str] = ()
 ) -> DriverRun:
@@ -208,15 +225,17 @@ def measure_mode(
     procs = []
     for k in range(concurrent):
         tag = f"{mode}-{task_ms:g}ms-r{rnd}-d{k}"
-        if mode in (PLAIN_DEFAULT, PLAIN_AFFINITY):
+        if mode in PLAIN_MODES:
             out = workdir / f"{tag}.json"
-            procs.append(("plain", _spawn_plain(address, n, task_ms, mode == PLAIN_AFFINITY, out), out, 0.0))
+            procs.append(("plain", _spawn_plain(address, n, task_ms, mode, out), out, 0.0))
         else:
             job = workdir / f"bench_{n}x{str(task_ms).replace('.', '_')}ms.py"
             if not job.exists():
                 job.write_text(BENCH_JOB.format(n=n, ms=task_ms))
-            out = workdir / f"{tag}.csv"
-            proc, launched = _spawn_raysched(address, job, mode.removeprefix("raysched-"), out, flags)
+            out = workdir / f"{tag.replace('/', '_')}.csv"
+            policy, executors = raysched_mode(mode)
+            extra = [f"--executors={executors}"] if executors else []
+            proc, launched = _spawn_raysched(address, job, policy, out, [*flags, *extra])
             procs.append(("raysched", proc, out, launched))
     runs = []
     for kind, proc, out, launched in procs:
@@ -250,9 +269,13 @@ def overhead_curve(
     concurrent: int,
     echo: Callable[[str], None],
     flags: Sequence[str] = (),
+    executors: Sequence[str] = (),
+    actor_pool: bool = False,
 ) -> list[DriverRun]:
-    """Per task length: plain Ray (default, hard affinity) and raysched per policy, alternating rounds."""
-    modes = [PLAIN_DEFAULT, PLAIN_AFFINITY, *[f"raysched-{p}" for p in policies]]
+    """Per task length: plain Ray (default, hard affinity; an ActorPool when asked) and raysched per policy (and
+    --executors setting), alternating rounds."""
+    plain = [PLAIN_DEFAULT, PLAIN_AFFINITY, *([PLAIN_ACTOR_POOL] if actor_pool else [])]
+    modes = [*plain, *raysched_modes(policies, executors)]
     runs: list[DriverRun] = []
     with tempfile.TemporaryDirectory(prefix="raysched-bench-") as tmp:
         workdir = Path(tmp)
@@ -266,7 +289,7 @@ def overhead_curve(
                     run = measure_mode(address, mode, ms, rnd, n, concurrent, workdir, flags)
                     runs.append(run)
                     echo(
-                        f"  {ms:>5g} ms  round {rnd}  {mode:<18} steady {run.steady_tasks_per_s:8.0f} tasks/s"
+                        f"  {ms:>5g} ms  round {rnd}  {mode:<30} steady {run.steady_tasks_per_s:8.0f} tasks/s"
                         f"  whole {run.whole_tasks_per_s:8.0f}  start-up {run.startup_s:5.2f} s"
                     )
     return runs
@@ -306,7 +329,7 @@ def summarize(runs: Sequence[DriverRun]) -> list[dict[str, Any]]:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     head = (
-        f"{'task':>6}  {'mode':<18}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
+        f"{'task':>6}  {'mode':<30}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
         f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}"
     )
     lines = [head, "-" * len(head)]
@@ -318,7 +341,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         span = f"{row['steady_min']:.0f}-{row['steady_max']:.0f}"
         dec = "-" if row["decisions_per_task"] != row["decisions_per_task"] else f"{row['decisions_per_task']:.2f}"
         lines.append(
-            f"{row['task_ms']:>4g}ms  {row['mode']:<18}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
+            f"{row['task_ms']:>4g}ms  {row['mode']:<30}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
             f"{row['whole_tasks_per_s']:>9.0f}{row['steady_ratio']:>6.2f}x{row['whole_ratio']:>6.2f}x"
             f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}"
         )

@@ -139,7 +139,7 @@ class PlacementBrain(Membership, Submissions, Replicas):
         if self.executors is None:
             return 0
         with self._lock:
-            return self.executors.retire_idle()
+            return self.executors.retire_idle(in_use=bool(self._subs))
 
     def close(self) -> None:
         """Stop the membership watcher (the brain keeps answering calls)."""

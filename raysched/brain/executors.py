@@ -8,14 +8,16 @@ to a placement on node N of demand shape S:
 
 1. an executor of (N, S) with no call under way is handed out (leased to the submission);
 2. else a new one is created, while N has room for one more of S beside the executors it has
-   (idle executors of other shapes on N retire at once to make room; busy ones stop taking calls and
-   retire when they drain);
+   (idle executors of other shapes on N retire at once to make room; when busy ones hold it, they stop
+   taking calls and retire when they drain, and this placement runs as a plain pinned Ray task, which
+   Ray starts once the room is back);
 3. else, when no other submission's placement waits for (N, S), the submission's own executor of
    (N, S) with the fewest calls (its calls queue there, behind its own: the pacing's queue per node);
 4. else the placement waits here, first come first served, for the next executor of (N, S) to drain.
 
 So a call never queues behind another submission's call on one executor. An
-executor with no call for ``idle_s`` retires; one whose node leaves is dropped
+executor with no call for ``idle_s`` retires (within UNUSED_IDLE_S when no
+submission is on the cluster); one whose node leaves is dropped
 (placements waiting for it go out without one: their task finds the node gone
 and is placed again). The pool is plain Python: the actor calls (``spawn``,
 ``kill``) are injected, so the rules are tested without Ray.
@@ -39,6 +41,9 @@ Shape = tuple[tuple[str, float], ...]
 Waiting = tuple[str, int, str, str, float, Shape]
 
 DEFAULT_IDLE_S = 30.0  # an executor with no call for this long retires (its slot's resources go back to Ray)
+# With no submission on the cluster an idle executor retires after this long instead: its slot is the user's other
+# Ray work's again within seconds (a plain Ray job started after a raysched run does not wait for idle_s).
+UNUSED_IDLE_S = 2.0
 EVENTS_KEPT = 2000  # life events kept for status and the runs' sidecars
 
 
@@ -96,13 +101,17 @@ class ExecutorPool:
 
     # -- hand-out -------------------------------------------------------------------------------
     def hand_out(self, sid: str, uid: int, node: str, demand: Mapping[str, float]) -> Executor | bool | None:
-        """An executor for this placement; False: none can serve the shape (run it as a plain task);
-        None: it waits here for one (`served` hands it out later)."""
+        """An executor for this placement; False: none can serve it (it runs as a plain pinned task); None: it
+        waits here for one (`finished` hands it out later)."""
         shape = shape_of(demand)
         if slots(self.capacity_of(node), shape) < 1:
             return False
         group = (node, shape)
-        found = self._free_or_new(group) or (None if self._waiting.get(group) else self._own(sid, group))
+        found = self._free_or_new(group)
+        if found is None and not self._waiting.get(group):
+            found = self._own(sid, group)
+        if found is False:
+            return False
         if found is None:
             self._waiting.setdefault(group, collections.OrderedDict())[(sid, uid)] = (sid, uid, node, "", 0.0, shape)
             return None
@@ -116,18 +125,23 @@ class ExecutorPool:
         if queue is not None and (sid, uid) in queue:
             queue[(sid, uid)] = (sid, uid, node, spill, waited, shape)
 
-    def _free_or_new(self, group: tuple[str, Shape]) -> Executor | None:
+    def _free_or_new(self, group: tuple[str, Shape]) -> Executor | bool | None:
+        """A free executor of the group, else a new one; None: every slot of the shape has one, all busy; False:
+        executors of other shapes hold the room (busy ones now drain, and the placement runs as a plain task)."""
         here = self._at.get(group, [])
+        if any(e.draining for e in here):
+            return False  # the shape yields its room to another on this node: plain tasks until it has drained
         for e in here:
-            if e.calls == 0 and not e.draining:
+            if e.calls == 0:
                 return e
         node, shape = group
         capacity = self.capacity_of(node)
-        if len(here) >= slots(capacity, shape) or not self._make_room(node, shape, capacity):
+        if len(here) >= slots(capacity, shape):
             return None
+        if not self._make_room(node, shape, capacity):
+            return False
         name = f"exec-{node[:8]}-{next(self._names)}"
-        demand = dict(shape)
-        e = Executor(name, node, shape, self.spawn(name, node, demand), self.clock())
+        e = Executor(name, node, shape, self.spawn(name, node, dict(shape)), self.clock())
         self.executors[name] = e
         self._at.setdefault(group, []).append(e)
         self.created += 1
@@ -164,6 +178,27 @@ class ExecutorPool:
                 return True
         return False
 
+    def room_for_task(self, node: str, demand: Mapping[str, float]) -> None:
+        """A plain task goes to ``node``: idle executors there retire until the task's demand fits beside the
+        executors left (the brain's ledger already counts busy ones as the work they run)."""
+        capacity = self.capacity_of(node)
+        mine = [e for e in self.executors.values() if e.node == node]
+        held: dict[str, float] = collections.defaultdict(float)
+        for e in mine:
+            for r, v in e.shape:
+                held[r] += v
+
+        def fits() -> bool:
+            return all(held[r] + v <= capacity.get(r, 0.0) + 1e-9 for r, v in demand.items() if v > 0)
+
+        for e in sorted(mine, key=lambda e: e.idle_since):
+            if fits():
+                return
+            if e.calls == 0:
+                self._retire(e, "retired")
+                for r, v in e.shape:
+                    held[r] -= v
+
     def _lease(self, e: Executor, sid: str, uid: int) -> None:
         e.lessee = sid
         e.calls += 1
@@ -199,7 +234,8 @@ class ExecutorPool:
                     if e is None:
                         break
                     del queue[(sid, uid)]
-                    self._lease(e, sid, uid)
+                    if isinstance(e, Executor):
+                        self._lease(e, sid, uid)
                     served.append((waiting, e))
                 if not queue:
                     del self._waiting[group]
@@ -229,10 +265,11 @@ class ExecutorPool:
         uids = [uid for (s, uid) in self._by_uid if s == sid]
         return self.finished(sid, uids)
 
-    def retire_idle(self) -> int:
-        """Retire executors with no call for ``idle_s``; how many."""
+    def retire_idle(self, in_use: bool = True) -> int:
+        """Retire executors with no call for ``idle_s`` (for UNUSED_IDLE_S when no submission is ``in_use``)."""
         now = self.clock()
-        idle = [e for e in self.executors.values() if e.calls == 0 and now - e.idle_since >= self.idle_s]
+        limit = self.idle_s if in_use else min(self.idle_s, UNUSED_IDLE_S)
+        idle = [e for e in self.executors.values() if e.calls == 0 and now - e.idle_since >= limit]
         for e in idle:
             self._retire(e, "retired")
         return len(idle)

@@ -25,18 +25,20 @@ class ExecutorHandOut(BrainState):
         """This submission's placements to answer now, each with its executor (``sub.via``) where it has one."""
         placed, sub.outbox = sub.outbox, []
         pool = self.executors
-        if pool is None or not sub.on_executors:
+        if pool is None or (not pool.executors and not sub.on_executors):
             out = placed
         else:
             out = []
             for uid, node, spill, waited in placed:
                 demand = sub.ledger[uid][1]
-                e = pool.hand_out(sid, uid, node, demand)
+                e = pool.hand_out(sid, uid, node, demand) if sub.on_executors else False
                 if e is None:
                     pool.wait(sid, uid, node, spill, waited, demand)
                     continue
                 if isinstance(e, Executor):
                     sub.via[uid] = e.name
+                else:  # a plain task: idle executors there give it their room
+                    pool.room_for_task(node, demand)
                 out.append((uid, node, spill, waited))
         out.extend(sub.served)
         sub.served = []

@@ -91,6 +91,18 @@ def _task_ms(value: str) -> list[float]:
     help="Instead of the overhead curve, run this job under each policy and compare throughput, "
     "p95 wait, nodes used, key affinity, spills and cache hit rate (e.g. jobs/cache_affinity.py).",
 )
+@click.option(
+    "--executors",
+    "executors",
+    default=None,
+    help="Measure raysched with each of these --executors settings side by side (e.g. on,off); "
+    "default: one raysched mode per policy, with submit's default (auto).",
+)
+@click.option(
+    "--actor-pool",
+    is_flag=True,
+    help="Also measure ray.util.ActorPool over one 1-CPU actor per CPU (the peer a user would write by hand).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 @click.option("--overcommit", default=None, help="Passed to every raysched run (X|auto).")
 @click.option("--batch", default=None, help="Passed to every raysched run (auto|off|N).")
@@ -108,6 +120,8 @@ def bench_command(
     local_nodes: int | None,
     config_path: str | None,
     job_file: str | None,
+    executors: str | None,
+    actor_pool: bool,
     out: str | None,
     **passed: Any,
 ) -> None:
@@ -121,6 +135,7 @@ def bench_command(
     \b
     raysched bench --task-ms 0,1,10,50 --policies random
     raysched bench --task-ms 10 --concurrent 4 --tasks 1000
+    raysched bench --task-ms 1,10 --policies random --executors on,off --actor-pool
     raysched bench --job jobs/cache_affinity.py --policies hash,random
     """
     from raysched import cluster
@@ -129,6 +144,10 @@ def bench_command(
     from raysched.cli.options import settings_from_flags
 
     lengths = _task_ms(task_ms)
+    settings_list = [e.strip().lower() for e in (executors or "").split(",") if e.strip()]
+    bad = [e for e in settings_list if e not in ("auto", "on", "off")]
+    if bad:
+        raise BadInput(f"--executors takes auto, on or off, comma-separated; got {', '.join(bad)}")
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise BadInput("--policies needs at least one policy name, e.g. hash,random")
@@ -166,7 +185,9 @@ def bench_command(
                 rows = bench.job_bench(target, Path(job_file), names, rounds, flags, echo)
                 click.echo(bench.format_job_table(rows))
             else:
-                runs = bench.overhead_curve(target, lengths, names, rounds, n, slots, concurrent, echo, flags)
+                runs = bench.overhead_curve(
+                    target, lengths, names, rounds, n, slots, concurrent, echo, flags, settings_list, actor_pool
+                )
                 rows = bench.summarize(runs)
                 click.echo(bench.format_table(rows))
     except (cluster.ClusterError, bench.BenchError) as err:
