@@ -110,7 +110,7 @@ class ExecutorPool:
         found = self._free_or_new(group)
         if found is None and not self._waiting.get(group):
             found = self._own(sid, group)
-        if found is False:
+        if not isinstance(found, Executor) and found is not None:
             return False
         if found is None:
             self._waiting.setdefault(group, collections.OrderedDict())[(sid, uid)] = (sid, uid, node, "", 0.0, shape)
