@@ -77,6 +77,7 @@ _SETTING_LABELS: tuple[tuple[str, str, str], ...] = (
     ("max_inflight", "inflight", "auto"),
     ("seed", "seed", "none"),
     ("retries", "retries", "0"),
+    ("executors", "executors", "auto"),
 )
 
 

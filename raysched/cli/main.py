@@ -172,7 +172,30 @@ def format_status(state: dict[str, Any]) -> str:
         where = [f"{name} on {short(node)}" if node else f"{name} (not placed)" for name, node in replicas.items()]
         if where:
             lines.append("    replicas: " + ", ".join(where))
+    lines.extend(_executor_lines(state.get("executors") or [], state.get("executor_counts") or {}))
     return "\n".join(lines)
+
+
+def _executor_lines(executors: list[dict[str, Any]], counts: dict[str, int]) -> list[str]:
+    """Executors per node: how many, of which demand, how many busy (and for how many submissions)."""
+    from raysched.results.schema import format_demand
+    from raysched.results.schema import short_node as short
+
+    if not executors and not counts:
+        return []
+    totals = f" ({counts.get('created', 0)} created, {counts.get('retired', 0)} retired since the brain started)"
+    lines = [f"executors: {len(executors)}{totals if counts else ''}"]
+    per_node: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in executors:
+        per_node.setdefault((e["node"], format_demand(e["demand"])), []).append(e)
+    for (node, demand), group in sorted(per_node.items()):
+        busy = [e for e in group if e["calls"]]
+        runs = {e["submission"] for e in busy}
+        lines.append(
+            f"  {short(node):<10}{len(group)} x {demand}: {len(busy)} busy"
+            + (f" ({sum(e['calls'] for e in busy)} calls, {len(runs)} submission(s))" if busy else "")
+        )
+    return lines
 
 
 from raysched.cli.analyze import analyze_command  # noqa: E402  (its own module: the largest command)

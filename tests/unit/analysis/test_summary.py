@@ -641,6 +641,14 @@ def test_runs_that_share_a_label_are_told_apart_by_their_differing_settings(tmp_
     assert list(run_labels(load([path])).values()) == ["hash c=1.25", "hash c=off"]  # the seed is alike: left out
 
 
+def test_runs_on_executors_and_on_plain_tasks_are_told_apart(tmp_path: Path) -> None:
+    rows = [row(rid, "random", 0, "k", 1, "ok", N1, 0.0, 0.0, 1.0) for rid in ("run-1", "run-2")]
+    path = write_csv(tmp_path / "r.csv", rows)
+    sidecar.record_run(path, {"run_id": "run-1", "options": {"executors": "auto"}})
+    sidecar.record_run(path, {"run_id": "run-2", "options": {"executors": "off"}})
+    assert list(run_labels(load([path])).values()) == ["random executors=auto", "random executors=off"]
+
+
 def test_node_table_separates_runs_by_a_blank_line(two_files: list[Path]) -> None:
     lines = render_node_table(per_node(load(two_files))).splitlines()
     blank = lines.index("")

@@ -56,3 +56,21 @@ def test_submissions_without_services_print_as_before() -> None:
 def test_a_replica_without_a_node_says_so() -> None:
     text = format_status(_state(_submission("run-svc", replicas={"Shard#0": N1, "Shard#1": None})))
     assert "    replicas: Shard#0 on 1a2b3c4d, Shard#1 (not placed)" in text.splitlines()
+
+
+def test_executors_are_listed_per_node_and_demand_with_what_they_run() -> None:
+    state = _state(_submission("run-a"))
+    state["executors"] = [
+        {"name": "exec-1a2b3c4d-0", "node": N1, "demand": {"CPU": 1.0}, "calls": 2, "submission": "run-a"},
+        {"name": "exec-1a2b3c4d-1", "node": N1, "demand": {"CPU": 1.0}, "calls": 0, "submission": None},
+        {"name": "exec-5e6f7a8b-2", "node": N2, "demand": {"CPU": 1.0}, "calls": 1, "submission": "run-b"},
+    ]
+    state["executor_counts"] = {"created": 5, "retired": 2}
+    lines = format_status(state).splitlines()
+    assert lines[-3:] == [
+        "executors: 3 (5 created, 2 retired since the brain started)",
+        "  1a2b3c4d  2 x CPU=1: 1 busy (2 calls, 1 submission(s))",
+        "  5e6f7a8b  1 x CPU=1: 1 busy (1 calls, 1 submission(s))",
+    ]
+    state["executors"], state["executor_counts"] = [], {}
+    assert "executors" not in format_status(state)  # a brain without executors prints as before
