@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,6 +79,7 @@ class DriverRun:
     first_submit: float
     finished: list[float] = field(repr=False, default_factory=list)
     decisions: int | None = None
+    driver_cpu_s: float = math.nan  # CPU the driver processes themselves used (rusage at exit), all drivers
 
     @property
     def steady_tasks_per_s(self) -> float:
@@ -222,6 +225,7 @@ def measure_mode(
     address: str, mode: str, task_ms: float, rnd: int, n: int, concurrent: int, workdir: Path, flags: Sequence[str] = ()
 ) -> DriverRun:
     """Run `concurrent` fresh drivers of one mode at once; their tasks together are one measurement."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = []
     for k in range(concurrent):
         tag = f"{mode}-{task_ms:g}ms-r{rnd}-d{k}"
@@ -244,7 +248,10 @@ def measure_mode(
             runs.append(_plain_result(out, mode, task_ms, rnd))
         else:
             runs.append(_raysched_result(out, launched, mode, task_ms, rnd, n))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the drivers alone: Ray's workers are not our children
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if len(runs) == 1:
+        runs[0].driver_cpu_s = cpu_s
         return runs[0]
     decisions = [r.decisions for r in runs]
     return DriverRun(
@@ -256,6 +263,7 @@ def measure_mode(
         min(r.first_submit for r in runs),
         [t for r in runs for t in r.finished],
         None if None in decisions else sum(d for d in decisions if d is not None),
+        cpu_s,
     )
 
 
@@ -322,6 +330,7 @@ def summarize(runs: Sequence[DriverRun]) -> list[dict[str, Any]]:
                 "added_us_per_task": 1e6 * (1 / steady - 1 / base_steady),
                 "startup_s": statistics.median(r.startup_s for r in group),
                 "decisions_per_task": statistics.median(decisions) if decisions else float("nan"),
+                "driver_ms_per_task": statistics.median(1000 * r.driver_cpu_s / r.tasks for r in group),
             }
         )
     return rows
@@ -330,7 +339,7 @@ def summarize(runs: Sequence[DriverRun]) -> list[dict[str, Any]]:
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     head = (
         f"{'task':>6}  {'mode':<30}{'steady/s':>10}{'(min-max)':>15}{'whole/s':>9}{'ratio':>7}{'whole':>7}"
-        f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}"
+        f"{'+us/task':>10}{'start-up':>9}{'dec/task':>9}{'drv ms/task':>12}"
     )
     lines = [head, "-" * len(head)]
     last = None
@@ -343,11 +352,12 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"{row['task_ms']:>4g}ms  {row['mode']:<30}{row['steady_tasks_per_s']:>10.0f}{span:>15}"
             f"{row['whole_tasks_per_s']:>9.0f}{row['steady_ratio']:>6.2f}x{row['whole_ratio']:>6.2f}x"
-            f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}"
+            f"{row['added_us_per_task']:>10.0f}{row['startup_s']:>8.2f}s{dec:>9}{row['driver_ms_per_task']:>12.2f}"
         )
     lines.append(
         "ratio = steady-state tasks/s over plain Ray with hard affinity (whole = the same over the whole "
-        "run); +us/task = 1e6 x (1/steady - 1/baseline steady)"
+        "run); +us/task = 1e6 x (1/steady - 1/baseline steady); drv ms/task = CPU of the driver processes "
+        "(start-up included) per task"
     )
     return "\n".join(lines)
 
