@@ -31,7 +31,7 @@ import collections
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,9 +100,9 @@ class ExecutorPool:
         self.retired = 0
 
     # -- hand-out -------------------------------------------------------------------------------
-    def hand_out(self, sid: str, uid: int, node: str, demand: Mapping[str, float]) -> Executor | bool | None:
-        """An executor for this placement; False: none can serve it (it runs as a plain pinned task); None: it
-        waits here for one (`finished` hands it out later)."""
+    def hand_out(self, sid: str, uids: Sequence[int], node: str, demand: Mapping[str, float]) -> Executor | bool | None:
+        """One executor for these placements (a batch that travels as one call); False: none can serve them
+        (they run as plain pinned tasks); None: they wait here for one (`finished` hands them out later)."""
         shape = shape_of(demand)
         if slots(self.capacity_of(node), shape) < 1:
             return False
@@ -113,9 +113,12 @@ class ExecutorPool:
         if not isinstance(found, Executor) and found is not None:
             return False
         if found is None:
-            self._waiting.setdefault(group, collections.OrderedDict())[(sid, uid)] = (sid, uid, node, "", 0.0, shape)
+            queue = self._waiting.setdefault(group, collections.OrderedDict())
+            for uid in uids:
+                queue[(sid, uid)] = (sid, uid, node, "", 0.0, shape)
             return None
-        self._lease(found, sid, uid)
+        for uid in uids:
+            self._lease(found, sid, uid)
         return found
 
     def wait(self, sid: str, uid: int, node: str, spill: str, waited: float, demand: Mapping[str, float]) -> None:

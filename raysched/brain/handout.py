@@ -22,26 +22,50 @@ class ExecutorHandOut(BrainState):
     """Executors handed out with placements, and placements that wait for one."""
 
     def _hand_out(self, sid: str, sub: SubmissionState) -> list[Placed]:
-        """This submission's placements to answer now, each with its executor (``sub.via``) where it has one."""
+        """This submission's placements to answer now, each with its executor (``sub.via``) where it has one.
+
+        Placements on one node travel in batches of the driver's batch size (its pacing), each batch as one
+        call: one executor is handed out per batch, in the order they were placed.
+        """
         placed, sub.outbox = sub.outbox, []
         pool = self.executors
         if pool is None or (not pool.executors and not sub.on_executors):
             out = placed
         else:
             out = []
-            for uid, node, spill, waited in placed:
-                demand = sub.ledger[uid][1]
-                e = pool.hand_out(sid, uid, node, demand) if sub.on_executors else False
-                if e is None:
-                    pool.wait(sid, uid, node, spill, waited, demand)
-                    continue
-                if isinstance(e, Executor):
-                    sub.via[uid] = e.name
-                else:  # a plain task: idle executors there give it their room
-                    pool.room_for_task(node, demand)
-                out.append((uid, node, spill, waited))
+            runs: dict[str, list[Placed]] = {}
+            for entry in placed:
+                runs.setdefault(entry[1], []).append(entry)
+            for node, entries in runs.items():
+                for i in range(0, len(entries), sub.batch):
+                    out.extend(self._hand_out_batch(sid, sub, node, entries[i : i + sub.batch]))
         out.extend(sub.served)
         sub.served = []
+        return out
+
+    def _hand_out_batch(self, sid: str, sub: SubmissionState, node: str, batch: list[Placed]) -> list[Placed]:
+        pool = self.executors
+        assert pool is not None
+        by_demand: dict[Any, list[Placed]] = {}
+        for entry in batch:
+            demand = sub.ledger[entry[0]][1]
+            by_demand.setdefault(tuple(sorted(demand.items())), []).append(entry)
+        out: list[Placed] = []
+        for shape, entries in by_demand.items():
+            demand = dict(shape)
+            uids = [uid for uid, *_ in entries]
+            e = pool.hand_out(sid, uids, node, demand) if sub.on_executors else False
+            if e is None:
+                for uid, _node, spill, waited in entries:
+                    pool.wait(sid, uid, node, spill, waited, demand)
+                continue
+            if isinstance(e, Executor):
+                for uid in uids:
+                    sub.via[uid] = e.name
+            else:  # plain tasks: idle executors there give them their room
+                for _ in uids:
+                    pool.room_for_task(node, demand)
+            out.extend(entries)
         return out
 
     def _deliver(self, served: Iterable[tuple[Waiting, Executor | bool]]) -> None:

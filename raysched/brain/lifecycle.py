@@ -184,6 +184,9 @@ class Submissions(Rounds, ExecutorHandOut):
                 sub.overcommit = overcommit
             if pacing and "adaptive" in pacing:
                 sub.adaptive = bool(pacing["adaptive"])
+            if pacing and "batch" in pacing:
+                batch = _positive_or_none(pacing["batch"])
+                sub.batch = max(1, int(batch)) if batch is not None else 1
             if pacing and "task_p50_s" in pacing:
                 sub.task_s = _positive_or_none(pacing["task_p50_s"])
             self._shared_depth = shared_depth(self._subs.values())

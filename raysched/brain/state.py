@@ -113,6 +113,7 @@ class SubmissionState:
     spills: collections.Counter = field(default_factory=collections.Counter)
     last_seen: float = 0.0
     registered_at: float = field(default_factory=time.time)  # wall clock, for the executor events of its run
+    batch: int = 1  # tasks its driver sends as one call to a node (its pacing): one executor per batch
     on_executors: bool = False  # its tasks run as calls on the shared executors (`raysched.brain.executors`)
     via: dict[int, str] = field(default_factory=dict)  # placements handed an executor, not yet answered: uid -> name
     served: list[Placed] = field(default_factory=list)  # placements that waited for an executor and have one now

@@ -117,7 +117,11 @@ class Pacer:
 
     def stats(self) -> dict[str, float]:
         """What the brain is told with each call (admission, and task times for adaptive policies)."""
-        out = {"overcommit": self.overcommit(), "adaptive": 0.0 if self.fixed_overcommit is not None else 1.0}
+        out = {
+            "overcommit": self.overcommit(),
+            "adaptive": 0.0 if self.fixed_overcommit is not None else 1.0,
+            "batch": float(self.batch()),  # tasks per call to a node: the brain hands out one executor per batch
+        }
         p50, p90 = self.task_quantile(0.5), self.task_quantile(0.9)
         if p50 is not None and p90 is not None:
             out["task_p50_s"] = p50

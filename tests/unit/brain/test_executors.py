@@ -60,26 +60,26 @@ def test_slots_per_node_follow_the_demand_shape() -> None:
 
 def test_executors_are_created_lazily_one_per_slot_then_reused() -> None:
     pool, actors, _ = pool_of()
-    first = name_of(pool.hand_out("s1", 1, "a", CPU1))
+    first = name_of(pool.hand_out("s1", [1], "a", CPU1))
     assert len(actors.spawned) == 1  # only what the first placement needed
-    second = name_of(pool.hand_out("s1", 2, "a", CPU1))
+    second = name_of(pool.hand_out("s1", [2], "a", CPU1))
     assert second != first and len(actors.spawned) == 2
     # Node a holds 2: the third call of the same submission queues behind its own, on the least busy one.
-    third = name_of(pool.hand_out("s1", 3, "a", CPU1))
+    third = name_of(pool.hand_out("s1", [3], "a", CPU1))
     assert third in (first, second) and len(actors.spawned) == 2
     pool.finished("s1", [1, 2, 3])
-    assert name_of(pool.hand_out("s1", 4, "a", CPU1)) in (first, second)  # free again: reused, none created
+    assert name_of(pool.hand_out("s1", [4], "a", CPU1)) in (first, second)  # free again: reused, none created
     assert len(actors.spawned) == 2
     assert actors.spawned[0] == (first, "a", CPU1)
 
 
 def test_a_call_never_queues_behind_another_submissions_call() -> None:
     pool, _, _ = pool_of()
-    busy = {name_of(pool.hand_out("s1", 1, "a", CPU1)), name_of(pool.hand_out("s1", 2, "a", CPU1))}
-    assert pool.hand_out("s2", 1, "a", CPU1) is None  # both executors hold s1's calls: s2's placement waits
+    busy = {name_of(pool.hand_out("s1", [1], "a", CPU1)), name_of(pool.hand_out("s1", [2], "a", CPU1))}
+    assert pool.hand_out("s2", [1], "a", CPU1) is None  # both executors hold s1's calls: s2's placement waits
     assert pool.waiting("s2") == 1
     # s1's own next placement no longer queues on them either while s2 waits first (first come, first served).
-    assert pool.hand_out("s1", 3, "a", CPU1) is None
+    assert pool.hand_out("s1", [3], "a", CPU1) is None
     served = pool.finished("s1", [2])
     assert len(served) == 1
     (sid, uid, node, *_), executor = served[0]
@@ -91,15 +91,15 @@ def test_a_call_never_queues_behind_another_submissions_call() -> None:
 
 def test_a_placement_for_a_shape_the_node_cannot_hold_runs_as_a_plain_task() -> None:
     pool, actors, _ = pool_of()
-    assert pool.hand_out("s1", 1, "a", {"CPU": 1.0, "ssd": 1.0}) is False
-    assert pool.hand_out("s1", 2, "a", {"CPU": 0.0}) is False
+    assert pool.hand_out("s1", [1], "a", {"CPU": 1.0, "ssd": 1.0}) is False
+    assert pool.hand_out("s1", [2], "a", {"CPU": 0.0}) is False
     assert not actors.spawned
 
 
 def test_idle_executors_retire_after_their_idle_time_and_sooner_when_no_submission_runs() -> None:
     pool, actors, clock = pool_of(idle_s=30.0)
-    one = name_of(pool.hand_out("s1", 1, "b", CPU1))
-    two = name_of(pool.hand_out("s1", 2, "b", CPU1))
+    one = name_of(pool.hand_out("s1", [1], "b", CPU1))
+    two = name_of(pool.hand_out("s1", [2], "b", CPU1))
     pool.finished("s1", [1])
     clock.now += 29.0
     assert pool.retire_idle() == 0
@@ -115,19 +115,19 @@ def test_idle_executors_retire_after_their_idle_time_and_sooner_when_no_submissi
 
 def test_a_lost_executor_is_replaced_by_a_new_one_on_the_next_placement() -> None:
     pool, actors, _ = pool_of()
-    lost = name_of(pool.hand_out("s1", 1, "a", CPU1))
+    lost = name_of(pool.hand_out("s1", [1], "a", CPU1))
     pool.lost(lost)
     assert lost not in pool.executors and actors.killed == [lost]
     assert pool.finished("s1", [1]) == []  # its call's finish (reported as lost) finds nothing to free
-    again = name_of(pool.hand_out("s1", 2, "a", CPU1))
+    again = name_of(pool.hand_out("s1", [2], "a", CPU1))
     assert again != lost and len(actors.spawned) == 2
 
 
 def test_a_node_that_leaves_takes_its_executors_and_releases_what_waited_for_them() -> None:
     pool, actors, _ = pool_of()
-    pool.hand_out("s1", 1, "a", CPU1)
-    pool.hand_out("s1", 2, "a", CPU1)
-    assert pool.hand_out("s2", 1, "a", CPU1) is None
+    pool.hand_out("s1", [1], "a", CPU1)
+    pool.hand_out("s1", [2], "a", CPU1)
+    assert pool.hand_out("s2", [1], "a", CPU1) is None
     released = pool.node_gone("a")
     assert [(sid, uid) for sid, uid, *_ in released] == [("s2", 1)]
     assert pool.executors == {} and len(actors.killed) == 2
@@ -136,23 +136,23 @@ def test_a_node_that_leaves_takes_its_executors_and_releases_what_waited_for_the
 
 def test_another_shape_makes_room_by_retiring_idle_executors_and_draining_busy_ones() -> None:
     pool, actors, _ = pool_of()
-    idle = name_of(pool.hand_out("s1", 1, "a", CPU1))
-    busy = name_of(pool.hand_out("s1", 2, "a", CPU1))
+    idle = name_of(pool.hand_out("s1", [1], "a", CPU1))
+    busy = name_of(pool.hand_out("s1", [2], "a", CPU1))
     pool.finished("s1", [1])
     # CPU=2 needs the whole node: the idle CPU=1 executor retires at once, the busy one drains, and the CPU=2
     # placement runs as a plain task (Ray starts it when the draining executor's slot is back).
-    assert pool.hand_out("s2", 1, "a", {"CPU": 2.0}) is False
+    assert pool.hand_out("s2", [1], "a", {"CPU": 2.0}) is False
     assert actors.killed == [idle]
-    assert pool.hand_out("s1", 3, "a", CPU1) is False  # a draining executor takes no more calls
+    assert pool.hand_out("s1", [3], "a", CPU1) is False  # a draining executor takes no more calls
     assert pool.finished("s1", [2]) == []
     assert actors.killed == [idle, busy] and pool.executors == {}
-    assert name_of(pool.hand_out("s2", 4, "a", {"CPU": 2.0})).startswith("exec-a-")  # the room is back
+    assert name_of(pool.hand_out("s2", [4], "a", {"CPU": 2.0})).startswith("exec-a-")  # the room is back
 
 
 def test_a_plain_task_takes_the_room_of_idle_executors_on_its_node() -> None:
     pool, actors, _ = pool_of()
-    idle = name_of(pool.hand_out("s1", 1, "a", CPU1))
-    busy = name_of(pool.hand_out("s1", 2, "a", CPU1))
+    idle = name_of(pool.hand_out("s1", [1], "a", CPU1))
+    busy = name_of(pool.hand_out("s1", [2], "a", CPU1))
     pool.finished("s1", [1])
     pool.room_for_task("a", CPU1)  # node a: 2 CPUs, both held by executors; the idle one makes room
     assert actors.killed == [idle] and busy in pool.executors
@@ -175,9 +175,9 @@ def test_a_plain_submission_gets_room_from_idle_executors_in_the_brain() -> None
 
 def test_a_submission_that_ends_frees_its_executors_for_the_placements_waiting_for_them() -> None:
     pool, _, _ = pool_of()
-    pool.hand_out("s1", 1, "a", CPU1)
-    pool.hand_out("s1", 2, "a", CPU1)
-    assert pool.hand_out("s2", 7, "a", CPU1) is None
+    pool.hand_out("s1", [1], "a", CPU1)
+    pool.hand_out("s1", [2], "a", CPU1)
+    assert pool.hand_out("s2", [7], "a", CPU1) is None
     served = pool.drop_submission("s1")
     assert [(w[0], w[1]) for w, _ in served] == [("s2", 7)]
     assert all(e.lessee in (None, "s2") for e in pool.executors.values())
@@ -240,3 +240,17 @@ def test_an_executor_reported_lost_by_a_driver_is_dropped_by_the_brain() -> None
     assert brain.executors is not None and name not in brain.executors.executors
     assert actors.killed == [name]
     assert brain.status()["executors"] == []
+
+
+def test_a_batch_of_placements_on_one_node_gets_one_executor() -> None:
+    # The driver sends 5 tiny tasks per call (its pacing's batch): the brain hands out one executor per 5.
+    brain, _ = brain_with_executors()
+    brain.sync_nodes({"a": {"CPU": 4.0}})
+    register(brain, "s1")
+    answer = brain.place("s1", [], [(i, CPU1, f"k{i}") for i in range(20)], {"overcommit": 5.0, "batch": 5.0})
+    assert len(answer.placed) == 20
+    per_executor: dict[str, list[int]] = {}
+    for uid, *_ in answer.placed:
+        per_executor.setdefault(answer.via[uid], []).append(uid)
+    assert sorted(len(uids) for uids in per_executor.values()) == [5, 5, 5, 5]
+    assert sorted(per_executor.values()) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14], [15, 16, 17, 18, 19]]
