@@ -243,6 +243,8 @@ def test_config_keys_and_precedence_on_an_existing_cluster(address: str, tmp_pat
         locality_wait=0.5,
         vnodes=7,
         load_factor=1.5,
+        executors="off",
+        executor_idle_s=12,
     )
     out1 = tmp_path / "from-config.csv"
     config = _config(tmp_path / "real.yaml", address=address, out=str(out1), **base)
@@ -277,7 +279,10 @@ def test_config_keys_and_precedence_on_an_existing_cluster(address: str, tmp_pat
         "max_failures": 2,
         "service_policy": "greedy",  # not in the file: the defaults are recorded too
         "service_spread": None,
+        "executors": "off",
+        "executor_idle_s": 12.0,
     }
+    assert (df1.loc[df1["status"] != "cancelled", "via"] == "task").all()  # executors: off -> plain pinned tasks
 
     # The same file again, --out on the command line: the flag wins, and the same seed repeats every choice.
     out2 = tmp_path / "from-flag.csv"

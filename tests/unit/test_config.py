@@ -64,6 +64,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("batch: 0\n", "batch must be 'auto', 'off' or a whole number"),
         ("batch: 2.5\n", "batch must be 'auto', 'off' or a whole number"),
         ("locality_wait: -1\n", "locality_wait must be 'auto' or a number >= 0"),
+        ("executors: sometimes\n", "executors must be one of auto, on, off; got 'sometimes'"),
+        ("executor_idle_s: 0\n", "executor_idle_s must be >= 0.1"),
         ("- a\n- b\n", "must be a mapping"),
         ("policy: [unclosed\n", "is not valid YAML (line 2)"),
     ],
@@ -80,6 +82,16 @@ def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -
 def test_unreadable_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"), [("executors: off\n", "off"), ("executors: on\n", "on"), ("executors: 'auto'\n", "auto")]
+)
+def test_executors_take_yaml_on_and_off_as_words(tmp_path: Path, text: str, mode: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "executor_idle_s: 5\n")
+    settings = load_config(path)
+    assert settings.executors == mode and settings.executor_idle_s == 5.0
 
 
 def test_load_factor_parsing() -> None:

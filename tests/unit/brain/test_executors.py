@@ -253,4 +253,9 @@ def test_a_batch_of_placements_on_one_node_gets_one_executor() -> None:
     for uid, *_ in answer.placed:
         per_executor.setdefault(answer.via[uid], []).append(uid)
     assert sorted(len(uids) for uids in per_executor.values()) == [5, 5, 5, 5]
-    assert sorted(per_executor.values()) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14], [15, 16, 17, 18, 19]]
+    assert sorted(per_executor.values()) == [
+        [0, 1, 2, 3, 4],
+        [5, 6, 7, 8, 9],
+        [10, 11, 12, 13, 14],
+        [15, 16, 17, 18, 19],
+    ]

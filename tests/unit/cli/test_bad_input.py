@@ -79,6 +79,14 @@ def test_load_factor_not_a_number(good_job: Path) -> None:
     assert_bad_input(submit(str(good_job), "--load-factor", "abc"), "--load-factor", "abc", "off")
 
 
+def test_executors_takes_auto_on_or_off(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--executors", "sometimes"), "--executors", "sometimes", "auto", "off")
+
+
+def test_executor_idle_must_be_positive(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--executor-idle", "0"), "--executor-idle", "0")
+
+
 def test_zero_vnodes(good_job: Path) -> None:
     assert_bad_input(submit(str(good_job), "--vnodes", "0"), "--vnodes", "0")
 
