@@ -1,9 +1,10 @@
-"""The docs and the README: every Python block runs, or its fence says why it cannot.
+"""The docs and the README: every Python block runs, here or on the test cluster.
 
 Blocks run with pytest-examples (the `docs` extra), each in a fresh folder holding a small
 `results/hash.csv` and `results/random.csv` written by raysched's own CSV writer, so the
 analysis examples read what `raysched submit` writes. A job file's `tasks()` is drawn to the
-end, as the driver would draw it. No Ray cluster is started.
+end, as the driver would draw it. No Ray cluster is started: blocks whose fence says
+`test="cluster"` run in tests/cluster/test_doc_examples.py.
 """
 
 from __future__ import annotations
@@ -16,23 +17,17 @@ import pytest
 
 pytest.importorskip("pytest_examples", reason="the doc examples need the docs extra: pip install -e '.[docs]'")
 
-from pytest_examples import CodeExample, EvalExample, find_examples
+from doc_examples import CLUSTER_EXAMPLES, EXAMPLES, README, ROOT, UNIT_EXAMPLES, example_id
+from pytest_examples import CodeExample, EvalExample
 
 import raysched
 from raysched.results.schema import Row, Status
 from raysched.results.writer import ResultsWriter
 
-ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-EXAMPLES = list(find_examples(README, ROOT / "docs"))
 QUICKSTART = """```bash
 pip install . && raysched submit jobs/quickstart.py
 pip install '.[test]' && python -m pytest -q
 ```"""
-
-
-def example_id(example: CodeExample) -> str:
-    return f"{example.path.relative_to(ROOT)}:{example.start_line}"
 
 
 def write_sample_run(path: Path, policy: str, nodes: tuple[str, ...], hit_every: int) -> None:
@@ -83,7 +78,14 @@ def test_the_docs_have_python_examples() -> None:
     assert len({e.path for e in EXAMPLES}) >= 4, [str(e) for e in EXAMPLES]
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
+def test_the_python_api_examples_run_on_the_test_cluster() -> None:
+    """`raysched.submit` in the CLI page runs (on the cluster), never skipped (issue 30)."""
+    assert any("raysched.submit(" in e.source for e in CLUSTER_EXAMPLES)
+    skipped = [example_id(e) for e in EXAMPLES if e.prefix_settings().get("test") == "skip"]
+    assert not skipped, f'run these here or with test="cluster": {skipped}'
+
+
+@pytest.mark.parametrize("example", UNIT_EXAMPLES, ids=example_id)
 def test_python_example(example: CodeExample, eval_example: EvalExample, results_folder: Path) -> None:
     settings = example.prefix_settings()
     if settings.get("test") == "skip":
