@@ -27,7 +27,23 @@ KEYS_TRACKED = 100_000
 
 @dataclass
 class RunOutcome:
-    """Counts and timings for the end-of-run summary and the exit code."""
+    """What one run produced, as `raysched.submit` returns it: counts, timings, where tasks ran, the exit code.
+
+    The summary `raysched submit` prints is `raysched.results.report.format_summary` of it; the
+    per-attempt detail is in the CSV at ``out_path`` (`raysched.analysis.load` reads it).
+
+    Attributes:
+        run_id: the run's id (the CSV's ``run_id``).
+        out_path: the results CSV.
+        ok: tasks that ended ok; ``failed``, ``retried``, ``cancelled``, ``infeasible``: attempts with
+            that status; ``skipped``: tasks skipped on ``resume``.
+        calls: ok tasks that were calls to a service.
+        wall_s: seconds the run took, start-up included.
+        first_submitted: Unix seconds of the first ok task's submission; ``last_finished``: of the
+            last ok finish.
+        per_node: ok tasks per node id (a Counter).
+        interrupted: ended by Ctrl-C (or SIGTERM); ``stopped_early``: why it stopped otherwise.
+    """
 
     run_id: str
     out_path: Path | None = None
