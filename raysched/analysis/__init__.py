@@ -35,6 +35,7 @@ from raysched.analysis.metric_names import (
     M_SPILLED_SPREAD,
     M_SPILLED_WAIT,
     M_SPREAD_MOST,
+    M_STARTUP,
     M_THROUGHPUT,
     QUANTILES,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "M_SPILLED_SPREAD",
     "M_SPILLED_WAIT",
     "M_SPREAD_MOST",
+    "M_STARTUP",
     "M_THROUGHPUT",
     "QUANTILES",
     "SOURCE",

@@ -5,8 +5,9 @@ rows of one run (see README, "Analyzing results"):
 
 * counts: rows per ``status`` (``ok``, ``failed``, ``retried``, ``infeasible``,
   ``cancelled``) and all attempts;
-* makespan = ``finished_at.max() - submitted_at.min()`` over ok rows;
-  throughput = ok rows / makespan; items/s, bytes/s = column sum over ok rows /
+* makespan = ``finished_at.max() - started_at.min()`` over ok rows (the one clock,
+  `raysched.results.figures.makespan`); start-up = ``started_at.min() - submitted_at.min()``
+  over ok rows; throughput = ok rows / makespan; items/s, bytes/s = column sum over ok rows /
   makespan (NaN when there are no ok rows or the makespan is 0);
 * ``run_s`` / ``wait_s`` p50, p95, p99 over ok rows, ``Series.quantile``
   (linear interpolation);
@@ -34,7 +35,7 @@ import pandas as pd
 
 from raysched.analysis import metric_names as names
 from raysched.analysis.labels import RunInfo, runs
-from raysched.results.figures import RATE_METRICS, cv, imbalance, per_s, tasks_per_s
+from raysched.results.figures import RATE_METRICS, cv, imbalance, makespan, per_s, start_up, tasks_per_s
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
@@ -112,12 +113,14 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     out: dict[str, float] = {names.M_ATTEMPTS: float(len(rows)), names.M_OK: float(n_ok)}
     for metric, counted in _STATUS_COUNTS:
         out[metric] = float((status == counted.value).sum())
-    makespan = float(ok["finished_at"].max() - ok["submitted_at"].min()) if n_ok else math.nan
-    out[names.M_MAKESPAN] = makespan
-    out[names.M_THROUGHPUT] = tasks_per_s(n_ok, makespan)
+    first_started = float(ok["started_at"].min()) if n_ok else None
+    span = makespan(first_started, float(ok["finished_at"].max()) if n_ok else None)
+    out[names.M_MAKESPAN] = span
+    out[names.M_STARTUP] = start_up(float(ok["submitted_at"].min()) if n_ok else None, first_started)
+    out[names.M_THROUGHPUT] = tasks_per_s(n_ok, span)
     for col in rate_columns:
         total = ok[col].sum(min_count=1) if col in ok.columns else math.nan
-        out[names.rate_name(col)] = per_s(float(total), makespan) if pd.notna(total) else math.nan
+        out[names.rate_name(col)] = per_s(float(total), span) if pd.notna(total) else math.nan
     for column in names.LATENCY_COLUMNS:
         values = ok[column].dropna()
         if column == "brain_wait_s" and not len(values):

@@ -49,7 +49,7 @@ _PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RAT
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (names.M_ATTEMPTS, names.M_OK, names.M_FAILED, names.M_RETRIED, names.M_INFEASIBLE, names.M_CANCELLED),
-    (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES),
+    (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES, names.M_STARTUP),
     tuple(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
     (
         names.M_NODES,

@@ -46,7 +46,6 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
     if a.spill:
         o.spills[a.spill] += 1
     o.brain_wait_s += a.brain_wait_s or 0.0
-    o.first_submitted = a.submitted_at if o.first_submitted is None else min(o.first_submitted, a.submitted_at)
-    o.last_finished = out.finished_at if o.last_finished is None else max(o.last_finished, out.finished_at)
+    o.timed(a.submitted_at, out.started_at, out.finished_at)
     for name, value in out.metrics.items():
         o.metric_sums[name] = o.metric_sums.get(name, 0.0) + value

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RATE_METRICS", "cv", "hit_rate", "imbalance", "per_s", "tasks_per_s"]
+__all__ = ["RATE_METRICS", "cv", "hit_rate", "imbalance", "makespan", "per_s", "start_up", "tasks_per_s"]
 
 #: Task metrics summed over ok tasks and shown per second of the makespan (``items/s``, ``bytes/s``).
 RATE_METRICS: tuple[str, ...] = ("items", "bytes")
@@ -27,8 +27,28 @@ def per_s(amount: float, seconds: float) -> float:
 
 
 def tasks_per_s(tasks: int, seconds: float) -> float:
-    """The one definition of throughput: ok tasks / makespan (first submission to last finish)."""
+    """The one definition of throughput: ok tasks / `makespan` (first task start to last finish)."""
     return per_s(tasks, seconds)
+
+
+def makespan(first_started: float | None, last_finished: float | None) -> float:
+    """The one clock: seconds from the first ok task's start to the last ok finish (NaN when unknown).
+
+    It leaves out the start-up before the first task runs (Ray starting the driver's workers, seconds
+    on a cold node), which is the same for every policy and which `raysched simulate` does not model:
+    `raysched analyze`, the run summary and `simulate --validate` all count from here. The start-up
+    is its own figure, `start_up`.
+    """
+    if first_started is None or last_finished is None:
+        return math.nan
+    return float(last_finished) - float(first_started)
+
+
+def start_up(first_submitted: float | None, first_started: float | None) -> float:
+    """Seconds from the first ok task's submission to the first ok task's start: the workers' start-up."""
+    if first_submitted is None or first_started is None:
+        return math.nan
+    return max(0.0, float(first_started) - float(first_submitted))
 
 
 def _numbers(values: Iterable[Any]) -> np.ndarray:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from raysched.results.figures import tasks_per_s
+from raysched.results.figures import makespan, start_up, tasks_per_s
 from raysched.results.schema import Status
 
 __all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
@@ -39,8 +40,8 @@ class RunOutcome:
             that status; ``skipped``: tasks skipped on ``resume``.
         calls: ok tasks that were calls to a service.
         wall_s: seconds the run took, start-up included.
-        first_submitted: Unix seconds of the first ok task's submission; ``last_finished``: of the
-            last ok finish.
+        first_submitted: Unix seconds of the first ok task's submission; ``first_started``: of the
+            first ok task's start; ``last_finished``: of the last ok finish.
         per_node: ok tasks per node id (a Counter).
         interrupted: ended by Ctrl-C (or SIGTERM); ``stopped_early``: why it stopped otherwise.
     """
@@ -55,7 +56,8 @@ class RunOutcome:
     skipped: int = 0
     calls: int = 0  # ok tasks that were calls to a service (their key belongs to a replica, not a node)
     wall_s: float = 0.0
-    first_submitted: float | None = None  # Unix seconds, over ok tasks (for the makespan)
+    first_submitted: float | None = None  # Unix seconds, over ok tasks (for the start-up)
+    first_started: float | None = None  # Unix seconds, over ok tasks (for the makespan)
     last_finished: float | None = None
     interrupted: bool = False
     stopped_early: str = ""
@@ -93,14 +95,26 @@ class RunOutcome:
         by_status: dict[str, int | bool] = {status.value: getattr(self, status.value) for status in Status}
         return {**by_status, "skipped": self.skipped, "interrupted": self.interrupted}
 
+    def timed(self, submitted_at: float, started_at: float, finished_at: float) -> None:
+        """An ok task's times, for the makespan and the start-up (the earliest and latest of each)."""
+        self.first_submitted = submitted_at if self.first_submitted is None else min(self.first_submitted, submitted_at)
+        self.first_started = started_at if self.first_started is None else min(self.first_started, started_at)
+        self.last_finished = finished_at if self.last_finished is None else max(self.last_finished, finished_at)
+
     @property
     def makespan_s(self) -> float:
-        if self.first_submitted is None or self.last_finished is None:
-            return 0.0
-        return self.last_finished - self.first_submitted
+        """First ok task start to last ok finish (`raysched.results.figures.makespan`); 0 before any finish."""
+        span = makespan(self.first_started, self.last_finished)
+        return 0.0 if math.isnan(span) else span
+
+    @property
+    def startup_s(self) -> float:
+        """First ok submission to first ok start: Ray starting the workers (NaN before any task ran)."""
+        return start_up(self.first_submitted, self.first_started)
 
     @property
     def tasks_per_s(self) -> float:
+        """Ok tasks per second of the makespan, as `raysched analyze` computes it."""
         return tasks_per_s(self.ok, self.makespan_s)
 
     def ran(self, key: str, node: str) -> None:

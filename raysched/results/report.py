@@ -16,8 +16,9 @@ from raysched.results.schema import Status, short_node
 def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
     """The table printed after a run: outcomes, throughput, placement, and how evenly nodes were loaded.
 
-    tasks/s is ok tasks / makespan (first submission to last finish), the same
-    definition `raysched analyze` uses.
+    The makespan (first task start to last finish), tasks/s (ok tasks / makespan) and the start-up
+    (first submission to first start) are `raysched analyze`'s figures, from the same clock
+    (`raysched.results.figures`).
     """
     lines = [
         f"raysched: {job} under {policy}  (run {outcome.run_id})",
@@ -33,8 +34,11 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
         if count:
             lines.append(f"  {label:<13} {count}")
     makespan = outcome.makespan_s
-    lines.append(f"  wall time     {outcome.wall_s:.2f} s (makespan {makespan:.2f} s: first submission to last finish)")
+    lines.append(f"  wall time     {outcome.wall_s:.2f} s (cluster and driver start included)")
     if outcome.ok:
+        startup = outcome.startup_s
+        lines.append(f"  start-up      {startup:.2f} s (first submission to first task start: Ray starting workers)")
+        lines.append(f"  makespan      {makespan:.2f} s (first task start to last finish; the rates count over it)")
         lines.append(f"  tasks/s       {outcome.tasks_per_s:.1f}")
         for metric in RATE_METRICS:
             if metric in outcome.metric_sums and makespan > 0:

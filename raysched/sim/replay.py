@@ -271,7 +271,7 @@ def _replay(
 def _throughput(rows: pd.DataFrame) -> float:
     """Ok tasks per second from the first start to the last finish (NaN when none ran)."""
     ok = rows[rows["status"] == Status.OK.value]
-    span = ok["finished_at"].max() - ok["started_at"].min() if len(ok) else math.nan
+    span = figures.makespan(ok["started_at"].min(), ok["finished_at"].max()) if len(ok) else math.nan
     return figures.tasks_per_s(len(ok), span)
 
 

@@ -11,9 +11,9 @@ A, B, C = "a" * 56, "b" * 56, "c" * 56
 
 
 def _finished_run() -> RunOutcome:
-    """7 ok tasks over 2.5 s: 4 on A, 2 on B, 1 on C; keys k1 (A, A) and k2 (B, C); 70 items."""
+    """7 ok tasks over 2.5 s after 0.5 s of start-up: 4 on A, 2 on B, 1 on C; keys k1 (A, A) and k2 (B, C); 70 items."""
     run = RunOutcome("run-1", out_path=Path("out/results.csv"), wall_s=3.5)
-    run.first_submitted, run.last_finished = 10.0, 12.5
+    run.first_submitted, run.first_started, run.last_finished = 9.5, 10.0, 12.5
     for node, tasks in ((A, 4), (B, 2), (C, 1)):
         run.ok += tasks
         run.per_node[node] += tasks
@@ -48,7 +48,9 @@ def test_counts_that_are_zero_are_left_out() -> None:
 
 def test_throughput_and_rates_use_the_makespan_not_the_wall_time() -> None:
     text = format_summary(_finished_run(), "j", "p")
-    assert "makespan 2.50 s" in _line(text, "wall time") and "3.50 s" in _line(text, "wall time")
+    assert _line(text, "wall time").split()[2:4] == ["3.50", "s"]
+    assert _line(text, "makespan").split()[1:3] == ["2.50", "s"]  # first start 10.0 to last finish 12.5
+    assert _line(text, "start-up").split()[1:3] == ["0.50", "s"]  # first submission 9.5 to first start 10.0
     assert _line(text, "tasks/s").split() == ["tasks/s", "2.8"]  # 7 / 2.5
     assert _line(text, "items/s").split() == ["items/s", "28.0"]  # 70 / 2.5
     assert "bytes/s" not in text  # the job reported no bytes

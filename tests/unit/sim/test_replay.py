@@ -435,7 +435,7 @@ def test_out_rows_load_and_analyze_like_any_run(tmp_path: Path) -> None:
         rows = df[df["run_id"] == f"sim-{label}-r1"]
         ok_rows = rows[rows["status"] == "ok"]
         assert len(rows) == len(ok_rows) == 60 and sorted(ok_rows["task_id"]) == list(range(60))
-        makespan = ok_rows["finished_at"].max() - ok_rows["submitted_at"].min()
+        makespan = ok_rows["finished_at"].max() - ok_rows["started_at"].min()
         expected = {"tasks ok": 60, "throughput (tasks/s)": 60 / makespan, "nodes used": ok_rows["node_ran"].nunique()}
         for metric, value in expected.items():
             assert figures[label][metric] == pytest.approx(value), (label, metric)
