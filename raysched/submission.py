@@ -22,7 +22,7 @@ from raysched import cluster, policies
 from raysched.brain.client import BrainClient
 from raysched.brain.membership import live_nodes_from_ray
 from raysched.config import ConfigError, Settings, load_config, policy_options, run_options, settings_from_mapping
-from raysched.core.view import DEFAULT_OVERCOMMIT
+from raysched.core.view import DEFAULT_OVERCOMMIT, node_weight
 from raysched.driver.calls import CallRouter
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.driver.replicas import Fleet
@@ -211,7 +211,8 @@ def _run(
     import ray
 
     run_id = new_run_id()
-    nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live_nodes_from_ray().items())]
+    live = live_nodes_from_ray()
+    nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live.items())]
     cpus = float(ray.cluster_resources().get("CPU", 0))
     info = {
         "run_id": run_id,
@@ -254,6 +255,7 @@ def _run(
         services = _service_calls(job, client, service_policy, settings) if job.services else None
         runner = Runner(job, client, run_settings, writer, on_progress=on_progress, services=services)
         runner.outcome.out_path = out_path
+        runner.outcome.node_weights = {node: node_weight(capacity) for node, capacity in live.items()}
         active = interrupt or stack.enter_context(Interrupt())
         try:
             outcome = runner.run(active)

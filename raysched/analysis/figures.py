@@ -13,6 +13,8 @@ rows of one run (see README, "Analyzing results"):
   (linear interpolation);
 * ok rows per ``node_ran``; imbalance = max / mean and CV = population std
   (``ddof=0``) / mean, both over the nodes that ran at least one ok task;
+  imbalance by capacity = the most ok tasks per CPU of one node over ok tasks per CPU of
+  the nodes used (`raysched.results.figures.capacity_imbalance`; capacities from the sidecar);
 * key affinity = share of keys whose ok rows all ran on one node (a task without
   a key counts as its ``task_id``, as the hash policy does: `raysched.results.schema.task_key`);
 * cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %;
@@ -35,11 +37,21 @@ import pandas as pd
 
 from raysched.analysis import metric_names as names
 from raysched.analysis.labels import RunInfo, runs
-from raysched.results.figures import RATE_METRICS, cv, imbalance, makespan, per_s, start_up, tasks_per_s
+from raysched.core.view import node_weight
+from raysched.results.figures import (
+    RATE_METRICS,
+    capacity_imbalance,
+    cv,
+    imbalance,
+    makespan,
+    per_s,
+    start_up,
+    tasks_per_s,
+)
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
-__all__ = ["REPLICA", "call_mask", "hit_rate", "per_node", "per_replica", "summarize", "task_keys"]
+__all__ = ["REPLICA", "call_mask", "hit_rate", "node_weights", "per_node", "per_replica", "summarize", "task_keys"]
 
 #: The column naming the replica that served a call to a service (``Shard#2``); empty for a task.
 REPLICA = "replica"
@@ -105,7 +117,22 @@ def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, float]:
+def node_weights(df: pd.DataFrame, run_id: str) -> dict[str, float]:
+    """Each node's capacity weight (its CPUs, `raysched.core.view.node_weight`) as the run's sidecar recorded
+    the cluster at its start; {} when there is no record (`df.attrs["run_records"]`, set by `load`)."""
+    record = (df.attrs.get("run_records") or {}).get(run_id) or {}
+    out: dict[str, float] = {}
+    for node in (record.get("cluster") or {}).get("nodes") or ():
+        try:
+            out[str(node["node_id"])] = node_weight(node["capacity"])
+        except (KeyError, TypeError, AttributeError):
+            continue  # a damaged entry: that node's weight is unknown
+    return out
+
+
+def _run_metrics(
+    rows: pd.DataFrame, rate_columns: Iterable[str], weights: dict[str, float] | None = None
+) -> dict[str, float]:
     """Every figure of one run; see the module docstring for the definitions."""
     status = rows["status"]
     ok = _ok(rows)
@@ -130,6 +157,8 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     placed = ok[ok["node_ran"].notna()]
     tasks_per_node = placed["node_ran"].value_counts()
     out[names.M_NODES] = float(len(tasks_per_node))
+    counts = {str(node): float(count) for node, count in tasks_per_node.items()}
+    out[names.M_IMBALANCE_CAPACITY] = capacity_imbalance(counts, weights or {})
     out[names.M_IMBALANCE] = imbalance(tasks_per_node)
     out[names.M_CV] = cv(tasks_per_node)
     nodes_per_key = placed.assign(_key=task_keys(placed)).groupby("_key")["node_ran"].nunique()
@@ -174,7 +203,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     run_infos = runs(df)
     rate_columns = [c for c in RATE_METRICS if c in df.columns]
     groups = dict(tuple(df.groupby("run_id", sort=False)))
-    columns = {r.label: _run_metrics(groups[r.run_id], rate_columns) for r in run_infos}
+    columns = {r.label: _run_metrics(groups[r.run_id], rate_columns, node_weights(df, r.run_id)) for r in run_infos}
     summary = pd.DataFrame(columns, dtype="float64")
     summary.index.name = "metric"
     summary.columns.name = "run"

@@ -53,6 +53,7 @@ _GROUPS: tuple[tuple[str, ...], ...] = (
     tuple(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
     (
         names.M_NODES,
+        names.M_IMBALANCE_CAPACITY,
         names.M_IMBALANCE,
         names.M_CV,
         names.M_KEYS,

@@ -10,12 +10,22 @@ live run loop and the DataFrame callers alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RATE_METRICS", "cv", "hit_rate", "imbalance", "makespan", "per_s", "start_up", "tasks_per_s"]
+__all__ = [
+    "RATE_METRICS",
+    "capacity_imbalance",
+    "cv",
+    "hit_rate",
+    "imbalance",
+    "makespan",
+    "per_s",
+    "start_up",
+    "tasks_per_s",
+]
 
 #: Task metrics summed over ok tasks and shown per second of the makespan (``items/s``, ``bytes/s``).
 RATE_METRICS: tuple[str, ...] = ("items", "bytes")
@@ -67,6 +77,19 @@ def imbalance(tasks_per_node: Iterable[Any]) -> float:
     """Most loaded node over the mean, over the nodes that ran at least one task (1.0 = even; NaN for none)."""
     used = _used(tasks_per_node)
     return float(used.max() / used.mean()) if len(used) else math.nan
+
+
+def capacity_imbalance(tasks_per_node: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """Imbalance weighted by capacity: the most tasks per unit of capacity on one node, over the run's tasks per
+    unit of capacity, over the nodes that ran at least one task. 1.0 = every node ran work in proportion to its
+    capacity, whatever the nodes' sizes. A node's weight is its CPUs, as the hash ring weighs it
+    (`raysched.core.view.node_weight`). NaN for no tasks, or when a node that ran tasks has no known weight.
+    """
+    used = {node: float(count) for node, count in tasks_per_node.items() if count and count > 0}
+    if not used or any(not weights.get(node) or weights[node] <= 0 for node in used):
+        return math.nan
+    per_unit = sum(used.values()) / sum(weights[node] for node in used)
+    return max(count / weights[node] for node, count in used.items()) / per_unit
 
 
 def cv(tasks_per_node: Iterable[Any]) -> float:

@@ -42,7 +42,8 @@ class RunOutcome:
         wall_s: seconds the run took, start-up included.
         first_submitted: Unix seconds of the first ok task's submission; ``first_started``: of the
             first ok task's start; ``last_finished``: of the last ok finish.
-        per_node: ok tasks per node id (a Counter).
+        per_node: ok tasks per node id (a Counter); ``node_weights``: each node's capacity weight (its
+            CPUs) at the start, for the imbalance by capacity.
         interrupted: ended by Ctrl-C (or SIGTERM); ``stopped_early``: why it stopped otherwise.
     """
 
@@ -63,6 +64,7 @@ class RunOutcome:
     stopped_early: str = ""
     infeasible_error: str = ""
     per_node: collections.Counter = field(default_factory=collections.Counter)
+    node_weights: dict[str, float] = field(default_factory=dict)  # node -> its CPUs (capacity weight), at the start
     key_node: dict[str, str] = field(default_factory=dict)  # key -> node its first ok task ran on
     split_keys: set[str] = field(default_factory=set)  # keys whose ok tasks ran on more than one node
     keys_untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`

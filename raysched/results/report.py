@@ -8,7 +8,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from raysched.results.figures import RATE_METRICS, imbalance, per_s
+from raysched.results.figures import RATE_METRICS, capacity_imbalance, imbalance, per_s
 from raysched.results.outcome import RunOutcome
 from raysched.results.schema import Status, short_node
 
@@ -46,9 +46,15 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
                 lines.append(f"  {metric}/s{'':<{7 - len(metric)}}     {rate:.1f}")
     if outcome.per_node:
         counts = outcome.per_node
-        lines.append(f"  nodes used    {len(counts)}   max/mean tasks per node {imbalance(counts.values()):.2f}")
+        weights = outcome.node_weights
+        by_capacity = capacity_imbalance(counts, weights)
+        balance = f"max/mean tasks per node {imbalance(counts.values()):.2f}"
+        if by_capacity == by_capacity:  # known for every node used
+            balance = f"max/mean by capacity {by_capacity:.2f} (1.00: in proportion to CPUs), {balance}"
+        lines.append(f"  nodes used    {len(counts)}   {balance}")
         for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}")
+            size = f"  {weights[node]:g} CPUs" if node in weights else ""
+            lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}{size}")
     affinity = outcome.key_affinity
     if affinity is not None:
         where = "replica" if outcome.calls == outcome.ok else "node or replica" if outcome.calls else "node"

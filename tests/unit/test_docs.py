@@ -21,6 +21,7 @@ from doc_examples import CLUSTER_EXAMPLES, EXAMPLES, README, ROOT, UNIT_EXAMPLES
 from pytest_examples import CodeExample, EvalExample
 
 import raysched
+from raysched.results import sidecar
 from raysched.results.schema import Row, Status
 from raysched.results.writer import ResultsWriter
 
@@ -31,7 +32,7 @@ pip install '.[test]' && python -m pytest -q
 
 
 def write_sample_run(path: Path, policy: str, nodes: tuple[str, ...], hit_every: int) -> None:
-    """Twelve ok tasks over four keys and one failed one, as a run of `policy` would record them."""
+    """Twelve ok tasks over four keys and one failed one, as a run of `policy` would record them, with a sidecar."""
     writer = ResultsWriter(path, flush_every_s=0)
     for task_id in range(12):
         submitted = 1_000.0 + task_id * 0.1
@@ -61,6 +62,8 @@ def write_sample_run(path: Path, policy: str, nodes: tuple[str, ...], hit_every:
             submitted_at=1_002.0, started_at=1_002.1, finished_at=1_002.2, wait_s=0.1, run_s=0.1, demand="CPU=1")
     )  # fmt: skip
     writer.close()
+    cluster = [{"node_id": node, "capacity": {"CPU": 2.0 * (i + 1)}} for i, node in enumerate(nodes)]
+    sidecar.record_run(path, {"run_id": f"{policy}-0001", "job": "cache_affinity.py", "cluster": {"nodes": cluster}})
 
 
 @pytest.fixture
