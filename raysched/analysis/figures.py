@@ -15,8 +15,9 @@ rows of one run (see README, "Analyzing results"):
   (``ddof=0``) / mean, both over the nodes that ran at least one ok task;
   imbalance by capacity = the most ok tasks per CPU of one node over ok tasks per CPU of
   the nodes used (`raysched.results.figures.capacity_imbalance`; capacities from the sidecar);
-* key affinity = share of keys whose ok rows all ran on one node (a task without
-  a key counts as its ``task_id``, as the hash policy does: `raysched.results.schema.task_key`);
+* key affinity = share of keys whose ok rows all ran on one node, over the tasks with a key of
+  their own (`keyed_mask`: a task without a key is recorded with its ``task_id``, and a run of
+  such tasks has no key figures); spills count those tasks too;
 * cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %;
 * calls to a service (rows with a ``replica``, `call_mask`), only in runs that have them: replicas used,
   replica imbalance = max / mean of ok calls per replica, and key affinity by replica = share of keys
@@ -51,7 +52,17 @@ from raysched.results.figures import (
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
-__all__ = ["REPLICA", "call_mask", "hit_rate", "node_weights", "per_node", "per_replica", "summarize", "task_keys"]
+__all__ = [
+    "REPLICA",
+    "call_mask",
+    "hit_rate",
+    "keyed_mask",
+    "node_weights",
+    "per_node",
+    "per_replica",
+    "summarize",
+    "task_keys",
+]
 
 #: The column naming the replica that served a call to a service (``Shard#2``); empty for a task.
 REPLICA = "replica"
@@ -83,6 +94,15 @@ def task_keys(rows: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=out.index, dtype=out.dtype)
 
 
+def keyed_mask(rows: pd.DataFrame) -> np.ndarray:
+    """Which rows' tasks have a key of their own (`raysched.results.schema.keyed`): a key other than the task id
+    a task without one is recorded with. Only these count in the key figures (keys, affinity, spills)."""
+    task_id = rows["task_id"]
+    if pd.api.types.is_float_dtype(task_id) and (task_id.dropna() % 1 == 0).all():
+        task_id = task_id.astype("Int64")  # 7.0 -> "7"
+    return (task_keys(rows) != task_id.astype(str)).to_numpy(dtype=bool)
+
+
 def call_mask(rows: pd.DataFrame) -> np.ndarray:
     """Which rows are calls to a service: those that name the replica that served them.
 
@@ -109,7 +129,8 @@ def _affinity(places_per_key: pd.Series) -> float:
 def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
     """How a run's ok calls spread over the replicas of its services."""
     calls_per_replica = calls[REPLICA].value_counts()
-    replicas_per_key = calls.assign(_key=task_keys(calls)).groupby("_key")[REPLICA].nunique()
+    keyed = calls[keyed_mask(calls)]
+    replicas_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")[REPLICA].nunique()
     return {
         names.M_REPLICAS: float(len(calls_per_replica)),
         names.M_REPLICA_IMBALANCE: imbalance(calls_per_replica),
@@ -161,18 +182,20 @@ def _run_metrics(
     out[names.M_IMBALANCE_CAPACITY] = capacity_imbalance(counts, weights or {})
     out[names.M_IMBALANCE] = imbalance(tasks_per_node)
     out[names.M_CV] = cv(tasks_per_node)
-    nodes_per_key = placed.assign(_key=task_keys(placed)).groupby("_key")["node_ran"].nunique()
+    keyed = placed[keyed_mask(placed)]  # tasks without a key of their own have no affinity to keep
+    nodes_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")["node_ran"].nunique()
     out[names.M_KEYS] = float(len(nodes_per_key))
     out[names.M_AFFINITY] = _affinity(nodes_per_key)
-    spill = ok["spill"].fillna("").astype(str)
-    if (spill != "").any() or (ok["policy"].astype(str) == "hash").any():
-        out[names.M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
+    keyed_ok = ok[keyed_mask(ok)]
+    spill = keyed_ok["spill"].fillna("").astype(str)
+    if len(keyed_ok) and ((spill != "").any() or (ok["policy"].astype(str) == "hash").any()):
+        out[names.M_SPILLED] = float((spill != "").mean() * 100)
         out[names.M_SPILLED_BOUND] = float((spill == "bound").sum())
         out[names.M_SPILLED_WAIT] = float((spill == "wait").sum())
         spread = spill == "spread"
         if spread.any():  # hot keys the brain spread by their share of the work (raysched 0.3 and later)
             out[names.M_SPILLED_SPREAD] = float(spread.sum())
-            hot = set(task_keys(ok[spread]))
+            hot = set(task_keys(keyed_ok[spread]))
             out[names.M_KEYS_SPREAD] = float(len(hot))
             out[names.M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
     if "cache_hit" in ok.columns:

@@ -9,7 +9,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from raysched.results.figures import makespan, start_up, tasks_per_s
-from raysched.results.schema import Status
+from raysched.results.schema import Status, keyed
 
 __all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
 
@@ -68,9 +68,13 @@ class RunOutcome:
     key_node: dict[str, str] = field(default_factory=dict)  # key -> node its first ok task ran on
     split_keys: set[str] = field(default_factory=set)  # keys whose ok tasks ran on more than one node
     keys_untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
-    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> tasks
+    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> keyed tasks
+    spilled_keys: set[str] = field(default_factory=set)  # keys with a spilled task (tracked as key_node is)
+    unkeyed: int = 0  # ok tasks without a key of their own (keyed by their task id): no key figures
+    per_replica: collections.Counter = field(default_factory=collections.Counter)  # ok calls per replica
     brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
     metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)  # ok tasks that reported each metric
     brain_decisions: int | None = None
     keys_spread: int | None = None  # hot keys the brain spread over several nodes (hash), at the end
     hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
@@ -119,8 +123,15 @@ class RunOutcome:
         """Ok tasks per second of the makespan, as `raysched analyze` computes it."""
         return tasks_per_s(self.ok, self.makespan_s)
 
-    def ran(self, key: str, node: str) -> None:
-        """An ok task of ``key`` ran on ``node`` (for key affinity, in bounded memory)."""
+    def ran(self, key: str, node: str, task_id: int | None = None) -> None:
+        """An ok task of ``key`` ran on ``node`` (or replica), for key affinity in bounded memory.
+
+        With its ``task_id``, a task whose key is only its task id (it has none, `schema.keyed`) counts in
+        ``unkeyed`` instead: it has no affinity to keep.
+        """
+        if task_id is not None and not keyed(key, task_id):
+            self.unkeyed += 1
+            return
         if self.keys_untracked:
             return
         home = self.key_node.setdefault(key, node)
@@ -130,6 +141,33 @@ class RunOutcome:
             self.keys_untracked = True
             self.key_node.clear()
             self.split_keys.clear()
+            self.spilled_keys.clear()
+
+    def spilled(self, key: str, task_id: int, reason: str) -> None:
+        """An ok task of ``key`` was placed off its key's owner for ``reason``; a task without a key is not counted
+        (off the owner of its own task id means nothing)."""
+        if not keyed(key, task_id):
+            return
+        self.spills[reason] += 1
+        if not self.keys_untracked:
+            self.spilled_keys.add(key)
+
+    def add_metrics(self, metrics: dict[str, float]) -> None:
+        """An ok task's numeric metrics, summed (and counted) for the rates and the hit rate."""
+        for name, value in metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
+            self.metric_counts[name] = self.metric_counts.get(name, 0) + 1
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Mean ``cache_hit`` of the ok tasks that reported one, in % (`figures.hit_rate`'s arithmetic); else None."""
+        reported = self.metric_counts.get("cache_hit", 0)
+        return self.metric_sums["cache_hit"] / reported * 100 if reported else None
+
+    @property
+    def keys_moved_whole(self) -> int:
+        """Spilled keys whose ok tasks all still ran in one place: the key moved as a whole, affinity kept."""
+        return len(self.spilled_keys - self.split_keys)
 
     @property
     def key_affinity(self) -> float | None:

@@ -313,11 +313,14 @@ def test_node_that_only_failed_is_listed_with_zero(tmp_path: Path) -> None:
     assert summarize(df)["p2c"]["nodes used"] == 1  # only nodes with an ok task count
 
 
-def test_empty_key_counts_as_the_task_id(tmp_path: Path) -> None:
+def test_a_run_without_keys_has_no_key_figures(tmp_path: Path) -> None:
+    """Issue 30: an unkeyed run read "key affinity 100% of 300 keys" and "spilled 129"; it has no keys."""
     rows = [row("r", "hash", i, "", 1, "ok", node, 0.0, 0.0, 1.0) for i, node in enumerate([N1, N2, N1])]
-    s = summarize(load([write_csv(tmp_path / "r.csv", rows)]))
-    assert s["hash"]["keys"] == 3  # keys "0", "1", "2", one task each
-    assert s["hash"]["key affinity (%)"] == 100.0
+    rows += [row("r", "hash", 3, "3", 1, "ok", N2, 0.0, 0.0, 1.0, spill="bound")]  # its task id: recorded as no key
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows, extra=("spill",))]))
+    assert s["hash"]["keys"] == 0  # each would be its own key "0", "1", "2", "3": no affinity to keep
+    assert math.isnan(s["hash"]["key affinity (%)"])
+    assert "spilled (%)" not in s.index and "spilled: bound" not in s.index
 
 
 def test_labels_add_job_when_jobs_differ_and_id_when_they_collide(tmp_path: Path) -> None:
