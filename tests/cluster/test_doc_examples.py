@@ -1,7 +1,8 @@
 """The docs' Python blocks that need a Ray cluster (fence `test="cluster"`), run against the session's one.
 
-Each runs in a fresh folder holding `job.py` (a copy of jobs/quickstart.py), with `RAY_ADDRESS` naming the
-loopback test cluster, so `raysched.submit("job.py", ...)` and `ray.init(address="auto")` join it.
+Each runs in a fresh folder holding `job.py` (a copy of jobs/quickstart.py) and a copy of `jobs/`, with
+`RAY_ADDRESS` naming the loopback test cluster, so `raysched.submit("job.py", ...)` and
+`ray.init(address="auto")` join it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_python_example_on_the_cluster(
     import ray
 
     shutil.copy(JOBS / "quickstart.py", tmp_path / "job.py")
+    shutil.copytree(JOBS, tmp_path / "jobs")  # examples name the example jobs as from the repository's root
     if BRAIN in example.source:  # an example about the running brain: make sure one runs
         result = run_cli("submit", "job.py", "--address", address, "--quiet", "--out", "first.csv", cwd=tmp_path)
         assert result.code == 0, result.text
@@ -43,7 +45,7 @@ def test_python_example_on_the_cluster(
         ray.shutdown()
     outcome = module.get("outcome")
     if outcome is not None:  # a run: every task of the job ran, and its CSV is where it says
-        assert outcome.exit_code == 0 and outcome.ok == 200, outcome
+        assert outcome.exit_code == 0 and outcome.ok > 0 and not outcome.failed, outcome
         assert outcome.out_path is not None and (tmp_path / outcome.out_path).exists()
     if BRAIN in example.source:
         ray.init(address=address)
