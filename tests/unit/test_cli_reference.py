@@ -113,8 +113,8 @@ class ReferencePage(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> ReferencePage:
-    """Build the whole site once, strictly, as CI does, and parse the CLI reference page."""
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the whole site once, strictly, as CI does."""
     site = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
     built = subprocess.run(
@@ -126,6 +126,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> ReferencePage:
         timeout=300,
     )
     assert built.returncode == 0, built.stderr[-3000:]
+    return site
+
+
+@pytest.fixture(scope="module")
+def page(site: Path) -> ReferencePage:
+    """The CLI reference page of the built site, parsed."""
     parser = ReferencePage()
     parser.feed((site / "reference" / "cli" / "index.html").read_text())
     return parser
@@ -243,3 +249,13 @@ def test_help_text_is_escaped_not_parsed() -> None:
     assert "a | b &lt;job&gt; *c*" in section
     assert "<p><code>code</code> &amp; more</p>" in section
     assert html.unescape("&lt;job&gt;") == "<job>"
+
+
+def test_the_site_loads_nothing_from_a_font_service(site: Path) -> None:
+    """Issue 30: every page fetched fonts from a public font CDN; the theme uses the system's fonts."""
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 10
+    remote = [
+        str(p.relative_to(site)) for p in pages if "fonts.googleapis" in (text := p.read_text()) or "gstatic" in text
+    ]
+    assert not remote, remote
