@@ -95,7 +95,7 @@ def task_keys(rows: pd.DataFrame) -> pd.Series:
 
 
 def keyed_mask(rows: pd.DataFrame) -> np.ndarray:
-    """Which rows' tasks have a key of their own (`raysched.results.schema.keyed`): a key other than the task id
+    """Which rows' tasks have a key of their own (`raysched.results.figures.keyed`): a key other than the task id
     a task without one is recorded with. Only these count in the key figures (keys, affinity, spills)."""
     task_id = rows["task_id"]
     if pd.api.types.is_float_dtype(task_id) and (task_id.dropna() % 1 == 0).all():

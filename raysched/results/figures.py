@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from raysched.results.schema import is_no_key
+
 __all__ = [
     "RATE_METRICS",
     "capacity_imbalance",
     "cv",
     "hit_rate",
     "imbalance",
+    "keyed",
     "makespan",
     "per_s",
     "start_up",
@@ -29,6 +32,15 @@ __all__ = [
 
 #: Task metrics summed over ok tasks and shown per second of the makespan (``items/s``, ``bytes/s``).
 RATE_METRICS: tuple[str, ...] = ("items", "bytes")
+
+
+def keyed(key: object, task_id: object) -> bool:
+    """True when a row's task has a key of its own: a key (`schema.is_no_key` says no) other than its task id.
+
+    A task without a key is recorded with its task id for key, so a run whose keys are all task ids has no
+    keys: `submit`'s summary and `analyze` show no key figures (affinity, keys, spills) for it.
+    """
+    return not is_no_key(key) and str(key) != str(task_id)
 
 
 def per_s(amount: float, seconds: float) -> float:

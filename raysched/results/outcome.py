@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from raysched.results.figures import makespan, start_up, tasks_per_s
-from raysched.results.schema import Status, keyed
+from raysched.results.figures import keyed, makespan, start_up, tasks_per_s
+from raysched.results.schema import Status
 
 __all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
 
@@ -126,7 +126,7 @@ class RunOutcome:
     def ran(self, key: str, node: str, task_id: int | None = None) -> None:
         """An ok task of ``key`` ran on ``node`` (or replica), for key affinity in bounded memory.
 
-        With its ``task_id``, a task whose key is only its task id (it has none, `schema.keyed`) counts in
+        With its ``task_id``, a task whose key is only its task id (it has none, `figures.keyed`) counts in
         ``unkeyed`` instead: it has no affinity to keep.
         """
         if task_id is not None and not keyed(key, task_id):

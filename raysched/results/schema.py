@@ -75,15 +75,6 @@ def is_no_key(key: object) -> bool:
     return isinstance(key, str) and not key.strip()
 
 
-def keyed(key: object, task_id: object) -> bool:
-    """True when a row's task has a key of its own: a key (`is_no_key` says no) other than its task id.
-
-    A task without a key is recorded with its task id for key, so a run whose keys are all task ids has no
-    keys: `submit`'s summary and `analyze` show no key figures (affinity, keys, spills) for it.
-    """
-    return not is_no_key(key) and str(key) != str(task_id)
-
-
 def task_key(key: object, task_id: int) -> str:
     """The key placement hashes: the task's own key, or its task id when it has none (`is_no_key`)."""
     return str(task_id) if is_no_key(key) else str(key)
