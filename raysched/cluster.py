@@ -175,6 +175,20 @@ def resolve_address(address: str | None) -> str | None:
     return address
 
 
+def address_source(address: str | None) -> str:
+    """Where an address came from, for an error that must say why raysched looked there."""
+    given = address or os.environ.get("RAY_ADDRESS")
+    origin = "--address" if address else "$RAY_ADDRESS"
+    if given in ("auto", "localhost"):
+        from ray._private.utils import get_ray_address_file
+
+        return (
+            f"{origin} {given}: read from Ray's address file {get_ray_address_file(None)}, "
+            "which a cluster that is gone may have left behind"
+        )
+    return f"{origin} {given}"
+
+
 def is_loopback(address: str) -> bool:
     host = address.rpartition(":")[0]
     return host == "localhost" or host.startswith("127.")
@@ -232,8 +246,8 @@ def stage_job_code(job_file: Path) -> Path:
     return stage
 
 
-def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
-    """Join an existing cluster as a driver in the raysched namespace.
+def connect(address: str | None, runtime_env: Mapping[str, Any]) -> str | None:
+    """Join an existing cluster as a driver in the raysched namespace; the HOST:PORT joined (None: Ray's choice).
 
     A cluster on loopback is joined on loopback too: otherwise the driver would
     advertise (and look for its raylet on) the machine's public address.
@@ -242,7 +256,10 @@ def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
 
     target = resolve_address(address)
     if target is not None:
-        check_reachable(target)
+        try:
+            check_reachable(target)
+        except ClusterError as err:
+            raise ClusterError(f"{err} (the address is from {address_source(address)})") from None
         if is_loopback(target):
             loopback_only()
     started = time.monotonic()
@@ -261,6 +278,7 @@ def connect(address: str | None, runtime_env: Mapping[str, Any]) -> None:
             f"could not connect to the Ray cluster at {target or 'auto'}"
             f" after {time.monotonic() - started:.0f}s: {message}"
         ) from None
+    return target
 
 
 @dataclass(frozen=True)
@@ -298,8 +316,8 @@ def session(
         finally:
             cluster.shutdown()
         return
-    connect(address, runtime_env)
+    target = connect(address, runtime_env)  # 'auto' names the HOST:PORT it found, not itself
     try:
-        yield Where(f"cluster at {address or os.environ.get('RAY_ADDRESS')}", time.time())
+        yield Where(f"cluster at {target or address or os.environ.get('RAY_ADDRESS')}", time.time())
     finally:
         ray.shutdown()

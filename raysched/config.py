@@ -27,7 +27,31 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything `raysched submit` needs to know besides the job file."""
+    """Everything `raysched submit` needs to know besides the job file: a config file's keys, flags on top.
+
+    Build one with `load_config` (a YAML file, every key documented in configs/local.yaml) or by
+    keyword, and pass it to `raysched.submit`; its keyword options override it. The fields are the
+    flags' settings by their Python names (``load_factor`` for ``--load-factor``), in parsed form.
+
+    Attributes:
+        policy: where tasks go (and how calls to a service are routed): hash, random, p2c, greedy,
+            pack or ``module:Name``.
+        address: the cluster to join; None: ``$RAY_ADDRESS``, else an embedded local cluster.
+        local_nodes: the embedded cluster's nodes (``local_nodes`` of the config).
+        system_config: Ray system config for the embedded cluster's head.
+        out: the results CSV; None: ``results/<job>-<policy>-<UTC time>.csv``.
+        seed: seed for random and p2c; None: fresh entropy.
+        vnodes: hash ring points per CPU of a node.
+        load_factor: bounded loads' c for hash; None: off (pure ring).
+        locality_wait: seconds a hash task waits for its busy home; None: adaptive (one median task time).
+        max_inflight: tasks held at once; None: adaptive.
+        retries: re-placements of a task whose function raised.
+        max_failures: stop after this many tasks failed for good; None: never.
+        overcommit: work a node may hold as a multiple of its capacity; None: adaptive queue depth.
+        batch: tiny tasks per Ray task; None: auto, 1: off.
+        service_policy: where service replicas go (a node policy).
+        service_spread: a Ray node label whose values replicas spread over; None: no spreading.
+    """
 
     policy: str = "hash"
     address: str | None = None

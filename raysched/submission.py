@@ -1,4 +1,4 @@
-"""`raysched.submit(job_path, settings)`: one run, end to end, as a library call under the thin CLI.
+"""`raysched.submit(job_path, policy=..., ...)`: one run, end to end, as a library call under the thin CLI.
 
 Builds the policy, loads the job, picks the results file (or the one to
 resume), connects (or starts the embedded cluster), ships the job's code,
@@ -21,8 +21,8 @@ from typing import Any
 from raysched import cluster, policies
 from raysched.brain.client import BrainClient
 from raysched.brain.membership import live_nodes_from_ray
-from raysched.config import Settings, policy_options, run_options
-from raysched.core.view import DEFAULT_OVERCOMMIT
+from raysched.config import ConfigError, Settings, load_config, policy_options, run_options, settings_from_mapping
+from raysched.core.view import DEFAULT_OVERCOMMIT, node_weight
 from raysched.driver.calls import CallRouter
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.driver.replicas import Fleet
@@ -30,10 +30,11 @@ from raysched.driver.service_calls import ServiceCalls
 from raysched.job import JobFile, JobFileError, load_job, task_demand
 from raysched.results import sidecar
 from raysched.results.outcome import RunOutcome
+from raysched.results.report import Progress
 from raysched.results.writer import ResultsWriter, ResumeError, completed_task_ids
 from raysched.services import spec_of
 
-__all__ = ["SubmitError", "default_out_path", "submit"]
+__all__ = ["SubmitError", "default_out_path", "resolve_settings", "submit"]
 
 ProgressFactory = Callable[[JobFile], tuple[Callable[[RunOutcome, int], None], Callable[[], None]]]
 
@@ -52,31 +53,82 @@ def submit(
     job_path: str | Path,
     settings: Settings | None = None,
     *,
-    resume: str | Path | None = None,
+    policy: str | None = None,
+    service_policy: str | None = None,
+    service_spread: str | None = None,
+    address: str | None = None,
     local_nodes: int | None = None,
+    config: str | Path | None = None,
+    seed: int | None = None,
+    vnodes: int | None = None,
+    load_factor: float | str | None = None,
+    locality_wait: float | str | None = None,
+    max_inflight: int | None = None,
+    overcommit: float | str | None = None,
+    batch: int | str | None = None,
+    executors: str | None = None,
+    executor_idle: float | None = None,
+    out: str | Path | None = None,
+    retries: int | None = None,
+    max_failures: int | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
     progress: ProgressFactory | None = None,
     announce: Callable[[str], None] | None = None,
     interrupt: Interrupt | None = None,
     command_line: list[str] | None = None,
 ) -> RunOutcome:
-    """Run a job file's tasks on a Ray cluster under ``settings``; the outcome, with its CSV path.
+    """Run a job file's tasks on a Ray cluster, as `raysched submit JOB_FILE` does; the run's outcome.
 
-    ``resume``: skip tasks with an ok row in that CSV and append to it (its
-    ``out`` setting is then ignored). ``local_nodes``: size of the embedded
-    cluster (its pattern repeated). Raises `SubmitError` on bad input;
-    Ctrl-C ends the run early (``outcome.interrupted``). Settings default to
-    `Settings()`: the embedded cluster and hash.
+    Every option of `raysched submit` is a keyword here, by its flag's name without dashes (``-`` as
+    ``_``), taking the values the flag takes: ``policy="p2c"``, ``load_factor="off"`` or ``1.5``,
+    ``batch="auto"``, ``executors="off"``, ``executor_idle=10``, ``out="results/run.csv"``. An option
+    left at ``None`` keeps what ``settings`` (or the ``config`` YAML file, or the defaults) says, so
+    ``load_factor="off"`` (not ``None``) turns bounded loads off. ``settings``, a ready
+    `raysched.config.Settings`, stands for a config file (give one of the two). ``local_nodes``: the
+    embedded cluster's size (the config's pattern repeated). ``resume``: skip tasks with an ok row in
+    that CSV and append to it (``out`` is then ignored). ``quiet=False`` prints the start line on
+    stderr, and a progress bar there when stderr is a terminal.
+
+    Returns the `RunOutcome` (counts, makespan, per-node counts, ``exit_code``, ``out_path``); the
+    summary `raysched submit` prints is ``raysched.results.report.format_summary(outcome, job, policy)``.
+    Raises `SubmitError` (a ``ValueError`` with one line saying what to do) on bad input: the job file,
+    an option's value, an existing ``out``, an unreachable cluster. Ctrl-C ends the run early
+    (``outcome.interrupted``). ``progress``, ``announce``, ``interrupt`` and ``command_line`` are the
+    command line's own hooks.
     """
-    settings = settings if settings is not None else Settings()
+    settings = resolve_settings(
+        settings,
+        config,
+        policy=policy,
+        service_policy=service_policy,
+        service_spread=service_spread,
+        address=address,
+        seed=seed,
+        vnodes=vnodes,
+        load_factor=load_factor,
+        locality_wait=locality_wait,
+        max_inflight=max_inflight,
+        overcommit=overcommit,
+        batch=batch,
+        executors=executors,
+        executor_idle_s=executor_idle,
+        out=None if out is None else str(out),
+        retries=retries,
+        max_failures=max_failures,
+    )
+    if not quiet:
+        progress = progress or _progress_bar
+        announce = announce or _to_stderr
     search = [Path(job_path).resolve().parent]
     try:
-        policy = policies.build_policy(settings.policy, policy_options(settings), search=search)
-        service_policy = policies.build_policy(settings.service_policy, policy_options(settings), search=search)
+        placement = policies.build_policy(settings.policy, policy_options(settings), search=search)
+        replica_placement = policies.build_policy(settings.service_policy, policy_options(settings), search=search)
         nodes = cluster.scale_nodes(settings.local_nodes, local_nodes)
     except ValueError as err:
         raise SubmitError(str(err)) from None
-    policies.ship_by_value(policy)
-    policies.ship_by_value(service_policy)
+    policies.ship_by_value(placement)
+    policies.ship_by_value(replica_placement)
     try:
         job = load_job(job_path)
     except JobFileError as err:
@@ -109,8 +161,8 @@ def submit(
                 announce(f"raysched: running {job.name} under {settings.policy} on {where}")
             return _run(
                 job,
-                policy,
-                service_policy,
+                placement,
+                replica_placement,
                 settings,
                 out_path,
                 resume is not None,
@@ -131,6 +183,30 @@ def uses_executors(settings: Settings, job: JobFile) -> bool:
     return settings.executors != "off" and not job.needs_working_dir
 
 
+def resolve_settings(settings: Settings | None, config: str | Path | None, **options: Any) -> Settings:
+    """``settings`` (or the ``config`` file's, or the defaults), with every option given (not None) on top.
+
+    Options are checked and parsed by the config file's own rules (``"off"``, ``"auto"``, numbers);
+    a bad one is a `SubmitError` naming the option.
+    """
+    if settings is not None and config is not None:
+        raise SubmitError("pass either settings or config (a YAML file), not both")
+    try:
+        base = settings if settings is not None else load_config(config)
+        return settings_from_mapping({name: value for name, value in options.items() if value is not None}, base)
+    except ConfigError as err:
+        raise SubmitError(str(err)) from None
+
+
+def _progress_bar(job: JobFile) -> tuple[Callable[[RunOutcome, int], None], Callable[[], None]]:
+    bar = Progress(lambda: job.total, enabled=True)
+    return bar.update, bar.close
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _run(
     job: JobFile,
     policy: policies.Policy,
@@ -147,7 +223,8 @@ def _run(
     import ray
 
     run_id = new_run_id()
-    nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live_nodes_from_ray().items())]
+    live = live_nodes_from_ray()
+    nodes = [{"node_id": node, "capacity": capacity} for node, capacity in sorted(live.items())]
     cpus = float(ray.cluster_resources().get("CPU", 0))
     info = {
         "run_id": run_id,
@@ -192,6 +269,7 @@ def _run(
         services = _service_calls(job, client, service_policy, settings) if job.services else None
         runner = Runner(job, client, run_settings, writer, on_progress=on_progress, services=services)
         runner.outcome.out_path = out_path
+        runner.outcome.node_weights = {node: node_weight(capacity) for node, capacity in live.items()}
         active = interrupt or stack.enter_context(Interrupt())
         try:
             outcome = runner.run(active)

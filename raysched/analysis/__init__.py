@@ -7,7 +7,7 @@ figures' names. The names below are the library API
 """
 
 from raysched.analysis.errors import AnalysisInputError, AnalysisWarning
-from raysched.analysis.figures import call_mask, hit_rate, per_node, per_replica, summarize
+from raysched.analysis.figures import call_mask, hit_rate, node_weights, per_node, per_replica, summarize
 from raysched.analysis.labels import RunInfo, run_labels
 from raysched.analysis.loading import COLUMNS, SOURCE, load
 from raysched.analysis.metric_names import (
@@ -19,6 +19,7 @@ from raysched.analysis.metric_names import (
     M_FAILED,
     M_HIT_RATE,
     M_IMBALANCE,
+    M_IMBALANCE_CAPACITY,
     M_INFEASIBLE,
     M_ITEMS,
     M_KEYS,
@@ -35,6 +36,7 @@ from raysched.analysis.metric_names import (
     M_SPILLED_SPREAD,
     M_SPILLED_WAIT,
     M_SPREAD_MOST,
+    M_STARTUP,
     M_THROUGHPUT,
     QUANTILES,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "M_FAILED",
     "M_HIT_RATE",
     "M_IMBALANCE",
+    "M_IMBALANCE_CAPACITY",
     "M_INFEASIBLE",
     "M_ITEMS",
     "M_KEYS",
@@ -74,6 +77,7 @@ __all__ = [
     "M_SPILLED_SPREAD",
     "M_SPILLED_WAIT",
     "M_SPREAD_MOST",
+    "M_STARTUP",
     "M_THROUGHPUT",
     "QUANTILES",
     "SOURCE",
@@ -84,6 +88,7 @@ __all__ = [
     "format_value",
     "hit_rate",
     "load",
+    "node_weights",
     "per_node",
     "per_replica",
     "render_node_table",

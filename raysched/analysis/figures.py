@@ -5,15 +5,19 @@ rows of one run (see README, "Analyzing results"):
 
 * counts: rows per ``status`` (``ok``, ``failed``, ``retried``, ``infeasible``,
   ``cancelled``) and all attempts;
-* makespan = ``finished_at.max() - submitted_at.min()`` over ok rows;
-  throughput = ok rows / makespan; items/s, bytes/s = column sum over ok rows /
+* makespan = ``finished_at.max() - started_at.min()`` over ok rows (the one clock,
+  `raysched.results.figures.makespan`); start-up = ``started_at.min() - submitted_at.min()``
+  over ok rows; throughput = ok rows / makespan; items/s, bytes/s = column sum over ok rows /
   makespan (NaN when there are no ok rows or the makespan is 0);
 * ``run_s`` / ``wait_s`` p50, p95, p99 over ok rows, ``Series.quantile``
   (linear interpolation);
 * ok rows per ``node_ran``; imbalance = max / mean and CV = population std
   (``ddof=0``) / mean, both over the nodes that ran at least one ok task;
-* key affinity = share of keys whose ok rows all ran on one node (a task without
-  a key counts as its ``task_id``, as the hash policy does: `raysched.results.schema.task_key`);
+  imbalance by capacity = the most ok tasks per CPU of one node over ok tasks per CPU of
+  the nodes used (`raysched.results.figures.capacity_imbalance`; capacities from the sidecar);
+* key affinity = share of keys whose ok rows all ran on one node, over the tasks with a key of
+  their own (`keyed_mask`: a task without a key is recorded with its ``task_id``, and a run of
+  such tasks has no key figures); spills count those tasks too;
 * cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %;
 * calls to a service (rows with a ``replica``, `call_mask`), only in runs that have them: replicas used,
   replica imbalance = max / mean of ok calls per replica, and key affinity by replica = share of keys
@@ -34,11 +38,31 @@ import pandas as pd
 
 from raysched.analysis import metric_names as names
 from raysched.analysis.labels import RunInfo, runs
-from raysched.results.figures import RATE_METRICS, cv, imbalance, per_s, tasks_per_s
+from raysched.core.view import node_weight
+from raysched.results.figures import (
+    RATE_METRICS,
+    capacity_imbalance,
+    cv,
+    imbalance,
+    makespan,
+    per_s,
+    start_up,
+    tasks_per_s,
+)
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
-__all__ = ["REPLICA", "call_mask", "hit_rate", "per_node", "per_replica", "summarize", "task_keys"]
+__all__ = [
+    "REPLICA",
+    "call_mask",
+    "hit_rate",
+    "keyed_mask",
+    "node_weights",
+    "per_node",
+    "per_replica",
+    "summarize",
+    "task_keys",
+]
 
 #: The column naming the replica that served a call to a service (``Shard#2``); empty for a task.
 REPLICA = "replica"
@@ -70,6 +94,15 @@ def task_keys(rows: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=out.index, dtype=out.dtype)
 
 
+def keyed_mask(rows: pd.DataFrame) -> np.ndarray:
+    """Which rows' tasks have a key of their own (`raysched.results.figures.keyed`): a key other than the task id
+    a task without one is recorded with. Only these count in the key figures (keys, affinity, spills)."""
+    task_id = rows["task_id"]
+    if pd.api.types.is_float_dtype(task_id) and (task_id.dropna() % 1 == 0).all():
+        task_id = task_id.astype("Int64")  # 7.0 -> "7"
+    return (task_keys(rows) != task_id.astype(str)).to_numpy(dtype=bool)
+
+
 def call_mask(rows: pd.DataFrame) -> np.ndarray:
     """Which rows are calls to a service: those that name the replica that served them.
 
@@ -96,7 +129,8 @@ def _affinity(places_per_key: pd.Series) -> float:
 def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
     """How a run's ok calls spread over the replicas of its services."""
     calls_per_replica = calls[REPLICA].value_counts()
-    replicas_per_key = calls.assign(_key=task_keys(calls)).groupby("_key")[REPLICA].nunique()
+    keyed = calls[keyed_mask(calls)]
+    replicas_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")[REPLICA].nunique()
     return {
         names.M_REPLICAS: float(len(calls_per_replica)),
         names.M_REPLICA_IMBALANCE: imbalance(calls_per_replica),
@@ -104,7 +138,22 @@ def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, float]:
+def node_weights(df: pd.DataFrame, run_id: str) -> dict[str, float]:
+    """Each node's capacity weight (its CPUs, `raysched.core.view.node_weight`) as the run's sidecar recorded
+    the cluster at its start; {} when there is no record (`df.attrs["run_records"]`, set by `load`)."""
+    record = (df.attrs.get("run_records") or {}).get(run_id) or {}
+    out: dict[str, float] = {}
+    for node in (record.get("cluster") or {}).get("nodes") or ():
+        try:
+            out[str(node["node_id"])] = node_weight(node["capacity"])
+        except (KeyError, TypeError, AttributeError):
+            continue  # a damaged entry: that node's weight is unknown
+    return out
+
+
+def _run_metrics(
+    rows: pd.DataFrame, rate_columns: Iterable[str], weights: dict[str, float] | None = None
+) -> dict[str, float]:
     """Every figure of one run; see the module docstring for the definitions."""
     status = rows["status"]
     ok = _ok(rows)
@@ -112,12 +161,14 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     out: dict[str, float] = {names.M_ATTEMPTS: float(len(rows)), names.M_OK: float(n_ok)}
     for metric, counted in _STATUS_COUNTS:
         out[metric] = float((status == counted.value).sum())
-    makespan = float(ok["finished_at"].max() - ok["submitted_at"].min()) if n_ok else math.nan
-    out[names.M_MAKESPAN] = makespan
-    out[names.M_THROUGHPUT] = tasks_per_s(n_ok, makespan)
+    first_started = float(ok["started_at"].min()) if n_ok else None
+    span = makespan(first_started, float(ok["finished_at"].max()) if n_ok else None)
+    out[names.M_MAKESPAN] = span
+    out[names.M_STARTUP] = start_up(float(ok["submitted_at"].min()) if n_ok else None, first_started)
+    out[names.M_THROUGHPUT] = tasks_per_s(n_ok, span)
     for col in rate_columns:
         total = ok[col].sum(min_count=1) if col in ok.columns else math.nan
-        out[names.rate_name(col)] = per_s(float(total), makespan) if pd.notna(total) else math.nan
+        out[names.rate_name(col)] = per_s(float(total), span) if pd.notna(total) else math.nan
     for column in names.LATENCY_COLUMNS:
         values = ok[column].dropna()
         if column == "brain_wait_s" and not len(values):
@@ -127,20 +178,24 @@ def _run_metrics(rows: pd.DataFrame, rate_columns: Iterable[str]) -> dict[str, f
     placed = ok[ok["node_ran"].notna()]
     tasks_per_node = placed["node_ran"].value_counts()
     out[names.M_NODES] = float(len(tasks_per_node))
+    counts = {str(node): float(count) for node, count in tasks_per_node.items()}
+    out[names.M_IMBALANCE_CAPACITY] = capacity_imbalance(counts, weights or {})
     out[names.M_IMBALANCE] = imbalance(tasks_per_node)
     out[names.M_CV] = cv(tasks_per_node)
-    nodes_per_key = placed.assign(_key=task_keys(placed)).groupby("_key")["node_ran"].nunique()
+    keyed = placed[keyed_mask(placed)]  # tasks without a key of their own have no affinity to keep
+    nodes_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")["node_ran"].nunique()
     out[names.M_KEYS] = float(len(nodes_per_key))
     out[names.M_AFFINITY] = _affinity(nodes_per_key)
-    spill = ok["spill"].fillna("").astype(str)
-    if (spill != "").any() or (ok["policy"].astype(str) == "hash").any():
-        out[names.M_SPILLED] = float((spill != "").mean() * 100) if n_ok else math.nan
+    keyed_ok = ok[keyed_mask(ok)]
+    spill = keyed_ok["spill"].fillna("").astype(str)
+    if len(keyed_ok) and ((spill != "").any() or (ok["policy"].astype(str) == "hash").any()):
+        out[names.M_SPILLED] = float((spill != "").mean() * 100)
         out[names.M_SPILLED_BOUND] = float((spill == "bound").sum())
         out[names.M_SPILLED_WAIT] = float((spill == "wait").sum())
         spread = spill == "spread"
         if spread.any():  # hot keys the brain spread by their share of the work (raysched 0.3 and later)
             out[names.M_SPILLED_SPREAD] = float(spread.sum())
-            hot = set(task_keys(ok[spread]))
+            hot = set(task_keys(keyed_ok[spread]))
             out[names.M_KEYS_SPREAD] = float(len(hot))
             out[names.M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
     if "cache_hit" in ok.columns:
@@ -171,7 +226,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     run_infos = runs(df)
     rate_columns = [c for c in RATE_METRICS if c in df.columns]
     groups = dict(tuple(df.groupby("run_id", sort=False)))
-    columns = {r.label: _run_metrics(groups[r.run_id], rate_columns) for r in run_infos}
+    columns = {r.label: _run_metrics(groups[r.run_id], rate_columns, node_weights(df, r.run_id)) for r in run_infos}
     summary = pd.DataFrame(columns, dtype="float64")
     summary.index.name = "metric"
     summary.columns.name = "run"

@@ -16,10 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from raysched.analysis.errors import AnalysisInputError
-from raysched.analysis.figures import per_node
+from raysched.analysis.figures import node_weights, per_node
 from raysched.analysis.labels import run_labels
 from raysched.analysis.metric_names import M_AFFINITY, M_HIT_RATE, M_MAKESPAN
-from raysched.results.figures import imbalance
+from raysched.results.figures import capacity_imbalance, imbalance
 from raysched.results.schema import Status, short_node
 
 __all__ = ["bin_width", "frontier_figure", "plot_figure", "write_frontier", "write_plot"]
@@ -60,8 +60,8 @@ def plot_figure(df: pd.DataFrame) -> Figure:
     top, bottom = cast(Any, fig.subfigures(2, 1, height_ratios=[3.6 * node_rows, 4.4]))
     top.suptitle("Tasks per node (ok rows)", fontsize="large", fontweight="bold")
     node_axes = np.atleast_1d(top.subplots(node_rows, cols, sharey=True, squeeze=False)).ravel()
-    for ax, label in zip(node_axes[:n_runs], labels.values(), strict=True):
-        _node_panel(ax, nodes[nodes["run"] == label], label, colors[label])
+    for ax, (run_id, label) in zip(node_axes[:n_runs], labels.items(), strict=True):
+        _node_panel(ax, nodes[nodes["run"] == label], label, colors[label], node_weights(df, run_id))
     for ax in node_axes[n_runs:]:
         ax.set_visible(False)
     tallest = int(nodes["tasks"].max()) if len(nodes) else 0
@@ -75,11 +75,16 @@ def plot_figure(df: pd.DataFrame) -> Figure:
     return fig
 
 
-def _node_panel(ax, rows: pd.DataFrame, label: str, color) -> None:
+def _node_panel(ax, rows: pd.DataFrame, label: str, color, weights: dict[str, float]) -> None:
+    """Ok tasks per node; each bar's proportional share (by capacity) marked when the capacities are known."""
     total = int(rows["tasks"].sum())
-    used = rows[rows["tasks"] > 0]["tasks"]
-    if len(used):
-        detail = f"{total:,} ok tasks on {len(used)} nodes, max/mean {imbalance(used):.2f}"
+    used = rows[rows["tasks"] > 0]
+    counts = {str(node): float(count) for node, count in zip(used["node"], used["tasks"], strict=True)}
+    by_capacity = capacity_imbalance(counts, weights)
+    if len(used) and not math.isnan(by_capacity):
+        detail = f"{total:,} ok tasks on {len(used)} nodes, max/mean by capacity {by_capacity:.2f}"
+    elif len(used):
+        detail = f"{total:,} ok tasks on {len(used)} nodes, max/mean {imbalance(used['tasks']):.2f}"
     else:
         detail = "no ok tasks"
     ax.set_title(f"{label}\n{detail}", fontsize="medium")
@@ -90,8 +95,14 @@ def _node_panel(ax, rows: pd.DataFrame, label: str, color) -> None:
         return
     x = np.arange(len(rows))
     ax.bar(x, rows["tasks"].to_numpy(), color=color, edgecolor="black", linewidth=0.4)
-    if len(used):
-        ax.axhline(used.mean(), color="black", linestyle="--", linewidth=0.8, label="mean over used nodes")
+    if len(used) and not math.isnan(by_capacity):
+        # what each used node would run were the ok tasks spread in proportion to its CPUs
+        capacity = sum(weights[node] for node in counts)
+        fair = [total * weights[str(node)] / capacity if str(node) in counts else math.nan for node in rows["node"]]
+        ax.hlines(fair, x - 0.4, x + 0.4, color="black", linestyle="--", linewidth=0.9, label="share by capacity")
+        ax.legend(loc="upper right", fontsize="small")
+    elif len(used):
+        ax.axhline(used["tasks"].mean(), color="black", linestyle="--", linewidth=0.8, label="mean over used nodes")
         ax.legend(loc="upper right", fontsize="small")
     ax.set_xticks(x)
     many = len(rows) > 12

@@ -49,10 +49,11 @@ _PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RAT
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (names.M_ATTEMPTS, names.M_OK, names.M_FAILED, names.M_RETRIED, names.M_INFEASIBLE, names.M_CANCELLED),
-    (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES),
+    (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES, names.M_STARTUP),
     tuple(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
     (
         names.M_NODES,
+        names.M_IMBALANCE_CAPACITY,
         names.M_IMBALANCE,
         names.M_CV,
         names.M_KEYS,
@@ -153,9 +154,32 @@ def render_table(summary: pd.DataFrame) -> str:
     return _grid(rows)
 
 
-def render_node_table(nodes: pd.DataFrame) -> str:
-    """Ok tasks per node for each run, node ids cut to 8 chars."""
-    return "Tasks per node (ok rows; node ids cut to 8 chars)\n" + _shares_grid(nodes, "node", "tasks", short_node)
+def render_node_table(nodes: pd.DataFrame, most: int | None = None) -> str:
+    """Ok tasks per node for each run, node ids cut to 8 chars.
+
+    With ``most``, a run of more nodes shows its busiest and its least busy (``most`` in all) and one line
+    counting the rest: a what-if on 1,000 nodes stays a screenful (JSON lists every node).
+    """
+    title = "Tasks per node (ok rows; node ids cut to 8 chars)"
+    if most is not None and (nodes.groupby("run", sort=False).size() > most).any():
+        title = f"Tasks per node (ok rows; node ids cut to 8 chars; the busiest and least busy {most} of a run's)"
+        nodes = pd.concat([_ends(rows, most) for _, rows in nodes.groupby("run", sort=False)], ignore_index=True)
+    return f"{title}\n" + _shares_grid(nodes, "node", "tasks", short_node)
+
+
+def _ends(rows: pd.DataFrame, most: int) -> pd.DataFrame:
+    """A run's busiest and least busy nodes (already sorted busiest first), with a row counting the others."""
+    if len(rows) <= most:
+        return rows
+    head, tail = rows.iloc[: most - most // 2], rows.iloc[len(rows) - most // 2 :]
+    hidden = rows.iloc[len(head) : len(rows) - len(tail)]
+    gap = pd.DataFrame(
+        {"run": [rows["run"].iloc[0]], "node": [_HIDDEN.format(len(hidden))], "tasks": [-1], "share (%)": [math.nan]}
+    )
+    return pd.concat([head, gap, tail], ignore_index=True)
+
+
+_HIDDEN = "… {:,} more"  # nodes between the busiest and the least busy (--json lists them)
 
 
 def render_replica_table(replicas: pd.DataFrame) -> str:
@@ -170,7 +194,12 @@ def _shares_grid(table: pd.DataFrame, place: str, unit: str, show: Callable[[str
     for run, name, count, share in zip(table["run"], table[place], table[unit], table["share (%)"], strict=True):
         if last is not None and run != last:
             rows.append(None)
-        rows.append(["" if run == last else str(run), show(name), f"{int(count):,}", format_value("share (%)", share)])
+        if count < 0:  # the line counting the nodes left out (`_ends`)
+            rows.append(["", str(name), "", ""])
+        else:
+            rows.append(
+                ["" if run == last else str(run), show(name), f"{int(count):,}", format_value("share (%)", share)]
+            )
         last = run
     return _grid(rows, right_from=2)
 

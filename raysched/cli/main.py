@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,24 +74,18 @@ def submit_command(
     JOB_FILE defines tasks(), yielding raysched.Task(fn, args=..., key=...).
     Every attempt becomes a row of the results CSV; a summary follows the run.
     """
-    from raysched.results.report import Progress, format_summary
+    from raysched.results.report import format_summary
     from raysched.submission import SubmitError, submit
 
     settings = settings_from_flags(config_path, **flags)
-
-    def progress(job: Any) -> tuple[Callable[..., None], Callable[[], None]]:
-        bar = Progress(lambda: job.total, enabled=not quiet)
-        return bar.update, bar.close
-
-    announce = None if quiet else (lambda message: click.echo(message, err=True))
     try:
         outcome = submit(
             job_file,
             settings,
             resume=resume_path,
             local_nodes=local_nodes,
-            progress=progress,
-            announce=announce,
+            quiet=quiet,
+            announce=None if quiet else (lambda message: click.echo(message, err=True)),
             command_line=["raysched", *sys.argv[1:]],
         )
     except SubmitError as err:

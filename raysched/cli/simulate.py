@@ -18,6 +18,8 @@ from raysched.sim.sweep import SWEEPABLE, Sweep, parse_sweep, render_sweep, swee
 
 __all__ = ["simulate_command"]
 
+NODE_ROWS = 12  # per run: the busiest and least busy nodes of a what-if (--json lists every node)
+
 
 def _warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
@@ -301,7 +303,7 @@ def simulate_command(
     else:
         click.echo(render_table(report.summary))
         click.echo()
-        click.echo(render_node_table(report.nodes))
+        click.echo(render_node_table(report.nodes, most=NODE_ROWS))
 
 
 def _on_command_line(ctx: click.Context, name: str) -> bool:

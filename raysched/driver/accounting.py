@@ -42,13 +42,12 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
     o = outcome
     o.ok += 1
     o.per_node[out.node_ran] += 1
-    o.ran(a.key, a.replica or out.node_ran)  # a call's key belongs to its replica
+    o.ran(a.key, a.replica or out.node_ran, a.task_id)  # a call's key belongs to its replica
     if a.replica:
         o.calls += 1
+        o.per_replica[a.replica] += 1
     if a.spill:
-        o.spills[a.spill] += 1
+        o.spilled(a.key, a.task_id, a.spill)
     o.brain_wait_s += a.brain_wait_s or 0.0
-    o.first_submitted = a.submitted_at if o.first_submitted is None else min(o.first_submitted, a.submitted_at)
-    o.last_finished = out.finished_at if o.last_finished is None else max(o.last_finished, out.finished_at)
-    for name, value in out.metrics.items():
-        o.metric_sums[name] = o.metric_sums.get(name, 0.0) + value
+    o.timed(a.submitted_at, out.started_at, out.finished_at)
+    o.add_metrics(out.metrics)

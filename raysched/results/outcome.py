@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from raysched.results.figures import tasks_per_s
+from raysched.results.figures import keyed, makespan, start_up, tasks_per_s
 from raysched.results.schema import Status
 
 __all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
@@ -27,7 +28,24 @@ KEYS_TRACKED = 100_000
 
 @dataclass
 class RunOutcome:
-    """Counts and timings for the end-of-run summary and the exit code."""
+    """What one run produced, as `raysched.submit` returns it: counts, timings, where tasks ran, the exit code.
+
+    The summary `raysched submit` prints is `raysched.results.report.format_summary` of it; the
+    per-attempt detail is in the CSV at ``out_path`` (`raysched.analysis.load` reads it).
+
+    Attributes:
+        run_id: the run's id (the CSV's ``run_id``).
+        out_path: the results CSV.
+        ok: tasks that ended ok; ``failed``, ``retried``, ``cancelled``, ``infeasible``: attempts with
+            that status; ``skipped``: tasks skipped on ``resume``.
+        calls: ok tasks that were calls to a service.
+        wall_s: seconds the run took, start-up included.
+        first_submitted: Unix seconds of the first ok task's submission; ``first_started``: of the
+            first ok task's start; ``last_finished``: of the last ok finish.
+        per_node: ok tasks per node id (a Counter); ``node_weights``: each node's capacity weight (its
+            CPUs) at the start, for the imbalance by capacity.
+        interrupted: ended by Ctrl-C (or SIGTERM); ``stopped_early``: why it stopped otherwise.
+    """
 
     run_id: str
     out_path: Path | None = None
@@ -39,18 +57,24 @@ class RunOutcome:
     skipped: int = 0
     calls: int = 0  # ok tasks that were calls to a service (their key belongs to a replica, not a node)
     wall_s: float = 0.0
-    first_submitted: float | None = None  # Unix seconds, over ok tasks (for the makespan)
+    first_submitted: float | None = None  # Unix seconds, over ok tasks (for the start-up)
+    first_started: float | None = None  # Unix seconds, over ok tasks (for the makespan)
     last_finished: float | None = None
     interrupted: bool = False
     stopped_early: str = ""
     infeasible_error: str = ""
     per_node: collections.Counter = field(default_factory=collections.Counter)
+    node_weights: dict[str, float] = field(default_factory=dict)  # node -> its CPUs (capacity weight), at the start
     key_node: dict[str, str] = field(default_factory=dict)  # key -> node its first ok task ran on
     split_keys: set[str] = field(default_factory=set)  # keys whose ok tasks ran on more than one node
     keys_untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
-    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> tasks
+    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> keyed tasks
+    spilled_keys: set[str] = field(default_factory=set)  # keys with a spilled task (tracked as key_node is)
+    unkeyed: int = 0  # ok tasks without a key of their own (keyed by their task id): no key figures
+    per_replica: collections.Counter = field(default_factory=collections.Counter)  # ok calls per replica
     brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
     metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_counts: dict[str, int] = field(default_factory=dict)  # ok tasks that reported each metric
     brain_decisions: int | None = None
     keys_spread: int | None = None  # hot keys the brain spread over several nodes (hash), at the end
     hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
@@ -78,18 +102,37 @@ class RunOutcome:
         by_status: dict[str, int | bool] = {status.value: getattr(self, status.value) for status in Status}
         return {**by_status, "skipped": self.skipped, "interrupted": self.interrupted}
 
+    def timed(self, submitted_at: float, started_at: float, finished_at: float) -> None:
+        """An ok task's times, for the makespan and the start-up (the earliest and latest of each)."""
+        self.first_submitted = submitted_at if self.first_submitted is None else min(self.first_submitted, submitted_at)
+        self.first_started = started_at if self.first_started is None else min(self.first_started, started_at)
+        self.last_finished = finished_at if self.last_finished is None else max(self.last_finished, finished_at)
+
     @property
     def makespan_s(self) -> float:
-        if self.first_submitted is None or self.last_finished is None:
-            return 0.0
-        return self.last_finished - self.first_submitted
+        """First ok task start to last ok finish (`raysched.results.figures.makespan`); 0 before any finish."""
+        span = makespan(self.first_started, self.last_finished)
+        return 0.0 if math.isnan(span) else span
+
+    @property
+    def startup_s(self) -> float:
+        """First ok submission to first ok start: Ray starting the workers (NaN before any task ran)."""
+        return start_up(self.first_submitted, self.first_started)
 
     @property
     def tasks_per_s(self) -> float:
+        """Ok tasks per second of the makespan, as `raysched analyze` computes it."""
         return tasks_per_s(self.ok, self.makespan_s)
 
-    def ran(self, key: str, node: str) -> None:
-        """An ok task of ``key`` ran on ``node`` (for key affinity, in bounded memory)."""
+    def ran(self, key: str, node: str, task_id: int | None = None) -> None:
+        """An ok task of ``key`` ran on ``node`` (or replica), for key affinity in bounded memory.
+
+        With its ``task_id``, a task whose key is only its task id (it has none, `figures.keyed`) counts in
+        ``unkeyed`` instead: it has no affinity to keep.
+        """
+        if task_id is not None and not keyed(key, task_id):
+            self.unkeyed += 1
+            return
         if self.keys_untracked:
             return
         home = self.key_node.setdefault(key, node)
@@ -99,6 +142,33 @@ class RunOutcome:
             self.keys_untracked = True
             self.key_node.clear()
             self.split_keys.clear()
+            self.spilled_keys.clear()
+
+    def spilled(self, key: str, task_id: int, reason: str) -> None:
+        """An ok task of ``key`` was placed off its key's owner for ``reason``; a task without a key is not counted
+        (off the owner of its own task id means nothing)."""
+        if not keyed(key, task_id):
+            return
+        self.spills[reason] += 1
+        if not self.keys_untracked:
+            self.spilled_keys.add(key)
+
+    def add_metrics(self, metrics: dict[str, float]) -> None:
+        """An ok task's numeric metrics, summed (and counted) for the rates and the hit rate."""
+        for name, value in metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
+            self.metric_counts[name] = self.metric_counts.get(name, 0) + 1
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Mean ``cache_hit`` of the ok tasks that reported one, in % (`figures.hit_rate`'s arithmetic); else None."""
+        reported = self.metric_counts.get("cache_hit", 0)
+        return self.metric_sums["cache_hit"] / reported * 100 if reported else None
+
+    @property
+    def keys_moved_whole(self) -> int:
+        """Spilled keys whose ok tasks all still ran in one place: the key moved as a whole, affinity kept."""
+        return len(self.spilled_keys - self.split_keys)
 
     @property
     def key_affinity(self) -> float | None:

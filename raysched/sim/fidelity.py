@@ -2,10 +2,11 @@
 
 Both sides are computed the same way, from the first task start (virtual
 second 0 is the recorded first start; a task drawn before it counts as
-submitted then, since start-up is not placement): throughput is ok tasks over
-first start to last finish, the makespan that span, wait a task's start less
-its submission (or the first start, if later). Keys are `raysched analyze`'s
-metric names, plus the simulator's cache hit rate row.
+submitted then, since start-up is not placement): the makespan and throughput
+are `raysched analyze`'s (first start to last finish, `raysched.results.figures.makespan`),
+so measured figures equal what analyze prints for the CSV; wait is a task's start less
+its submission or the first start, whichever is later (analyze's `wait_s` also counts the
+start-up). Keys are `raysched analyze`'s metric names, plus the simulator's cache hit rate row.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def fidelity_metrics(
     if not done.any():
         return out
     t0 = float(started[done].min())
-    span = float(finished[done].max()) - t0
+    span = figures.makespan(t0, float(finished[done].max()))
     out[M_MAKESPAN] = span
     out[M_THROUGHPUT] = figures.tasks_per_s(int(done.sum()), span)
     wait = started[done] - np.maximum(np.nan_to_num(submitted[done], nan=t0), t0)

@@ -271,7 +271,7 @@ def _replay(
 def _throughput(rows: pd.DataFrame) -> float:
     """Ok tasks per second from the first start to the last finish (NaN when none ran)."""
     ok = rows[rows["status"] == Status.OK.value]
-    span = ok["finished_at"].max() - ok["started_at"].min() if len(ok) else math.nan
+    span = figures.makespan(ok["started_at"].min(), ok["finished_at"].max()) if len(ok) else math.nan
     return figures.tasks_per_s(len(ok), span)
 
 
@@ -375,6 +375,7 @@ def simulate(
         rows, stats[run.label] = _replay(inputs, run.policy, cluster.nodes, kills, inputs.adds, run.options, run.run_id)
         if settings.check_fidelity and as_recorded and run.policy == trace.policy and run.options == inputs.options:
             fidelity = _fidelity(inputs, rows)
+        rows.attrs["run_records"] = {run.run_id: _cluster_record(cluster.nodes, inputs.adds)}  # capacities
         summary = _summary(rows, inputs.cache is not None)
         summary.columns = [run.label]
         summary.attrs["runs"] = [{**info, "label": run.label} for info in summary.attrs["runs"]]
@@ -471,6 +472,12 @@ def _check_as_recorded(inputs: _Inputs, settings: SimulateSettings) -> tuple[Fid
         return None, str(err).split(";")[0]
     rows, _ = _replay(inputs, trace.policy, recorded.nodes, [], [])
     return _fidelity(inputs, rows), ""
+
+
+def _cluster_record(nodes: Mapping[str, Mapping[str, float]], adds: list[AddAt]) -> dict[str, Any]:
+    """The simulated cluster as a sidecar records one (every node ever in it), so analyze's figures weigh by it."""
+    every = {**nodes, **{node: capacity for add in adds for node, capacity in add.nodes}}
+    return {"cluster": {"nodes": [{"node_id": n, "capacity": dict(c)} for n, c in every.items()]}}
 
 
 def _summary(rows: pd.DataFrame, cached: bool) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from bad_input import GOOD_JOB, write
 from conftest import JOBS, ROOT, run_cli, wait_for
 
 POLICIES = ["hash", "random", "p2c", "greedy", "pack"]
@@ -86,9 +87,24 @@ def test_the_summary_says_what_hash_did(address: str, tmp_path: Path) -> None:
     assert f"key affinity  {keys_on_one_node / 20:.0%} of 20 keys ran on one node" in result.out
     spilled = df["spill"].fillna("")
     if (spilled != "").any():
-        assert f"spilled       {int((spilled != '').sum())} tasks placed off their key's owner" in result.out
+        assert f"spilled       {int((spilled != '').sum())} tasks placed off their key's ring owner" in result.out
+        assert "moved whole" in result.out
     waited_ms = df["brain_wait_s"].mean() * 1000
     assert f"brain wait    {waited_ms:.1f} ms per task" in result.out
+    # one clock (issue 30): the summary's makespan and start-up are analyze's, from the same rows
+    makespan = df["finished_at"].max() - df["started_at"].min()
+    startup = df["started_at"].min() - df["submitted_at"].min()
+    assert f"makespan      {makespan:.2f} s" in result.out and f"start-up      {startup:.2f} s" in result.out
+    assert "max/mean by capacity" in result.out  # the embedded nodes' sizes are known
+
+
+def test_a_run_without_keys_prints_no_key_figures(address: str, tmp_path: Path) -> None:
+    """Issue 30: an unkeyed job read "key affinity 100% of 300 keys" and "spilled 129" under hash."""
+    job = write(tmp_path / "unkeyed.py", GOOD_JOB)  # three tasks without keys
+    result = run_cli("submit", str(job), "--address", address, "--out", str(tmp_path / "o.csv"), "--quiet")
+    assert result.code == 0, result.text
+    assert "key affinity" not in result.out and "spilled" not in result.out
+    assert "the tasks have no keys" in result.out
 
 
 def test_pure_ring_keeps_each_key_on_one_node(address: str, tmp_path: Path) -> None:

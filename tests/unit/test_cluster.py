@@ -132,3 +132,30 @@ def test_staged_working_dir_holds_only_python_code_and_goes_away(tmp_path: Path)
 
 def test_where_prints_its_description():
     assert str(Where("embedded cluster of 4 nodes on 127.0.0.1", 1.0)) == "embedded cluster of 4 nodes on 127.0.0.1"
+
+
+# -- issue 30: where an address came from, and the address a run names ------------------------------------------
+
+
+def test_a_dead_cluster_in_rays_address_file_says_where_the_address_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray._private.utils as ray_utils
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_utils, "read_ray_address", lambda *a, **k: "127.0.0.1:1")  # a cluster long gone
+    with pytest.raises(cluster.ClusterError) as caught:
+        cluster.connect("auto", {})
+    message = str(caught.value)
+    assert "no Ray cluster answers at 127.0.0.1:1" in message
+    assert "--address auto" in message and "Ray's address file" in message and "gone" in message
+
+
+def test_an_unreachable_ray_address_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(cluster.ClusterError, match=r"from \$RAY_ADDRESS 127\.0\.0\.1:1\)"):
+        cluster.connect(None, {})
+
+
+def test_a_run_on_auto_names_the_address_it_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster, "connect", lambda address, env: "127.0.0.1:6379")
+    with cluster.session("auto", {}, cluster.DEFAULT_LOCAL_NODES) as where:
+        assert str(where) == "cluster at 127.0.0.1:6379"  # not "cluster at auto"

@@ -104,3 +104,14 @@ def test_local_nodes_pattern_repeats() -> None:
     assert [n.num_cpus for n in scale_nodes(DEFAULT_LOCAL_NODES, 6)] == [1, 2, 2, 4, 1, 2]
     with pytest.raises(ValueError):
         scale_nodes(DEFAULT_LOCAL_NODES, 0)
+
+
+def test_local_yaml_states_the_adaptive_locality_wait_the_hash_policy_uses() -> None:
+    """Issue 30: configs/local.yaml said "3 x the job's 90th-percentile"; auto is one median task time."""
+    from raysched.policies import hash as hash_policy
+
+    text = (Path(__file__).resolve().parents[2] / "configs" / "local.yaml").read_text()
+    comment = text.split("locality_wait:", 1)[0].rsplit("\n\n", 1)[1]
+    assert hash_policy.AUTO_WAIT_TASKS == 1.0 and "one median task time" in comment, comment
+    assert f"{hash_policy.AUTO_WAIT_MIN_S:g} s and {hash_policy.AUTO_WAIT_MAX_S:g} s" in comment, comment
+    assert "90th" not in comment

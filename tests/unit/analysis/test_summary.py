@@ -234,12 +234,14 @@ def test_run_a_counts_makespan_and_rates(summary: pd.DataFrame) -> None:
     assert a["tasks failed"] == 1
     assert a["attempts retried"] == 1
     assert a["tasks infeasible"] == 0 and a["tasks cancelled"] == 0
-    # ok rows only: last finished 110.0 - first submitted 100.0 = 10.0
-    # (all rows would give 120.0 - 99.0 = 21.0)
-    assert a["makespan (s)"] == pytest.approx(10.0)
-    assert a["throughput (tasks/s)"] == pytest.approx(0.6)  # 6 ok / 10 s
-    assert a["items/s"] == pytest.approx(10.0)  # (10+10+20+20+30+10) / 10 s
-    assert a["bytes/s"] == pytest.approx(1000.0)  # 10,000 / 10 s
+    # ok rows only: last finished 110.0 - first started 100.5 = 9.5 (the one clock: first start)
+    # (from the first submission, 100.0, it would be 10.0; all rows would give 120.0 - 99.2 = 20.8)
+    assert a["makespan (s)"] == pytest.approx(9.5)
+    assert a["start-up (s)"] == pytest.approx(0.5)  # first ok start 100.5 - first ok submission 100.0
+    assert a["throughput (tasks/s)"] == pytest.approx(6 / 9.5)  # 6 ok / 9.5 s = 0.632
+    assert a["items/s"] == pytest.approx(100 / 9.5)  # (10+10+20+20+30+10) / 9.5 s
+    assert a["bytes/s"] == pytest.approx(10_000 / 9.5)
+    assert summary["random"]["start-up (s)"] == pytest.approx(0.0)  # run B's first task started at once
 
 
 def test_run_a_latency_quantiles_are_linear(summary: pd.DataFrame) -> None:
@@ -311,11 +313,14 @@ def test_node_that_only_failed_is_listed_with_zero(tmp_path: Path) -> None:
     assert summarize(df)["p2c"]["nodes used"] == 1  # only nodes with an ok task count
 
 
-def test_empty_key_counts_as_the_task_id(tmp_path: Path) -> None:
+def test_a_run_without_keys_has_no_key_figures(tmp_path: Path) -> None:
+    """Issue 30: an unkeyed run read "key affinity 100% of 300 keys" and "spilled 129"; it has no keys."""
     rows = [row("r", "hash", i, "", 1, "ok", node, 0.0, 0.0, 1.0) for i, node in enumerate([N1, N2, N1])]
-    s = summarize(load([write_csv(tmp_path / "r.csv", rows)]))
-    assert s["hash"]["keys"] == 3  # keys "0", "1", "2", one task each
-    assert s["hash"]["key affinity (%)"] == 100.0
+    rows += [row("r", "hash", 3, "3", 1, "ok", N2, 0.0, 0.0, 1.0, spill="bound")]  # its task id: recorded as no key
+    s = summarize(load([write_csv(tmp_path / "r.csv", rows, extra=("spill",))]))
+    assert s["hash"]["keys"] == 0  # each would be its own key "0", "1", "2", "3": no affinity to keep
+    assert math.isnan(s["hash"]["key affinity (%)"])
+    assert "spilled (%)" not in s.index and "spilled: bound" not in s.index
 
 
 def test_labels_add_job_when_jobs_differ_and_id_when_they_collide(tmp_path: Path) -> None:
@@ -372,8 +377,8 @@ def test_render_table_is_readable(summary: pd.DataFrame) -> None:
     assert lines[2].split() == ["run", "id", "runA-0001", "runB-0002"]
     assert set(lines[3].replace(" ", "")) == {"-"}
     by_metric = {line[:29].strip(): line[29:].split() for line in lines[4:] if line.strip()}
-    assert by_metric["throughput (tasks/s)"] == ["0.600", "1.00"]
-    assert by_metric["items/s"] == ["10.00", "n/a"]
+    assert by_metric["throughput (tasks/s)"] == ["0.632", "1.00"]
+    assert by_metric["items/s"] == ["10.53", "n/a"]
     assert by_metric["run_s p50 (s)"] == ["1.75", "2.00"]
     assert by_metric["key affinity (%)"] == ["75.0%", "0.0%"]
     assert by_metric["tasks ok"] == ["6", "4"]
@@ -415,7 +420,7 @@ def test_tidy_table(summary: pd.DataFrame) -> None:
     assert list(tidy.columns) == ["run", "run_id", "metric", "value"]
     assert len(tidy) == summary.size
     pick = tidy[(tidy["run"] == "hash") & (tidy["metric"] == "throughput (tasks/s)")]
-    assert pick["value"].item() == pytest.approx(0.6)
+    assert pick["value"].item() == pytest.approx(6 / 9.5)
     assert tidy.loc[(tidy["run"] == "hash") & (tidy["metric"] == "tasks ok"), "value"].item() == 6
 
 
@@ -501,7 +506,7 @@ def test_cut_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(AnalysisWarning, match=r"line 10: last line is cut short \(\d+ of 17 fields\)"):
         df = load([path])
     assert len(df) == 8
-    assert summarize(df)["hash"]["makespan (s)"] == pytest.approx(10.0)  # as if the line never was
+    assert summarize(df)["hash"]["makespan (s)"] == pytest.approx(9.5)  # as if the line never was
 
 
 def test_cut_last_line_with_a_bad_number_is_dropped(tmp_path: Path) -> None:

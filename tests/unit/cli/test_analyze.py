@@ -233,8 +233,9 @@ def test_no_cache_hit_column_prints_no_hit_rate_row(csvs: list[str]) -> None:
     assert "cache hit rate" not in invoke(*csvs).stdout
 
 
-def test_an_empty_or_blank_key_is_keyed_by_its_task_id(tmp_path: Path) -> None:
-    """analyze counts keys with `task_key`, the rule submit and simulate place tasks by."""
+def test_an_empty_or_blank_key_is_no_key(tmp_path: Path) -> None:
+    """analyze reads keys with `task_key`, the rule submit and simulate place tasks by, and counts in the key
+    figures only the tasks with a key of their own."""
     from raysched.results.schema import task_key
 
     cells = ["  ", "  ", "shared", "shared", ""]  # the two blank cells are alike: as a key they would be one
@@ -244,11 +245,11 @@ def test_an_empty_or_blank_key_is_keyed_by_its_task_id(tmp_path: Path) -> None:
     result = invoke(str(_write(tmp_path / "e.csv", rows)))
     assert result.exit_code == 0, result.output
     table = _table(result.stdout)
-    # tasks 0, 1 and 4 have no key: each is its own key ("0", "1", "4"), one node each; "shared" ran on N2 and N1
-    # (were the blank cell a key, it would be one key over N2 and N1: 3 keys, 33.3%)
+    # tasks 0, 1 and 4 have no key: placed by their task ids ("0", "1", "4"), left out of the key figures;
+    # "shared" ran on N2 and N1 (were the blank cell a key, it would be a second key, over N2 and N1: 2 keys)
     assert {task_key(cell, i) for i, cell in enumerate(cells)} == {"0", "1", "4", "shared"}
-    assert table["keys"] == ["4"]
-    assert table["key affinity (%)"] == ["75.0%"]  # 3 of 4 keys on one node
+    assert table["keys"] == ["1"]
+    assert table["key affinity (%)"] == ["0.0%"]  # its one key ran on two nodes
 
 
 def test_calls_to_a_service_print_replica_figures_and_a_per_replica_table(csvs: list[str], tmp_path: Path) -> None:

@@ -35,16 +35,25 @@ def test_an_interrupted_run_exits_130_over_everything_else() -> None:
     assert interrupted.exit_code == ExitCode.INTERRUPTED == 130
 
 
-def test_makespan_runs_from_first_submission_to_last_finish() -> None:
-    run = RunOutcome("r", ok=6, first_submitted=100.0, last_finished=103.0, wall_s=9.0)
+def test_makespan_runs_from_first_start_to_last_finish_and_start_up_is_apart() -> None:
+    run = RunOutcome("r", ok=6, first_submitted=95.0, first_started=100.0, last_finished=103.0, wall_s=9.0)
     assert run.makespan_s == pytest.approx(3.0)
-    assert run.tasks_per_s == pytest.approx(2.0)  # 6 ok / 3 s, not / the 9 s of wall time
+    assert run.tasks_per_s == pytest.approx(2.0)  # 6 ok / 3 s, not / the 8 s since submission or the 9 s of wall
+    assert run.startup_s == pytest.approx(5.0)  # first submission 95 to first start 100
+
+
+def test_timed_keeps_the_earliest_submission_and_start_and_the_latest_finish() -> None:
+    run = RunOutcome("r")
+    for times in [(10.0, 12.0, 13.0), (9.0, 12.5, 12.6), (11.0, 11.5, 14.0)]:
+        run.timed(*times)
+    assert (run.first_submitted, run.first_started, run.last_finished) == (9.0, 11.5, 14.0)
+    assert run.makespan_s == pytest.approx(2.5) and run.startup_s == pytest.approx(2.5)
 
 
 def test_no_finished_task_has_no_makespan_and_no_throughput() -> None:
     run = RunOutcome("r", first_submitted=100.0)
     assert run.makespan_s == 0.0
-    assert math.isnan(run.tasks_per_s)
+    assert math.isnan(run.tasks_per_s) and math.isnan(run.startup_s)
 
 
 def test_key_affinity_is_the_share_of_keys_that_stayed_on_one_node() -> None:

@@ -11,9 +11,9 @@ A, B, C = "a" * 56, "b" * 56, "c" * 56
 
 
 def _finished_run() -> RunOutcome:
-    """7 ok tasks over 2.5 s: 4 on A, 2 on B, 1 on C; keys k1 (A, A) and k2 (B, C); 70 items."""
+    """7 ok tasks over 2.5 s after 0.5 s of start-up: 4 on A, 2 on B, 1 on C; keys k1 (A, A) and k2 (B, C); 70 items."""
     run = RunOutcome("run-1", out_path=Path("out/results.csv"), wall_s=3.5)
-    run.first_submitted, run.last_finished = 10.0, 12.5
+    run.first_submitted, run.first_started, run.last_finished = 9.5, 10.0, 12.5
     for node, tasks in ((A, 4), (B, 2), (C, 1)):
         run.ok += tasks
         run.per_node[node] += tasks
@@ -48,7 +48,9 @@ def test_counts_that_are_zero_are_left_out() -> None:
 
 def test_throughput_and_rates_use_the_makespan_not_the_wall_time() -> None:
     text = format_summary(_finished_run(), "j", "p")
-    assert "makespan 2.50 s" in _line(text, "wall time") and "3.50 s" in _line(text, "wall time")
+    assert _line(text, "wall time").split()[2:4] == ["3.50", "s"]
+    assert _line(text, "makespan").split()[1:3] == ["2.50", "s"]  # first start 10.0 to last finish 12.5
+    assert _line(text, "start-up").split()[1:3] == ["0.50", "s"]  # first submission 9.5 to first start 10.0
     assert _line(text, "tasks/s").split() == ["tasks/s", "2.8"]  # 7 / 2.5
     assert _line(text, "items/s").split() == ["items/s", "28.0"]  # 70 / 2.5
     assert "bytes/s" not in text  # the job reported no bytes
@@ -97,3 +99,55 @@ def test_a_run_of_calls_reports_key_affinity_by_replica() -> None:
     assert "100% of 2 keys ran on one replica" in _line(format_summary(run, "j", "hash"), "key affinity")
     run.ok += 1  # and one task beside the calls
     assert "ran on one node or replica" in _line(format_summary(run, "j", "hash"), "key affinity")
+
+
+# -- issue 30: a summary that never contradicts itself -----------------------------------------------------------
+
+
+def _hash_run(spills: list[tuple[str, int, str, str]]) -> RunOutcome:
+    """Ok tasks (key, task id, node, spill) counted as the run loop counts them."""
+    run = RunOutcome("r", out_path=None, wall_s=2.0, first_submitted=0.0, first_started=0.5, last_finished=1.5)
+    for key, task_id, node, spill in spills:
+        run.ok += 1
+        run.per_node[node] += 1
+        run.ran(key, node, task_id)
+        if spill:
+            run.spilled(key, task_id, spill)
+    return run
+
+
+def test_spills_say_whether_their_keys_moved_whole() -> None:
+    # k1's owner was full: both its tasks went to B (moved whole); k2 spilled one task to C, one stayed on A (split)
+    run = _hash_run([("k1", 0, B, "bound"), ("k1", 1, B, "bound"), ("k2", 2, A, ""), ("k2", 3, C, "wait")])
+    text = format_summary(run, "j", "hash")
+    assert "50% of 2 keys ran on one node" in _line(text, "key affinity")
+    assert _line(text, "spilled").split()[1] == "3"
+    assert "of their 2 keys, 1 moved whole" in text and "1 split over several" in text
+
+
+def test_a_run_without_keys_prints_no_key_affinity_and_no_spills() -> None:
+    # jobs/cpu_bound.py: no keys, so each task is recorded with its task id; hash still marks "spills"
+    run = _hash_run([(str(i), i, A if i % 2 else B, "bound" if i % 3 else "") for i in range(9)])
+    text = format_summary(run, "j", "hash")
+    assert "key affinity" not in text and "spilled" not in text
+    assert "the tasks have no keys" in _line(text, "keys")
+
+
+def test_a_service_run_shows_calls_replicas_hits_and_affinity_by_replica_not_brain_decisions() -> None:
+    run = RunOutcome("r", wall_s=2.0, first_submitted=0.0, first_started=0.5, last_finished=1.5, brain_decisions=0)
+    for i, (key, replica, hit) in enumerate([("m1", "Shard#0", 0), ("m1", "Shard#0", 1), ("m2", "Shard#1", 1)]):
+        run.ok += 1
+        run.calls += 1
+        run.per_node[A] += 1
+        run.per_replica[replica] += 1
+        run.ran(key, replica, i)
+        run.add_metrics({"cache_hit": hit, "items": 1})
+    run.brain_wait_s = 0.3
+    text = format_summary(run, "j", "hash")
+    assert "(all calls to a service)" in _line(text, "tasks ok")
+    assert _line(text, "replicas used").split()[:3] == ["replicas", "used", "2"]
+    assert [line.split()[:2] for line in text.splitlines() if "Shard#" in line] == [["Shard#0", "2"], ["Shard#1", "1"]]
+    assert "100% of 2 keys ran on one replica" in _line(text, "key affinity")
+    assert _line(text, "cache hits").split()[2] == "66.7%"
+    assert "per call" in _line(text, "router wait") and "brain wait" not in text
+    assert "decisions" not in text

@@ -437,7 +437,7 @@ def test_out_rows_load_and_analyze_like_any_run(tmp_path: Path) -> None:
         rows = df[df["run_id"] == f"sim-{label}-r1"]
         ok_rows = rows[rows["status"] == "ok"]
         assert len(rows) == len(ok_rows) == 60 and sorted(ok_rows["task_id"]) == list(range(60))
-        makespan = ok_rows["finished_at"].max() - ok_rows["submitted_at"].min()
+        makespan = ok_rows["finished_at"].max() - ok_rows["started_at"].min()
         expected = {"tasks ok": 60, "throughput (tasks/s)": 60 / makespan, "nodes used": ok_rows["node_ran"].nunique()}
         for metric, value in expected.items():
             assert figures[label][metric] == pytest.approx(value), (label, metric)
@@ -588,3 +588,17 @@ def test_virtual_ids_stay_unique_in_eight_characters() -> None:
     ids = virtual_ids(10_000)
     assert ids[0] == "n0000" and len({i[:8] for i in ids}) == 10_000
     assert np.all([len(i) <= 8 for i in virtual_ids(5, start=9_999_995)])
+
+
+def test_a_what_if_on_many_nodes_prints_a_screenful_not_a_line_per_node(tmp_path: Path) -> None:
+    """Issue 30: `simulate --nodes 1000x2` printed 976 lines, mostly its per-node table."""
+    trace = write_trace(tmp_path / "t.csv", [{"key": f"k{i}", "run_s": 0.1} for i in range(600)])
+    text = ok(run(trace, "--nodes", "200x2", "--policies", "random")).stdout
+    table = text.split("Tasks per node", 1)[1].splitlines()
+    shown = [line for line in table[3:] if line.strip() and "more" not in line]
+    assert len(shown) == 12, table  # the 6 busiest and the 6 least busy of the run's nodes
+    full = json.loads(ok(run(trace, "--nodes", "200x2", "--policies", "random", "--json")).stdout)
+    listed = len(full["runs"][0]["nodes"])  # JSON still lists every node the run touched
+    assert listed > 100
+    hidden = next(line for line in table if "… " in line)
+    assert int(hidden.split("…")[1].split()[0].replace(",", "")) == listed - 12

@@ -358,3 +358,31 @@ def test_the_brain_hears_of_a_finish_only_once_the_driver_noticed_it(tmp_path: P
         starts[notice] = sorted(rows_of(out)["started_at"])
     assert starts[0.0] == pytest.approx([0.0, 1.0])
     assert starts[0.2] == pytest.approx([0.0, 1.2])
+
+
+def test_one_clock_analyze_the_summary_and_validate_agree_on_one_csv(tmp_path: Path) -> None:
+    """Issue 30: the three printed different makespans for one run (first submission against first start).
+
+    Four 1 s tasks start at 10, 11, 12, 13 on N1; the first waited 5 s for Ray to start a worker (submitted
+    at 5), the others 0.5 s. The one clock: makespan = last finish 14 - first start 10 = 4 s, throughput
+    4 / 4 = 1 task/s; start-up = first start 10 - first submission 5 = 5 s, printed on its own.
+    """
+    from click.testing import CliRunner
+
+    from raysched.cli.analyze import analyze_command
+    from raysched.results.outcome import RunOutcome
+    from raysched.results.report import format_summary
+
+    tasks = [{"key": "a", "wait_s": 5.0}, *({"key": k} for k in "bcd")]
+    trace = write_trace(tmp_path / "startup.csv", tasks, nodes=ONE_NODE)
+    analyzed = json.loads(CliRunner().invoke(analyze_command, [str(trace), "--json"]).stdout)["runs"][0]["metrics"]
+    measured = json.loads(ok(run(trace, "--validate", "--json")).stdout)["measured"]
+    outcome = RunOutcome("r1", ok=4)
+    for _, row in rows_of(trace).iterrows():  # as the run loop counts each ok task (driver.accounting.count_ok)
+        outcome.timed(row["submitted_at"], row["started_at"], row["finished_at"])
+    summary = {line.split()[0]: line.split()[1] for line in format_summary(outcome, "j", "hash").splitlines()[1:]}
+
+    assert analyzed["makespan (s)"] == measured["makespan (s)"] == pytest.approx(4.0)
+    assert analyzed["throughput (tasks/s)"] == measured["throughput (tasks/s)"] == pytest.approx(1.0)
+    assert float(summary["makespan"]) == pytest.approx(4.0) and float(summary["tasks/s"]) == pytest.approx(1.0)
+    assert analyzed["start-up (s)"] == pytest.approx(5.0) and float(summary["start-up"]) == pytest.approx(5.0)
