@@ -181,26 +181,11 @@ class ExecutorPool:
                 return True
         return False
 
-    def room_for_task(self, node: str, demand: Mapping[str, float]) -> None:
-        """A plain task goes to ``node``: idle executors there retire until the task's demand fits beside the
-        executors left (the brain's ledger already counts busy ones as the work they run)."""
-        capacity = self.capacity_of(node)
-        mine = [e for e in self.executors.values() if e.node == node]
-        held: dict[str, float] = collections.defaultdict(float)
-        for e in mine:
-            for r, v in e.shape:
-                held[r] += v
-
-        def fits() -> bool:
-            return all(held[r] + v <= capacity.get(r, 0.0) + 1e-9 for r, v in demand.items() if v > 0)
-
-        for e in sorted(mine, key=lambda e: e.idle_since):
-            if fits():
-                return
-            if e.calls == 0:
-                self._retire(e, "retired")
-                for r, v in e.shape:
-                    held[r] -= v
+    def room_for_tasks(self, node: str) -> None:
+        """Plain tasks go to ``node``: its idle executors retire, so the node's room is theirs (an idle executor
+        left holding a slot would cut the node's plain tasks to the slots no executor holds)."""
+        for e in [e for e in self.executors.values() if e.node == node and e.calls == 0]:
+            self._retire(e, "retired")
 
     def _lease(self, e: Executor, sid: str, uid: int) -> None:
         e.lessee = sid

@@ -63,8 +63,7 @@ class ExecutorHandOut(BrainState):
                 for uid in uids:
                     sub.via[uid] = e.name
             else:  # plain tasks: idle executors there give them their room
-                for _ in uids:
-                    pool.room_for_task(node, demand)
+                pool.room_for_tasks(node)
             out.extend(entries)
         return out
 

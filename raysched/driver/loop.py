@@ -185,7 +185,9 @@ class Runner:
             self.writer.write(self._row(a, Status.INFEASIBLE, f"InfeasibleError: {message}"))
             self.outcome.infeasible += 1
             self.outcome.infeasible_error = message
-        self._executors.add(answer.executors)
+        if answer.executors:
+            self._executors.add(answer.executors)
+            self.pacer.on_executors = True  # calls cost less than tasks: batches follow (pacing)
         groups: dict[tuple[str, str, Any], list[Attempt]] = {}
         for uid, node, spill, waited in answer.placed:
             placed = self._held.get(uid)

@@ -13,7 +13,9 @@ Measured online by each driver for its own submission:
   lease, reply) is about half a millisecond to a millisecond of CPU on a small
   machine. Tasks shorter than ``BATCH_BELOW_S`` run, consecutive ones placed
   on one node together, as one Ray task of about ``BATCH_TARGET_S`` of work,
-  at most ``MAX_BATCH`` tasks. Each task keeps its own row.
+  at most ``MAX_BATCH`` tasks; on executors, tasks under
+  ``EXECUTOR_BATCH_BELOW_S`` travel as calls of about ``EXECUTOR_BATCH_TARGET_S``
+  of work. Each task keeps its own row.
 * **Call interval.** Each brain call costs CPU on both sides, so while every
   slot has work the driver calls at most every ``CALL_INTERVAL_S``; the gap
   (and so the queue depth) includes that wait.
@@ -37,6 +39,11 @@ CALL_INTERVAL_S = 0.02  # while every slot has work, call the brain at most this
 MAX_BATCH = 256
 BATCH_BELOW_S = 0.002  # tasks shorter than this (2 ms) travel in batches
 BATCH_TARGET_S = 0.005  # about this much work per batch
+# On executors a call costs Ray about as much CPU as a task (0.5-1 ms here, measured on the executor's side) but
+# no worker lease: calls of tasks under 20 ms carry about 20 ms of work (10 ms tasks two at a time), which took
+# 10 ms tasks from 0.97x to 1.09x plain Ray's throughput (docs/performance.md).
+EXECUTOR_BATCH_BELOW_S = 0.02
+EXECUTOR_BATCH_TARGET_S = 0.02
 NO_QUEUE_ABOVE = 20.0  # tasks over 20 x the gap need no queue at the node
 START_DEPTH = 0  # before anything is measured: only what runs now (exact until tasks prove short)
 EWMA = 0.1
@@ -53,6 +60,7 @@ class Pacer:
         self._task_s: float | None = None  # EWMA of one task's run time
         self._gap_s: float | None = None  # EWMA of the round trip a freed slot waits for
         self._sorted: list[float] | None = None
+        self.on_executors = False  # tasks go as calls to executors (set by the runner once the brain hands one out)
 
     # -- observations -------------------------------------------------------------------
     def task_ran(self, run_s: float) -> None:
@@ -87,9 +95,12 @@ class Pacer:
         if self.fixed_batch is not None:
             return self.fixed_batch
         t = self._task_s
-        if t is None or t >= BATCH_BELOW_S:
+        below, target = (
+            (EXECUTOR_BATCH_BELOW_S, EXECUTOR_BATCH_TARGET_S) if self.on_executors else (BATCH_BELOW_S, BATCH_TARGET_S)
+        )
+        if t is None or t >= below:
             return 1
-        return int(min(MAX_BATCH, max(1, round(BATCH_TARGET_S / max(t, 1e-6)))))
+        return int(min(MAX_BATCH, max(1, round(target / max(t, 1e-6)))))
 
     def depth(self) -> int:
         """Units queued per slot beyond the one running."""

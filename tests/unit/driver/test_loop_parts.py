@@ -55,6 +55,17 @@ def test_tiny_tasks_travel_in_batches_of_about_five_milliseconds() -> None:
     assert Pacer(fixed_batch=1).batch() == 1 and Pacer(fixed_overcommit=3.0).overcommit() == 3.0
 
 
+@pytest.mark.parametrize(("task_s", "tasks", "calls"), [(0.010, 1, 2), (0.001, 5, 20), (0.05, 1, 1), (0.025, 1, 1)])
+def test_on_executors_calls_carry_about_twenty_milliseconds_of_tasks(task_s: float, tasks: int, calls: int) -> None:
+    pacer = Pacer()
+    for _ in range(50):
+        pacer.task_ran(task_s)
+    assert pacer.batch() == tasks  # as Ray tasks: batches only under 2 ms (of about 5 ms)
+    pacer.on_executors = True
+    assert pacer.batch() == calls  # as calls: under 20 ms, about 20 ms a call
+    assert Pacer(fixed_batch=1).batch() == 1  # --batch off holds on executors too
+
+
 @pytest.mark.parametrize("seconds", [-1.0, float("nan")])
 def test_pacing_ignores_nonsense_observations(seconds: float) -> None:
     pacer = Pacer()
