@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from raysched.brain.actor import PlacementBrain
-from raysched.brain.executors import UNUSED_IDLE_S, Executor, ExecutorPool, shape_of, slots
+from raysched.brain.executors import LEASE_S, UNUSED_IDLE_S, Executor, ExecutorPool, shape_of, slots
 from raysched.policies import build_policy
 from raysched.policies.base import PolicyOptions
 
@@ -74,19 +74,26 @@ def test_executors_are_created_lazily_one_per_slot_then_reused() -> None:
 
 
 def test_a_call_never_queues_behind_another_submissions_call() -> None:
-    pool, _, _ = pool_of()
+    pool, _, clock = pool_of()
     busy = {name_of(pool.hand_out("s1", [1], "a", CPU1)), name_of(pool.hand_out("s1", [2], "a", CPU1))}
     assert pool.hand_out("s2", [1], "a", CPU1) is None  # both executors hold s1's calls: s2's placement waits
     assert pool.waiting("s2") == 1
-    # s1's own next placement no longer queues on them either while s2 waits first (first come, first served).
-    assert pool.hand_out("s1", [3], "a", CPU1) is None
+    # s1 keeps queueing behind its own calls for a while (a hand-over per call would idle the executor)...
+    assert name_of(pool.hand_out("s1", [3], "a", CPU1)) in busy
+    clock.now += LEASE_S
+    # ...then, with s2 waiting, its executors take no more of its calls: they drain and go to s2 in turn.
+    assert pool.hand_out("s1", [4], "a", CPU1) is None
     served = pool.finished("s1", [2])
-    assert len(served) == 1
     (sid, uid, node, *_), executor = served[0]
-    assert (sid, uid, node) == ("s2", 1, "a")
+    assert (sid, uid, node) == ("s2", 1, "a")  # the drained executor goes to the first waiter
     assert name_of(executor) in busy
     assert executor.lessee == "s2" and executor.calls == 1  # type: ignore[union-attr]
-    assert pool.waiting("s2") == 0 and pool.waiting("s1") == 1
+    # With nobody else waiting now, s1's waiting placement queues behind its own calls on its other executor.
+    assert [(w[0], w[1]) for w, _ in served[1:]] == [("s1", 4)]
+    assert name_of(served[1][1]) != name_of(executor)
+    assert pool.waiting("s2") == 0 and pool.waiting("s1") == 0
+    for e in pool.executors.values():  # never two submissions' calls on one executor
+        assert len({s for s, _ in e.uids}) <= 1
 
 
 def test_a_placement_for_a_shape_the_node_cannot_hold_runs_as_a_plain_task() -> None:
