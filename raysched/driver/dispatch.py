@@ -89,57 +89,6 @@ def not_serializable(first: Attempt, job_name: str, err: BaseException) -> JobFi
     )
 
 
-class ExecutorCalls:
-    """Placed attempts sent as calls to the executors the brain handed out with them.
-
-    A batch of one function's attempts is one call (`raysched.brain.executor_host.ExecutorHost.run`). The
-    function's runner travels once per executor; an executor that no longer has it answers None and the
-    attempts are sent again with it (`resend`). An executor whose actor died is forgotten here and reported to
-    the brain on the next call (`take_lost`).
-    """
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.handles: dict[str, Any] = {}
-        self._fn_ids: dict[Any, str] = {}
-        self._runners: dict[Any, Any] = {}
-        self._sent: set[tuple[str, str]] = set()
-        self._lost: list[str] = []
-
-    def add(self, handles: Mapping[str, Any]) -> None:
-        """Handles of executors the brain handed out for the first time."""
-        self.handles.update(handles)
-
-    def has(self, name: str) -> bool:
-        return name in self.handles
-
-    def submit(self, name: str, attempts: Sequence[Attempt], job_name: str, resend: bool = False) -> Any:
-        """Send the attempts as one call to executor ``name``; its Ray ObjectRef (a list of Outcomes, or None)."""
-        fn = attempts[0].task.fn
-        fn_id = self._fn_ids.get(fn)
-        if fn_id is None:
-            fn_id = self._fn_ids[fn] = f"{self.run_id}:{len(self._fn_ids)}"
-            self._runners[fn] = remote.wrap_batch(fn)
-        runner = None if (name, fn_id) in self._sent and not resend else self._runners[fn]
-        calls = [(a.task.args, a.task.kwargs) for a in attempts]
-        try:
-            ref = self.handles[name].run.remote(fn_id, runner, calls)
-        except (TypeError, ValueError, AttributeError) as err:  # pickling the function or its arguments failed
-            raise not_serializable(attempts[0], job_name, err) from None
-        self._sent.add((name, fn_id))
-        return ref
-
-    def lose(self, name: str) -> None:
-        """The executor's actor died: no more calls to it; the brain hears of it on the next call."""
-        if self.handles.pop(name, None) is not None:
-            self._lost.append(name)
-            self._sent = {sent for sent in self._sent if sent[0] != name}
-
-    def take_lost(self) -> list[str]:
-        lost, self._lost = self._lost, []
-        return lost
-
-
 def get_each(refs: list[Any]) -> list[Any]:
     """Results of finished tasks in one call; a Ray error stands in for a lost task's result."""
     if not refs:

@@ -24,9 +24,10 @@ from raysched.brain.state import Placement, PolicyError
 from raysched.driver import remote, rules
 from raysched.driver.accounting import attempt_row, count_ok
 from raysched.driver.attempts import Attempt, draw_attempts
-from raysched.driver.dispatch import NODE_LOST_ERRORS, ExecutorCalls, PinnedFunctions, get_each, submit
+from raysched.driver.dispatch import NODE_LOST_ERRORS, PinnedFunctions, get_each
 from raysched.driver.interrupts import Interrupt
 from raysched.driver.pacing import Pacer
+from raysched.driver.routes import ExecutorCalls, PinnedTasks, ReplicaCalls, Route
 from raysched.driver.service_calls import ServiceCalls
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
@@ -78,12 +79,14 @@ class Runner:
         self._running: dict[Any, list[Attempt]] = {}  # ObjectRef -> its attempts (one, or a batch)
         self._finished: list[int] = []
         self._pinned = PinnedFunctions(lambda fn: task_demand(fn, job.name))
-        self._executors = ExecutorCalls(client.run_id)
+        self._executors = ExecutorCalls(client.run_id, job.name)
+        self._routes: dict[str, Route] = {"task": PinnedTasks(self._pinned, job.name), "executor": self._executors}
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
         self._services = services
         if services is not None:
+            self._routes["replica"] = ReplicaCalls(services.fleet, job.name)
             services.fleet.on_lost = self._replica_lost
             services.fleet.on_up = lambda replica: self._dispatch_calls(services.replica_up(replica.name))
 
@@ -198,25 +201,22 @@ class Runner:
             placed.executor = executor if self._executors.has(executor) else ""
             groups.setdefault((node, placed.executor, placed.task.fn), []).append(placed)
         size = max(1, self.pacer.batch())
-        for (node, _executor, _fn), attempts in groups.items():
+        for attempts in groups.values():
             for i in range(0, len(attempts), size):
-                self._dispatch(node, attempts[i : i + size])
+                self._dispatch(attempts[i : i + size])
 
-    def _dispatch(self, node: str, attempts: list[Attempt], resend: bool = False) -> None:
-        """Send placed attempts where they run: a call on their executor, else a Ray task pinned to the node."""
-        executor = attempts[0].executor
+    def _dispatch(self, attempts: list[Attempt], resend: bool = False) -> None:
+        """Send placed attempts (one, or a batch for one place) where they run, by their route (`routes`)."""
         try:
-            if executor:
-                ref = self._executors.submit(executor, attempts, self.job.name, resend)
-            else:
-                ref = submit(self._pinned, node, attempts, self.job.name)
+            ref = self._routes[attempts[0].via].send(attempts, resend)
         except JobFileError:
-            self._finished.extend(a.task_id for a in attempts)  # release the brain's reservations on the way out
+            for a in attempts:
+                self._finish_attempt(a)  # release what the brain (or the router) holds on the way out
             raise
         self._running[ref] = attempts
         if self.outcome.first_dispatch_at is None:
             self.outcome.first_dispatch_at = time.time()
-        self._stalls.dispatched(node, len(attempts))
+        self._stalls.dispatched(attempts[0].node, len(attempts))
 
     # -- calls to services --------------------------------------------------------------------
     def _route_calls(self) -> None:
@@ -247,20 +247,8 @@ class Runner:
         services = self._services
         assert services is not None
         for a in attempts:
-            call = a.call
-            assert call is not None
             a.node = services.fleet.node_of(a.replica)
-            try:
-                ref = services.fleet.call(a.replica, call.method, a.task.args, a.task.kwargs)
-            except (TypeError, ValueError, AttributeError) as err:  # pickling the arguments failed
-                reason = " ".join(str(err).split())[:200]
-                raise JobFileError(
-                    f"{self.job.name}: call {a.task_id} ({call.__qualname__}) cannot be serialized ({reason})"
-                ) from None
-            self._running[ref] = [a]
-            if self.outcome.first_dispatch_at is None:
-                self.outcome.first_dispatch_at = time.time()
-            self._stalls.dispatched(a.node, 1)
+            self._dispatch([a])
 
     def _replica_lost(self, name: str) -> None:
         """A replica is gone: its calls under way are lost with it (retried through the router)."""
@@ -320,8 +308,8 @@ class Runner:
         now = time.time()
         for (_ref, attempts), out in zip(finished, get_each([ref for ref, _ in finished]), strict=True):
             self._stalls.returned(attempts[0].node, len(attempts))
-            if out is None and attempts[0].executor:  # the executor no longer had the function: send it along
-                self._dispatch(attempts[0].node, attempts, resend=True)
+            if out is None:  # an executor that no longer had the function: send it along
+                self._dispatch(attempts, resend=True)
                 continue
             outs = out if isinstance(out, list) else [out] * len(attempts)
             for a, one in zip(attempts, outs, strict=True):

@@ -125,7 +125,7 @@ def test_placed_tiny_tasks_travel_in_batches_per_node(monkeypatch: pytest.Monkey
         sent.append((node, [a.task_id for a in attempts]))
         return object()  # stands in for the Ray ObjectRef
 
-    monkeypatch.setattr("raysched.driver.loop.submit", submit)
+    monkeypatch.setattr("raysched.driver.routes.submit", submit)
     runner, _ = runner_of(job_of([Task(work, (i,), key=f"k{i}") for i in range(28)]))
     for _ in range(50):
         runner.pacer.task_ran(0.0005)
@@ -204,7 +204,7 @@ def test_the_pacer_hears_no_round_trip_that_spans_the_start_up(monkeypatch: pyte
     # The first brain calls wait for the cluster's workers and the brain to start (here 5 s); the first call
     # after the first finish still began its cycle then. Only from the second call after the first finish
     # does a round trip tell the pacer how long a freed slot waits (rules.paces).
-    monkeypatch.setattr("raysched.driver.loop.submit", lambda *args: object())  # stands in for Ray
+    monkeypatch.setattr("raysched.driver.routes.submit", lambda *args: object())  # stands in for Ray
     runner, _ = runner_of(job_of([Task(work, (i,), key=f"k{i}") for i in range(8)]))
     client: FakeClient = runner.client  # type: ignore[assignment]
     start_depth = runner.pacer.depth()
