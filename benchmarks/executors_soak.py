@@ -63,9 +63,9 @@ def main() -> None:
         for run in range(1, args.runs + 1):
             out = Path(tmp) / f"run{run}.csv"
             started = time.time()
+            command = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", cluster.address]
             done = subprocess.run(
-                [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", cluster.address]
-                + ["--out", str(out), "--quiet"],
+                [*command, "--out", str(out), "--quiet"],
                 capture_output=True,
                 text=True,
             )
