@@ -98,6 +98,7 @@ class ExecutorPool:
         self.idle_s = idle_s
         self.executors: dict[str, Executor] = {}
         self._at: dict[tuple[str, Shape], list[Executor]] = {}
+        self._shapes_at: dict[str, set[Shape]] = {}  # node -> the shapes it has executors of (an index of _at)
         self._by_uid: dict[tuple[str, int], Executor] = {}
         # (node, shape) -> submission -> its placements waiting there, by uid; submissions in the order they began
         # to wait (first come, first served), placements in the order they were placed.
@@ -157,6 +158,7 @@ class ExecutorPool:
         e = Executor(name, node, shape, self.spawn(name, node, dict(shape)), self.clock())
         self.executors[name] = e
         self._at.setdefault(group, []).append(e)
+        self._shapes_at.setdefault(node, set()).add(shape)
         self.created += 1
         self._event(e, "created")
         return e
@@ -177,10 +179,8 @@ class ExecutorPool:
         drain. True when the room is there now."""
         used: dict[str, float] = collections.defaultdict(float)
         others: list[Executor] = []
-        for (n, s), group in self._at.items():
-            if n != node:
-                continue
-            for e in group:
+        for s in list(self._shapes_at.get(node, ())):
+            for e in self._at.get((node, s), []):
                 for r, v in s:
                     used[r] += v
                 if s != shape:
@@ -201,7 +201,7 @@ class ExecutorPool:
     def room_for_tasks(self, node: str) -> None:
         """Plain tasks go to ``node``: its idle executors retire, so the node's room is theirs (an idle executor
         left holding a slot would cut the node's plain tasks to the slots no executor holds)."""
-        for e in [e for e in self.executors.values() if e.node == node and e.calls == 0]:
+        for e in [e for e in self._on(node) if e.calls == 0]:
             self._retire(e, "retired")
 
     def _lease(self, e: Executor, sid: str, uid: int) -> None:
@@ -264,7 +264,7 @@ class ExecutorPool:
 
     def node_gone(self, node: str) -> list[Waiting]:
         """A node left: its executors are dropped; the placements that waited for them go out without one."""
-        for e in [e for e in self.executors.values() if e.node == node]:
+        for e in self._on(node):
             self._retire(e, "lost")
         released: list[Waiting] = []
         for group in [g for g in self._waiting if g[0] == node]:
@@ -298,12 +298,19 @@ class ExecutorPool:
             group.remove(e)
             if not group:
                 del self._at[(e.node, e.shape)]
+                shapes = self._shapes_at.get(e.node, set())
+                shapes.discard(e.shape)
+                if not shapes:
+                    self._shapes_at.pop(e.node, None)
         for key in e.uids:
             self._by_uid.pop(key, None)
         e.uids.clear()
         self.retired += 1
         self._event(e, why)
         self.kill(e.handle)
+
+    def _on(self, node: str) -> list[Executor]:
+        return [e for shape in self._shapes_at.get(node, ()) for e in self._at.get((node, shape), [])]
 
     # -- reading --------------------------------------------------------------------------------
     def waiting(self, sid: str) -> int:

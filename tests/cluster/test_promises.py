@@ -646,6 +646,8 @@ def test_sibling_modules_and_packages_reach_the_workers(address: str, tmp_path: 
     assert (df["plus"] == df["task_id"] + 7).all()
     assert (df["working_dir"] == 1).all()
     assert runs_of(out)[0]["code"] == "working_dir"
+    assert (df["via"] == "task").all()  # code in a working_dir runs as plain pinned tasks, not on shared executors
+    assert runs_of(out)[0]["executors"]["mode"] == "off"
 
 
 def test_job_without_sibling_imports_runs_with_no_runtime_env(address: str, tmp_path: Path) -> None:
@@ -660,3 +662,4 @@ def test_job_without_sibling_imports_runs_with_no_runtime_env(address: str, tmp_
     assert (df["working_dir"] == 0).all()
     assert (df["env_len"] <= 2).all()  # "{}": no runtime env at all
     assert runs_of(out)[0]["code"] == "by value"
+    assert (df["via"] == "executor").all()  # code shipped by value runs on the shared executors
