@@ -117,6 +117,10 @@ def external() -> Iterator[External]:
     base = Path(tempfile.mkdtemp(prefix="rsx-", dir="/tmp"))  # short: Ray's socket paths have a length limit
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_TMPDIR": str(base), "PYTHONUNBUFFERED": "1"})
+    # Ray 2.60 turns token authentication on for `ray start --head` when ~/.ray/auth_token exists (any local
+    # `ray.init()` on the machine writes one), and a client given an explicit address then sends no token. This
+    # throwaway loopback cluster runs without it, whatever the machine has in ~/.ray.
+    env["RAY_AUTH_MODE"] = "disabled"
     port, dashboard = free_port(), free_port()
     gcs = f"{LOOPBACK}:{port}"
     procs: list[subprocess.Popen] = []
