@@ -51,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--executors", default="auto", help="passed to every submission (auto|on|off)")
     args = parser.parse_args()
 
     from raysched.bench.compare import BENCH_NODES
@@ -65,7 +66,7 @@ def main() -> None:
             started = time.time()
             command = [sys.executable, "-m", "raysched.cli", "submit", str(job), "--address", cluster.address]
             done = subprocess.run(
-                [*command, "--out", str(out), "--quiet"],
+                [*command, "--out", str(out), "--quiet", "--executors", args.executors],
                 capture_output=True,
                 text=True,
             )
