@@ -56,6 +56,52 @@ class ReplicaHost:
         return run_task(getattr(self.instance, method), current_node_id(), args, kwargs)
 
 
+class ActorGone(Exception):
+    """A replica's actor died before it answered (its node or its process is gone)."""
+
+
+class ReplicaActors:
+    """The fleet's Ray calls, behind one seam (the unit tests drive a fake of it): create a replica's actor on a
+    node, wait for actors to be ready, read one's answer, call it, remove it."""
+
+    def create(self, replica: Replica, node: str) -> tuple[Any, Any]:
+        """Create the replica's actor with hard affinity to ``node``; its handle and the ref of its ready()."""
+        options = ray_options(replica.demand)
+        options.pop("max_retries", None)
+        handle: Any = (
+            ray.remote(ReplicaHost)
+            .options(
+                **options,
+                max_concurrency=replica.spec.max_concurrency,
+                max_restarts=0,
+                max_task_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+            )
+            .remote(replica.spec.cls)
+        )
+        return handle, handle.ready.remote()
+
+    def ready(self, refs: Sequence[Any], timeout: float) -> list[Any]:
+        """Those of ``refs`` that have answered within ``timeout`` seconds."""
+        done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout, fetch_local=True)
+        return list(done)
+
+    def answer(self, ref: Any) -> tuple[str, str | None]:
+        """A ready() answer: the node, and its __init__'s error (None: ready); ActorGone when the actor died."""
+        try:
+            node, error = ray.get(ref)
+        except ray.exceptions.RayError:
+            raise ActorGone from None
+        return str(node), error
+
+    def call(self, handle: Any, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
+        return handle.call.remote(method, args, kwargs)
+
+    def kill(self, handle: Any) -> None:
+        with contextlib.suppress(Exception):  # already gone with its node
+            ray.kill(handle, no_restart=True)
+
+
 @dataclass(eq=False)
 class Replica:
     """One replica of a service: where it runs and whether calls may go to it."""
@@ -82,7 +128,9 @@ class Fleet:
         demand_of: Callable[[Any], Mapping[str, float]],
         domains: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        actors: ReplicaActors | None = None,
     ) -> None:
+        self.actors = actors if actors is not None else ReplicaActors()
         self.client = client
         self.policy = policy
         self.domains = domains
@@ -138,28 +186,14 @@ class Fleet:
             self._event(replica, "lost")
             self.on_lost(replica.name)
         replica.node, replica.up = node, False
-        options = ray_options(replica.demand)
-        options.pop("max_retries", None)
-        replica.handle = (
-            ray.remote(ReplicaHost)
-            .options(
-                **options,
-                max_concurrency=replica.spec.max_concurrency,
-                max_restarts=0,
-                max_task_retries=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-            )
-            .remote(replica.spec.cls)
-        )
-        replica.ready_ref = replica.handle.ready.remote()
+        replica.handle, replica.ready_ref = self.actors.create(replica, node)
 
     # -- watch ----------------------------------------------------------------------------------
     def poll(self, block_s: float = 0.0) -> None:
         """Mark replicas that became ready; re-place failed ones; every CHECK_EVERY_S, ask about the nodes."""
         pending = {r.ready_ref: r for r in self.replicas.values() if r.ready_ref is not None}
         if pending:
-            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=block_s, fetch_local=True)
-            for ref in ready:
+            for ref in self.actors.ready(list(pending), block_s):
                 self._ready(pending[ref], ref)
         now = self.clock()
         if now - self._checked >= CHECK_EVERY_S:
@@ -171,8 +205,8 @@ class Fleet:
     def _ready(self, replica: Replica, ref: Any) -> None:
         replica.ready_ref = None
         try:
-            node, error = ray.get(ref)
-        except ray.exceptions.RayError:  # the actor died before it was ready (its node or its process): a loss
+            node, error = self.actors.answer(ref)
+        except ActorGone:  # the actor died before it was ready (its node or its process): a loss
             old = replica.node
             self._kill(replica)
             self._event(replica, "lost")
@@ -219,7 +253,7 @@ class Fleet:
 
     def call(self, name: str, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
         """Send one call to a replica; its ObjectRef."""
-        return self.replicas[name].handle.call.remote(method, args, kwargs)
+        return self.actors.call(self.replicas[name].handle, method, args, kwargs)
 
     # -- end ------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -229,8 +263,7 @@ class Fleet:
 
     def _kill(self, replica: Replica) -> None:
         if replica.handle is not None:
-            with contextlib.suppress(Exception):  # already gone with its node
-                ray.kill(replica.handle, no_restart=True)
+            self.actors.kill(replica.handle)
         replica.handle, replica.ready_ref, replica.up = None, None, False
 
     def _event(self, replica: Replica, what: str) -> None:

@@ -58,3 +58,19 @@ def test_a_replica_that_goes_moves_only_its_own_keys() -> None:
     moved = {k for k in keys if before[k] != after[k]}
     assert moved == {k for k in keys if before[k] == "Shard#1"}
     assert "Shard#1" not in after.values()
+
+
+def test_a_keys_call_waits_for_its_own_busy_replica_however_long_another_idles() -> None:
+    # Tasks under hash take a free slot elsewhere after their locality wait (work conservation); calls do not:
+    # a replica's warm state is what the key was routed there for.
+    r = router("hash", replicas=2)
+    now = [100.0]
+    r.brain.clock = lambda: now[0]
+    first = r.route([], [(1, ONE, "model-a")], {"overcommit": 1.0})
+    ((_, home, *_),) = first.placed
+    assert r.route([], [(2, ONE, "model-a")], {"overcommit": 1.0}).placed == []  # its replica is busy
+    for _ in range(5):
+        now[0] += 1.0  # far past any locality wait, while the other replica idles
+        assert r.route([], [], {"overcommit": 1.0}).placed == []
+    ((uid, again, *_),) = r.route([1], [], {"overcommit": 1.0}).placed
+    assert (uid, again) == (2, home)  # it ran on its own replica once that was free
