@@ -53,7 +53,7 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
             balance = f"max/mean by capacity {by_capacity:.2f} (1.00: in proportion to CPUs), {balance}"
         lines.append(f"  nodes used    {len(counts)}   {balance}")
         for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            size = f"  {weights[node]:g} CPUs" if node in weights else ""
+            size = f"  {weights[node]:g} CPU{'' if weights[node] == 1 else 's'}" if node in weights else ""
             lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}{size}")
     if outcome.per_replica:
         _replica_lines(outcome, lines)

@@ -81,6 +81,7 @@ def test_the_run_summary_prints_the_weighted_imbalance_first() -> None:
     line = next(x for x in format_summary(run, "j", "hash").splitlines() if "nodes used" in x)
     assert line.split("max/mean by capacity ")[1].startswith("1.00") and line.endswith("per node 1.78")
     assert "4 CPUs" in format_summary(run, "j", "hash")
+    assert "1 CPU" in format_summary(run, "j", "hash") and "1 CPUs" not in format_summary(run, "j", "hash")
     run.node_weights = {}
     assert "by capacity" not in format_summary(run, "j", "hash")
 
