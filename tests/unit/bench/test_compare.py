@@ -37,6 +37,14 @@ def test_summary_ratios_are_against_plain_rays_hard_affinity() -> None:
     assert rows["raysched-random"]["added_us_per_task"] == pytest.approx(1e6 * (1 / 50.625 - 1 / 101.25))
 
 
+def test_raysched_modes_carry_the_executors_setting_to_submit() -> None:
+    assert bench.raysched_modes(["random", "hash"]) == ["raysched-random", "raysched-hash"]
+    modes = bench.raysched_modes(["random"], ["auto", "off"])
+    assert modes == ["raysched-random/executors=auto", "raysched-random/executors=off"]
+    assert [bench.raysched_mode(m) for m in modes] == [("random", "auto"), ("random", "off")]
+    assert bench.raysched_mode("raysched-hash") == ("hash", None)
+
+
 def test_default_task_counts_aim_at_about_eight_seconds_of_work() -> None:
     # 8 slots: 50 ms tasks -> 160 /s -> 1,280; 10 ms -> 800 /s -> 6,400; shorter ones cap at 2,000 /s
     assert [bench.default_tasks(ms, 8) for ms in (50, 10, 1, 0)] == [1280, 6400, 16000, 16000]
@@ -49,6 +57,7 @@ def test_default_task_counts_aim_at_about_eight_seconds_of_work() -> None:
         (["--policies", "hash,fastest"], ["fastest", "unknown policy"]),
         (["--policies", " , "], ["at least one policy"]),
         (["--task-ms", "10,fast"], ["--task-ms", "comma-separated"]),
+        (["--executors", "on,sometimes"], ["--executors", "auto, on or off", "sometimes"]),
     ],
 )
 def test_bench_refuses_bad_input(args: list[str], words: list[str]) -> None:
