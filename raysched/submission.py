@@ -246,6 +246,7 @@ def _run(
         batch=settings.batch,
         cluster_cpus=cpus,
         info=info,
+        executors_one_demand=settings.executors != "off",
     )
     on_progress, close_progress = progress(job) if progress is not None else (None, lambda: None)
     with ResultsWriter(out_path, append=append) as writer, contextlib.ExitStack() as stack:

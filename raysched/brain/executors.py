@@ -199,10 +199,14 @@ class ExecutorPool:
         return False
 
     def room_for_tasks(self, node: str) -> None:
-        """Plain tasks go to ``node``: its idle executors retire, so the node's room is theirs (an idle executor
-        left holding a slot would cut the node's plain tasks to the slots no executor holds)."""
-        for e in [e for e in self._on(node) if e.calls == 0]:
-            self._retire(e, "retired")
+        """Plain tasks go to ``node``: its idle executors retire and its busy ones drain (they retire once their
+        calls are done), so the node's room is the tasks' (an executor left holding a slot would keep a plain
+        task waiting in Ray for its idle time)."""
+        for e in self._on(node):
+            if e.calls == 0:
+                self._retire(e, "retired")
+            else:
+                e.draining = True
 
     def _lease(self, e: Executor, sid: str, uid: int) -> None:
         if e.lessee != sid:

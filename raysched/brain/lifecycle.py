@@ -97,7 +97,7 @@ class Submissions(Rounds, ExecutorHandOut):
             sub = SubmissionState(
                 policy=policy, info=dict(info), overcommit=check_overcommit(overcommit), last_seen=now
             )
-            sub.on_executors = info.get("executors") == "on" and self.executors is not None
+            sub.executors_allowed = sub.on_executors = info.get("executors") == "on" and self.executors is not None
             idle_s = _positive_or_none(info.get("executor_idle_s"))
             if self.executors is not None and idle_s is not None:
                 self.executors.idle_s = idle_s  # the latest submission's setting holds for the shared executors
@@ -184,6 +184,8 @@ class Submissions(Rounds, ExecutorHandOut):
                 sub.overcommit = overcommit
             if pacing and "adaptive" in pacing:
                 sub.adaptive = bool(pacing["adaptive"])
+            if pacing and "executors" in pacing:  # the driver's auto rule may turn them off (several demands)
+                sub.on_executors = sub.executors_allowed and bool(pacing["executors"])
             if pacing and "batch" in pacing:
                 batch = _positive_or_none(pacing["batch"])
                 sub.batch = max(1, int(batch)) if batch is not None else 1

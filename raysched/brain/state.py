@@ -114,6 +114,7 @@ class SubmissionState:
     last_seen: float = 0.0
     registered_at: float = field(default_factory=time.time)  # wall clock, for the executor events of its run
     batch: int = 1  # tasks its driver sends as one call to a node (its pacing): one executor per batch
+    executors_allowed: bool = False  # it registered with executors on (and this brain has them)
     on_executors: bool = False  # its tasks run as calls on the shared executors (`raysched.brain.executors`)
     via: dict[int, str] = field(default_factory=dict)  # placements handed an executor, not yet answered: uid -> name
     served: list[Placed] = field(default_factory=list)  # placements that waited for an executor and have one now

@@ -138,8 +138,9 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Run placed tasks as calls on long-lived executor actors (one per task slot of a demand on a "
             "node, shared by every submission, held while they live) instead of one Ray task each. "
-            "Default auto: on, except for jobs that need a working_dir (their code travels in a runtime env) "
-            "and demands of nothing; off: plain pinned Ray tasks. The brain still places every task.",
+            "Default auto (and on): on while the job's tasks have one demand, except for jobs that need a "
+            "working_dir (their code travels in a runtime env) and demands of nothing; off: plain pinned Ray "
+            "tasks. The brain still places every task.",
         ),
         click.option(
             "--executor-idle",

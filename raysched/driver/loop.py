@@ -52,6 +52,9 @@ class RunSettings:
     batch: int | None = None  # None: auto; 1: off
     cluster_cpus: float = 0.0
     info: Mapping[str, Any] = field(default_factory=dict)  # shown by `raysched status`
+    # Executors only while the job's tasks have one demand: shapes alternating on a node make executors retire and
+    # come back (jobs/mixed_resources.py with executors for every shape: 2.6-20x the makespan of plain tasks)
+    executors_one_demand: bool = False
 
 
 class Runner:
@@ -84,6 +87,7 @@ class Runner:
         self._notice_s = 0.0  # EWMA: a task's finish to the driver noticing it
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
+        self._demands: set[str] = set()  # demands of the tasks taken in (the executors' auto rule)
         self._services = services
         if services is not None:
             self._routes["replica"] = ReplicaCalls(services.fleet, job.name)
@@ -144,6 +148,7 @@ class Runner:
         self._held[attempt.task_id] = attempt
         if attempt.call is None:
             self._to_send.append(attempt)
+            self._demands.add(attempt.demand_text)
         elif self._services is None:
             raise JobFileError(
                 f"{self.job.name}: a call to {attempt.call.__qualname__}, but the job declares no service"
@@ -169,7 +174,10 @@ class Runner:
             return
         if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
-        client.send(self._finished, [a.request for a in self._to_send], self.pacer.stats(), self._executors.take_lost())
+        stats = self.pacer.stats()
+        if self.settings.executors_one_demand:
+            stats["executors"] = 1.0 if len(self._demands) <= 1 else 0.0
+        client.send(self._finished, [a.request for a in self._to_send], stats, self._executors.take_lost())
         if self.outcome.notices:  # a finish was noticed: the start-up is over
             self._calls_after_first_finish += 1
         self._to_send, self._finished = [], []

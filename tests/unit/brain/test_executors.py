@@ -163,9 +163,12 @@ def test_plain_tasks_take_the_room_of_every_idle_executor_on_their_node() -> Non
     busy = name_of(pool.hand_out("s1", [3], "b", CPU1))
     pool.hand_out("s1", [4], "a", CPU1)
     pool.finished("s1", [1, 2])
-    pool.room_for_tasks("b")  # plain tasks come to b: all its idle executors retire, the busy one stays
+    pool.room_for_tasks("b")  # plain tasks come to b: all its idle executors retire, the busy one drains
     assert sorted(actors.killed) == sorted([one, two])
     assert busy in pool.executors and len(pool.executors) == 2  # and a's executor is untouched
+    assert pool.hand_out("s1", [5], "b", CPU1) is False  # a draining executor takes no call
+    pool.finished("s1", [3])
+    assert busy in actors.killed and len(pool.executors) == 1  # drained: retired, its slot is the tasks' now
 
 
 def test_a_plain_submission_gets_room_from_idle_executors_in_the_brain() -> None:
@@ -267,3 +270,14 @@ def test_a_batch_of_placements_on_one_node_gets_one_executor() -> None:
         [10, 11, 12, 13, 14],
         [15, 16, 17, 18, 19],
     ]
+
+
+def test_a_driver_turns_executors_off_for_its_submission_with_its_pacing() -> None:
+    brain, _ = brain_with_executors()
+    register(brain, "s1")
+    on = brain.place("s1", [], [(1, CPU1, "x")], {"executors": 1.0})
+    assert set(on.via) == {1}
+    off = brain.place("s1", [1], [(2, CPU1, "y"), (3, {"CPU": 2.0}, "z")], {"executors": 0.0})
+    assert len(off.placed) == 2 and off.via == {}  # plain pinned tasks from now on
+    register(brain, "plain", "off")
+    assert brain.place("plain", [], [(1, CPU1, "x")], {"executors": 1.0}).via == {}  # never turned on by pacing

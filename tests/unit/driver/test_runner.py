@@ -46,9 +46,11 @@ class FakeClient:
     def __init__(self) -> None:
         self.reports: list[tuple[str, str]] = []
         self.sent = 0
+        self.stats: list[dict[str, float]] = []
 
     def send(self, finished: list[int], requests: list[Any], stats: dict[str, float], lost: Any = ()) -> None:
         self.sent += 1
+        self.stats.append(dict(stats))
 
     def report_node_failure(self, node: str, why: str) -> None:
         self.reports.append((node, why))
@@ -286,3 +288,24 @@ def test_two_calls_of_a_dead_replica_finishing_in_one_collect_are_each_recorded_
     assert sorted((r.task_id, r.status) for r in rows.rows) == [(0, "retried"), (1, "retried"), (2, "retried")]
     assert not runner._running
     assert sorted(a.task_id for a in services.held[3:]) == [0, 1, 2]  # each retried exactly once
+
+
+# -- executors: the auto rule -----------------------------------------------------------------------
+
+
+def wide(i: int) -> int:
+    return i
+
+
+@pytest.mark.parametrize(("auto", "mixed", "expected"), [(True, False, 1.0), (True, True, 0.0), (False, True, None)])
+def test_executors_hold_while_the_job_has_one_demand(auto: bool, mixed: bool, expected: float | None) -> None:
+    import raysched
+
+    wide_task = raysched.task(num_cpus=2)(wide)
+    tasks = [Task(wide_task if mixed and i == 3 else work, (i,), key=f"k{i}") for i in range(6)]
+    runner, _ = runner_of(job_of(tasks), executors_one_demand=auto)
+    for a in runner.draw():
+        runner._hold(a)
+    runner._maybe_send()
+    client: FakeClient = runner.client  # type: ignore[assignment]
+    assert client.stats[-1].get("executors") == expected  # not said at all without auto: the brain's setting holds
