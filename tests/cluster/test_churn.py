@@ -153,7 +153,7 @@ def test_node_death_mid_job_loses_nothing_and_moves_only_its_keys(churn_cluster,
 
 
 def test_node_join_mid_job_takes_work_and_only_its_keys_move(churn_cluster, tmp_path: Path) -> None:
-    n = 400  # long enough (about 7 s) that work remains once the new node is up
+    n = 700  # long enough (about 12 s) that work remains once the new node is up and has started its executors
     job, out = write_job(tmp_path, n, 0.1, keys=30), tmp_path / "out.csv"
     cpus = node_cpus(churn_cluster.address)
     proc = start_submit(churn_cluster.address, job, out, "--load-factor", "off")
