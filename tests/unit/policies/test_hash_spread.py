@@ -246,24 +246,48 @@ def test_hash_lets_only_cold_keys_that_have_not_run_move_whole() -> None:
     assert not HashPolicy(PolicyOptions(load_factor=None)).movable("fresh")  # the pure ring never moves a key
 
 
-def test_a_queue_shorter_than_a_round_is_still_stolen_from_when_its_tail_would_wait_too_long() -> None:
-    """Regression: the steal threshold was raised to one task per slot, so a 4-CPU node's last three queued
-    tasks (expected wait 3/4 of a task, the locality wait a quarter of that) waited while a slot idled."""
-    now = [0.0]
-    brain = PlacementBrain(clock=lambda: now[0])
+PACING_1S = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}  # 1 s tasks, no queue beyond the slots
+
+
+def two_full_4_cpu_nodes(locality_wait: float) -> tuple[PlacementBrain, str]:
+    """Nodes A and B of 4 CPUs each running four 1 s tasks of a cold key (A's key returned; B's key's tasks are
+    uids 4-7), in a run long enough that both keys are cold ones."""
+    brain = PlacementBrain(clock=lambda: 0.0)
     brain.sync_nodes({A: {"CPU": 4.0}, B: {"CPU": 4.0}})
-    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=locality_wait))
     policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
     brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
-    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
     ring = documented_ring({A: {"CPU": 4}, B: {"CPU": 4}})
     on_a = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A)
     on_b = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == B)
-    first = brain.place("s", [], [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)], pacing)
+    requests = [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)]
+    first = brain.place("s", [], requests, PACING_1S)
     assert sorted(n for _, n, *_ in first.placed) == [A] * 4 + [B] * 4  # both nodes full
-    brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 11)], pacing)  # three wait for A
-    answer = brain.place("s", [4], [], pacing)  # B frees one slot: A's last queued task takes it now
+    return brain, on_a
+
+
+def test_a_queue_shorter_than_a_round_is_still_stolen_from_when_its_tail_would_wait_too_long() -> None:
+    """Regression: the steal threshold was raised to one task per slot, so a 4-CPU node's last three queued
+    tasks (expected wait 3/4 of a task, the locality wait a quarter of that) waited while a slot idled."""
+    brain, on_a = two_full_4_cpu_nodes(locality_wait=1.0)
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 11)], PACING_1S)  # three wait for A
+    answer = brain.place("s", [4], [], PACING_1S)  # B frees one slot: A's last queued task takes it now
     assert [(u, n, s) for u, n, s, _ in answer.placed] == [(10, B, "wait")]
+
+
+def test_a_4_cpu_nodes_queue_is_stolen_from_only_past_a_quarter_of_the_wait() -> None:
+    """The steal threshold counts the node's slots: a queue of n tasks at a node of s slots drains in about
+    n / s task times. 4 CPUs, 1 s tasks, a 4 s locality wait: its last task may expect to wait 0.25 x 4 s = 1 s,
+    so slots x 0.25 x wait / task = 4 x 0.25 x 4 / 1 = 4 may queue and the fifth is stolen (without the slots
+    factor only 1 may, and a slot elsewhere takes the second at once, away from the key's warm node). The
+    test above (wait = task time = 1 s) cannot tell: there both thresholds are 1."""
+    brain, on_a = two_full_4_cpu_nodes(locality_wait=4.0)
+    assert brain.place("s", [], [(i, CPU1, on_a) for i in range(8, 12)], PACING_1S).placed == []  # four wait for A
+    answer = brain.place("s", [4], [], PACING_1S)  # B frees one slot...
+    assert answer.placed == []  # ...but A's last queued task expects to wait 1 s = a quarter of the wait: it stays
+    assert brain.view.key_parked(on_a, A) == 4
+    answer = brain.place("s", [], [(12, CPU1, on_a)], PACING_1S)  # a fifth waits for A: 5/4 s > 1 s, one is stolen
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(12, B, "wait")]
 
 
 def test_the_policy_forgets_keys_it_has_not_seen_for_long(monkeypatch) -> None:
