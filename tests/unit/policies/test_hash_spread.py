@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from test_hash import CPU1, Cluster, documented_ring
+from test_hash import CPU1, Cluster, documented_ring, node_id
 
 from raysched.brain.actor import PlacementBrain
 from raysched.core.view import ResourceView
@@ -301,3 +301,36 @@ def test_the_policy_forgets_keys_it_has_not_seen_for_long(monkeypatch) -> None:
     assert len(c.policy._rooted) <= 50
     assert len(c.policy.homes) <= 2 * 50 + 1
     assert c.policy.keys_moved > 50  # keys did move (the case that grew)
+
+
+def crowded_ring(free_at: int, nodes: int = 100) -> tuple[HashPolicy, ResourceView, str, str]:
+    """``nodes`` 1-CPU nodes each holding two tasks of other keys, except the ``free_at``-th node clockwise
+    after key "k"'s owner, which holds none. With c = 1 every node but that one is over its bound
+    (ceil(1 x (T + 1) / n) = ceil((2(n - 1) + 1) / n) = 2, and 2 + 1 > 2) and over its share of keys."""
+    view = ResourceView()
+    ids = [node_id(i) for i in range(nodes)]
+    for node in ids:
+        view.set_node(node, {"CPU": 1.0})
+    walk = list(documented_ring({n: {"CPU": 1} for n in ids}).successors("k"))
+    owner, target = walk[0], walk[free_at]
+    for i, node in enumerate(ids):
+        if node != target:
+            view.reserve(node, CPU1, f"o{i}-a")
+            view.reserve(node, CPU1, f"o{i}-b")
+    return HashPolicy(PolicyOptions(load_factor=1.0, vnodes=20)), view, owner, target
+
+
+def test_a_key_that_must_move_looks_64_nodes_clockwise_for_one_that_takes_it_whole() -> None:
+    """MOVE_PROBES = 64: a key over its bound moves whole to the first node clockwise with room, looking at
+    most 64 nodes past its home (so nothing changes on clusters of up to 64 nodes); past them it splits,
+    task by task (uncapped, a move walked thousands of nodes per decision on a 10,000-node ring)."""
+    policy, view, owner, target = crowded_ring(free_at=64)  # the 64th node clockwise after the owner
+    decision = policy.assign(TaskDemand(CPU1, "k"), view, count=2)
+    assert decision is not None and decision.waits_for == target and decision.moved_from == owner  # whole
+    assert policy.homes == {"k": target} and policy.keys_moved == 1
+
+    policy, view, owner, target = crowded_ring(free_at=65)  # one node further: out of reach of a whole move
+    assert policy.assign(TaskDemand(CPU1, "k"), view, count=2) is None  # not whole: the brain assigns them singly
+    decision = policy.assign(TaskDemand(CPU1, "k"), view)
+    assert decision is not None and decision.waits_for == target and decision.moved_from is None  # split off
+    assert policy.homes == {} and policy.keys_moved == 0
