@@ -334,3 +334,24 @@ def test_a_key_that_must_move_looks_64_nodes_clockwise_for_one_that_takes_it_who
     decision = policy.assign(TaskDemand(CPU1, "k"), view)
     assert decision is not None and decision.waits_for == target and decision.moved_from is None  # split off
     assert policy.homes == {} and policy.keys_moved == 0
+
+
+def test_a_forgotten_key_goes_back_to_its_owner_not_to_a_stale_home(monkeypatch) -> None:
+    """A key forgotten as having run (ROOTED_KEYS placements ago) is a new key again: its warm state is long
+    gone, so it starts over at its ring owner, not at a node it was once moved to (its home is forgotten too)."""
+    import raysched.policies.hash as hash_module
+
+    monkeypatch.setattr(hash_module, "ROOTED_KEYS", 3)
+    c = Cluster([{"CPU": 4}] * 2)
+    c.policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: every key here is cold
+    owner, other = documented_ring(c.nodes).successors("k")
+    c.policy.sync(c.brain.view)
+    c.policy.key_moved("k", other)  # the brain once moved "k" whole to the other node...
+    ran = c.send(["k"])
+    assert [c.placed[u][0] for u in ran] == [other]  # ...and it ran there
+    c.send([], finished=ran)
+    for key in ("x1", "x2", "x3"):  # three more keys run: "k" is the least recently placed of four, forgotten
+        c.send([], finished=c.send([key]))
+    assert "k" not in c.policy._rooted and "k" not in c.policy.homes
+    again = c.send(["k"])
+    assert [c.placed[u][:2] for u in again] == [(owner, "k")]  # both nodes are idle: only the rule decides
