@@ -250,7 +250,12 @@ def test_keys_move_whole_when_their_owner_is_over_its_bound():
         affinities.append(sum(len(v) == 1 for v in nodes_per_key.values()) / len(nodes_per_key))
         loads = Counter(node for node, _, _ in c.placed.values())
         assert len(loads) == 4  # every node got keys
-    assert min(affinities) >= 0.85 and sum(affinities) / len(affinities) >= 0.9, affinities
+    # Every key on one node, on every ring: no margin, because the rule is exact here. A key splits only when
+    # no node can take it whole, and a key of 10 tasks never exceeds a node's bound (>= ceil(1.25 x 201 / 9) = 28
+    # on the 1-CPU node). Measured: affinity 1.0 on 52 rings x 2 seeds. With keys shed task by task instead of
+    # moved whole, one key of 20 splits on ring "b" (0.95): a margin of one key would hide exactly that
+    # (the old acceptance, min 0.85 and mean 0.9, let 3 of 20 keys split on every ring).
+    assert affinities == [1.0] * 8, affinities
 
 
 # -- delay scheduling ---------------------------------------------------------------------------------
