@@ -127,7 +127,14 @@ def test_a_hot_key_spreads_over_nodes_in_proportion_to_its_share_and_cold_keys_s
         if key != "hot" and spill != "wait":
             cold_nodes.setdefault(key, set()).add(node)
     assert all(len(n) == 1 for n in cold_nodes.values()), cold_nodes  # a cold key runs on one node: exact affinity
-    assert sum(ring.lookup(k) in n for k, n in cold_nodes.items()) >= len(cold_nodes) // 4  # owners, mostly
+    # About half the cold keys run on their ring owner, not most: a key that has not run first looks for a node
+    # within its fair share of distinct keys (c = 1), so the 20 cold keys spread 2-4 per node over the 8 nodes
+    # and about half move clockwise off an owner that has its share (up to the 7th node). On this ring 11 of 20
+    # stay with their owner, for every policy seed (measured 0-19); 10 leaves one key of margin. Over 26 other
+    # rings it is 6 to 12 of 20, so a change to the ring's hashing may move it within that range; random
+    # placement would give 20 / 8 = 2.5.
+    assert len(cold_nodes) == 20
+    assert sum(ring.lookup(k) in n for k, n in cold_nodes.items()) >= 10
 
 
 def test_a_hot_keys_nodes_stay_the_same_while_its_share_does() -> None:
