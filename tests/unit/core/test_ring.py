@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from raysched.core import ring as ring_module
 from raysched.core.ring import (
     DEFAULT_VNODES,
+    FULL_POINTS_NODES,
     EmptyRingError,
     HashRing,
     RingConfig,
@@ -397,6 +398,16 @@ def test_golden_owners_follow_the_documented_rule():
     assert [_independent_owner(f"user-{i}", GOLDEN_NODES, 50) for i in range(20)] == GOLDEN_OWNERS
 
 
+def test_golden_rule_holds_up_to_the_full_points_node_count():
+    """Rings of up to FULL_POINTS_NODES nodes keep every point of the documented rule (no key moves on an
+    upgrade). The constant is part of the placement contract: changing it moves keys of large clusters."""
+    assert FULL_POINTS_NODES == 1024 and RingConfig().full_nodes == FULL_POINTS_NODES
+    config = RingConfig(vnodes=50)
+    assert [config.points_of(w, n) for w, n in [(1.0, 1), (2.0, 1024), (4.0, 1024), (0.001, 1024)]] == [50, 100, 200, 1]
+    assert [config.shift(n) for n in (1, 1024, 1025, 2048, 2049, 10_000)] == [0, 0, 1, 1, 2, 4]
+    assert RingConfig(full_nodes=None).shift(10**9) == 0
+
+
 # -- fewer points per unit of weight past RingConfig.full_nodes ---------------------------------------
 def _independent_large_owner(key: str, nodes: dict[str, float], vnodes: int, full_nodes: int) -> str:
     """The documented rule past full_nodes, written out: k is the smallest with len(nodes) <= full_nodes * 2**k,
@@ -418,6 +429,18 @@ def test_large_rings_follow_the_documented_rule(count):
     k = RingConfig(full_nodes=4).shift(count)
     assert ring.points == sum(max(1, round(20 * w / 2**k)) for w in nodes.values())
     assert all(ring.vnode_count(n) == max(1, round(20 * w / 2**k)) for n, w in nodes.items())
+
+
+def test_the_default_ring_past_1024_nodes_halves_each_nodes_points():
+    nodes = {f"n{i:04d}": 2.0 for i in range(1025)}
+    ring = HashRing(RingConfig(vnodes=2))
+    for node, weight in nodes.items():
+        ring.add(node, weight)
+    assert ring.points == 1025 * 2  # round(2 * 2.0 / 2)
+    keys = [f"user-{i}" for i in range(50)]
+    assert [ring.lookup(k) for k in keys] == [_independent_large_owner(k, nodes, 2, 1024) for k in keys]
+    ring.remove("n0000")  # back to 1,024 nodes: every point again
+    assert ring.points == 1024 * 4
 
 
 def _layout(ring: HashRing) -> list[tuple[int, str]]:
