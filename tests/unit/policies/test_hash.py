@@ -338,3 +338,26 @@ def test_ring_points_per_cpu_with_a_cap(cpus, points):
     policy = HashPolicy(PolicyOptions(vnodes=10))
     policy.sync(view)
     assert policy.ring.points == points  # 10 per CPU, at most 128 CPUs counted
+
+
+def test_a_join_or_leave_recomputes_only_that_nodes_ring_points():
+    """The policy follows membership through the ring's incremental path: a node joining (or leaving) the view
+    costs its own points only, and no key moves between two nodes that stayed."""
+    from unittest import mock
+
+    from raysched.core import ring as ring_module
+
+    view = ResourceView()
+    for i in range(20):
+        view.set_node(node_id(i), {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(vnodes=10, load_factor=None))
+    keys = [f"user-{i}" for i in range(2000)]
+    before = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    with mock.patch.object(ring_module, "_blake2b_points", wraps=ring_module._blake2b_points) as digests:
+        view.set_node(node_id(20), {"CPU": 4.0})
+        joined = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+        view.remove_node(node_id(3))
+        left = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    assert [c.args[0] for c in digests.call_args_list] == [f"{node_id(20)}#".encode()]  # the joining node's alone
+    assert all(joined[k] in (owner, node_id(20)) for k, owner in before.items())
+    assert all(left[k] == owner for k, owner in joined.items() if owner != node_id(3))
