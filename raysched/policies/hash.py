@@ -47,6 +47,7 @@ from raysched.core.numbers import EPS
 from raysched.core.ring import HashRing, RingConfig, takes_more
 from raysched.core.view import ResourceView
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
+from raysched.policies.key_capacity import KeyCapacity, read_hits
 from raysched.policies.key_demand import KeyDemand
 
 __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
@@ -229,6 +230,8 @@ class HashPolicy:
         self.demand = KeyDemand(DEMAND_HORIZON_TASKS)
         self._sets: dict[str, _Members] = {}  # hot key -> its nodes found so far (owner first)
         self._rng = random.Random(self.options.seed)
+        self.capacity = KeyCapacity(self.options.keys_per_node)  # distinct keys a node keeps warm
+        self._evict: dict[str, str] = {}  # key -> the thrashing node it must leave whole (at its next decision)
 
     @property
     def work_conserving(self) -> bool:
@@ -268,6 +271,8 @@ class HashPolicy:
             del weights[n]
         if gone:  # keys that ran on a node that left lost their warm state: they are new again
             lost = set(gone)
+            self.capacity.forget(lost)
+            self._evict = {k: n for k, n in self._evict.items() if n not in lost}
             for key in [k for k, (_, node) in self._rooted.items() if node in lost]:
                 del self._rooted[key]
         for n in view.nodes:
@@ -297,6 +302,22 @@ class HashPolicy:
         p50 = stats.get("task_p50_s")
         if self.options.locality_wait is None and p50 is not None and p50 >= 0:
             self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p50))
+        hits = read_hits(stats)
+        if hits:
+            self.capacity.observe(hits)
+
+    def _shed(self, view: ResourceView) -> None:
+        """Thrashing nodes keep fewer keys: keys that never ran there leave first, then the least recently
+        placed; each leaves whole at its next decision."""
+        for node in list(self.capacity.thrashing):
+            if node not in view:
+                self.capacity.forget([node])
+                continue
+            leaving = self.capacity.shed(node, view.keys_on(node))
+            cold = [k for k in view.keys_only_waiting(node) if k not in self._rooted]  # leave first: nothing lost
+            warm = [k for k, (_, on) in self._rooted.items() if on == node and view.key_assigned(k, node) > 0]
+            for key in itertools.islice((k for k in (*cold, *warm) if k not in self._evict), leaving):
+                self._evict[key] = node
 
     # -- deciding -------------------------------------------------------------------
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
@@ -364,9 +385,13 @@ class HashPolicy:
         """
         if self._synced != (view.uid, view.version):
             self.sync(view)
+        capacity = self.capacity
+        if capacity.thrashing:
+            self._shed(view)
         self._decisions += 1
         demand = task.resources
         key = task.key
+        leaving = self._evict.get(key)  # a thrashing node this key must leave
         eligible, weight_sum = self._eligible_nodes(task, view)
         if eligible is None:
             holds: Callable[[str], bool] = _anywhere
@@ -385,7 +410,13 @@ class HashPolicy:
             total = float(sum(view.assigned(n) for n in eligible) + view.pending)
         bound = _Bound(view, self._weights, total, weight_sum, demand)
         assigned = task.waiting_for
-        if assigned is not None and assigned in view and holds(assigned) and view.could_hold(assigned, demand):
+        if (
+            assigned is not None
+            and assigned != leaving
+            and assigned in view
+            and holds(assigned)
+            and view.could_hold(assigned, demand)
+        ):
             return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
         if eligible is None:
             need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._weights[owner])
@@ -414,13 +445,23 @@ class HashPolicy:
         # under pressure, whole, and not again for each batch of its tasks (a key bouncing between nodes
         # while the first window is assigned warms several caches).
         rooted = key in self._rooted or key in self.homes or view.key_assigned(key, home) > 0
+        if capacity.active:
+
+            def room_for_key(n: str) -> bool:
+                """Under its key capacity (a node the key is leaving never is)."""
+                return n != leaving and (view.key_assigned(key, n) > 0 or view.keys_on(n) < capacity.of(n))
+
+            spaces: tuple[Callable[[str], bool], ...] = (room_for_key,)
+        else:
+            spaces = ()
         if rooted:
-            if bound.fits(home, c, count):
-                return plan
-            if task.waited_s < self._locality_wait_s:
-                plan.deferred = True  # wait for the home to drain
-                return plan
-            tiers: tuple[Callable[[str], bool], ...] = (_anywhere,)
+            if home != leaving:
+                if bound.fits(home, c, count):
+                    return plan
+                if task.waited_s < self._locality_wait_s:
+                    plan.deferred = True  # wait for the home to drain
+                    return plan
+            tiers: tuple[Callable[[str], bool], ...] = (*spaces, _anywhere)
             strict = 1.0  # a key that has run moves only to a node within its fair share: no bouncing
         else:
             # A new key first looks for a node within its fair share of distinct keys (c = 1).
@@ -428,9 +469,10 @@ class HashPolicy:
 
             def key_share(n: str) -> bool:
                 new = 0 if view.key_assigned(key, n) else 1
-                return takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
+                fair = takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
+                return fair and all(space(n) for space in spaces)
 
-            tiers = (key_share, _anywhere)
+            tiers = (key_share, *spaces, _anywhere)
             strict = c
         # The key moves whole: its tasks waiting at the home come along, so the new home must take them too.
         moving = view.key_parked(key, home)
@@ -440,6 +482,7 @@ class HashPolicy:
             ahead = itertools.islice(plan.walk.after(home), MOVE_PROBES)
             target = next((n for n in ahead if fits_keys(n) and bound.fits(n, strict, count, moving)), None)
             if target is not None:
+                self._evict.pop(key, None)
                 if target == owner:
                     self.homes.pop(key, None)
                 else:
