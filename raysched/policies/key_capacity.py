@@ -102,8 +102,8 @@ class KeyCapacity:
         self.rates.pop(node, None)
         if keys_held <= 1:
             return 0
-        held = int(min(self.of(node), keys_held))  # of() is inf while nothing is known
-        cap = max(1, held - max(1, math.ceil(keys_held * SHED_SHARE)))
+        base = int(min(self.of(node), keys_held))  # of() is inf while nothing is known
+        cap = max(1, base - max(1, math.ceil(base * SHED_SHARE)))
         self.caps[node] = cap
         self.sheds += 1
         return max(0, keys_held - cap)
