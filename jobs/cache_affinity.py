@@ -53,7 +53,7 @@ def _evict(cache: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-@raysched.task(num_cpus=1)
+@raysched.task(num_cpus=1, keys_per_node=CACHE_KEYS)  # a node keeps CACHE_KEYS datasets: no node is given more
 def process(key: str, run_dir: str) -> dict:
     node = ray.get_runtime_context().get_node_id()
     cache = Path(run_dir) / node

@@ -44,6 +44,8 @@ class Settings:
         vnodes: hash ring points per CPU of a node.
         load_factor: bounded loads' c for hash; None: off (pure ring).
         locality_wait: seconds a hash task waits for its busy home; None: adaptive (one median task time).
+        keys_per_node: distinct keys hash gives a node at most (its cache size); None: learned from
+            the tasks' ``cache_hit`` when they report it.
         max_inflight: tasks held at once; None: adaptive.
         retries: re-placements of a task whose function raised.
         max_failures: stop after this many tasks failed for good; None: never.
@@ -62,6 +64,7 @@ class Settings:
     vnodes: int = DEFAULT_VNODES_PER_CPU
     load_factor: float | None = DEFAULT_LOAD_FACTOR
     locality_wait: float | None = None  # None: adaptive
+    keys_per_node: int | None = None  # None: learned from cache_hit (when tasks report it)
     max_inflight: int | None = None  # None: adaptive
     retries: int = 0
     max_failures: int | None = None
@@ -238,12 +241,14 @@ def settings_from_mapping(data: Mapping[str, Any], base: Settings = Settings()) 
             changes[key] = parse_executors(value)
         elif key == "executor_idle_s":
             changes[key] = _number(key, value, float, 0.1)
-        elif key in ("seed", "max_inflight", "max_failures") and value is None:
+        elif key in ("seed", "max_inflight", "max_failures", "keys_per_node") and value is None:
             changes[key] = None
-        elif key in ("seed", "vnodes", "max_inflight", "retries", "max_failures"):
-            minimum = {"seed": 0, "vnodes": 1, "max_inflight": 1, "retries": 0, "max_failures": 1}[key]
-            changes[key] = _number(key, value, int, minimum)
+        elif key in ("seed", "vnodes", "max_inflight", "retries", "max_failures", "keys_per_node"):
+            changes[key] = _number(key, value, int, _INT_MINIMUM[key])
     return replace(base, **changes)
+
+
+_INT_MINIMUM = {"seed": 0, "vnodes": 1, "max_inflight": 1, "retries": 0, "max_failures": 1, "keys_per_node": 1}
 
 
 def load_config(path: str | Path | None) -> Settings:

@@ -24,6 +24,7 @@ from raysched.core.view import check_demand
 
 DEFAULT_DEMAND: Mapping[str, float] = {"CPU": 1.0}
 DEMAND_ATTR = "__raysched_demand__"
+KEYS_PER_NODE_ATTR = "__raysched_keys_per_node__"
 
 
 class JobFileError(ValueError):
@@ -35,19 +36,28 @@ def task(
     num_gpus: float = 0,
     memory: float = 0,
     resources: Mapping[str, float] | None = None,
+    keys_per_node: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a function's resource demand, in Ray's own terms.
 
     The function stays a plain function (callable locally, testable); raysched
     checks the demand when it loads the job file and reads it when it
-    dispatches the function with node affinity.
+    dispatches the function with node affinity. ``keys_per_node``: how many
+    keys' warm state a node keeps (its cache's size in keys); hash then gives no
+    node more distinct keys while another has room (``--keys-per-node`` wins).
     """
     raw = raw_demand(num_cpus, num_gpus, memory, resources)
+    if keys_per_node is not None and (
+        isinstance(keys_per_node, bool) or not isinstance(keys_per_node, int) or keys_per_node < 1
+    ):
+        raise ValueError(f"@raysched.task keys_per_node must be a whole number of keys >= 1, got {keys_per_node!r}")
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(fn):
             raise TypeError("@raysched.task decorates a function")
         setattr(fn, DEMAND_ATTR, raw)
+        if keys_per_node is not None:
+            setattr(fn, KEYS_PER_NODE_ATTR, keys_per_node)
         return fn
 
     return mark
@@ -118,6 +128,7 @@ class JobFile:
     total: int | None = None  # known once iteration starts, when tasks() returns a sized collection
     sibling_imports: tuple[str, ...] = ()  # modules or packages of its own folder that the job imports
     services: tuple[Any, ...] = ()  # the `raysched.services.Service`s it declares, whose replicas the run creates
+    keys_per_node: int | None = None  # the smallest keys_per_node its task functions declare
 
     @property
     def name(self) -> str:
@@ -210,9 +221,13 @@ def load_job(path: str | Path) -> JobFile:
     from raysched.services import Service  # it builds on this module
 
     services: dict[int, Service] = {}
+    hints: list[int] = []
     for value in list(vars(module).values()):  # check every declared demand now, not mid-run
         if callable(value) and hasattr(value, DEMAND_ATTR):
             task_demand(value, job_path.name)
+            hint = getattr(value, KEYS_PER_NODE_ATTR, None)
+            if hint is not None:
+                hints.append(hint)
         if isinstance(value, Service):
             services.setdefault(id(value), value)
     return JobFile(
@@ -221,6 +236,7 @@ def load_job(path: str | Path) -> JobFile:
         tasks_fn=tasks_fn,
         sibling_imports=sibling_imports(job_path),
         services=tuple(services.values()),
+        keys_per_node=min(hints) if hints else None,
     )
 
 

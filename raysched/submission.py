@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def submit(
     vnodes: int | None = None,
     load_factor: float | str | None = None,
     locality_wait: float | str | None = None,
+    keys_per_node: int | None = None,
     max_inflight: int | None = None,
     overcommit: float | str | None = None,
     batch: int | str | None = None,
@@ -111,6 +113,7 @@ def submit(
         vnodes=vnodes,
         load_factor=load_factor,
         locality_wait=locality_wait,
+        keys_per_node=keys_per_node,
         max_inflight=max_inflight,
         overcommit=overcommit,
         batch=batch,
@@ -123,6 +126,12 @@ def submit(
     if not quiet:
         progress = progress or _progress_bar
         announce = announce or _to_stderr
+    try:
+        job = load_job(job_path)
+    except JobFileError as err:
+        raise SubmitError(str(err)) from None
+    if settings.keys_per_node is None and job.keys_per_node is not None:  # the job's hint; a flag wins
+        settings = replace(settings, keys_per_node=job.keys_per_node)
     search = [Path(job_path).resolve().parent]
     try:
         placement = policies.build_policy(settings.policy, policy_options(settings), search=search)
@@ -132,10 +141,6 @@ def submit(
         raise SubmitError(str(err)) from None
     policies.ship_by_value(placement)
     policies.ship_by_value(replica_placement)
-    try:
-        job = load_job(job_path)
-    except JobFileError as err:
-        raise SubmitError(str(err)) from None
 
     skip: frozenset[int] = frozenset()
     if resume is not None:

@@ -71,6 +71,7 @@ def runs(df: pd.DataFrame) -> list[RunInfo]:
 _SETTING_LABELS: tuple[tuple[str, str, str], ...] = (
     ("load_factor", "c", "off"),
     ("locality_wait", "wait", "auto"),
+    ("keys_per_node", "keys/node", "learned"),
     ("overcommit", "overcommit", "auto"),
     ("batch", "batch", "auto"),
     ("vnodes", "vnodes", "-"),

@@ -14,7 +14,7 @@ from raysched.results.outcome import ExitCode
 
 __all__ = ["bench_command"]
 
-PASS_THROUGH = ("overcommit", "batch", "load_factor", "locality_wait", "max_inflight", "seed")
+PASS_THROUGH = ("overcommit", "batch", "load_factor", "locality_wait", "keys_per_node", "max_inflight", "seed")
 
 
 def _task_ms(value: str) -> list[float]:
@@ -108,6 +108,7 @@ def _task_ms(value: str) -> list[float]:
 @click.option("--batch", default=None, help="Passed to every raysched run (auto|off|N).")
 @click.option("--load-factor", default=None, help="Passed to every raysched run (C|off).")
 @click.option("--locality-wait", default=None, help="Passed to every raysched run (S|auto).")
+@click.option("--keys-per-node", default=None, help="Passed to every raysched run (N).")
 @click.option("--max-inflight", default=None, help="Passed to every raysched run.")
 @click.option("--seed", default="0", show_default=True, help="Passed to every raysched run.")
 def bench_command(

@@ -111,6 +111,14 @@ def placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "hits, more idle slots.",
         ),
         click.option(
+            "--keys-per-node",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Hash gives no node more than N distinct keys while another has room: your node cache's "
+            "size in keys (@raysched.task(keys_per_node=N) in the job says the same). Default: learned from "
+            "the cache_hit your tasks return, if they do.",
+        ),
+        click.option(
             "--max-inflight",
             type=click.IntRange(min=1),
             default=None,

@@ -388,6 +388,12 @@ class ResourceView:
         """Distinct (key, node) pairs with work assigned, over every node."""
         return self._total_keys
 
+    def keys_only_waiting(self, node_id: str) -> list[str]:
+        """Keys whose every task assigned to the node still waits for it (none placed there): the keys a node
+        gives up for free. Costs a scan of the parked keys (for rare decisions)."""
+        reserved = self._key_reserved
+        return [k for (k, n) in self._key_parked if n == node_id and (k, n) not in reserved]
+
     def key_parked(self, key: str, node_id: str) -> int:
         """Tasks of ``key`` waiting in the brain for the node (they move if the key moves)."""
         return self._key_parked.get((key, node_id), 0)

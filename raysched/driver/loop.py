@@ -31,6 +31,7 @@ from raysched.driver.routes import ExecutorCalls, PinnedTasks, ReplicaCalls, Rou
 from raysched.driver.service_calls import ServiceCalls
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
+from raysched.policies.key_capacity import CACHE_HIT, report_hits
 from raysched.results.outcome import RunOutcome
 from raysched.results.schema import Row, Status, error_text
 from raysched.results.writer import ResultsWriter
@@ -88,6 +89,7 @@ class Runner:
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
         self._demands: set[str] = set()  # demands of the tasks taken in (the executors' auto rule)
+        self._hits: dict[str, tuple[int, int]] = {}  # node -> (cache hits, tasks reporting cache_hit) to tell
         self._services = services
         if services is not None:
             self._routes["replica"] = ReplicaCalls(services.fleet, job.name)
@@ -176,6 +178,9 @@ class Runner:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
         stats = self.pacer.stats()
         self.outcome.paced(stats["overcommit"])
+        if self._hits:  # the policy learns which nodes thrash (`raysched.policies.key_capacity`)
+            stats.update(report_hits(self._hits))
+            self._hits = {}
         if self.settings.executors_one_demand:
             stats["executors"] = 1.0 if len(self._demands) <= 1 else 0.0
         client.send(self._finished, [a.request for a in self._to_send], stats, self._executors.take_lost())
@@ -364,6 +369,10 @@ class Runner:
         if out.error is None:
             self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
             count_ok(self.outcome, a, out)
+            hit = out.metrics.get(CACHE_HIT) if a.call is None else None
+            if hit is not None:
+                hits, tasks = self._hits.get(out.node_ran, (0, 0))
+                self._hits[out.node_ran] = (hits + (hit >= 0.5), tasks + 1)
         else:
             self._record_error(a, out.error, out, lost=False)
 

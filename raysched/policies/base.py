@@ -92,12 +92,16 @@ class PolicyOptions:
     vnodes: hash ring points per CPU of a node: more = smoother ring, more memory.
     locality_wait: seconds a hash task waits for its busy home before it takes
         the next node clockwise with room; None = adaptive to the job's task times.
+    keys_per_node: hash gives no node more distinct live keys than this while
+        another has room (a node's cache size); None = learned from the tasks'
+        ``cache_hit``, if they report it (`raysched.policies.key_capacity`).
     """
 
     seed: int | None = None
     load_factor: float | None = DEFAULT_LOAD_FACTOR
     vnodes: int = DEFAULT_VNODES_PER_CPU
     locality_wait: float | None = None
+    keys_per_node: int | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
@@ -121,6 +125,9 @@ class PolicyOptions:
             isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait) or wait < 0
         ):
             raise ValueError(f"--locality-wait must be a number of seconds >= 0 or 'auto', got {wait!r}")
+        cap = self.keys_per_node
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"--keys-per-node must be a whole number of keys >= 1, got {cap!r}")
 
 
 @dataclass(frozen=True)

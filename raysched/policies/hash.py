@@ -47,6 +47,7 @@ from raysched.core.numbers import EPS
 from raysched.core.ring import HashRing, RingConfig, takes_more
 from raysched.core.view import ResourceView
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
+from raysched.policies.key_capacity import KeyCapacity, read_hits
 from raysched.policies.key_demand import KeyDemand
 
 __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
@@ -229,6 +230,11 @@ class HashPolicy:
         self.demand = KeyDemand(DEMAND_HORIZON_TASKS)
         self._sets: dict[str, _Members] = {}  # hot key -> its nodes found so far (owner first)
         self._rng = random.Random(self.options.seed)
+        self.capacity = KeyCapacity(self.options.keys_per_node)  # distinct keys a node keeps warm
+        self._rooted_on: collections.Counter[str] | None = None  # keys whose warm state is on each node (caps)
+        self._fresh: dict[str, str] = {}  # key that has not run yet -> the node it was given (caps only)
+        self._fresh_on: collections.Counter[str] = collections.Counter()
+        self._evict: dict[str, str] = {}  # key -> the thrashing node it must leave whole (at its next decision)
 
     @property
     def work_conserving(self) -> bool:
@@ -268,8 +274,11 @@ class HashPolicy:
             del weights[n]
         if gone:  # keys that ran on a node that left lost their warm state: they are new again
             lost = set(gone)
+            self.capacity.forget(lost)
+            self._evict = {k: n for k, n in self._evict.items() if n not in lost}
             for key in [k for k, (_, node) in self._rooted.items() if node in lost]:
                 del self._rooted[key]
+            self._rooted_on = None  # counted again when next needed
         for n in view.nodes:
             w = view.weight(n)
             old = weights.get(n)
@@ -297,6 +306,43 @@ class HashPolicy:
         p50 = stats.get("task_p50_s")
         if self.options.locality_wait is None and p50 is not None and p50 >= 0:
             self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p50))
+        hits = read_hits(stats)
+        if hits:
+            self.capacity.observe(hits)
+
+    def _given(self, key: str, node: str) -> None:
+        """A key that has not run yet was given ``node``: it counts against the node's key capacity."""
+        fresh = self._fresh
+        was = fresh.get(key)
+        if was == node:
+            return
+        if was is not None:
+            self._fresh_on[was] -= 1
+        fresh[key] = node
+        self._fresh_on[node] += 1
+        if len(fresh) > ROOTED_KEYS:  # keys given a node that never ran there (their run ended): forgotten
+            for stale in list(itertools.islice(fresh, len(fresh) // 2)):
+                self._fresh_on[fresh.pop(stale)] -= 1
+
+    def _warm_keys(self) -> collections.Counter[str]:
+        """Keys whose warm state lives on each node (they ran there last): what a node's cache must hold.
+        Counted only once key capacities matter, then kept up to date."""
+        if self._rooted_on is None:
+            self._rooted_on = collections.Counter(node for _, node in self._rooted.values())
+        return self._rooted_on
+
+    def _shed(self, view: ResourceView) -> None:
+        """Thrashing nodes keep fewer keys: keys that never ran there leave first, then the least recently
+        placed; each leaves whole at its next decision."""
+        for node in list(self.capacity.thrashing):
+            if node not in view:
+                self.capacity.forget([node])
+                continue
+            leaving = self.capacity.shed(node, self._warm_keys()[node])
+            cold = [k for k in view.keys_only_waiting(node) if k not in self._rooted]  # leave first: nothing lost
+            warm = [k for k, (_, on) in self._rooted.items() if on == node]  # least recently placed first
+            for key in itertools.islice((k for k in (*cold, *warm) if k not in self._evict), leaving):
+                self._evict[key] = node
 
     # -- deciding -------------------------------------------------------------------
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
@@ -319,12 +365,16 @@ class HashPolicy:
         plan = self._plan(task, view, count)
         if not plan.whole:
             return None
+        if self.capacity.active and task.key not in self._rooted:
+            self._given(task.key, plan.home)
         return Decision(None, waits_for=plan.home, moved_from=plan.moved_from, assigned=not plan.deferred)
 
     def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
         """Place at the home if it has room; after the locality wait, at the next node clockwise with room."""
         plan = self._plan(task, view)
         home = plan.home
+        if self.capacity.active and task.key not in self._rooted:
+            self._given(task.key, home)
         if plan.deferred:
             return Decision(None, waits_for=home, assigned=False)
         demand = task.resources
@@ -344,11 +394,24 @@ class HashPolicy:
     def _root(self, key: str, node: str) -> None:
         """The key runs on ``node`` (its warm state lives there now): moving it costs; remember when (LRU)."""
         rooted = self._rooted
+        counts = self._rooted_on
+        if self._fresh:
+            was = self._fresh.pop(key, None)
+            if was is not None:
+                self._fresh_on[was] -= 1
+        if counts is not None:
+            before = rooted.get(key)
+            if before is None or before[1] != node:
+                counts[node] += 1
+                if before is not None:
+                    counts[before[1]] -= 1
         rooted[key] = (self._decisions, node)
         rooted.move_to_end(key)
         if len(rooted) > ROOTED_KEYS:
-            forgotten, _ = rooted.popitem(last=False)
+            forgotten, (_, was_on) = rooted.popitem(last=False)
             self.homes.pop(forgotten, None)  # a key forgotten as having run is a new key again, at its owner
+            if counts is not None:
+                counts[was_on] -= 1
         if len(self.homes) > 2 * ROOTED_KEYS:  # homes of keys moved before they ever ran, and never ran
             self.homes = {k: n for k, n in self.homes.items() if k in rooted}
 
@@ -364,9 +427,13 @@ class HashPolicy:
         """
         if self._synced != (view.uid, view.version):
             self.sync(view)
+        capacity = self.capacity
+        if capacity.thrashing:
+            self._shed(view)
         self._decisions += 1
         demand = task.resources
         key = task.key
+        leaving = self._evict.get(key)  # a thrashing node this key must leave
         eligible, weight_sum = self._eligible_nodes(task, view)
         if eligible is None:
             holds: Callable[[str], bool] = _anywhere
@@ -385,7 +452,13 @@ class HashPolicy:
             total = float(sum(view.assigned(n) for n in eligible) + view.pending)
         bound = _Bound(view, self._weights, total, weight_sum, demand)
         assigned = task.waiting_for
-        if assigned is not None and assigned in view and holds(assigned) and view.could_hold(assigned, demand):
+        if (
+            assigned is not None
+            and assigned != leaving
+            and assigned in view
+            and holds(assigned)
+            and view.could_hold(assigned, demand)
+        ):
             return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
         if eligible is None:
             need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._weights[owner])
@@ -414,13 +487,27 @@ class HashPolicy:
         # under pressure, whole, and not again for each batch of its tasks (a key bouncing between nodes
         # while the first window is assigned warms several caches).
         rooted = key in self._rooted or key in self.homes or view.key_assigned(key, home) > 0
+        if capacity.active:
+            warm, fresh = self._warm_keys(), self._fresh_on
+            mine = self._rooted[key][1] if key in self._rooted else self._fresh.get(key)
+
+            def room_for_key(n: str) -> bool:
+                """Under its capacity of keys (warm there, or given it); a node the key is leaving never is."""
+                if n == leaving:
+                    return False
+                return n == mine or view.key_assigned(key, n) > 0 or warm[n] + fresh[n] < capacity.of(n)
+
+            spaces: tuple[Callable[[str], bool], ...] = (room_for_key,)
+        else:
+            spaces = ()
         if rooted:
-            if bound.fits(home, c, count):
-                return plan
-            if task.waited_s < self._locality_wait_s:
-                plan.deferred = True  # wait for the home to drain
-                return plan
-            tiers: tuple[Callable[[str], bool], ...] = (_anywhere,)
+            if home != leaving:
+                if bound.fits(home, c, count):
+                    return plan
+                if task.waited_s < self._locality_wait_s:
+                    plan.deferred = True  # wait for the home to drain
+                    return plan
+            tiers: tuple[Callable[[str], bool], ...] = (*spaces, _anywhere)
             strict = 1.0  # a key that has run moves only to a node within its fair share: no bouncing
         else:
             # A new key first looks for a node within its fair share of distinct keys (c = 1).
@@ -428,18 +515,26 @@ class HashPolicy:
 
             def key_share(n: str) -> bool:
                 new = 0 if view.key_assigned(key, n) else 1
-                return takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
+                fair = takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
+                return fair and all(space(n) for space in spaces)
 
-            tiers = (key_share, _anywhere)
+            tiers = (key_share, *spaces, _anywhere)
             strict = c
         # The key moves whole: its tasks waiting at the home come along, so the new home must take them too.
         moving = view.key_parked(key, home)
         for fits_keys in tiers:
+            # Under a key capacity, a new key (or one leaving a thrashing node) goes to a node with room for it
+            # even over that node's bound, before any node at all: a cache cycled by more keys than it holds
+            # keeps none of them warm. (A key that has run moves only within bounds: that is why it moves.)
+            bounded = not (spaces and fits_keys is spaces[-1] and (not rooted or leaving is not None))
             if fits_keys(home) and bound.fits(home, c, count):
                 return plan
             ahead = itertools.islice(plan.walk.after(home), MOVE_PROBES)
-            target = next((n for n in ahead if fits_keys(n) and bound.fits(n, strict, count, moving)), None)
+            target = next(
+                (n for n in ahead if fits_keys(n) and (not bounded or bound.fits(n, strict, count, moving))), None
+            )
             if target is not None:
+                self._evict.pop(key, None)
                 if target == owner:
                     self.homes.pop(key, None)
                 else:

@@ -66,6 +66,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("locality_wait: -1\n", "locality_wait must be 'auto' or a number >= 0"),
         ("executors: sometimes\n", "executors must be one of auto, on, off; got 'sometimes'"),
         ("executor_idle_s: 0\n", "executor_idle_s must be >= 0.1"),
+        ("keys_per_node: 0\n", "keys_per_node must be >= 1"),
+        ("keys_per_node: lots\n", "keys_per_node must be an integer"),
         ("- a\n- b\n", "must be a mapping"),
         ("policy: [unclosed\n", "is not valid YAML (line 2)"),
     ],

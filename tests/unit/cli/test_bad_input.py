@@ -91,6 +91,22 @@ def test_zero_vnodes(good_job: Path) -> None:
     assert_bad_input(submit(str(good_job), "--vnodes", "0"), "--vnodes", "0")
 
 
+def test_keys_per_node_must_be_a_whole_number_of_keys(good_job: Path) -> None:
+    assert_bad_input(submit(str(good_job), "--keys-per-node", "0"), "--keys-per-node", "0")
+    assert_bad_input(submit(str(good_job), "--keys-per-node", "many"), "--keys-per-node", "many")
+
+
+def test_a_job_whose_keys_per_node_is_bad_is_refused_when_loaded(tmp_path: Path) -> None:
+    job = write(
+        tmp_path / "capped.py",
+        "import raysched\n"
+        "@raysched.task(num_cpus=1, keys_per_node=0)\n"
+        "def work(i):\n    return {'items': 1}\n"
+        "def tasks():\n    yield raysched.Task(work, args=(1,))\n",
+    )
+    assert_bad_input(submit(str(job)), "capped.py", "keys_per_node", "0")
+
+
 # -- config files -------------------------------------------------------------------------------
 
 

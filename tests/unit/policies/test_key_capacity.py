@@ -1,0 +1,157 @@
+"""Key capacity: a hint caps the distinct warm keys a node is given; a node whose hit rate falls far below the
+others' sheds whole keys; without either, nothing changes.
+
+Rules under test: `raysched.policies.key_capacity` (the learning) and its use in `HashPolicy` (through a real
+`PlacementBrain`, no Ray): the hint bounds the keys whose warm state lives on each node while another node has
+room; a thrashing node keeps a quarter fewer keys, those that leave go whole (every later task of the key on one
+other node), keys that never ran there leave first; a node within the gap of the best keeps all its keys.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from raysched.brain.actor import PlacementBrain
+from raysched.policies import PolicyOptions, build_policy
+from raysched.policies.key_capacity import (
+    MIN_TASKS,
+    SHED_GAP,
+    KeyCapacity,
+    read_hits,
+    report_hits,
+)
+
+NODES = {f"{i:056x}": {"CPU": cpus} for i, cpus in enumerate((1.0, 2.0, 2.0, 4.0))}
+BIG = list(NODES)[3]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def brain_with(options: PolicyOptions) -> PlacementBrain:
+    brain = PlacementBrain(clock=Clock())
+    brain.sync_nodes(NODES)
+    brain.register("s", build_policy("hash", options), {"policy": "hash"}, overcommit=2.0)
+    return brain
+
+
+def run_keys(
+    brain: PlacementBrain, keys: list[str], start: int = 0, pacing: dict[str, float] | None = None
+) -> dict[str, set[str]]:
+    """Send one task per key (ids from ``start``), run everything to the end; the nodes each key ran on."""
+    ran: dict[str, set[str]] = collections.defaultdict(set)
+    requests = [(start + i, {"CPU": 1.0}, key) for i, key in enumerate(keys)]
+    answer = brain.place("s", [], requests, pacing or {})
+    placed = 0
+    while answer.placed:
+        for uid, node, _spill, _wait in answer.placed:
+            ran[keys[uid - start]].add(node)
+        placed += len(answer.placed)
+        answer = brain.place("s", [uid for uid, *_ in answer.placed], [])
+    assert placed == len(keys)  # every task ran
+    return dict(ran)
+
+
+def policy_of(brain: PlacementBrain):
+    return brain._subs["s"].policy
+
+
+def warm_keys(policy) -> collections.Counter:
+    return collections.Counter(node for _, node in policy._rooted.values())
+
+
+# -- the learning, alone ------------------------------------------------------------------------
+
+
+def test_hit_reports_travel_as_pacing_entries_and_bad_ones_are_ignored() -> None:
+    sent = report_hits({"a": (3, 10), "b": (0, 4)})
+    assert read_hits(sent) == {"a": (3.0, 10.0), "b": (0.0, 4.0)}
+    assert read_hits({**sent, "cache_tasks@c": 0.0, "cache_hits@d": 5.0, "cache_tasks@e": "x"}) == read_hits(sent)
+    assert read_hits({"cache_hits@a": 11.0, "cache_tasks@a": 10.0}) == {}  # more hits than tasks: not believed
+
+
+def test_a_node_far_below_the_best_hit_rate_thrashes_once_both_are_measured() -> None:
+    capacity = KeyCapacity()
+    capacity.observe({"a": (2, MIN_TASKS - 1), "b": (MIN_TASKS - 1, MIN_TASKS - 1)})
+    assert not capacity.thrashing  # too little evidence on either
+    capacity.observe({"a": (0, 1), "b": (1, 1)})
+    assert capacity.thrashing == {"a"}
+
+
+def test_a_node_within_the_gap_of_the_best_keeps_its_keys() -> None:
+    capacity = KeyCapacity()
+    gap_in_tasks = int(SHED_GAP * 40) - 1  # of 40 tasks each
+    capacity.observe({"a": (40 - gap_in_tasks, 40), "b": (40, 40)})
+    assert not capacity.thrashing and not capacity.active
+
+
+def test_shedding_keeps_a_quarter_fewer_keys_and_measures_again() -> None:
+    capacity = KeyCapacity()
+    capacity.observe({"a": (0, 40), "b": (40, 40)})
+    assert capacity.shed("a", 32) == 8 and capacity.of("a") == 24
+    assert "a" not in capacity.thrashing and capacity.seen["a"] == 0.0
+    assert capacity.shed("a", 24) == 6 and capacity.of("a") == 18  # thrashing still: another quarter
+    assert capacity.shed("a", 1) == 0  # one key cannot be shed
+    capacity.forget(["a"])
+    assert capacity.of("a") == float("inf")
+
+
+def test_the_hint_caps_every_node_and_a_learned_cap_only_lowers_it() -> None:
+    capacity = KeyCapacity(hint=10)
+    assert capacity.active and capacity.of("x") == 10
+    capacity.shed("x", 40)
+    assert capacity.of("x") == 7  # min(hint, held) less a quarter of what it held
+
+
+# -- in the hash policy -------------------------------------------------------------------------
+
+
+def test_a_hint_caps_the_distinct_keys_each_node_is_given() -> None:
+    keys = [f"k{i}" for i in range(18)] * 3
+    free = brain_with(PolicyOptions(seed=1, locality_wait=0.02))
+    run_keys(free, keys)
+    assert max(warm_keys(policy_of(free)).values()) > 5  # the 4-CPU node takes more than 5 on its own
+
+    capped = brain_with(PolicyOptions(seed=1, locality_wait=0.02, keys_per_node=5))
+    ran = run_keys(capped, keys)
+    assert all(len(nodes) == 1 for nodes in ran.values())  # whole keys
+    assert max(collections.Counter(next(iter(n)) for n in ran.values()).values()) <= 5
+    assert max(warm_keys(policy_of(capped)).values()) <= 5
+
+
+def test_a_hint_never_leaves_a_key_without_a_node() -> None:
+    keys = [f"k{i}" for i in range(30)]  # more keys than 4 nodes x 2 keys hold
+    ran = run_keys(brain_with(PolicyOptions(seed=1, locality_wait=0.02, keys_per_node=2)), keys)
+    assert sorted(ran) == sorted(keys)
+
+
+def test_a_thrashing_node_sheds_whole_keys_and_the_rest_stay() -> None:
+    keys = [f"k{i}" for i in range(24)]
+    brain = brain_with(PolicyOptions(seed=1, locality_wait=0.02))
+    run_keys(brain, keys * 2)
+    policy = policy_of(brain)
+    before = {k: n for k, (_, n) in policy._rooted.items()}
+    held = sum(1 for n in before.values() if n == BIG)
+    assert held >= 4
+    thrash = report_hits({BIG: (0, 40), **{n: (40, 40) for n in NODES if n != BIG}})
+    later = run_keys(brain, keys * 2, start=1000, pacing=thrash)
+    moved = {k for k, n in before.items() if n == BIG and later[k] != {BIG}}
+    assert len(moved) == held - policy.capacity.of(BIG) > 0  # a quarter of its keys left
+    assert all(len(later[k]) == 1 for k in moved)  # each whole, to one other node
+    assert all(later[k] == {n} for k, n in before.items() if n != BIG)  # keys elsewhere did not move
+
+
+@pytest.mark.parametrize("pacing", [{}, {"task_p50_s": 0.01, "task_p90_s": 0.1}])
+def test_without_hint_or_hit_reports_nothing_is_capped(pacing: dict[str, float]) -> None:
+    keys = [f"k{i % 13}" for i in range(80)]
+    brain = brain_with(PolicyOptions(seed=3, locality_wait=0.02))
+    run_keys(brain, keys, pacing=pacing)
+    assert not policy_of(brain).capacity.active
+    assert policy_of(brain)._rooted_on is None  # not even counted
