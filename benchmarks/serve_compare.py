@@ -414,7 +414,7 @@ def verdicts(table: Mapping[str, Mapping[str, Any]]) -> list[Verdict]:
 def format_report(table: Mapping[str, Mapping[str, Any]], args: argparse.Namespace) -> str:
     head = (
         f"{'contender':<19}{'calls/s':>9}{'steady/s':>10}{'hits':>6}{'1 replica':>10}{'repl/key':>9}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'outside':>9}{'deploy s':>9}  runs calls/s"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'outside':>9}{'low hits':>9}{'deploy s':>9}  runs calls/s"
     )
     lines = [
         f"{args.calls} calls over {args.models} models, {args.clients} calls in flight, {args.replicas} one-CPU "
@@ -427,14 +427,14 @@ def format_report(table: Mapping[str, Mapping[str, Any]], args: argparse.Namespa
         lines.append(
             f"{name:<19}{row['calls_per_s']:>9.1f}{row['steady_per_s']:>10.1f}{row['hit_pct']:>5.0f}%"
             f"{row['one_replica_pct']:>9.0f}%{row['replicas_per_key']:>9.2f}{row['p50_ms']:>8.1f}"
-            f"{row['p95_ms']:>8.1f}{row['outside_p50_ms']:>9.1f}{row['deploy_s']:>9.1f}  "
+            f"{row['p95_ms']:>8.1f}{row['outside_p50_ms']:>9.1f}{row['low_hit_pct']:>8.0f}%{row['deploy_s']:>9.1f}  "
             + ", ".join(f"{r:.1f}" for r in row["runs_per_s"])
         )
     lines += [
         "calls/s = calls / (last finish - first send); steady = finishes between the 10th and 90th percentile "
         "finish times; hits = cache hits under load; 1 replica = keys all of whose calls one replica served; "
         "p50/p95 = send to value at low load; outside = p50 of that less the replica's work (handle, routing, "
-        "transport)",
+        "transport); low hits = cache hits at low load",
         "",
         "Targets (raysched hash against Serve multiplexed):",
     ]
