@@ -15,29 +15,40 @@ a method of it::
 
 `Shard` becomes a `Service`; `Shard.predict` is a `ServiceMethod`, a call's function.
 The class itself travels to the replicas (pickled with the job), never runs in the driver.
+`raysched deploy` keeps a job file's services up past one run; `raysched.get_service(name)`
+gives any program a handle to call them (`raysched.deployment`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from raysched.core.autoscale import Autoscale
 from raysched.job import DEMAND_ATTR, raw_demand
 
-__all__ = ["Service", "ServiceMethod", "ServiceSpec", "service", "spec_of"]
+__all__ = ["Autoscale", "Service", "ServiceMethod", "ServiceSpec", "service", "spec_of"]
 
 _SPEC_ATTR = "__raysched_service__"
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """What raysched reads of a service: its class, its name, how many replicas, calls at once per replica."""
+    """What raysched reads of a service: its class, its name, how many replicas (at the start, and at most when
+    it autoscales), calls at once per replica, and how it autoscales."""
 
     cls: type
     name: str
-    replicas: int
+    replicas: int  # at the start, and the fewest it keeps
     max_concurrency: int
+    max_replicas: int | None = None  # the most it grows to (None: ``replicas``, no autoscaling)
+    autoscale: Autoscale = field(default_factory=Autoscale)
+
+    @property
+    def high(self) -> int:
+        """The most replicas it may have."""
+        return self.max_replicas if self.max_replicas is not None else self.replicas
 
     def replica(self, index: int) -> str:
         """How a replica is named in rows, the sidecar and status: ``Shard#2``."""
@@ -50,8 +61,17 @@ class Service:
 
     kind = "service"  # how errors name it
 
-    def __init__(self, cls: type, raw: Mapping[str, Any], replicas: int, max_concurrency: int) -> None:
-        self.__dict__[_SPEC_ATTR] = ServiceSpec(cls, cls.__name__, replicas, max_concurrency)
+    def __init__(
+        self,
+        cls: type,
+        raw: Mapping[str, Any],
+        replicas: int,
+        max_concurrency: int,
+        max_replicas: int | None = None,
+        autoscale: Autoscale | None = None,
+    ) -> None:
+        spec = ServiceSpec(cls, cls.__name__, replicas, max_concurrency, max_replicas, autoscale or Autoscale())
+        self.__dict__[_SPEC_ATTR] = spec
         self.__dict__[DEMAND_ATTR] = dict(raw)  # read (and validated) like a task function's demand
         self.__dict__["__qualname__"] = cls.__qualname__
 
@@ -64,13 +84,15 @@ class Service:
 
     def __repr__(self) -> str:
         spec = spec_of(self)
-        return f"<raysched service {spec.name} x{spec.replicas}>"
+        count = f"{spec.replicas}" if spec.high == spec.replicas else f"{spec.replicas}-{spec.high}"
+        return f"<raysched service {spec.name} x{count}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = spec_of(self).name
         raise TypeError(
             f"service {name} is not created by the job: raysched creates its replicas; "
-            f"send calls with raysched.Task({name}.method, args=(...), key=...)"
+            f"send calls with raysched.Task({name}.method, args=(...), key=...), or, once it is deployed "
+            f"(raysched deploy), from any program with raysched.get_service({name!r}).method.remote(..., key=...)"
         )
 
 
@@ -90,8 +112,11 @@ class ServiceMethod:
         self.__qualname__ = f"{spec_of(owner).name}.{method}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        service, method = self.__qualname__.split(".", 1)
         raise TypeError(
-            f"{self.__qualname__} runs on a replica: yield raysched.Task({self.__qualname__}, args=(...)) from tasks()"
+            f"{self.__qualname__} runs on a replica: yield raysched.Task({self.__qualname__}, args=(...)) from "
+            f"tasks(), or call a deployed service (raysched deploy) from any program: "
+            f"raysched.get_service({service!r}).{method}.remote(..., key=...) returns a Ray ObjectRef of its value"
         )
 
     def __repr__(self) -> str:
@@ -103,27 +128,58 @@ def service(
     num_gpus: float = 0,
     memory: float = 0,
     resources: Mapping[str, float] | None = None,
-    replicas: int = 1,
+    replicas: int | tuple[int, int] = 1,
     max_concurrency: int = 1,
+    autoscale: Autoscale | None = None,
 ) -> Callable[[type], Service]:
-    """Declare a service: ``replicas`` copies of the class, each holding this demand for the whole run.
+    """Declare a service: ``replicas`` copies of the class, each holding this demand while it lives.
 
     The demand arguments are `raysched.task`'s. A replica runs one call at a time unless
     ``max_concurrency`` says more (Ray's actor option of that name); calls to it queue there.
+    ``replicas=(low, high)`` autoscales: it starts with ``low`` and grows up to ``high`` while calls
+    queue beyond a target per replica, shrinking back when idle (`Autoscale` holds the knobs).
     """
     if isinstance(num_cpus, type):  # @raysched.service without its parentheses
         raise TypeError(
             f"write @raysched.service(...) with parentheses above class {num_cpus.__name__}, "
             "e.g. @raysched.service(num_cpus=1, replicas=4)"
         )
-    for name, value in (("replicas", replicas), ("max_concurrency", max_concurrency)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"@raysched.service {name} must be a whole number >= 1, got {value!r}")
+    low, high = replica_range(replicas)
+    if not _whole(max_concurrency):
+        raise ValueError(f"@raysched.service max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
+    if autoscale is not None and not isinstance(autoscale, Autoscale):
+        raise TypeError(
+            f"@raysched.service autoscale takes raysched.Autoscale(target=..., up_delay_s=..., down_delay_s=...), "
+            f"got {autoscale!r}"
+        )
     raw = raw_demand(num_cpus, num_gpus, memory, resources)
 
     def declare(cls: type) -> Service:
         if not isinstance(cls, type):
             raise TypeError("@raysched.service decorates a class")
-        return Service(cls, raw, replicas, max_concurrency)
+        return Service(cls, raw, low, max_concurrency, high if high != low else None, autoscale)
 
     return declare
+
+
+def replica_range(replicas: object) -> tuple[int, int]:
+    """``replicas=N`` or ``replicas=(low, high)`` as (low, high); a clear ValueError for anything else."""
+    if isinstance(replicas, (tuple, list)):
+        if len(replicas) != 2 or not all(_whole(v) for v in replicas):
+            raise ValueError(
+                f"@raysched.service replicas=(low, high) takes two whole numbers >= 1, got {replicas!r}; "
+                "e.g. replicas=(1, 8) starts 1 replica and grows to 8 under load"
+            )
+        low, high = int(replicas[0]), int(replicas[1])
+        if low > high:
+            raise ValueError(f"@raysched.service replicas=(low, high) needs low <= high, got {replicas!r}")
+        return low, high
+    if not _whole(replicas):
+        raise ValueError(
+            f"@raysched.service replicas must be a whole number >= 1 or a pair (low, high), got {replicas!r}"
+        )
+    return int(replicas), int(replicas)  # type: ignore[call-overload]
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -24,6 +24,8 @@ from raysched.brain.membership import live_nodes_from_ray
 from raysched.config import ConfigError, Settings, load_config, policy_options, run_options, settings_from_mapping
 from raysched.core.view import DEFAULT_OVERCOMMIT, node_weight
 from raysched.driver.calls import CallRouter
+from raysched.driver.controller import find_controller
+from raysched.driver.deployed import DeployedReplicas, Fleets
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.driver.replicas import Fleet
 from raysched.driver.service_calls import ServiceCalls
@@ -34,7 +36,7 @@ from raysched.results.report import Progress
 from raysched.results.writer import ResultsWriter, ResumeError, completed_task_ids
 from raysched.services import spec_of
 
-__all__ = ["SubmitError", "default_out_path", "resolve_settings", "submit"]
+__all__ = ["SubmitError", "default_out_path", "label_values", "resolve_settings", "submit"]
 
 ProgressFactory = Callable[[JobFile], tuple[Callable[[RunOutcome, int], None], Callable[[], None]]]
 
@@ -302,21 +304,30 @@ def _run(
 def _service_calls(
     job: JobFile, client: BrainClient, service_policy: policies.Policy, settings: Settings
 ) -> ServiceCalls:
-    """The job's services: their replicas (placed by ``service_policy``) and a call router each (``--policy``)."""
+    """The job's services: their replicas (placed by ``service_policy``) and a call router each (``--policy``).
+
+    A service deployed under the same name (`raysched deploy`) is not created again: the run calls its replicas.
+    """
     routers = {}
+    own, deployed = [], {}
     for declared in job.services:
         spec = spec_of(declared)
+        controller = find_controller(spec.name)
+        if controller is None:
+            own.append(declared)
+        else:
+            deployed[spec.name] = DeployedReplicas(spec, controller)
         try:
             router_policy = policies.build_policy(settings.policy, policy_options(settings), search=[job.folder])
         except ValueError as err:
             raise SubmitError(str(err)) from None
         routers[spec.name] = CallRouter(spec, router_policy)
-    domains = _label_values(settings.service_spread) if settings.service_spread else None
-    fleet = Fleet(job.services, client, service_policy, lambda s: task_demand(s, job.name), domains)
-    return ServiceCalls(fleet, routers)
+    domains = label_values(settings.service_spread) if settings.service_spread else None
+    fleet = Fleet(own, client, service_policy, lambda s: task_demand(s, job.name), domains) if own else None
+    return ServiceCalls(Fleets(fleet, deployed), routers)
 
 
-def _label_values(label: str) -> dict[str, str]:
+def label_values(label: str) -> dict[str, str]:
     """Each live node's value of a Ray node label (``--service-spread``); a label no node has is an error."""
     import ray
 

@@ -277,6 +277,11 @@ class BrainClient:
             answer = ask()
         return [(str(name), node) for name, node in answer]
 
+    def release_replicas(self, names: Sequence[str]) -> None:
+        """Free the reservations of replicas this run removed (autoscaling down); a brain that forgot us holds none."""
+        with contextlib.suppress(UnknownSubmission, *self.transport.gone_errors):
+            self.transport.get(self.transport.call(self._handle, "release_replicas", self.run_id, list(names)), 10)
+
     def report_node_failure(self, node: str, reason: str) -> None:
         """Tell the brain a node lost work or stopped making progress (best effort)."""
         with contextlib.suppress(Exception):  # the brain will see a death through membership anyway

@@ -7,7 +7,8 @@ of a node label with a skew of at most one. Its reservation is in the view, so
 every submission's tasks see the room it takes, and it is released when the
 submission ends. A replica whose node left the view (dead, or reported and
 confirmed dead) is placed again on its next `place_replicas`; the driver then
-re-creates it there under the same name.
+re-creates it there under the same name. A replica removed while its submission goes on (autoscaling)
+is freed by `release_replicas`.
 
 Reads and writes: ``view`` (reservations), each submission's ``replicas``.
 """
@@ -55,6 +56,17 @@ class Replicas(WaitingQueues):
             for name, demand, running_on in wanted:
                 out.append((name, self._place_replica(sub, policy, name, demand, running_on, exclude, domains)))
             return out
+
+    def release_replicas(self, submission_id: str, names: Collection[str]) -> int:
+        """A service shrank (autoscaling) or was undeployed: free these replicas' reservations; how many were held."""
+        with self._lock:
+            sub = self._subs.get(submission_id)
+            if sub is None:
+                return 0
+            held = [name for name in names if name in sub.replicas]
+            for name in held:
+                self._release_replica(sub, name)
+            return len(held)
 
     def _place_replica(
         self,

@@ -31,6 +31,7 @@ def cli() -> None:
       raysched analyze results/*.csv --plot cmp.png
       raysched simulate results/run.csv --nodes 1000x16
       raysched status                                # the running placement brain
+      raysched deploy job.py --address auto          # services kept up: raysched.get_service(NAME)
       raysched bench --task-ms 0,10                  # overhead next to plain Ray
     """
 
@@ -101,13 +102,17 @@ def submit_command(
 
 @cli.command("status")
 @click.option("--address", default=None, help="Cluster to ask (HOST:PORT or 'auto'). Default: $RAY_ADDRESS or 'auto'.")
-@click.option("--json", "as_json", is_flag=True, help="Print the brain's state as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the brain's state as JSON (deployed services under 'services')."
+)
 def status_command(address: str | None, as_json: bool) -> None:
-    """Show the running placement brain: nodes, capacity, work in flight, submissions."""
+    """Show the running placement brain (nodes, capacity, work in flight, submissions) and the deployed services
+    (each replica's node, state and calls outstanding)."""
     import ray
 
     from raysched import cluster
     from raysched.brain.actor import find_brain
+    from raysched.deployment import deployed_status
 
     target = address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
@@ -126,6 +131,7 @@ def status_command(address: str | None, as_json: bool) -> None:
             ray.exceptions.ActorUnavailableError,
         ) as err:
             raise BadInput(f"the placement brain did not answer ({type(err).__name__}); try again shortly") from None
+        state["services"] = deployed_status()
     finally:
         ray.shutdown()
     if as_json:
@@ -166,6 +172,7 @@ def format_status(state: dict[str, Any]) -> str:
         if where:
             lines.append("    replicas: " + ", ".join(where))
     lines.extend(_executor_lines(state.get("executors") or [], state.get("executor_counts") or {}))
+    lines.extend(format_services(state.get("services") or []))
     return "\n".join(lines)
 
 
@@ -193,10 +200,13 @@ def _executor_lines(executors: list[dict[str, Any]], counts: dict[str, int]) -> 
 
 from raysched.cli.analyze import analyze_command  # noqa: E402  (its own module: the largest command)
 from raysched.cli.bench import bench_command  # noqa: E402
+from raysched.cli.deploy import deploy_command, format_services, undeploy_command  # noqa: E402
 from raysched.cli.simulate import simulate_command  # noqa: E402
 
 cli.add_command(analyze_command)
 cli.add_command(bench_command)
+cli.add_command(deploy_command)
+cli.add_command(undeploy_command)
 cli.add_command(simulate_command)
 
 

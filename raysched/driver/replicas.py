@@ -8,6 +8,12 @@ probe), the brain places it again by the service policy, preferring another node
 and it is re-created there under the same name, so the ring over replica names,
 and every surviving key's replica, stay as they were. Calls routed to it meanwhile
 wait in the driver and go out once it is ready.
+
+A service that autoscales grows by `grow` (replica ``Name#k``, the next index) and shrinks by `retire`
+(the highest index, once its calls are drained by the caller), so replica names stay ``#0..#n-1``
+and, with hash routing, only the keys the ring gives to that one replica move. A deployed service's
+controller (`raysched.driver.controller`) owns a fleet too; it has no calls of its own to see a
+replica die by, so it asks the replicas themselves (`probe`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ class ReplicaHost:
     def call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Outcome:
         return run_task(getattr(self.instance, method), current_node_id(), args, kwargs)
 
+    def invoke(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
+        """A handle's call (`raysched.get_service`): the method's own return value; what it raises, Ray raises."""
+        return getattr(self.instance, method)(*args, **(kwargs or {}))
+
 
 class ActorGone(Exception):
     """A replica's actor died before it answered (its node or its process is gone)."""
@@ -97,6 +107,10 @@ class ReplicaActors:
     def call(self, handle: Any, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
         return handle.call.remote(method, args, kwargs)
 
+    def ping(self, handle: Any) -> Any:
+        """Ask a replica's actor whether it lives (its ready() again); read the answer with `answer`."""
+        return handle.ready.remote()
+
     def kill(self, handle: Any) -> None:
         with contextlib.suppress(Exception):  # already gone with its node
             ray.kill(handle, no_restart=True)
@@ -115,6 +129,8 @@ class Replica:
     up: bool = False
     tried: list[str] = field(default_factory=list)  # nodes its __init__ failed on
     error: str = ""
+    epoch: int = 0  # actors created for it so far: a report of a lost actor names the one it saw
+    ping_ref: Any = None  # a probe under way (`Fleet.probe`)
 
 
 class Fleet:
@@ -136,9 +152,11 @@ class Fleet:
         self.domains = domains
         self.clock = clock
         self.replicas: dict[str, Replica] = {}
+        self._kinds: dict[str, tuple[ServiceSpec, Mapping[str, float]]] = {}  # service name -> spec, demand
         for declared in services:
             spec = spec_of(declared)
             demand = demand_of(declared)
+            self._kinds[spec.name] = (spec, demand)
             for i in range(spec.replicas):
                 name = spec.replica(i)
                 self.replicas[name] = Replica(name, spec, demand)
@@ -150,7 +168,16 @@ class Fleet:
 
     @property
     def specs(self) -> list[ServiceSpec]:
-        return list({r.spec.name: r.spec for r in self.replicas.values()}.values())
+        return [spec for spec, _ in self._kinds.values()]
+
+    def names(self, service: str) -> list[str]:
+        """The replicas a service has now, by index (``Name#0`` first)."""
+        spec, _ = self._kinds[service]
+        return [spec.replica(i) for i in range(self.count(service))]
+
+    def count(self, service: str) -> int:
+        """How many replicas a service has now (up or on the way)."""
+        return sum(1 for r in self.replicas.values() if r.spec.name == service)
 
     # -- start ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -185,8 +212,36 @@ class Fleet:
             self._kill(replica)
             self._event(replica, "lost")
             self.on_lost(replica.name)
-        replica.node, replica.up = node, False
+        replica.node, replica.up, replica.ping_ref = node, False, None
+        replica.epoch += 1
         replica.handle, replica.ready_ref = self.actors.create(replica, node)
+
+    # -- grow and shrink (autoscaling) ------------------------------------------------------------
+    def grow(self, service: str) -> str:
+        """Add one replica to a service, ``Name#k`` with the next index, placed by the service policy; its name.
+
+        It is created now and comes up later (``on_up``), like any replica.
+        """
+        spec, demand = self._kinds[service]
+        name = spec.replica(self.count(service))
+        replica = self.replicas[name] = Replica(name, spec, demand)
+        self._place([replica])
+        return name
+
+    def retire(self, name: str) -> None:
+        """Remove a replica for good (its calls drained by the caller): its actor killed, its reservation freed.
+
+        Only the highest index goes, so the names stay ``#0..#n-1`` and a later `grow` reuses the name.
+        """
+        replica = self.replicas[name]
+        service = replica.spec.name
+        highest = self.names(service)[-1]
+        if name != highest:
+            raise ValueError(f"only the highest replica of {service} is retired ({highest}), not {name}")
+        self._kill(replica)
+        del self.replicas[name]
+        self.client.release_replicas([name])
+        self._event(replica, "removed")
 
     # -- watch ----------------------------------------------------------------------------------
     def poll(self, block_s: float = 0.0) -> None:
@@ -233,10 +288,31 @@ class Fleet:
                 f"on every node that could hold it ({len(replica.tried)})"
             )
 
-    def lost(self, name: str) -> None:
-        """A call found the replica gone (its actor died): re-create it, on another node if one has room."""
-        replica = self.replicas[name]
-        if not replica.up:
+    def probe(self, block_s: float = 0.0) -> None:
+        """Ask each up replica's actor whether it lives (one question at a time each); a dead one is `lost`.
+
+        For an owner that sends no calls of its own (a deployed service's controller): a run sees a replica
+        die by its calls failing. A busy replica answers late, never wrongly: only an actor error counts.
+        """
+        asked = {r.ping_ref: r for r in self.replicas.values() if r.ping_ref is not None}
+        for ref in self.actors.ready(list(asked), block_s) if asked else ():
+            replica = asked[ref]
+            replica.ping_ref = None
+            try:
+                self.actors.answer(ref)
+            except ActorGone:
+                self.lost(replica.name)
+        for replica in self.replicas.values():
+            if replica.up and replica.ping_ref is None:
+                replica.ping_ref = self.actors.ping(replica.handle)
+
+    def lost(self, name: str, epoch: int | None = None) -> None:
+        """A call found the replica gone (its actor died): re-create it, on another node if one has room.
+
+        ``epoch``: the actor the caller saw (`Replica.epoch`); a report about an actor already replaced is ignored.
+        """
+        replica = self.replicas.get(name)
+        if replica is None or not replica.up or (epoch is not None and epoch != replica.epoch):
             return
         replica.up = False
         self._event(replica, "lost")
@@ -264,7 +340,7 @@ class Fleet:
     def _kill(self, replica: Replica) -> None:
         if replica.handle is not None:
             self.actors.kill(replica.handle)
-        replica.handle, replica.ready_ref, replica.up = None, None, False
+        replica.handle, replica.ready_ref, replica.up, replica.ping_ref = None, None, False, None
 
     def _event(self, replica: Replica, what: str) -> None:
         self.events.append({"replica": replica.name, "node": replica.node, "event": what, "at": time.time()})

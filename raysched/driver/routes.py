@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from raysched.driver import remote
 from raysched.driver.attempts import Attempt
+from raysched.driver.deployed import Fleets
 from raysched.driver.dispatch import PinnedFunctions, not_serializable, submit
-from raysched.driver.replicas import Fleet
 from raysched.job import JobFileError
 
 __all__ = ["ExecutorCalls", "PinnedTasks", "ReplicaCalls", "Route"]
@@ -41,7 +41,7 @@ class PinnedTasks:
 class ReplicaCalls:
     """Calls to a service, each sent to the replica its router chose (one call per attempt)."""
 
-    def __init__(self, fleet: Fleet, job_name: str) -> None:
+    def __init__(self, fleet: Fleets, job_name: str) -> None:
         self.fleet = fleet
         self.job_name = job_name
 

@@ -210,7 +210,7 @@ def test_command_help_keeps_its_paragraphs_and_line_breaks(
 
 def test_the_quick_tour_keeps_one_example_a_line(page: ReferencePage) -> None:
     tour = next(b for b in page.sections["raysched"].blocks if b.startswith("Quick tour:"))
-    assert len(tour.splitlines()) == 7
+    assert len(tour.splitlines()) == 8
     assert tour.splitlines()[2].strip() == "raysched submit job.py --policy p2c --address auto"
 
 

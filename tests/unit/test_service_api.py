@@ -45,10 +45,44 @@ def test_only_public_methods_of_the_class_are_calls(what: str) -> None:
 
 
 def test_a_service_or_a_call_used_in_the_driver_says_how_to_use_it() -> None:
-    with pytest.raises(TypeError, match=r"raysched.Task\(Shard.method"):
+    with pytest.raises(TypeError, match=r"raysched.Task\(Shard.method") as made:
         Shard()
-    with pytest.raises(TypeError, match=r"runs on a replica: yield raysched.Task\(Shard.predict"):
+    assert "raysched.get_service('Shard').method.remote(" in str(made.value)
+    with pytest.raises(TypeError, match=r"runs on a replica: yield raysched.Task\(Shard.predict") as called:
         Shard.predict(1)
+    assert "raysched.get_service('Shard').predict.remote(..., key=...)" in str(called.value)
+
+
+def test_replicas_low_high_autoscales_and_a_plain_count_does_not() -> None:
+    scaled = raysched.service(replicas=(2, 6), autoscale=raysched.Autoscale(target=3))(type("Pool", (), {}))
+    spec = spec_of(scaled)
+    assert (spec.replicas, spec.high, spec.autoscale.target) == (2, 6, 3)
+    assert repr(scaled) == "<raysched service Pool x2-6>"
+    fixed = spec_of(Shard)
+    assert (fixed.replicas, fixed.high, fixed.max_replicas) == (3, 3, None)
+    assert spec_of(raysched.service(replicas=(4, 4))(type("Same", (), {}))).high == 4
+
+
+@pytest.mark.parametrize(
+    ("replicas", "words"),
+    [
+        ((3, 1), "needs low <= high"),
+        ((0, 4), "two whole numbers >= 1"),
+        ((1,), "two whole numbers >= 1"),
+        ((1, 2, 3), "two whole numbers >= 1"),
+        ((1, 2.5), "two whole numbers >= 1"),
+        ((True, 2), "two whole numbers >= 1"),
+        ("4", "a whole number >= 1 or a pair"),
+    ],
+)
+def test_bad_replica_ranges_are_refused_where_declared(replicas: object, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        raysched.service(replicas=replicas)  # type: ignore[arg-type]
+
+
+def test_autoscale_takes_the_knobs_object_only() -> None:
+    with pytest.raises(TypeError, match=r"raysched.Autoscale\(target=..."):
+        raysched.service(replicas=(1, 2), autoscale={"target": 2})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The fleet of service replicas, without Ray: its actor calls go through a fake `ReplicaActors`.
 
 Rules under test: a replica whose __init__ fails is tried on at most MAX_TRIES nodes; a lost replica is
-placed again under the same name, away from its old node; stop() removes every replica.
+placed again under the same name, away from its old node; stop() removes every replica; a service grows by
+the next index and shrinks by its highest (its reservation freed); a probe finds a dead actor; a report about
+an actor already replaced changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ class FakeClient:
 
     def __init__(self) -> None:
         self.asked: list[tuple[list[str], list[str]]] = []
+        self.released: list[str] = []
+        self.started = self.closed = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_replicas(self, names: Sequence[str]) -> None:
+        self.released.extend(names)
 
     def place_replicas(
         self, policy: Any, replicas: Sequence[tuple[str, Any, str | None]], exclude: Sequence[str], domains: Any
@@ -74,6 +87,9 @@ class FakeActors:
 
     def call(self, handle: Any, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
         return (handle, method, tuple(args))
+
+    def ping(self, handle: Any) -> Any:
+        return (handle, "")
 
     def kill(self, handle: Any) -> None:
         self.killed.append(handle)
@@ -137,3 +153,37 @@ def test_stop_removes_every_replica() -> None:
     fleet.stop()
     assert sorted(actors.killed) == handles
     assert not any(fleet.is_up(name) for name in fleet.replicas)
+
+
+def test_a_service_grows_by_the_next_index_and_shrinks_by_its_highest() -> None:
+    actors = FakeActors()
+    fleet, client = fleet_of(2, actors)
+    fleet.start()
+    up: list[str] = []
+    fleet.on_up = lambda replica: up.append(replica.name)
+    assert fleet.grow("Cache") == "Cache#2"
+    fleet.poll()
+    assert up == ["Cache#2"] and fleet.names("Cache") == ["Cache#0", "Cache#1", "Cache#2"]
+    with pytest.raises(ValueError, match=r"only the highest replica of Cache is retired \(Cache#2\)"):
+        fleet.retire("Cache#1")
+    handle = fleet.replicas["Cache#2"].handle
+    fleet.retire("Cache#2")
+    assert fleet.count("Cache") == 2 and handle in actors.killed and client.released == ["Cache#2"]
+    assert [e["event"] for e in fleet.events if e["replica"] == "Cache#2"] == ["created", "removed"]
+    assert fleet.grow("Cache") == "Cache#2"  # the name comes back with the next growth
+
+
+def test_a_probe_finds_a_dead_actor_and_it_is_created_again() -> None:
+    actors = FakeActors()
+    fleet, _ = fleet_of(2, actors)
+    fleet.start()
+    fleet.probe()  # asks each up replica once
+    dead = fleet.replicas["Cache#1"]
+    epoch = dead.epoch
+    actors.dead.add(dead.handle)
+    fleet.probe()
+    assert not fleet.is_up("Cache#1") and fleet.is_up("Cache#0")
+    fleet.poll()
+    assert fleet.is_up("Cache#1") and fleet.replicas["Cache#1"].epoch == epoch + 1
+    fleet.lost("Cache#1", epoch)  # a late report about the old actor: the new one stays
+    assert fleet.is_up("Cache#1")

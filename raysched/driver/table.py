@@ -1,0 +1,133 @@
+"""A deployed service's routing table, and how a client routes one call by it (no Ray call on the way).
+
+The controller of a deployed service (`raysched.driver.controller`) holds what every client must
+agree on: which replicas take calls (up, not draining), their actors, the routing policy, and the
+calls outstanding at each as the clients last reported them. Clients (`raysched.get_service`
+handles, and runs whose job calls the service) cache a copy, refresh it every `REFRESH_S` (and
+report their own outstanding calls on the same round trip), and route each call locally:
+
+* ``hash``: the key's owner on a consistent-hash ring over the routable replicas' names, built as the
+  hash policy builds its ring over nodes (BLAKE2b, ``vnodes`` points per unit of weight, a replica's
+  weight from its ``max_concurrency`` call slots). The ring depends only on the names, so every client
+  sends a key to the same replica (the one a run's hash router picks at low load), and a replica
+  added (``Name#k``) or removed (the highest index) moves only the keys the ring gives it.
+  No bounded loads here: clients cannot see each other's calls between refreshes, so a key
+  never leaves its owner while it is up (as ``--load-factor off``).
+* ``random``: uniform; ``p2c``: the less loaded of two sampled; ``greedy``: the least loaded; ``pack``:
+  the most loaded replica with a free call slot, else the least loaded. A replica's load is the
+  table's (every client's report) plus this client's calls sent since.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from raysched.core.ring import HashRing, RingConfig
+from raysched.core.view import node_weight
+from raysched.policies.base import DEFAULT_VNODES_PER_CPU
+
+__all__ = ["HANDLE_POLICIES", "REFRESH_S", "ReplicaEntry", "RoutingTable", "TableRouter", "no_key"]
+
+REFRESH_S = 0.5  # how often a client refreshes its table and reports its outstanding calls
+HANDLE_POLICIES = ("hash", "random", "p2c", "greedy", "pack")  # how a deployed service's calls can be routed
+
+
+@dataclass(frozen=True)
+class ReplicaEntry:
+    """One replica of the table: its name, its actor, its node, and which actor of that name it is."""
+
+    name: str
+    handle: Any
+    node: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """What the controller publishes; ``version`` changes whenever the routable replicas (or actors) change."""
+
+    service: str
+    version: int
+    routing: str
+    max_concurrency: int = 1
+    vnodes: int = DEFAULT_VNODES_PER_CPU
+    replicas: tuple[ReplicaEntry, ...] = ()  # routable: up, not draining
+    draining: tuple[str, ...] = ()  # up, no new calls; removed once every client's calls to it are done
+    starting: tuple[str, ...] = ()  # being created (or re-created under its name after a loss)
+    methods: tuple[str, ...] = ()  # the service's public methods (a handle's attributes)
+    loads: Mapping[str, float] = field(default_factory=dict)  # calls outstanding, every client's last report
+
+    def entry(self, name: str) -> ReplicaEntry | None:
+        return next((e for e in self.replicas if e.name == name), None)
+
+
+def replica_ring(names: Sequence[str], max_concurrency: int, vnodes: int = DEFAULT_VNODES_PER_CPU) -> HashRing:
+    """The ring over replica names, as the hash policy builds its ring over nodes of ``max_concurrency`` CPUs."""
+    ring = HashRing(RingConfig(vnodes=vnodes))
+    weight = node_weight({"CPU": float(max_concurrency)})
+    for name in names:
+        ring.add(name, weight)
+    return ring
+
+
+def no_key(key: object) -> bool:
+    """The project's one rule: None, or an empty or blank string, is no key."""
+    return key is None or (isinstance(key, str) and not key.strip())
+
+
+class TableRouter:
+    """Routes a client's calls by its copy of the table; counts the calls it has outstanding per replica."""
+
+    def __init__(self, table: RoutingTable, seed: int | None = None) -> None:
+        self.own: dict[str, int] = {}  # calls this client sent and has not seen finish, per replica
+        self._rng = random.Random(seed)
+        self._unkeyed = itertools.count()
+        self.table = table
+        self._ring = replica_ring([], 1)
+        self.update(table)
+
+    def update(self, table: RoutingTable) -> None:
+        """A newer table: the ring is rebuilt only when the routable names change."""
+        names = [e.name for e in table.replicas]
+        if names != [e.name for e in self.table.replicas] or len(self._ring) != len(names):
+            self._ring = replica_ring(names, table.max_concurrency, table.vnodes)
+        self.table = table
+        self._by_name = {e.name: e for e in table.replicas}
+
+    def pick(self, key: object = None) -> ReplicaEntry:
+        """The replica for one call (LookupError: none is up now)."""
+        entries = self.table.replicas
+        if not entries:
+            raise LookupError(f"service {self.table.service} has no replica up now")
+        routing = self.table.routing
+        if routing == "hash":
+            text = f"\x00call-{next(self._unkeyed)}" if no_key(key) else str(key)
+            return self._by_name[self._ring.lookup(text)]
+        if routing == "random" or len(entries) == 1:
+            return self._rng.choice(entries)
+        if routing == "p2c":
+            a, b = self._rng.sample(entries, 2)
+            return min((a, b), key=lambda e: self.load(e.name))
+        if routing == "pack":
+            free = [e for e in entries if self.load(e.name) < self.table.max_concurrency]
+            if free:
+                return max(free, key=lambda e: self.load(e.name))  # ties: the lowest index (the first)
+        return min(entries, key=lambda e: self.load(e.name))  # greedy, and pack when all are busy
+
+    def load(self, name: str) -> float:
+        """A replica's calls outstanding as this client sees them: the table's, and its own sent since."""
+        return float(self.table.loads.get(name, 0.0)) + self.own.get(name, 0)
+
+    def sent(self, name: str) -> None:
+        self.own[name] = self.own.get(name, 0) + 1
+
+    def done(self, name: str) -> None:
+        left = self.own.get(name, 0) - 1
+        if left > 0:
+            self.own[name] = left
+        else:
+            self.own.pop(name, None)
