@@ -27,12 +27,14 @@ dependency: ``pip install -e '.[bench]'`` installs it.
 
     python benchmarks/serve_compare.py                  # 2 rounds, about 6 minutes on a 2-core machine
     python benchmarks/serve_compare.py --rounds 3 --contenders raysched-hash,serve-multiplexed
+    python benchmarks/serve_compare.py --cache 16 --keep results/serve-compare   # raw call timings kept
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -88,11 +90,11 @@ CACHE, HIT_S, MISS_S = {cache}, {hit_s!r}, {miss_s!r}
 @raysched.service(num_cpus=1, replicas={replicas})
 class {service}:
     def __init__(self):
-        self.model = functools.lru_cache(maxsize=CACHE)(self.load)  # as @serve.multiplexed: an LRU of loaded models
+        self.model = functools.lru_cache(maxsize=CACHE)(self._load)  # as @serve.multiplexed: an LRU of loaded models
         self.lock = threading.Lock()  # one call at a time: one CPU
         self.loaded = False
 
-    def load(self, model_id):
+    def _load(self, model_id):
         time.sleep(MISS_S)
         self.loaded = True
         return f"weights of {{model_id}}"
@@ -107,6 +109,12 @@ class {service}:
             work_s = time.perf_counter() - began
         replica = ray.get_runtime_context().get_actor_id()
         return {{"model": model_id, "x": x, "hit": hit, "replica": replica, "work_s": work_s}}
+
+
+# Workaround: `raysched deploy` (branch deploy, 61e9f73) fails to pickle a service none of whose methods was
+# looked up yet ("dictionary changed size during iteration": cloudpickle's lookup of {service}.predict adds the
+# method to the Service wrapper's __dict__ while pickling iterates it); one lookup here avoids it.
+{service}.predict
 
 
 def tasks():
@@ -256,14 +264,16 @@ def drive_raysched(address: str, policy: str, args: argparse.Namespace, workdir:
     job = workdir / "serve_compare_job.py"
     job.write_text(raysched_job(workload(args)))
     cli = [sys.executable, "-m", "raysched.cli"]
+    # RAY_ADDRESS too: `raysched deploy` (deploy branch, 61e9f73) ignores --address and would look for 'auto'
+    pin = {"RAY_ADDRESS": address}
     began = time.perf_counter()
-    run_checked([*cli, "deploy", str(job), "--address", address, "--policy", policy], "raysched deploy")
+    run_checked([*cli, "deploy", str(job), "--address", address, "--policy", policy], "raysched deploy", pin)
     h = raysched.get_service(SERVICE, address=address)
     deploy_s = time.perf_counter() - began
     try:
         result = measure(lambda model, x: ray.get(h.predict.remote(model, x, key=model)), args)
     finally:
-        run_checked([*cli, "undeploy", SERVICE, "--address", address], "raysched undeploy")
+        run_checked([*cli, "undeploy", SERVICE, "--address", address], "raysched undeploy", pin)
     return {**result, "deploy_s": deploy_s}
 
 
@@ -301,8 +311,10 @@ def start_serve(address: str) -> None:
     serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
 
 
-def run_checked(cmd: Sequence[str], what: str) -> None:
-    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S)
+def run_checked(cmd: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> None:
+    done = subprocess.run(
+        list(cmd), capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S, env={**os.environ, **(env or {})}
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
@@ -475,6 +487,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=80, help="calls one at a time before the low-load ones")
     parser.add_argument("--latency-calls", type=int, default=200, help="low-load calls, one at a time")
     parser.add_argument("--json", metavar="FILE", help="also write every run's figures and the table here")
+    parser.add_argument("--keep", metavar="DIR", help="keep each driver's raw call timings here (one JSON per run)")
     parser.add_argument("--driver", help=argparse.SUPPRESS)  # internal: run one contender as a fresh driver
     parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -512,12 +525,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     from raysched.cluster import EmbeddedCluster
 
     runs: list[tuple[str, dict[str, float]]] = []
-    with EmbeddedCluster(BENCH_NODES) as cluster, tempfile.TemporaryDirectory(prefix="serve-compare-") as tmp:
+    with EmbeddedCluster(BENCH_NODES) as cluster, tempfile.TemporaryDirectory(prefix="serve-compare-") as scratch:
+        tmp = Path(args.keep or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         if any(c.startswith("serve") for c in args.contenders):
-            run_checked(driver_argv(args, "serve-start", cluster.address, Path(tmp) / "start.json"), "serve start")
+            run_checked(driver_argv(args, "serve-start", cluster.address, tmp / "start.json"), "serve start")
         for rnd in range(1, args.rounds + 1):  # A B C D A B C D: the machine's noise falls on every contender
             for contender in args.contenders:
-                fig = run_figures(run_driver(args, contender, cluster.address, Path(tmp) / f"{contender}-{rnd}.json"))
+                fig = run_figures(run_driver(args, contender, cluster.address, tmp / f"{contender}-{rnd}.json"))
                 runs.append((contender, fig))
                 print(
                     f"  round {rnd}  {contender:<18} {fig['calls_per_s']:7.1f} calls/s"
