@@ -2,6 +2,7 @@
 
     python benchmarks/placement.py           # 10 / 100 / 1,000 / 10,000 nodes (~2 min here)
     python benchmarks/placement.py --quick   # 10 / 100 / 1,000 nodes, fewer samples
+    python benchmarks/placement.py --ring    # only section 4: ring build and join/leave at 1,000 / 10,000 nodes
 
 Pure Python, no Ray: policies decide over a ResourceView the way the brain's
 do. Each figure is printed next to its target with "met" or "MISSED".
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import random
@@ -23,9 +25,10 @@ from itertools import accumulate
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from raysched.brain.actor import PlacementBrain
-from raysched.core.ring import HashRing
+from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import ResourceView
 from raysched.policies import (
+    DEFAULT_VNODES_PER_CPU,
     POLICY_NAMES,
     HashPolicy,
     PolicyOptions,
@@ -37,6 +40,8 @@ from raysched.policies import (
 SHAPES = [{"CPU": 8.0, "memory": 32e9}, {"CPU": 16.0, "memory": 64e9}, {"CPU": 4.0, "GPU": 1.0, "memory": 16e9}]
 TARGET_FAST_US = 5.0  # hash, random, p2c at 1,000 nodes
 TARGET_SCORED_US = 20.0  # greedy, pack at 1,000 nodes
+TARGET_RING_BUILD_S = 1.0  # the hash policy's ring of 10,000 16-CPU nodes, from empty
+TARGET_RING_CHANGE_MS = 50.0  # one 16-CPU node joining or leaving that ring
 
 
 def verdict(ok: bool) -> str:
@@ -192,10 +197,88 @@ def ring_distribution() -> tuple[float, float]:
     return maxmean, weighted.share(ids[-1]) / light
 
 
+# -- 4. ring build and membership changes at scale ------------------------------------------------
+def ring_build_and_change(n: int, cpus: float = 16.0, builds: int = 3, changes: int = 5) -> dict[str, float]:
+    """Seconds to build the hash policy's ring of ``n`` nodes from empty, and ms per join / leave after it.
+
+    The ring as the hash policy holds it (points per CPU = the policy's default, weight = CPUs); a change
+    counts until the next lookup has applied it (the ring applies changes lazily). The build is the best of
+    ``builds`` (wall clock, with its CPU time: other load on a shared machine inflates only the wall clock);
+    join and leave are the median of ``changes`` nodes each (a fresh node joins; a member leaves, comes back).
+    """
+    ids = node_ids(n, seed=11)
+    best = (math.inf, math.inf)
+    for _ in range(builds):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        ring = HashRing(RingConfig(vnodes=DEFAULT_VNODES_PER_CPU))
+        for x in ids:
+            ring.add(x, cpus)
+        ring.lookup("warm")
+        best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
+    rng = random.Random(12)
+    joins, leaves = [], []
+    for i in range(changes):
+        new = f"{rng.getrandbits(224):056x}"
+        t0 = time.perf_counter()
+        ring.add(new, cpus)
+        ring.lookup(f"warm-{i}")
+        joins.append(time.perf_counter() - t0)
+        ring.remove(new)
+        ring.lookup("warm")
+        gone = ids[rng.randrange(n)]
+        t0 = time.perf_counter()
+        ring.remove(gone)
+        ring.lookup(f"warm-{i}")
+        leaves.append(time.perf_counter() - t0)
+        ring.add(gone, cpus)
+        ring.lookup("warm")
+    joins.sort()
+    leaves.sort()
+    return {
+        "points": ring.points,
+        "build_s": best[0],
+        "build_cpu_s": best[1],
+        "join_ms": joins[len(joins) // 2] * 1e3,
+        "leave_ms": leaves[len(leaves) // 2] * 1e3,
+    }
+
+
+def ring_section(sizes: list[int]) -> None:
+    print(
+        f"\n4. Ring build and membership: the hash policy's ring ({DEFAULT_VNODES_PER_CPU} points per CPU), "
+        "16-CPU nodes"
+    )
+    print(f"{'nodes':>7} {'points':>11} {'build s':>8} {'(CPU s)':>8} {'join ms':>8} {'leave ms':>9}")
+    for n in sizes:
+        r = ring_build_and_change(n)
+        print(
+            f"{n:>7,} {r['points']:>11,} {r['build_s']:>8.2f} {r['build_cpu_s']:>8.2f} "
+            f"{r['join_ms']:>8.1f} {r['leave_ms']:>9.1f}"
+        )
+        if n == 10_000:
+            build, join, leave = r["build_s"], r["join_ms"], r["leave_ms"]
+            print(
+                f"   ring build 10,000 x 16: {build:.2f} s (target <= {TARGET_RING_BUILD_S:g} s: "
+                f"{verdict(build <= TARGET_RING_BUILD_S)})"
+            )
+            for what, ms in (("joining", join), ("leaving", leave)):
+                print(
+                    f"   one node {what} 10,000 x 16: {ms:.1f} ms (target <= {TARGET_RING_CHANGE_MS:g} ms: "
+                    f"{verdict(ms <= TARGET_RING_CHANGE_MS)})"
+                )
+    print("   build: best of 3, from empty to the first lookup; join/leave: median of 5, until the next lookup")
+    print("   has applied the change. Past 1,024 nodes a node holds fewer points per CPU (raysched.core.ring).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="10/100/1,000 nodes and fewer samples")
+    ap.add_argument("--ring", action="store_true", help="only section 4: ring build and join/leave at 1,000/10,000")
     args = ap.parse_args()
+    if args.ring:
+        ring_section([1000, 10_000])
+        return
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10_000]
     decisions = 3000 if args.quick else 20_000
     started = time.perf_counter()
@@ -265,6 +348,7 @@ def main() -> None:
     print("   build s: ring construction while tracemalloc traces it (about 4x slower than untraced)")
     print("   strays: keys that moved anywhere but from the removed / to the added node (must be 0)")
     print(f"   target keys moved on add within 20% of 1/(n+1), no strays: {verdict(add_ok)}")
+    ring_section([n for n in sizes if n >= 1000])
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 

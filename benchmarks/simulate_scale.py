@@ -79,7 +79,8 @@ def write_trace(path: Path, tasks: int, keys: int, zipf: float, seed: int) -> No
             "replica": "",
         }
     )
-    frame[list(BASE_COLUMNS)].to_csv(path, index=False)
+    # The schema's order; columns added to it later may be missing from a CSV (the reader fills them in).
+    frame[[c for c in BASE_COLUMNS if c in frame]].to_csv(path, index=False)
 
 
 def worker(args: argparse.Namespace) -> None:

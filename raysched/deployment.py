@@ -44,9 +44,13 @@ def target_address(address: str | None) -> str:
 
 @contextlib.contextmanager
 def connected(address: str | None) -> Iterator[None]:
-    """Joined to the cluster for the length of a `with` block (DeployError when it cannot be reached)."""
+    """Joined to the cluster for the length of a `with` block (DeployError when it cannot be reached); a Ray
+    session this process already has is used as it is, and left open."""
     import ray
 
+    if ray.is_initialized():
+        yield
+        return
     try:
         cluster.connect(target_address(address), {})
     except cluster.ClusterError as err:
@@ -98,7 +102,7 @@ def deploy(
         )
     policies.ship_by_value(placement)
     names = [spec_of(s).name for s in job.services]
-    with connected(settings.address):
+    with connected(address or settings.address):
         import ray
 
         job.ship_by_value()

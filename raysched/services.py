@@ -82,6 +82,22 @@ class Service:
         call = self.__dict__[method] = ServiceMethod(self, method)  # one object per method: equal is identical
         return call
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its spec and demand (a deployed service's controller gets it): the methods it cached in its
+        ``__dict__`` are made again on use, so pickling never walks a dict that a lookup may grow."""
+        spec = spec_of(self)
+        return (
+            Service,
+            (
+                spec.cls,
+                self.__dict__[DEMAND_ATTR],
+                spec.replicas,
+                spec.max_concurrency,
+                spec.max_replicas,
+                spec.autoscale,
+            ),
+        )
+
     def __repr__(self) -> str:
         spec = spec_of(self)
         count = f"{spec.replicas}" if spec.high == spec.replicas else f"{spec.replicas}-{spec.high}"

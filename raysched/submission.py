@@ -30,6 +30,7 @@ from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.driver.replicas import Fleet
 from raysched.driver.service_calls import ServiceCalls
 from raysched.job import JobFile, JobFileError, load_job, task_demand
+from raysched.policies import PolicyOptions
 from raysched.results import sidecar
 from raysched.results.outcome import RunOutcome
 from raysched.results.report import Progress
@@ -306,25 +307,37 @@ def _service_calls(
 ) -> ServiceCalls:
     """The job's services: their replicas (placed by ``service_policy``) and a call router each (``--policy``).
 
-    A service deployed under the same name (`raysched deploy`) is not created again: the run calls its replicas.
+    A service deployed under the same name (`raysched deploy`) is not created again: the run calls its replicas,
+    routed as every client of it routes (its deployed policy; hash without bounded loads, so a key goes where
+    `raysched.get_service` handles send it).
     """
     routers = {}
     own, deployed = [], {}
     for declared in job.services:
         spec = spec_of(declared)
         controller = find_controller(spec.name)
-        if controller is None:
-            own.append(declared)
-        else:
-            deployed[spec.name] = DeployedReplicas(spec, controller)
         try:
-            router_policy = policies.build_policy(settings.policy, policy_options(settings), search=[job.folder])
+            if controller is None:
+                own.append(declared)
+                router_policy = policies.build_policy(settings.policy, policy_options(settings), search=[job.folder])
+            else:
+                deployed[spec.name] = DeployedReplicas(spec, controller)
+                router_policy = _deployed_routing(controller, settings)
         except ValueError as err:
             raise SubmitError(str(err)) from None
         routers[spec.name] = CallRouter(spec, router_policy)
     domains = label_values(settings.service_spread) if settings.service_spread else None
     fleet = Fleet(own, client, service_policy, lambda s: task_demand(s, job.name), domains) if own else None
     return ServiceCalls(Fleets(fleet, deployed), routers)
+
+
+def _deployed_routing(controller: Any, settings: Settings) -> policies.Policy:
+    """The router of a deployed service in a run: its deployed policy and ring (vnodes), no bounded loads."""
+    import ray
+
+    table = ray.get(controller.table.remote(), timeout=30)
+    options = PolicyOptions(seed=settings.seed, load_factor=None, vnodes=table.vnodes)
+    return policies.build_policy(table.routing, options)
 
 
 def label_values(label: str) -> dict[str, str]:

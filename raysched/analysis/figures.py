@@ -19,9 +19,13 @@ rows of one run (see README, "Analyzing results"):
   their own (`keyed_mask`: a task without a key is recorded with its ``task_id``, and a run of
   such tasks has no key figures); spills count those tasks too;
 * cache hit rate = mean of the ``cache_hit`` metric over ok rows, in %;
-* calls to a service (rows with a ``replica``, `call_mask`), only in runs that have them: replicas used,
-  replica imbalance = max / mean of ok calls per replica, and key affinity by replica = share of keys
-  whose ok calls were all served by one replica.
+* ``latency_s`` p50, p95, p99 over ok rows (the send to the result back in the driver), when recorded;
+* calls to a service (rows with a ``replica``, `call_mask`), only in runs that have them, in call terms:
+  calls ok, calls/s = ok calls / makespan, call latency (``latency_s``), queue wait (``wait_s``) and
+  service time (``run_s``) p50, p95, p99 over ok calls, replicas used, replica imbalance = max / mean of
+  ok calls per replica, key affinity by replica = share of keys whose ok calls were all served by one
+  replica, and calls off ring owner = share of keyed ok calls with a ``spill`` (hash). The spill figures
+  above count tasks only: a call's spill is its router's, over replicas.
 
 The arithmetic shared with the end-of-run summary and bench is `raysched.results.figures`.
 Pure pandas (no Ray, no matplotlib) so notebooks and tests stay fast.
@@ -46,6 +50,7 @@ from raysched.results.figures import (
     imbalance,
     makespan,
     per_s,
+    quantile,
     start_up,
     tasks_per_s,
 )
@@ -126,16 +131,23 @@ def _affinity(places_per_key: pd.Series) -> float:
     return float((places_per_key == 1).mean() * 100) if len(places_per_key) else math.nan
 
 
-def _replica_metrics(calls: pd.DataFrame) -> dict[str, float]:
-    """How a run's ok calls spread over the replicas of its services."""
+def _call_metrics(calls: pd.DataFrame, span: float) -> dict[str, float]:
+    """A run's ok calls in call terms: how many and how fast, their latency, queue wait and service time, how they
+    spread over the replicas, and how many went off their key's ring owner."""
+    out = {names.M_CALLS_OK: float(len(calls)), names.M_CALL_THROUGHPUT: tasks_per_s(len(calls), span)}
+    for figure, column in names.CALL_TIMINGS:
+        for (_, q), metric in zip(names.QUANTILES, names.latency_names(figure), strict=True):
+            out[metric] = quantile(calls[column], q)
     calls_per_replica = calls[REPLICA].value_counts()
     keyed = calls[keyed_mask(calls)]
     replicas_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")[REPLICA].nunique()
-    return {
-        names.M_REPLICAS: float(len(calls_per_replica)),
-        names.M_REPLICA_IMBALANCE: imbalance(calls_per_replica),
-        names.M_REPLICA_AFFINITY: _affinity(replicas_per_key),
-    }
+    out[names.M_REPLICAS] = float(len(calls_per_replica))
+    out[names.M_REPLICA_IMBALANCE] = imbalance(calls_per_replica)
+    out[names.M_REPLICA_AFFINITY] = _affinity(replicas_per_key)
+    spill = keyed["spill"].fillna("").astype(str)
+    if len(keyed) and ((spill != "").any() or (keyed["policy"].astype(str) == "hash").any()):
+        out[names.M_CALLS_OFF_OWNER] = float((spill != "").mean() * 100)
+    return out
 
 
 def node_weights(df: pd.DataFrame, run_id: str) -> dict[str, float]:
@@ -171,8 +183,8 @@ def _run_metrics(
         out[names.rate_name(col)] = per_s(float(total), span) if pd.notna(total) else math.nan
     for column in names.LATENCY_COLUMNS:
         values = ok[column].dropna()
-        if column == "brain_wait_s" and not len(values):
-            continue  # written by raysched 0.2 and later
+        if column in ("brain_wait_s", "latency_s") and not len(values):
+            continue  # written by later versions of raysched
         for (_, q), metric in zip(names.QUANTILES, names.latency_names(column), strict=True):
             out[metric] = float(values.quantile(q)) if len(values) else math.nan
     placed = ok[ok["node_ran"].notna()]
@@ -186,9 +198,11 @@ def _run_metrics(
     nodes_per_key = keyed.assign(_key=task_keys(keyed)).groupby("_key")["node_ran"].nunique()
     out[names.M_KEYS] = float(len(nodes_per_key))
     out[names.M_AFFINITY] = _affinity(nodes_per_key)
-    keyed_ok = ok[keyed_mask(ok)]
+    is_call = call_mask(ok)
+    tasks = ok[~is_call]  # spills are the brain's, of tasks off their key's ring owner node; calls say it their way
+    keyed_ok = tasks[keyed_mask(tasks)]
     spill = keyed_ok["spill"].fillna("").astype(str)
-    if len(keyed_ok) and ((spill != "").any() or (ok["policy"].astype(str) == "hash").any()):
+    if len(keyed_ok) and ((spill != "").any() or (tasks["policy"].astype(str) == "hash").any()):
         out[names.M_SPILLED] = float((spill != "").mean() * 100)
         out[names.M_SPILLED_BOUND] = float((spill == "bound").sum())
         out[names.M_SPILLED_WAIT] = float((spill == "wait").sum())
@@ -200,9 +214,9 @@ def _run_metrics(
             out[names.M_SPREAD_MOST] = float(nodes_per_key[nodes_per_key.index.isin(hot)].max())
     if "cache_hit" in ok.columns:
         out[names.M_HIT_RATE] = hit_rate(ok)
-    calls = ok[call_mask(ok)]
-    if len(calls):  # a run of tasks only shows no replica figures (NaN beside a run with calls)
-        out.update(_replica_metrics(calls))
+    calls = ok[is_call]
+    if len(calls):  # a run of tasks only shows no call figures (NaN beside a run with calls)
+        out.update(_call_metrics(calls, span))
     return out
 
 

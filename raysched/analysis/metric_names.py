@@ -30,9 +30,18 @@ M_HIT_RATE = "cache hit rate (%)"
 M_REPLICAS = "replicas used"
 M_REPLICA_IMBALANCE = "replica imbalance (max/mean)"
 M_REPLICA_AFFINITY = "key affinity by replica (%)"
+M_CALLS_OK = "calls ok"
+M_CALL_THROUGHPUT = "throughput (calls/s)"
+M_CALLS_OFF_OWNER = "calls off ring owner (%)"
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
-#: The timing columns whose quantiles the summary shows, in its order.
-LATENCY_COLUMNS: tuple[str, ...] = ("run_s", "wait_s", "brain_wait_s")
+#: The timing columns whose quantiles the summary shows, in its order (over every ok row, tasks and calls).
+LATENCY_COLUMNS: tuple[str, ...] = ("run_s", "wait_s", "brain_wait_s", "latency_s")
+#: The timings of calls to a service, in call terms: (figure, column), quantiles over ok calls only.
+CALL_TIMINGS: tuple[tuple[str, str], ...] = (
+    ("call latency", "latency_s"),  # the caller's send to the result back in the driver
+    ("queue wait", "wait_s"),  # the send to the call's start on its replica (the router's wait included)
+    ("service time", "run_s"),  # the method's own run on the replica
+)
 
 
 def rate_name(metric: str) -> str:

@@ -43,6 +43,7 @@ _COUNT_METRICS = frozenset(
         names.M_KEYS_SPREAD,
         names.M_SPREAD_MOST,
         names.M_REPLICAS,
+        names.M_CALLS_OK,
     }
 )
 _PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RATE, names.M_REPLICA_AFFINITY})
@@ -66,7 +67,15 @@ _GROUPS: tuple[tuple[str, ...], ...] = (
         names.M_SPREAD_MOST,
         names.M_HIT_RATE,
     ),
-    (names.M_REPLICAS, names.M_REPLICA_IMBALANCE, names.M_REPLICA_AFFINITY),
+    (
+        names.M_CALLS_OK,
+        names.M_CALL_THROUGHPUT,
+        *(name for figure, _ in names.CALL_TIMINGS for name in names.latency_names(figure)),
+        names.M_REPLICAS,
+        names.M_REPLICA_IMBALANCE,
+        names.M_REPLICA_AFFINITY,
+        names.M_CALLS_OFF_OWNER,
+    ),
 )
 
 

@@ -161,7 +161,7 @@ class Submissions(Rounds, ExecutorHandOut):
         nothing). A policy that raises or misbehaves marks its own submission
         broken (PolicyError on its calls); other submissions go on.
         """
-        new = [self._to_waiting(uid, demand, key, 0.0) for uid, demand, key in requests]
+        new = self._to_waitings(requests)
         overcommit = None if not pacing or "overcommit" not in pacing else check_overcommit(pacing["overcommit"])
         with self._lock:
             started = time.perf_counter()

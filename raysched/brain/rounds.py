@@ -39,6 +39,19 @@ from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasi
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
 
 
+def _demand_memo(demand: object) -> tuple | None:
+    """A demand as a hashable memo key with its amounts' types (True and 1 are equal, yet one is invalid);
+    None when it has none (it is validated on its own)."""
+    if type(demand) is not dict:
+        return None
+    memo = tuple((name, type(amount), amount) for name, amount in demand.items())
+    try:
+        hash(memo)
+    except TypeError:
+        return None
+    return memo
+
+
 class Rounds(WaitingQueues):
     """Takes new tasks, decides waiting ones round by round, and releases finished ones."""
 
@@ -51,6 +64,22 @@ class Rounds(WaitingQueues):
         except (TypeError, ValueError) as err:
             raise ValueError(f"bad resource demand for task {uid}: {err}") from None
         return WaitingTask(uid, task, now)
+
+    def _to_waitings(self, requests: Iterable[tuple[int, Mapping[str, float], str]]) -> list[WaitingTask]:
+        """Validate a call's requests, each distinct demand once: its tasks mostly share one (same errors)."""
+        validated: dict[tuple, TaskDemand] = {}
+        out = []
+        for uid, demand, key in requests:
+            memo = _demand_memo(demand)
+            task = validated.get(memo) if memo is not None else None
+            if task is None or isinstance(uid, bool) or not isinstance(uid, int) or not isinstance(key, str):
+                w = self._to_waiting(uid, demand, key, 0.0)
+                if memo is not None:
+                    validated[memo] = w.task
+            else:
+                w = WaitingTask(uid, task.with_key(key), 0.0)
+            out.append(w)
+        return out
 
     def _withdraw(self, sub: SubmissionState) -> None:
         """Release placements made for ``sub`` that were never delivered to its driver."""

@@ -34,20 +34,38 @@ def attempt_row(
         row.node_ran, row.started_at, row.finished_at = out.node_ran, out.started_at, out.finished_at
         row.wait_s = out.started_at - a.submitted_at
         row.run_s = out.finished_at - out.started_at
+        row.latency_s = latency(a)
     return row
 
 
+def latency(a: Attempt) -> float | None:
+    """Seconds from taking the attempt in (the caller's send) to its result reaching the driver; None before."""
+    return None if a.received_at is None else a.received_at - a.submitted_at
+
+
 def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
-    """Add an attempt that ended ok to the run's totals (what `raysched submit` prints at the end)."""
+    """Add an attempt that ended ok to the run's totals (what `raysched submit` prints at the end): a task's
+    figures by node, a call's by replica."""
     o = outcome
     o.ok += 1
     o.per_node[out.node_ran] += 1
-    o.ran(a.key, a.replica or out.node_ran, a.task_id)  # a call's key belongs to its replica
-    if a.replica:
+    if a.replica:  # a call's key belongs to its replica
         o.calls += 1
         o.per_replica[a.replica] += 1
+        nodes = o.replica_nodes.setdefault(a.replica, [])
+        if not nodes or nodes[-1] != out.node_ran:
+            nodes.append(out.node_ran)
+        o.router_wait_s += a.brain_wait_s or 0.0
+        o.call_latency.add(latency(a))
+        o.call_wait.add(out.started_at - a.submitted_at)
+        o.call_run.add(out.finished_at - out.started_at)
+        keys, place = o.call_keys, a.replica
+    else:
+        o.brain_wait_s += a.brain_wait_s or 0.0
+        o.latency.add(latency(a))
+        keys, place = o.task_keys, out.node_ran
+    keys.ran(a.key, place, a.task_id)
     if a.spill:
-        o.spilled(a.key, a.task_id, a.spill)
-    o.brain_wait_s += a.brain_wait_s or 0.0
+        keys.spilled(a.key, a.task_id, a.spill)
     o.timed(a.submitted_at, out.started_at, out.finished_at)
     o.add_metrics(out.metrics)

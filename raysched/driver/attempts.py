@@ -32,6 +32,7 @@ class Attempt:
     # When raysched took the attempt in (drawn from tasks(), or queued again for a retry), so
     # wait_s counts the wait for room as well as Ray's own dispatch.
     submitted_at: float = field(default_factory=time.time)
+    received_at: float | None = None  # when its result reached the driver (for latency_s)
 
     @property
     def call(self) -> ServiceMethod | None:

@@ -72,8 +72,9 @@ class ServiceController:
         self.vnodes = vnodes
         self.info = dict(info)
         self.clock = clock
+        run_id = f"service:{self.spec.name}"  # its registration: status lists it with its replicas' nodes
         self.client = client or BrainClient(
-            f"service:{self.spec.name}", service_policy, {**self.info, "service": self.spec.name}, overcommit=1.0
+            run_id, service_policy, {**self.info, "run_id": run_id, "service": self.spec.name}, overcommit=1.0
         )
         demand = task_demand(declared, self.spec.name)
         self.fleet = Fleet([declared], self.client, service_policy, lambda s: demand, domains, clock, actors)

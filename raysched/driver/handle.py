@@ -104,6 +104,10 @@ class ServiceHandle:
 
         since_sync = REFRESH_S
         while not self._closed.wait(WATCH_S):
+            if not ray.is_initialized():  # the program ended its Ray session: never start another from here
+                self._gone = f"service {self._name}: this process's Ray session ended; get a new handle"
+                self._closed.set()
+                return
             self._note_finished(ray)
             since_sync += WATCH_S
             if since_sync >= REFRESH_S:

@@ -175,6 +175,7 @@ class Runner:
         if client.idle_s < self.pacer.call_interval() and len(self._running) >= self.settings.cluster_cpus:
             return  # every slot has work: gather more news per call (each call costs both sides CPU)
         stats = self.pacer.stats()
+        self.outcome.paced(stats["overcommit"])
         if self.settings.executors_one_demand:
             stats["executors"] = 1.0 if len(self._demands) <= 1 else 0.0
         client.send(self._finished, [a.request for a in self._to_send], stats, self._executors.take_lost())
@@ -233,7 +234,9 @@ class Runner:
         if services is None:
             return
         services.fleet.poll()
-        for answer in services.route(self.pacer.stats()):
+        stats = self.pacer.stats()
+        self.outcome.paced(stats["overcommit"])  # calls queue at a replica's slot as deep as this lets them
+        for answer in services.route(stats):
             for uid, message in answer.infeasible:
                 gone = self._held.pop(uid)
                 self.writer.write(self._row(gone, Status.INFEASIBLE, f"InfeasibleError: no live replica: {message}"))
@@ -335,6 +338,7 @@ class Runner:
                 self._apply(answer, rtt_s)
 
     def _record(self, a: Attempt, out: Any, now: float) -> None:
+        a.received_at = now
         if isinstance(out, ray.exceptions.RayError):
             if isinstance(out, NODE_LOST_ERRORS):
                 self.client.report_node_failure(a.node, "lost")
@@ -353,7 +357,10 @@ class Runner:
         self.outcome.notices += 1
         self.outcome.notice_s += notice
         if a.replica:  # a call's slot waits for its finish to be noticed and the next call routed (in this process)
-            self.pacer.gap(notice + self._tick())
+            gap = notice + self._tick()
+            self.pacer.gap(gap)
+            self.outcome.gaps += 1  # recorded as a brain round trip is (the sidecar's pacing)
+            self.outcome.gap_s += gap
         if out.error is None:
             self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
             count_ok(self.outcome, a, out)

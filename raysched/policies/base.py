@@ -56,6 +56,15 @@ class TaskDemand:
         object.__setattr__(self, "names", tuple(r for r, _ in items))
         object.__setattr__(self, "amounts", tuple(a for _, a in items))
 
+    def with_key(self, key: str) -> TaskDemand:
+        """An equal demand under another key, validated once (a brain call's tasks mostly share a demand)."""
+        if not isinstance(key, str):
+            raise ValueError(f"key must be a string, got {type(key).__name__}")
+        new = object.__new__(TaskDemand)
+        new.__dict__.update(self.__dict__)
+        new.__dict__["key"] = key
+        return new
+
     def waited(self, seconds: float, waiting_for: str | None = None) -> TaskDemand:
         """This task after waiting ``seconds`` in the brain, for ``waiting_for`` (validated once, at arrival)."""
         new = object.__new__(TaskDemand)

@@ -77,23 +77,40 @@ def _anywhere(node: str) -> bool:
 class _Walk:
     """A key's clockwise walk over the nodes that could hold its task, consumed lazily, replayable."""
 
+    __slots__ = ("_seen", "_source")
+
     def __init__(self, nodes: Iterator[str], eligible: Callable[[str], bool]) -> None:
-        self._source = (n for n in nodes if eligible(n))
+        self._source = nodes if eligible is _anywhere else (n for n in nodes if eligible(n))
         self._seen: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._seen
-        for node in self._source:
-            self._seen.append(node)
-            yield node
+        return self._from(0)
+
+    def _from(self, i: int) -> Iterator[str]:
+        """The walk from its ``i``-th node on (shared with other iterators: each node is found once)."""
+        seen = self._seen
+        while True:
+            if i < len(seen):
+                yield seen[i]
+                i += 1
+                continue
+            node = next(self._source, None)
+            if node is None:
+                return
+            seen.append(node)
 
     def after(self, node: str) -> Iterator[str]:
         """The rest of the walk, after ``node`` (from the start when ``node`` is not on it)."""
-        it = iter(self)
-        for n in it:
+        seen = self._seen
+        try:
+            return self._from(seen.index(node) + 1)
+        except ValueError:
+            pass
+        for n in self._source:
+            seen.append(n)
             if n == node:
-                return it
-        return iter(self)
+                return self._from(len(seen))
+        return self._from(0)
 
 
 class _Bound:

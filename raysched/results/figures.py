@@ -26,6 +26,7 @@ __all__ = [
     "keyed",
     "makespan",
     "per_s",
+    "quantile",
     "start_up",
     "tasks_per_s",
 ]
@@ -108,6 +109,14 @@ def cv(tasks_per_node: Iterable[Any]) -> float:
     """Coefficient of variation of tasks per node: population std (ddof=0) / mean, over nodes that ran a task."""
     used = _used(tasks_per_node)
     return float(used.std() / used.mean()) if len(used) else math.nan
+
+
+def quantile(values: Iterable[Any], q: float) -> float:
+    """The q-quantile of the known values, by linear interpolation (numpy's and pandas' default, so the summary
+    and `raysched analyze` give the same number); NaN when none is known."""
+    known = _numbers(values)
+    known = known[~np.isnan(known)]
+    return float(np.quantile(known, q)) if len(known) else math.nan
 
 
 def hit_rate(hits: Iterable[Any]) -> float:

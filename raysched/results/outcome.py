@@ -9,9 +9,10 @@ from enum import IntEnum
 from pathlib import Path
 
 from raysched.results.figures import keyed, makespan, start_up, tasks_per_s
+from raysched.results.samples import Samples
 from raysched.results.schema import Status
 
-__all__ = ["KEYS_TRACKED", "ExitCode", "RunOutcome", "tasks_per_s"]
+__all__ = ["KEYS_TRACKED", "ExitCode", "KeyHomes", "RunOutcome", "tasks_per_s"]
 
 
 class ExitCode(IntEnum):
@@ -24,6 +25,60 @@ class ExitCode(IntEnum):
 
 
 KEYS_TRACKED = 100_000
+
+
+@dataclass
+class KeyHomes:
+    """Where the ok work of each key ran (a node for tasks, a replica for calls), in bounded memory: key affinity,
+    and the keys placed off their owner (spills) and whether they moved whole, for the summary."""
+
+    home: dict[str, str] = field(default_factory=dict)  # key -> the place its first ok task or call ran
+    split: set[str] = field(default_factory=set)  # keys whose ok work ran in more than one place
+    spilled_keys: set[str] = field(default_factory=set)  # keys with work placed off their owner (tracked as home is)
+    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" / "spread" -> count
+    unkeyed: int = 0  # ok work without a key of its own (keyed by its task id): no key figures
+    untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
+
+    def ran(self, key: str, place: str, task_id: int | None = None) -> None:
+        """Ok work of ``key`` ran at ``place``. With its ``task_id``, work whose key is only its task id (it has
+        none, `figures.keyed`) counts in ``unkeyed`` instead: it has no affinity to keep."""
+        if task_id is not None and not keyed(key, task_id):
+            self.unkeyed += 1
+            return
+        if self.untracked:
+            return
+        if self.home.setdefault(key, place) != place:
+            self.split.add(key)
+        if len(self.home) > KEYS_TRACKED:
+            self.untracked = True
+            self.home.clear()
+            self.split.clear()
+            self.spilled_keys.clear()
+
+    def spilled(self, key: str, task_id: int, reason: str) -> None:
+        """Ok work of ``key`` was placed off its key's owner for ``reason``; work without a key is not counted
+        (off the owner of its own task id means nothing)."""
+        if not keyed(key, task_id):
+            return
+        self.spills[reason] += 1
+        if not self.untracked:
+            self.spilled_keys.add(key)
+
+    @property
+    def keys(self) -> int:
+        return len(self.home)
+
+    @property
+    def affinity(self) -> float | None:
+        """Share of keys whose ok work all ran in one place (None without keys, or too many keys)."""
+        if self.untracked or not self.home:
+            return None
+        return 1 - len(self.split) / len(self.home)
+
+    @property
+    def moved_whole(self) -> int:
+        """Spilled keys whose ok work all still ran in one place: the key moved as a whole, affinity kept."""
+        return len(self.spilled_keys - self.split)
 
 
 @dataclass
@@ -42,8 +97,11 @@ class RunOutcome:
         wall_s: seconds the run took, start-up included.
         first_submitted: Unix seconds of the first ok task's submission; ``first_started``: of the
             first ok task's start; ``last_finished``: of the last ok finish.
-        per_node: ok tasks per node id (a Counter); ``node_weights``: each node's capacity weight (its
-            CPUs) at the start, for the imbalance by capacity.
+        per_node: ok tasks (calls included) per node id (a Counter); ``node_weights``: each node's capacity
+            weight (its CPUs) at the start, for the imbalance by capacity.
+        task_keys, call_keys: where the keys of tasks (by node) and of calls (by replica) ran (`KeyHomes`).
+        latency: ok tasks' ``latency_s``; ``call_latency``, ``call_wait``, ``call_run``: ok calls' ``latency_s``,
+            ``wait_s`` and ``run_s`` (`Samples`, for their quantiles).
         interrupted: ended by Ctrl-C (or SIGTERM); ``stopped_early``: why it stopped otherwise.
     """
 
@@ -63,16 +121,18 @@ class RunOutcome:
     interrupted: bool = False
     stopped_early: str = ""
     infeasible_error: str = ""
-    per_node: collections.Counter = field(default_factory=collections.Counter)
+    per_node: collections.Counter = field(default_factory=collections.Counter)  # ok tasks and calls per node
     node_weights: dict[str, float] = field(default_factory=dict)  # node -> its CPUs (capacity weight), at the start
-    key_node: dict[str, str] = field(default_factory=dict)  # key -> node its first ok task ran on
-    split_keys: set[str] = field(default_factory=set)  # keys whose ok tasks ran on more than one node
-    keys_untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
-    spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" -> keyed tasks
-    spilled_keys: set[str] = field(default_factory=set)  # keys with a spilled task (tracked as key_node is)
-    unkeyed: int = 0  # ok tasks without a key of their own (keyed by their task id): no key figures
+    task_keys: KeyHomes = field(default_factory=KeyHomes)  # tasks' keys by node
+    call_keys: KeyHomes = field(default_factory=KeyHomes)  # calls' keys by replica
     per_replica: collections.Counter = field(default_factory=collections.Counter)  # ok calls per replica
+    replica_nodes: dict[str, list[str]] = field(default_factory=dict)  # replica -> the nodes it served from, in order
     brain_wait_s: float = 0.0  # total seconds ok tasks waited in the brain for a node
+    router_wait_s: float = 0.0  # total seconds ok calls waited in their service's router for a replica
+    latency: Samples = field(default_factory=Samples)  # ok tasks' latency_s (taken in to result back)
+    call_latency: Samples = field(default_factory=Samples)  # ok calls' latency_s (the caller's send to the result)
+    call_wait: Samples = field(default_factory=Samples)  # ok calls' wait_s (send to start on the replica)
+    call_run: Samples = field(default_factory=Samples)  # ok calls' run_s (service time on the replica)
     metric_sums: dict[str, float] = field(default_factory=dict)
     metric_counts: dict[str, int] = field(default_factory=dict)  # ok tasks that reported each metric
     brain_decisions: int | None = None
@@ -85,17 +145,24 @@ class RunOutcome:
     brain_call_s: float = 0.0
     notices: int = 0  # finishes noticed, and the seconds from each finish to the driver noticing it, in all
     notice_s: float = 0.0
-    gaps: int = 0  # round trips the pacer heard, and their seconds in all
+    gaps: int = 0  # round trips the pacer heard (a brain call's for tasks, a finish to the next call for calls)
     gap_s: float = 0.0
+    overcommit_max: float | None = None  # the most work per slot (running + queued) pacing let the brain or router hold
     notes: list[str] = field(default_factory=list)
 
     def pacing(self) -> dict[str, float | None]:
-        """What the driver's pacing measured (mean seconds), recorded so a replay's pacing can see the same."""
+        """What the driver's pacing measured (mean seconds, and the deepest queue it allowed), recorded so a replay's
+        pacing can see the same. ``brain_rtt_s`` is None for a run of calls only: calls are routed in the driver."""
         return {
             "brain_rtt_s": self.brain_call_s / self.brain_calls if self.brain_calls else None,
             "notice_s": self.notice_s / self.notices if self.notices else None,
             "gap_s": self.gap_s / self.gaps if self.gaps else None,
+            "overcommit_max": self.overcommit_max,
         }
+
+    def paced(self, overcommit: float) -> None:
+        """The work per slot pacing lets the brain (tasks) or a router (calls) hold now: the deepest is recorded."""
+        self.overcommit_max = overcommit if self.overcommit_max is None else max(self.overcommit_max, overcommit)
 
     def counts(self) -> dict[str, int | bool]:
         """How the run's tasks ended, by status, plus those skipped on resume and whether it was interrupted."""
@@ -124,35 +191,6 @@ class RunOutcome:
         """Ok tasks per second of the makespan, as `raysched analyze` computes it."""
         return tasks_per_s(self.ok, self.makespan_s)
 
-    def ran(self, key: str, node: str, task_id: int | None = None) -> None:
-        """An ok task of ``key`` ran on ``node`` (or replica), for key affinity in bounded memory.
-
-        With its ``task_id``, a task whose key is only its task id (it has none, `figures.keyed`) counts in
-        ``unkeyed`` instead: it has no affinity to keep.
-        """
-        if task_id is not None and not keyed(key, task_id):
-            self.unkeyed += 1
-            return
-        if self.keys_untracked:
-            return
-        home = self.key_node.setdefault(key, node)
-        if home != node:
-            self.split_keys.add(key)
-        if len(self.key_node) > KEYS_TRACKED:
-            self.keys_untracked = True
-            self.key_node.clear()
-            self.split_keys.clear()
-            self.spilled_keys.clear()
-
-    def spilled(self, key: str, task_id: int, reason: str) -> None:
-        """An ok task of ``key`` was placed off its key's owner for ``reason``; a task without a key is not counted
-        (off the owner of its own task id means nothing)."""
-        if not keyed(key, task_id):
-            return
-        self.spills[reason] += 1
-        if not self.keys_untracked:
-            self.spilled_keys.add(key)
-
     def add_metrics(self, metrics: dict[str, float]) -> None:
         """An ok task's numeric metrics, summed (and counted) for the rates and the hit rate."""
         for name, value in metrics.items():
@@ -166,16 +204,9 @@ class RunOutcome:
         return self.metric_sums["cache_hit"] / reported * 100 if reported else None
 
     @property
-    def keys_moved_whole(self) -> int:
-        """Spilled keys whose ok tasks all still ran in one place: the key moved as a whole, affinity kept."""
-        return len(self.spilled_keys - self.split_keys)
-
-    @property
-    def key_affinity(self) -> float | None:
-        """Share of keys whose ok tasks all ran on one node (None without ok tasks, or too many keys)."""
-        if self.keys_untracked or not self.key_node:
-            return None
-        return 1 - len(self.split_keys) / len(self.key_node)
+    def tasks(self) -> int:
+        """Ok tasks that were not calls to a service."""
+        return self.ok - self.calls
 
     @property
     def exit_code(self) -> ExitCode:

@@ -50,11 +50,14 @@ class Row:
     replica: str = ""  # a call to a service: the replica that served it (``Shard#2``); empty for a task
     via: str = ""  # how the attempt reached its node: task | executor | replica (empty: never sent)
     executor: str = ""  # the executor that ran it, when via is executor
+    # Seconds from raysched taking the attempt in (submitted_at: the caller's send) to its result reaching the
+    # driver, both on the driver's clock: what the caller waited, queueing included. Empty when no result came back.
+    latency_s: float | None = None
 
 
 BASE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
-#: What every raysched CSV has; `demand`, `spill`, `brain_wait_s`, `replica`, `via` and `executor` came later and
-#: may be missing.
+#: What every raysched CSV has; `demand`, `spill`, `brain_wait_s`, `replica`, `via`, `executor` and `latency_s`
+#: came later and may be missing.
 REQUIRED_COLUMNS: tuple[str, ...] = BASE_COLUMNS[: BASE_COLUMNS.index("run_s") + 1]
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 #: Columns that hold numbers (ints, or floats where a cell may be empty) and columns that hold text, by `Row`'s

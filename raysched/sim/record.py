@@ -147,6 +147,7 @@ class Recorder:
             replica="",  # the simulator replays tasks only: no row is a call to a service
             via="",  # nor says how a real attempt would have reached its node
             executor="",
+            latency_s=math.nan,  # the simulator does not model a result's trip back to the driver
         )
         extra = self._metric_columns(ok, metrics)
         rows = pd.DataFrame({**columns, **extra}, index=pd.RangeIndex(len(ok)))
@@ -169,6 +170,7 @@ class Recorder:
             replica="",
             via="",
             executor="",
+            latency_s=math.nan,
         )
         for name in extra:
             others[name] = math.nan

@@ -64,7 +64,7 @@ def test_hash_routes_every_key_to_one_replica_and_greedy_spreads_the_replicas(ad
     events = runs[0]["replicas"]
     assert sorted(e["replica"] for e in events if e["event"] == "created") == [f"Shard#{i}" for i in range(4)]
     # the summary speaks of calls and replicas (issue 30), not of brain decisions the router never asked for
-    assert "(all calls to a service)" in result.out and "replicas used 4" in result.out
+    assert "(all calls to Shard)" in result.out and "replicas used 4" in result.out
     assert "100% of 24 keys ran on one replica" in result.out
     hits = ok["cache_hit"].mean() * 100
     assert f"cache hits    {hits:.1f}%" in result.out and "decisions" not in result.out

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from raysched.core import ring as ring_module
 from raysched.core.ring import (
     DEFAULT_VNODES,
+    FULL_POINTS_NODES,
     EmptyRingError,
     HashRing,
     RingConfig,
@@ -40,6 +42,12 @@ def ring_of(nodes, config=FAST, weights=None) -> HashRing:
 
 
 # -- config and errors ---------------------------------------------------------
+@pytest.mark.parametrize("full_nodes", [0, -1, 1.5, True, "1024"])
+def test_config_rejects_bad_full_nodes(full_nodes):
+    with pytest.raises(ValueError, match="full_nodes"):
+        RingConfig(full_nodes=full_nodes)
+
+
 @pytest.mark.parametrize("vnodes", [0, -1, 1.5, True, "160"])
 def test_config_rejects_bad_vnodes(vnodes):
     with pytest.raises(ValueError, match="vnodes"):
@@ -388,3 +396,183 @@ def test_golden_owners_never_change():
 
 def test_golden_owners_follow_the_documented_rule():
     assert [_independent_owner(f"user-{i}", GOLDEN_NODES, 50) for i in range(20)] == GOLDEN_OWNERS
+
+
+def test_golden_rule_holds_up_to_the_full_points_node_count():
+    """Rings of up to FULL_POINTS_NODES nodes keep every point of the documented rule (no key moves on an
+    upgrade). The constant is part of the placement contract: changing it moves keys of large clusters."""
+    assert FULL_POINTS_NODES == 1024 and RingConfig().full_nodes == FULL_POINTS_NODES
+    config = RingConfig(vnodes=50)
+    assert [config.points_of(w, n) for w, n in [(1.0, 1), (2.0, 1024), (4.0, 1024), (0.001, 1024)]] == [50, 100, 200, 1]
+    assert [config.shift(n) for n in (1, 1024, 1025, 2048, 2049, 10_000)] == [0, 0, 1, 1, 2, 4]
+    assert RingConfig(full_nodes=None).shift(10**9) == 0
+
+
+# -- fewer points per unit of weight past RingConfig.full_nodes ---------------------------------------
+def _independent_large_owner(key: str, nodes: dict[str, float], vnodes: int, full_nodes: int) -> str:
+    """The documented rule past full_nodes, written out: k is the smallest with len(nodes) <= full_nodes * 2**k,
+    and node n of weight w owns max(1, round(vnodes * w / 2**k)) points at BLAKE2b-64(f"{n}#{i}")."""
+    k = 0
+    while len(nodes) > full_nodes * 2**k:
+        k += 1
+    return _independent_owner(key, {n: w / 2**k for n, w in nodes.items()}, vnodes)
+
+
+@pytest.mark.parametrize("count", [4, 5, 8, 9, 17, 40])
+def test_large_rings_follow_the_documented_rule(count):
+    nodes = {f"node-{i}": [1.0, 2.0, 16.0][i % 3] for i in range(count)}
+    ring = HashRing(RingConfig(vnodes=20, full_nodes=4))
+    for node, weight in nodes.items():
+        ring.add(node, weight)
+    keys = [f"user-{i}" for i in range(200)]
+    assert [ring.lookup(k) for k in keys] == [_independent_large_owner(k, nodes, 20, 4) for k in keys]
+    k = RingConfig(full_nodes=4).shift(count)
+    assert ring.points == sum(max(1, round(20 * w / 2**k)) for w in nodes.values())
+    assert all(ring.vnode_count(n) == max(1, round(20 * w / 2**k)) for n, w in nodes.items())
+
+
+def test_the_default_ring_past_1024_nodes_halves_each_nodes_points():
+    nodes = {f"n{i:04d}": 2.0 for i in range(1025)}
+    ring = HashRing(RingConfig(vnodes=2))
+    for node, weight in nodes.items():
+        ring.add(node, weight)
+    assert ring.points == 1025 * 2  # round(2 * 2.0 / 2)
+    keys = [f"user-{i}" for i in range(50)]
+    assert [ring.lookup(k) for k in keys] == [_independent_large_owner(k, nodes, 2, 1024) for k in keys]
+    ring.remove("n0000")  # back to 1,024 nodes: every point again
+    assert ring.points == 1024 * 4
+
+
+def _layout(ring: HashRing) -> list[tuple[int, str]]:
+    """Every point of the ring in order: (position, owner id). Reads the arrays the lookups read."""
+    assert ring.points >= 0  # applies queued changes
+    return [(pos, ring._names[slot]) for pos, slot in zip(ring._points, ring._owners, strict=True)]
+
+
+def _fresh(ring: HashRing) -> HashRing:
+    """The same membership built from empty, all at once."""
+    fresh = HashRing(ring.config)
+    for node in ring.nodes:
+        fresh.add(node, ring.weight(node))
+    return fresh
+
+
+_weights = st.sampled_from([0.01, 0.5, 1.0, 1.5, 3.0, 16.0])
+
+
+def _crowded(data: bytes) -> int:
+    """A hasher with 32 positions: equal positions everywhere, to check that ties go by owner id."""
+    return blake2b_64(data) % 32
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 15), _weights, st.booleans()), min_size=1, max_size=40),
+    full_nodes=st.sampled_from([None, 1, 3, 6]),
+    hasher=st.sampled_from([blake2b_64, _crowded]),
+)
+def test_incremental_ring_equals_a_fresh_build(steps, full_nodes, hasher):
+    """Random joins and leaves (and weight changes), applied in batches of any size, give exactly the points a
+    build from empty gives, also across the boundaries where every node's count changes, and with equal
+    positions (a crowded hasher)."""
+    ring = HashRing(RingConfig(vnodes=7, hasher=hasher, full_nodes=full_nodes))
+    for join, i, weight, look in steps:
+        node = f"node-{i}"
+        if node in ring:
+            ring.remove(node)
+        if join:
+            ring.add(node, weight)
+        if look and len(ring):
+            ring.lookup("k")  # applies the changes so far; without it they queue up
+        if len(ring):
+            assert _layout(ring) == _layout(_fresh(ring))
+    keys = [f"k{i}" for i in range(100)]
+    if len(ring):
+        assert [ring.lookup(k) for k in keys] == [_fresh(ring).lookup(k) for k in keys]
+
+
+def _counting(calls: Counter[str]):
+    def hasher(data: bytes) -> int:
+        text = data.decode("utf-8", "surrogatepass")
+        if "#" in text:
+            calls[text.partition("#")[0]] += 1
+        return blake2b_64(data)
+
+    return hasher
+
+
+def test_a_join_or_leave_computes_only_that_nodes_points():
+    """A membership change within one point-count band hashes no other node's points again, and leaves every
+    other node's points where they were."""
+    calls: Counter[str] = Counter()
+    ring = ring_of([f"n{i}" for i in range(12)], RingConfig(vnodes=30, hasher=_counting(calls), full_nodes=64))
+    ring.lookup("k")
+    assert calls == Counter({f"n{i}": 30 for i in range(12)})
+    others = _layout(ring)
+    calls.clear()
+    ring.add("new", 2.0)
+    ring.lookup("k")
+    assert calls == Counter({"new": 60})
+    assert [p for p in _layout(ring) if p[1] != "new"] == others
+    joined = _layout(ring)
+    calls.clear()
+    ring.remove("n5")
+    ring.lookup("k")
+    assert not calls
+    assert _layout(ring) == [p for p in joined if p[1] != "n5"]
+
+
+def test_the_default_hasher_also_computes_only_the_joining_nodes_points(monkeypatch):
+    ring = ring_of([f"n{i}" for i in range(10)], RingConfig(vnodes=40))
+    ring.lookup("k")
+    prefixes: list[bytes] = []
+    real = ring_module._blake2b_points
+
+    def spy(prefix: bytes, count: int) -> bytes:
+        prefixes.append(prefix)
+        return real(prefix, count)
+
+    monkeypatch.setattr(ring_module, "_blake2b_points", spy)
+    keys = [f"user-{i}" for i in range(2000)]
+    before = {k: ring.lookup(k) for k in keys}
+    ring.add("joiner", 3.0)
+    after = {k: ring.lookup(k) for k in keys}
+    assert prefixes == [b"joiner#"]
+    assert all(after[k] in (owner, "joiner") for k, owner in before.items())
+    assert any(owner == "joiner" for owner in after.values())
+    prefixes.clear()
+    ring.remove("n3")
+    gone = {k: ring.lookup(k) for k in keys}
+    assert prefixes == []
+    assert all(gone[k] == owner for k, owner in after.items() if owner != "n3")
+
+
+def test_crossing_the_full_points_boundary_builds_the_ring_again():
+    calls: Counter[str] = Counter()
+    ring = ring_of([f"n{i}" for i in range(4)], RingConfig(vnodes=8, hasher=_counting(calls), full_nodes=4))
+    ring.lookup("k")
+    calls.clear()
+    ring.add("n4")  # 5 > 4 nodes: every node now has round(8 / 2) points
+    ring.lookup("k")
+    assert calls == Counter({f"n{i}": 4 for i in range(5)})
+    assert _layout(ring) == _layout(_fresh(ring))
+
+
+def test_unpickling_a_ring_of_an_earlier_release():
+    ring = ring_of([f"n{i}" for i in range(5)], RingConfig(vnodes=8, full_nodes=2))
+    state = pickle.loads(pickle.dumps(ring.__getstate__()))  # a copy: the state shares the ring's dicts
+    del state["_shift"]  # releases before the point-count bands had no such field
+    state["_points"], state["_owners"] = _fresh_full(ring)
+    old = HashRing.__new__(HashRing)
+    old.__setstate__(state)
+    ring.add("n9")
+    old.add("n9")
+    assert _layout(old) == _layout(ring)
+
+
+def _fresh_full(ring: HashRing):
+    full = HashRing(RingConfig(vnodes=ring.config.vnodes, full_nodes=None))
+    for node in ring.nodes:
+        full.add(node, ring.weight(node))
+    assert full.points >= 0  # builds
+    return full._points, full._owners

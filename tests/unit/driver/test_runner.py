@@ -283,7 +283,12 @@ def test_two_calls_of_a_dead_replica_finishing_in_one_collect_are_each_recorded_
     died = ray.exceptions.RayActorError()
     monkeypatch.setattr(ray, "wait", lambda refs, **kw: (["ref-0", "ref-1"], ["ref-2"]))
     monkeypatch.setattr("raysched.driver.loop.get_each", lambda done: [died] * len(done))
+    cancelled: list[Any] = []
+    # no Ray here: a real ray.cancel would start (or join whatever /tmp/ray/ray_current_cluster names, hanging
+    # on a dead or foreign one) the unit loop
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kw: cancelled.append(ref))
     runner._collect()
+    assert cancelled == ["ref-2"]  # what was still under way on the lost replica
     assert services.fleet.down == ["Shelf#0"]
     assert sorted((r.task_id, r.status) for r in rows.rows) == [(0, "retried"), (1, "retried"), (2, "retried")]
     assert not runner._running

@@ -13,13 +13,13 @@ import random
 from collections import Counter, defaultdict
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from raysched.brain.actor import PlacementBrain
 from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import ResourceView
-from raysched.policies import HashPolicy, PolicyOptions, TaskDemand
+from raysched.policies import Decision, HashPolicy, PolicyOptions, TaskDemand
 from raysched.policies.hash import HOT_HEADROOM
 
 CPU1 = {"CPU": 1.0}
@@ -33,12 +33,19 @@ def node_id(i: int, salt: str = "") -> str:
 class Cluster:
     """A brain with one hash submission, driven by hand on a virtual clock."""
 
-    def __init__(self, capacities: list[dict[str, float]], overcommit: float = 1.0, salt: str = "", **options) -> None:
+    def __init__(
+        self,
+        capacities: list[dict[str, float]],
+        overcommit: float = 1.0,
+        salt: str = "",
+        policy_class: type[HashPolicy] = HashPolicy,
+        **options,
+    ) -> None:
         self.now = 0.0
         self.brain = PlacementBrain(clock=lambda: self.now)
         self.nodes = {node_id(i, salt): cap for i, cap in enumerate(capacities)}
         self.brain.sync_nodes(self.nodes)
-        self.policy = HashPolicy(PolicyOptions(**{"vnodes": 20, **options}))
+        self.policy = policy_class(PolicyOptions(**{"vnodes": 20, **options}))
         self.brain.register("s", self.policy, {"policy": "hash"}, overcommit=overcommit)
         self.uid = 0
         self.placed: dict[int, tuple[str, str, str]] = {}  # uid -> (node, key, spill)
@@ -108,6 +115,29 @@ def test_pure_ring_skips_nodes_that_could_never_hold_the_task():
 
 
 # -- bounded loads on the real path ----------------------------------------------------------------
+class DefersOnlyWhenFull(HashPolicy):
+    """HashPolicy that checks each deferral: a key's tasks wait unassigned for their home only when the home
+    could not admit them at once (running or queued, ``view.overcommit`` x its CPUs), never while it has room."""
+
+    def assign(self, task: TaskDemand, view: ResourceView, count: int = 1) -> Decision | None:
+        decision = super().assign(task, view, count)
+        if decision is not None and not decision.assigned:
+            self._check(view, decision.waits_for, count)
+        return decision
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        decision = super().decide(task, view)
+        if decision.node is None and not decision.assigned:
+            self._check(view, decision.waits_for, 1)
+        return decision
+
+    @staticmethod
+    def _check(view: ResourceView, home: str | None, count: int) -> None:
+        assert home is not None
+        admits = view.capacity(home)["CPU"] * view.overcommit
+        assert view.assigned(home) + count > admits, f"deferred {count} at {home[:2]} holding {view.assigned(home)}"
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     caps=st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=6),
@@ -115,12 +145,15 @@ def test_pure_ring_skips_nodes_that_could_never_hold_the_task():
     bursts=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 30)), min_size=1, max_size=8),
     seed=st.integers(0, 1000),
 )
+@example(caps=[1, 1, 1, 4], c=1.0, bursts=[(1, 0), (7, 1)], seed=1)  # at `<` the 4-CPU node defers its 8th
 def test_no_node_takes_more_than_its_bound_of_assigned_work(caps, c, bursts, seed):
     """MTZ on assigned work (placed + waiting for the node): a node that takes new work in a burst
     holds at most ceil(c * T * w / W) after it, T = all work the brain holds, w its CPUs, W their sum,
-    or what it admits at once (2 x CPUs here, overcommit 2), so a lull never pushes work off free slots."""
+    or what it admits at once (2 x CPUs here, overcommit 2), so a lull never pushes work off free slots.
+    And the lower side (`DefersOnlyWhenFull`): a key waits for its home only when the home holds too much
+    to admit it; at `held + count < admits` a node holding one task short of its admission deferred the next."""
     rng = random.Random(seed)
-    cluster = Cluster([{"CPU": float(x)} for x in caps], overcommit=2.0, load_factor=c)
+    cluster = Cluster([{"CPU": float(x)} for x in caps], overcommit=2.0, load_factor=c, policy_class=DefersOnlyWhenFull)
     view = cluster.brain.view
     weights = {node_id(i): float(x) for i, x in enumerate(caps)}
     W = sum(weights.values())
@@ -137,6 +170,21 @@ def test_no_node_takes_more_than_its_bound_of_assigned_work(caps, c, bursts, see
             if view.assigned(n) > before[n]:
                 bound = max(math.ceil(c * held * weights[n] / W - 1e-9), 2 * weights[n])
                 assert view.assigned(n) <= bound, (n[:2], view.assigned(n))
+
+
+def test_a_node_with_a_free_slot_takes_the_next_task_of_its_key():
+    """The fallback of the bound is inclusive: a node takes tasks while `held + count <= what it admits`. Four
+    4-CPU nodes, few tasks held: the MTZ bound ceil(1.25 x (T + 1) x 4/16) is 2, so only the fallback keeps a
+    key's 4th task on the node holding its first three (at `<` it waited, deferred, beside a free slot)."""
+    c = Cluster([{"CPU": 4}] * 4, locality_wait=10.0)
+    c.policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: "k" is a cold key
+    owner = documented_ring(c.nodes).lookup("k")
+    first = c.send(["k"] * 3)
+    assert [c.placed[u][0] for u in first] == [owner] * 3
+    fourth = c.send(["k"])
+    assert [c.placed[u] for u in fourth] == [(owner, "k", "")]
+    fifth = c.send(["k"])  # the owner is full now (4 of 4 admitted): the fifth waits for it, deferred
+    assert fifth == [] and c.brain.view.assigned(owner) == 4
 
 
 def test_ssd_tasks_fill_the_ssd_node_not_one_at_a_time():
@@ -202,7 +250,12 @@ def test_keys_move_whole_when_their_owner_is_over_its_bound():
         affinities.append(sum(len(v) == 1 for v in nodes_per_key.values()) / len(nodes_per_key))
         loads = Counter(node for node, _, _ in c.placed.values())
         assert len(loads) == 4  # every node got keys
-    assert min(affinities) >= 0.85 and sum(affinities) / len(affinities) >= 0.9, affinities
+    # Every key on one node, on every ring: no margin, because the rule is exact here. A key splits only when
+    # no node can take it whole, and a key of 10 tasks never exceeds a node's bound (>= ceil(1.25 x 201 / 9) = 28
+    # on the 1-CPU node). Measured: affinity 1.0 on 52 rings x 2 seeds. With keys shed task by task instead of
+    # moved whole, one key of 20 splits on ring "b" (0.95): a margin of one key would hide exactly that
+    # (the old acceptance, min 0.85 and mean 0.9, let 3 of 20 keys split on every ring).
+    assert affinities == [1.0] * 8, affinities
 
 
 # -- delay scheduling ---------------------------------------------------------------------------------
@@ -285,3 +338,26 @@ def test_ring_points_per_cpu_with_a_cap(cpus, points):
     policy = HashPolicy(PolicyOptions(vnodes=10))
     policy.sync(view)
     assert policy.ring.points == points  # 10 per CPU, at most 128 CPUs counted
+
+
+def test_a_join_or_leave_recomputes_only_that_nodes_ring_points():
+    """The policy follows membership through the ring's incremental path: a node joining (or leaving) the view
+    costs its own points only, and no key moves between two nodes that stayed."""
+    from unittest import mock
+
+    from raysched.core import ring as ring_module
+
+    view = ResourceView()
+    for i in range(20):
+        view.set_node(node_id(i), {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(vnodes=10, load_factor=None))
+    keys = [f"user-{i}" for i in range(2000)]
+    before = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    with mock.patch.object(ring_module, "_blake2b_points", wraps=ring_module._blake2b_points) as digests:
+        view.set_node(node_id(20), {"CPU": 4.0})
+        joined = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+        view.remove_node(node_id(3))
+        left = {k: policy.choose(TaskDemand(CPU1, k), view) for k in keys}
+    assert [c.args[0] for c in digests.call_args_list] == [f"{node_id(20)}#".encode()]  # the joining node's alone
+    assert all(joined[k] in (owner, node_id(20)) for k, owner in before.items())
+    assert all(left[k] == owner for k, owner in joined.items() if owner != node_id(3))

@@ -50,6 +50,27 @@ def test_spread_grows_at_once_shrinks_only_at_half_and_needs_evidence() -> None:
     assert demand.spread("new", 50.0) == 2  # four tasks are evidence for two nodes, not fifty
 
 
+@pytest.mark.parametrize(
+    "have, need, after",
+    [
+        (2, 1.0, 1),  # needs 1 of 2: exactly half, back to one node (a cold key again, exact affinity)
+        (4, 2.0, 2),  # exactly half: shrinks
+        (6, 3.0, 3),  # exactly half: shrinks
+        (4, 2.01, 4),  # needs ceil(2.01) = 3 of 4: more than half, kept
+        (5, 2.5, 5),  # needs 3 of 5: more than half, kept
+        (8, 3.9, 4),  # needs 4 of 8: half, shrinks to what it needs
+    ],
+)
+def test_spread_shrinks_at_exactly_half(have: int, need: float, after: int) -> None:
+    """The hysteresis boundary: a spread of d shrinks once the need is d / 2 or less. At "less than half" a key
+    at d = 2 could never shrink (it would need 0 nodes), and would stay hot for ever."""
+    demand = KeyDemand()
+    demand.add("k", 100)  # evidence for up to 50 nodes
+    assert demand.spread("k", float(have)) == have
+    assert demand.spread("k", need) == after
+    assert demand.is_hot("k") == (after > 1)
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="horizon"):
         KeyDemand(horizon=0)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from raysched.results import outcome as outcome_module
-from raysched.results.outcome import ExitCode, RunOutcome
+from raysched.results.outcome import ExitCode, KeyHomes, RunOutcome
 
 
 def test_every_task_ok_exits_0() -> None:
@@ -57,25 +57,35 @@ def test_no_finished_task_has_no_makespan_and_no_throughput() -> None:
 
 
 def test_key_affinity_is_the_share_of_keys_that_stayed_on_one_node() -> None:
-    run = RunOutcome("r")
-    assert run.key_affinity is None  # no ok task yet
+    keys = RunOutcome("r").task_keys
+    assert keys.affinity is None  # no ok task yet
     for key, node in [("a", "n1"), ("a", "n1"), ("b", "n1"), ("b", "n2"), ("c", "n2"), ("d", "n3")]:
-        run.ran(key, node)
-    assert run.split_keys == {"b"}
-    assert run.key_affinity == pytest.approx(0.75)  # a, c, d of a, b, c, d
+        keys.ran(key, node)
+    assert keys.split == {"b"}
+    assert keys.affinity == pytest.approx(0.75)  # a, c, d of a, b, c, d
 
 
 def test_too_many_keys_leave_affinity_to_analyze(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outcome_module, "KEYS_TRACKED", 3)
-    run = RunOutcome("r")
+    keys = KeyHomes()
     for i in range(3):
-        run.ran(f"k{i}", "n1")
-    assert run.key_affinity == pytest.approx(1.0)
-    run.ran("k3", "n1")  # the fourth key: memory stays bounded, the figure is given up
-    assert run.keys_untracked and run.key_affinity is None
-    assert not run.key_node and not run.split_keys
-    run.ran("k0", "n2")
-    assert run.key_affinity is None  # and stays given up
+        keys.ran(f"k{i}", "n1")
+    assert keys.affinity == pytest.approx(1.0)
+    keys.ran("k3", "n1")  # the fourth key: memory stays bounded, the figure is given up
+    assert keys.untracked and keys.affinity is None
+    assert not keys.home and not keys.split
+    keys.ran("k0", "n2")
+    assert keys.affinity is None  # and stays given up
+
+
+def test_tasks_and_calls_keep_their_keys_apart() -> None:
+    """A key used by a task (on node n1) and by a call (on replica Shard#0) is not split by the other kind."""
+    run = RunOutcome("r", ok=3, calls=1)
+    run.task_keys.ran("k", "n1")
+    run.task_keys.ran("k", "n1")
+    run.call_keys.ran("k", "Shard#0")
+    assert run.task_keys.affinity == 1.0 and run.call_keys.affinity == 1.0
+    assert run.tasks == 2
 
 
 def test_counts_name_every_status_and_what_is_not_one() -> None:
@@ -89,3 +99,14 @@ def test_counts_name_every_status_and_what_is_not_one() -> None:
         "skipped": 6,
         "interrupted": True,
     }
+
+
+def test_pacing_records_the_deepest_queue_allowed_and_the_gaps_heard() -> None:
+    run = RunOutcome("r")
+    assert run.pacing() == {"brain_rtt_s": None, "notice_s": None, "gap_s": None, "overcommit_max": None}
+    for overcommit in (1.0, 3.0, 2.0):
+        run.paced(overcommit)
+    run.gaps, run.gap_s = 4, 0.1
+    assert run.pacing()["overcommit_max"] == 3.0  # the deepest, not the last
+    assert run.pacing()["gap_s"] == pytest.approx(0.025)
+    assert run.pacing()["brain_rtt_s"] is None  # no brain call (a run of calls only)

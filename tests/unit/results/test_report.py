@@ -18,7 +18,7 @@ def _finished_run() -> RunOutcome:
         run.ok += tasks
         run.per_node[node] += tasks
     for key, node in (("k1", A), ("k1", A), ("k2", B), ("k2", C)):
-        run.ran(key, node)
+        run.task_keys.ran(key, node)
     run.failed, run.retried = 1, 2
     run.metric_sums = {"items": 70.0}
     run.brain_wait_s = 0.7
@@ -78,7 +78,7 @@ def test_a_run_without_ok_tasks_prints_no_rates() -> None:
 
 def test_spills_and_an_interrupted_run_are_explained() -> None:
     run = _finished_run()
-    run.spills.update({"bound": 2, "wait": 1})
+    run.task_keys.spills.update({"bound": 2, "wait": 1})
     run.interrupted = True
     text = format_summary(run, "j", "p")
     assert _line(text, "spilled").split()[1] == "3"
@@ -95,10 +95,13 @@ def test_a_run_of_calls_reports_key_affinity_by_replica() -> None:
     run = RunOutcome("r", ok=3, calls=3, wall_s=1.0)
     run.first_submitted, run.last_finished = 0.0, 1.0
     for key, replica in (("m1", "Shard#0"), ("m1", "Shard#0"), ("m2", "Shard#1")):
-        run.ran(key, replica)
+        run.per_replica[replica] += 1
+        run.call_keys.ran(key, replica)
     assert "100% of 2 keys ran on one replica" in _line(format_summary(run, "j", "hash"), "key affinity")
-    run.ok += 1  # and one task beside the calls
-    assert "ran on one node or replica" in _line(format_summary(run, "j", "hash"), "key affinity")
+    run.ok += 1  # and one task beside the calls: each kind says where its keys ran
+    run.task_keys.ran("t1", A)
+    text = format_summary(run, "j", "hash")
+    assert "100% of 1 task keys ran on one node" in text and "100% of 2 call keys ran on one replica" in text
 
 
 # -- issue 30: a summary that never contradicts itself -----------------------------------------------------------
@@ -110,9 +113,9 @@ def _hash_run(spills: list[tuple[str, int, str, str]]) -> RunOutcome:
     for key, task_id, node, spill in spills:
         run.ok += 1
         run.per_node[node] += 1
-        run.ran(key, node, task_id)
+        run.task_keys.ran(key, node, task_id)
         if spill:
-            run.spilled(key, task_id, spill)
+            run.task_keys.spilled(key, task_id, spill)
     return run
 
 
@@ -133,21 +136,11 @@ def test_a_run_without_keys_prints_no_key_affinity_and_no_spills() -> None:
     assert "the tasks have no keys" in _line(text, "keys")
 
 
-def test_a_service_run_shows_calls_replicas_hits_and_affinity_by_replica_not_brain_decisions() -> None:
-    run = RunOutcome("r", wall_s=2.0, first_submitted=0.0, first_started=0.5, last_finished=1.5, brain_decisions=0)
-    for i, (key, replica, hit) in enumerate([("m1", "Shard#0", 0), ("m1", "Shard#0", 1), ("m2", "Shard#1", 1)]):
-        run.ok += 1
-        run.calls += 1
-        run.per_node[A] += 1
-        run.per_replica[replica] += 1
-        run.ran(key, replica, i)
-        run.add_metrics({"cache_hit": hit, "items": 1})
-    run.brain_wait_s = 0.3
+def test_a_run_of_tasks_shows_its_latency_quantiles_in_task_terms() -> None:
+    run = _finished_run()
+    for seconds in (0.2, 0.4, 0.1, 1.5):  # sorted .1 .2 .4 1.5: p50 0.3 s, p95 at 2.85: .4 + .85 x 1.1 = 1.335 s
+        run.latency.add(seconds)
     text = format_summary(run, "j", "hash")
-    assert "(all calls to a service)" in _line(text, "tasks ok")
-    assert _line(text, "replicas used").split()[:3] == ["replicas", "used", "2"]
-    assert [line.split()[:2] for line in text.splitlines() if "Shard#" in line] == [["Shard#0", "2"], ["Shard#1", "1"]]
-    assert "100% of 2 keys ran on one replica" in _line(text, "key affinity")
-    assert _line(text, "cache hits").split()[2] == "66.7%"
-    assert "per call" in _line(text, "router wait") and "brain wait" not in text
-    assert "decisions" not in text
+    assert _line(text, "latency").split()[:7] == ["latency", "p50", "300.0", "ms", "p95", "1.33", "s"]
+    assert "taken in to its result back in the driver" in _line(text, "latency")
+    assert "call" not in text and "replica" not in text and "queue wait" not in text

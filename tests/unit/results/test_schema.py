@@ -36,6 +36,7 @@ DESIGN_COLUMNS = [
     "replica",
     "via",
     "executor",
+    "latency_s",  # issue 28: appended at the end, never before an existing column
 ]
 
 
@@ -56,6 +57,7 @@ def test_every_column_is_either_a_number_or_text_as_row_types_it() -> None:
         "wait_s",
         "run_s",
         "brain_wait_s",
+        "latency_s",
     }
 
 

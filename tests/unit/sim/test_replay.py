@@ -81,6 +81,7 @@ def write_trace(
                     t.get("replica", ""),
                     t.get("via", "task"),
                     t.get("executor", ""),
+                    t.get("latency_s", ""),
                     *[t[c] for c in extra],
                 ]
             )
