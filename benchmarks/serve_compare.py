@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -109,12 +108,6 @@ class {service}:
             work_s = time.perf_counter() - began
         replica = ray.get_runtime_context().get_actor_id()
         return {{"model": model_id, "x": x, "hit": hit, "replica": replica, "work_s": work_s}}
-
-
-# Workaround: `raysched deploy` (branch deploy, 61e9f73) fails to pickle a service none of whose methods was
-# looked up yet ("dictionary changed size during iteration": cloudpickle's lookup of {service}.predict adds the
-# method to the Service wrapper's __dict__ while pickling iterates it); one lookup here avoids it.
-{service}.predict
 
 
 def tasks():
@@ -264,16 +257,14 @@ def drive_raysched(address: str, policy: str, args: argparse.Namespace, workdir:
     job = workdir / "serve_compare_job.py"
     job.write_text(raysched_job(workload(args)))
     cli = [sys.executable, "-m", "raysched.cli"]
-    # RAY_ADDRESS too: `raysched deploy` (deploy branch, 61e9f73) ignores --address and would look for 'auto'
-    pin = {"RAY_ADDRESS": address}
     began = time.perf_counter()
-    run_checked([*cli, "deploy", str(job), "--address", address, "--policy", policy], "raysched deploy", pin)
+    run_checked([*cli, "deploy", str(job), "--address", address, "--policy", policy], "raysched deploy")
     h = raysched.get_service(SERVICE, address=address)
     deploy_s = time.perf_counter() - began
     try:
         result = measure(lambda model, x: ray.get(h.predict.remote(model, x, key=model)), args)
     finally:
-        run_checked([*cli, "undeploy", SERVICE, "--address", address], "raysched undeploy", pin)
+        run_checked([*cli, "undeploy", SERVICE, "--address", address], "raysched undeploy")
     return {**result, "deploy_s": deploy_s}
 
 
@@ -311,10 +302,8 @@ def start_serve(address: str) -> None:
     serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
 
 
-def run_checked(cmd: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> None:
-    done = subprocess.run(
-        list(cmd), capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S, env={**os.environ, **(env or {})}
-    )
+def run_checked(cmd: Sequence[str], what: str) -> None:
+    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
