@@ -25,7 +25,7 @@ contender afresh (cold caches) and removes it at the end, so every run starts al
 Serve runs without HTTP proxies (handles only); the cluster is bound to 127.0.0.1. Serve is not a raysched
 dependency: ``pip install -e '.[bench]'`` installs it.
 
-    python benchmarks/serve_compare.py                  # 2 rounds, about 6 minutes on a 2-core machine
+    python benchmarks/serve_compare.py                  # 2 rounds, about 10 minutes on a 2-core machine
     python benchmarks/serve_compare.py --rounds 3 --contenders raysched-hash,serve-multiplexed
     python benchmarks/serve_compare.py --cache 16 --keep results/serve-compare   # raw call timings kept
 """
