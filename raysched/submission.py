@@ -24,12 +24,13 @@ from raysched.brain.client import BrainClient
 from raysched.brain.membership import live_nodes_from_ray
 from raysched.config import ConfigError, Settings, load_config, policy_options, run_options, settings_from_mapping
 from raysched.core.view import DEFAULT_OVERCOMMIT, node_weight
-from raysched.driver.calls import CallRouter
+from raysched.driver.calls import CallRouter, HomesFirst
 from raysched.driver.controller import find_controller
 from raysched.driver.deployed import DeployedReplicas, Fleets
 from raysched.driver.loop import Interrupt, Runner, RunSettings, new_run_id
 from raysched.driver.replicas import Fleet
 from raysched.driver.service_calls import ServiceCalls
+from raysched.driver.table import KeyHomes
 from raysched.job import JobFile, JobFileError, load_job, task_demand
 from raysched.policies import PolicyOptions
 from raysched.results import sidecar
@@ -327,7 +328,7 @@ def _service_calls(
                 router_policy = policies.build_policy(settings.policy, policy_options(settings), search=[job.folder])
             else:
                 deployed[spec.name] = DeployedReplicas(spec, controller)
-                router_policy = _deployed_routing(controller, settings)
+                router_policy = _deployed_routing(controller, settings, deployed[spec.name])
         except ValueError as err:
             raise SubmitError(str(err)) from None
         routers[spec.name] = CallRouter(spec, router_policy)
@@ -336,13 +337,20 @@ def _service_calls(
     return ServiceCalls(Fleets(fleet, deployed), routers)
 
 
-def _deployed_routing(controller: Any, settings: Settings) -> policies.Policy:
-    """The router of a deployed service in a run: its deployed policy and ring (vnodes), no bounded loads."""
+def _deployed_routing(controller: Any, settings: Settings, replicas: DeployedReplicas) -> policies.Policy:
+    """The router of a deployed service in a run: its deployed policy and ring (vnodes), no bounded loads; under
+    hash, a key's home as the controller gives it (what every handle sends the key to)."""
     import ray
 
     table = ray.get(controller.table.remote(), timeout=30)
     options = PolicyOptions(seed=settings.seed, load_factor=None, vnodes=table.vnodes)
-    return policies.build_policy(table.routing, options)
+    ring = policies.build_policy(table.routing, options)
+    if table.routing != "hash":
+        return ring
+    homes = KeyHomes(lambda keys: ray.get(controller.place_keys.remote(keys), timeout=10))
+    homes.update(table)
+    replicas.on_table = homes.update
+    return HomesFirst(ring, homes)
 
 
 def label_values(label: str) -> dict[str, str]:

@@ -23,7 +23,9 @@ from typing import Any
 
 from raysched.brain.actor import PlacementBrain
 from raysched.brain.state import Placement, Request
-from raysched.policies import Policy
+from raysched.core.view import ResourceView
+from raysched.driver.table import KeyHomes, no_key
+from raysched.policies import Decision, Policy, TaskDemand
 from raysched.services import ServiceSpec
 
 CALLS = "calls"  # the router's one submission
@@ -71,3 +73,25 @@ class _KeysStay:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._policy, name)
+
+
+class HomesFirst:
+    """A deployed hash service's routing in a run: a key goes to its home, as every handle sends it (the controller
+    gives homes, `raysched.driver.table.KeyHomes`), else to its owner on the ring; it waits for that replica."""
+
+    name = "hash"
+    work_conserving = False
+
+    def __init__(self, ring: Policy, homes: KeyHomes) -> None:
+        self._ring = ring
+        self.homes = homes
+
+    def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
+        home = None if no_key(task.key) else self.homes.of(task.key, view)
+        if home is None:
+            decide = getattr(self._ring, "decide", None)
+            return decide(task, view) if decide is not None else Decision(self._ring.choose(task, view))
+        return Decision(home if view.fits_now(home, task.resources) else None, waits_for=home)
+
+    def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
+        return self.decide(task, view).node

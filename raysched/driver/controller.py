@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raysched.brain.client import BrainClient
 from raysched.cluster import NAMESPACE
 from raysched.core.autoscale import Autoscaler
 from raysched.driver.replicas import Fleet, Replica, ReplicaActors
-from raysched.driver.table import REFRESH_S, ReplicaEntry, RoutingTable
+from raysched.driver.table import MAX_HOMES, REFRESH_S, ReplicaEntry, RoutingTable, give_homes, replica_ring
 from raysched.job import task_demand
 from raysched.policies import Policy
 from raysched.policies.base import DEFAULT_VNODES_PER_CPU
@@ -82,6 +82,8 @@ class ServiceController:
         self.fleet.on_lost = lambda name: self._changed()
         self.autoscaler = Autoscaler(self.spec.replicas, self.spec.high, self.spec.autoscale, self.spec.max_concurrency)
         self.version = 0
+        self.homes: dict[str, str] = {}  # key -> its replica (hash): given once, the same answer to every client
+        self._ring_of: tuple[tuple[str, ...], Any] = ((), None)  # the ring over the routable names, cached
         self.draining: dict[str, tuple[float, int]] = {}  # replica -> when it left the table, the table's version
         # client -> (when, calls outstanding per replica, calls waiting, the table version it had)
         self.reports: dict[str, tuple[float, dict[str, int], int, int]] = {}
@@ -146,6 +148,21 @@ class ServiceController:
             self.reports[client] = (self.clock(), calls, int(waiting), int(known))
             return None if known == self.version else self.table(exclude=client)
 
+    def place_keys(self, keys: Sequence[str]) -> dict[str, str]:
+        """Homes of keys a client routes for the first time (`raysched.driver.table.give_homes`): the same answer to
+        every client, so a key goes to one replica whoever calls; empty for keys past MAX_HOMES (the ring's)."""
+        with self._lock:
+            if self.routing != "hash":
+                return {}
+            names = tuple(r.name for r in self.fleet.replicas.values() if r.up and r.name not in self.draining)
+            if self._ring_of[0] != names:
+                self._ring_of = (names, replica_ring(names, self.spec.max_concurrency, self.vnodes))
+            full = len(self.homes) >= MAX_HOMES
+            homes = give_homes(self.homes, [str(k) for k in keys], names, self._ring_of[1])
+            if not full and len(self.homes) >= MAX_HOMES:
+                self._changed()  # clients stop asking (the table they fetch next says so)
+            return homes
+
     def forget(self, client: str) -> None:
         """A client is done (a run's end, a handle closed): its calls no longer count."""
         with self._lock:
@@ -180,6 +197,8 @@ class ServiceController:
                 starting=tuple(r.name for r in self.fleet.replicas.values() if not r.up),
                 methods=self.methods,
                 loads=loads,
+                homes=dict(self.homes),
+                balancing=self.routing == "hash" and len(self.homes) < MAX_HOMES,
             )
 
     def load(self) -> float:
@@ -234,7 +253,10 @@ class ServiceController:
         self._changed()
 
     def _changed(self) -> None:
+        """The routable replicas changed: keys of a replica draining or removed get new homes when next asked."""
         self.version += 1
+        kept = {r.name for r in self.fleet.replicas.values() if r.name not in self.draining}
+        self.homes = {k: n for k, n in self.homes.items() if n in kept}
 
     # -- status -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class DeployedReplicas:
         self.on_lost: Callable[[str], None] = lambda name: None
         self.on_removed: Callable[[str], None] = lambda name: None
         self.load: Callable[[], tuple[Mapping[str, int], int]] = lambda: ({}, 0)  # set by ServiceCalls
+        self.on_table: Callable[[RoutingTable], None] = lambda table: None  # a newer table (the keys' homes)
         self._dead: dict[str, int] = {}  # replica -> the actor (epoch) this run saw die: not used again
         self._draining: set[str] = set()
         self._pending: Any = None
@@ -104,6 +105,7 @@ class DeployedReplicas:
     def _apply(self, table: RoutingTable) -> None:
         """Bring the replicas to the table: up, lost, draining or removed (see the module docstring)."""
         self.version = table.version
+        self.on_table(table)
         routable = {e.name: e for e in table.replicas}
         for name, entry in routable.items():
             replica = self.replicas.get(name)

@@ -37,13 +37,20 @@ class ServiceHandle:
         self._name = name
         self._controller = controller
         self._client_id = f"handle-{uuid.uuid4().hex[:8]}"
-        self._router = TableRouter(table)
+        self._router = TableRouter(table, ask=self._ask_homes)
         self._calls: dict[Any, str] = {}  # ObjectRef -> replica, until it is seen finished
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._gone = ""  # why the service can no longer be called (undeployed)
         self._thread = threading.Thread(target=self._watch, daemon=True, name=f"raysched-handle-{name}")
         self._thread.start()
+
+    def _ask_homes(self, keys: list[str]) -> dict[str, str]:
+        """New keys' homes from the controller: once per key for this handle, never per call."""
+        import ray
+
+        homes: dict[str, str] = ray.get(self._controller.place_keys.remote(keys), timeout=10)
+        return homes
 
     @property
     def name(self) -> str:

@@ -6,13 +6,17 @@ calls outstanding at each as the clients last reported them. Clients (`raysched.
 handles, and runs whose job calls the service) cache a copy, refresh it every `REFRESH_S` (and
 report their own outstanding calls on the same round trip), and route each call locally:
 
-* ``hash``: the key's owner on a consistent-hash ring over the routable replicas' names, built as the
-  hash policy builds its ring over nodes (BLAKE2b, ``vnodes`` points per unit of weight, a replica's
-  weight from its ``max_concurrency`` call slots). The ring depends only on the names, so every client
-  sends a key to the same replica (the one a run's hash router picks at low load), and a replica
-  added (``Name#k``) or removed (the highest index) moves only the keys the ring gives it.
-  No bounded loads here: clients cannot see each other's calls between refreshes, so a key
-  never leaves its owner while it is up (as ``--load-factor off``).
+* ``hash``: the key's **home**, which the controller gives each key the first time a client asks
+  (`KeyHomes`: once per key per client, never per call): its owner on a consistent-hash ring over the
+  routable replicas' names (built as the hash policy builds its ring over nodes: BLAKE2b, ``vnodes``
+  points per unit of weight, a replica's weight from its ``max_concurrency`` call slots), unless the
+  owner already holds its share of the keys (``ceil((keys + 1) / replicas)``), then the next replica
+  clockwise that does not. Few keys rarely split evenly on a ring (40 keys on 4 replicas fell 16, 11,
+  10 and 3, so the replica of 16 missed its cache of 12 on every call); homes split them 10 each.
+  Every client asks the one controller, so all send a key to the same replica, and a key never moves
+  while its replica is up. A replica added (``Name#k``) takes new keys; one removed (the highest
+  index) gives its keys new homes. Past `MAX_HOMES` keys (where a ring's split is even enough) new
+  keys go to their ring owner without asking.
 * ``random``: uniform; ``p2c``: the less loaded of two sampled; ``greedy``: the least loaded; ``pack``:
   the most loaded replica with a free call slot, else the least loaded. A replica's load is the
   table's (every client's report) plus this client's calls sent since.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +34,22 @@ from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import node_weight
 from raysched.policies.base import DEFAULT_VNODES_PER_CPU
 
-__all__ = ["HANDLE_POLICIES", "REFRESH_S", "ReplicaEntry", "RoutingTable", "TableRouter", "no_key"]
+__all__ = [
+    "HANDLE_POLICIES",
+    "MAX_HOMES",
+    "REFRESH_S",
+    "KeyHomes",
+    "ReplicaEntry",
+    "RoutingTable",
+    "TableRouter",
+    "give_homes",
+    "no_key",
+]
 
 REFRESH_S = 0.5  # how often a client refreshes its table and reports its outstanding calls
+# Keys the controller gives homes (balanced); past this many a ring over the replicas splits new keys evenly
+# enough (a replica's share within about 1/sqrt(keys per replica)), and clients stop asking for them.
+MAX_HOMES = 4096
 HANDLE_POLICIES = ("hash", "random", "p2c", "greedy", "pack")  # how a deployed service's calls can be routed
 
 
@@ -60,6 +77,8 @@ class RoutingTable:
     starting: tuple[str, ...] = ()  # being created (or re-created under its name after a loss)
     methods: tuple[str, ...] = ()  # the service's public methods (a handle's attributes)
     loads: Mapping[str, float] = field(default_factory=dict)  # calls outstanding, every client's last report
+    homes: Mapping[str, str] = field(default_factory=dict)  # key -> its replica, as the controller gave it (hash)
+    balancing: bool = False  # hash, under MAX_HOMES keys: a client asks the controller for a new key's home
 
     def entry(self, name: str) -> ReplicaEntry | None:
         return next((e for e in self.replicas if e.name == name), None)
@@ -74,6 +93,53 @@ def replica_ring(names: Sequence[str], max_concurrency: int, vnodes: int = DEFAU
     return ring
 
 
+def give_homes(homes: dict[str, str], keys: Sequence[str], names: Sequence[str], ring: HashRing) -> dict[str, str]:
+    """Give each key without a home one (in ``homes``): its ring owner while that holds fewer than its share of
+    the keys (``ceil((keys + 1) / replicas)``), else the next replica clockwise that does; the keys' homes."""
+    if not names:
+        return {}
+    routable = set(names)
+    held: dict[str, int] = dict.fromkeys(names, 0)
+    for home in homes.values():
+        if home in held:
+            held[home] += 1
+    out: dict[str, str] = {}
+    for key in keys:
+        known = homes.get(key)
+        if known is not None and known in routable:
+            out[key] = known
+            continue
+        if len(homes) >= MAX_HOMES:
+            continue  # the ring alone: the client routes to the owner
+        share = -(-(len(homes) + 1) // len(names))
+        home = next(n for n in ring.successors(key) if held[n] < share)
+        homes[key] = out[key] = home
+        held[home] += 1
+    return out
+
+
+class KeyHomes:
+    """The homes this client knows (the table's, and those it asked for since); asks the controller for a new key."""
+
+    def __init__(self, ask: Callable[[list[str]], Mapping[str, str]] | None = None) -> None:
+        self.ask = ask
+        self.homes: dict[str, str] = {}
+        self.balancing = False
+
+    def update(self, table: RoutingTable) -> None:
+        self.homes = dict(table.homes)
+        self.balancing = table.balancing and table.routing == "hash"
+
+    def of(self, key: str, routable: Container[str]) -> str | None:
+        """The key's home if it has a routable one (asking the controller the first time); None: the ring's."""
+        home = self.homes.get(key)
+        if (home is None or home not in routable) and self.balancing and self.ask is not None:
+            home = self.ask([key]).get(key)  # new to this client, or its replica left: the controller's answer
+            if home is not None:
+                self.homes[key] = home
+        return home if home in routable else None
+
+
 def no_key(key: object) -> bool:
     """The project's one rule: None, or an empty or blank string, is no key."""
     return key is None or (isinstance(key, str) and not key.strip())
@@ -82,12 +148,15 @@ def no_key(key: object) -> bool:
 class TableRouter:
     """Routes a client's calls by its copy of the table; counts the calls it has outstanding per replica."""
 
-    def __init__(self, table: RoutingTable, seed: int | None = None) -> None:
+    def __init__(
+        self, table: RoutingTable, seed: int | None = None, ask: Callable[[list[str]], Mapping[str, str]] | None = None
+    ) -> None:
         self.own: dict[str, int] = {}  # calls this client sent and has not seen finish, per replica
         self._rng = random.Random(seed)
         self._unkeyed = itertools.count()
         self.table = table
         self._ring = replica_ring([], 1)
+        self.homes = KeyHomes(ask)
         self.update(table)
 
     def update(self, table: RoutingTable) -> None:
@@ -97,6 +166,7 @@ class TableRouter:
             self._ring = replica_ring(names, table.max_concurrency, table.vnodes)
         self.table = table
         self._by_name = {e.name: e for e in table.replicas}
+        self.homes.update(table)
 
     def pick(self, key: object = None) -> ReplicaEntry:
         """The replica for one call (LookupError: none is up now)."""
@@ -105,8 +175,11 @@ class TableRouter:
             raise LookupError(f"service {self.table.service} has no replica up now")
         routing = self.table.routing
         if routing == "hash":
-            text = f"\x00call-{next(self._unkeyed)}" if no_key(key) else str(key)
-            return self._by_name[self._ring.lookup(text)]
+            if no_key(key):
+                return self._by_name[self._ring.lookup(f"\x00call-{next(self._unkeyed)}")]
+            text = str(key)
+            home = self.homes.of(text, self._by_name)
+            return self._by_name[home if home is not None else self._ring.lookup(text)]
         if routing == "random" or len(entries) == 1:
             return self._rng.choice(entries)
         if routing == "p2c":
