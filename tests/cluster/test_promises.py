@@ -272,6 +272,7 @@ def test_config_keys_and_precedence_on_an_existing_cluster(address: str, tmp_pat
         "load_factor": 1.5,
         "vnodes": 7,
         "locality_wait": 0.5,
+        "keys_per_node": None,  # not in the file: learned (the default)
         "overcommit": 1.0,
         "batch": 1,
         "max_inflight": 1,
