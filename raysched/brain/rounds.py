@@ -40,16 +40,14 @@ KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has
 
 
 def _demand_memo(demand: object) -> tuple | None:
-    """A demand as a hashable memo key with its amounts' types (True and 1 are equal, yet one is invalid);
-    None when it has none (it is validated on its own)."""
+    """A demand as a memo key, for demands of plain numbers only (anything else, True included, which equals 1
+    yet is invalid, is validated on its own): names and amounts with their types."""
     if type(demand) is not dict:
         return None
-    memo = tuple((name, type(amount), amount) for name, amount in demand.items())
-    try:
-        hash(memo)
-    except TypeError:
+    items = tuple(demand.items())
+    if not all(type(name) is str and type(amount) in (int, float) for name, amount in items):
         return None
-    return memo
+    return tuple((name, type(amount), amount) for name, amount in items)
 
 
 class Rounds(WaitingQueues):
