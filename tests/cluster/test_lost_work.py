@@ -114,7 +114,8 @@ def test_a_second_ctrl_c_stops_at_once(own_address: str, tmp_path: Path) -> None
 
 
 def test_lost_work_is_retried_five_times_and_default_out_path(own_address: str, tmp_path: Path) -> None:
-    """A task that kills its own worker every time: attempts 1..6, five `retried` rows then `failed`, exit 1."""
+    """A task that kills its own worker every time: attempts 1..6, five `retried` rows then `failed`, exit 1;
+    the other tasks each end ok once (one queued on the executor it took down is retried)."""
     job = tmp_path / "jobs" / "crashy.py"
     job.parent.mkdir()
     job.write_text(
@@ -161,5 +162,14 @@ def test_lost_work_is_retried_five_times_and_default_out_path(own_address: str, 
     assert list(lost["status"]) == ["retried"] * 5 + ["failed"]
     assert (lost["error"] != "").all()
     others = df[df["task_id"] != 2]
-    assert sorted(others["task_id"]) == [0, 1, 3, 4] and (others["status"] == "ok").all()
-    assert (others["attempt"] == 1).all()
+    ok = others[others["status"] == "ok"]
+    assert sorted(ok["task_id"]) == [0, 1, 3, 4]  # every other task ran, once
+    last = others.groupby("task_id")["attempt"].max()
+    assert ok.set_index("task_id")["attempt"].sort_index().to_dict() == last.to_dict()
+    # A task queued on the executor that task 2 took down was lost with it (docs/executors.md): such a row is
+    # `retried`, ran via that executor, and says its actor died; a task's own work is never blamed.
+    collateral = others[others["status"] != "ok"]
+    assert (collateral["status"] == "retried").all(), collateral
+    crashed = set(lost.loc[lost["via"] == "executor", "executor"])
+    assert set(collateral["executor"]) <= crashed, (collateral, crashed)
+    assert collateral["error"].str.contains("Actor").all(), collateral
