@@ -58,6 +58,8 @@ from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
 
 __all__ = [
+    "NODE_HIT_RATE",
+    "NODE_KEYS",
     "REPLICA",
     "call_mask",
     "hit_rate",
@@ -248,20 +250,49 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+#: The per-node columns that tell a node that thrashes (`per_node`): distinct keys it ran, and its hit rate.
+NODE_KEYS, NODE_HIT_RATE = "keys", "hit rate (%)"
+
+
 def per_node(df: pd.DataFrame) -> pd.DataFrame:
-    """Ok tasks per node for every run: columns run, run_id, node, tasks, share (%).
+    """Ok tasks per node for every run: columns run, run_id, node, tasks, share (%), keys, hit rate (%).
 
     Nodes a run touched (chosen or ran) that finished no ok task are listed with 0,
-    so an idle node shows; most loaded first within a run.
+    so an idle node shows; most loaded first within a run. ``keys`` is the number of distinct keys
+    (of tasks with a key of their own) whose ok tasks ran on the node: what its cache had to hold
+    (NaN for a run without keys); ``hit rate (%)`` the mean ``cache_hit`` of its ok tasks (NaN where
+    none reported one). A node holding many more keys than the others at a far lower hit rate thrashes.
     """
     out: list[pd.DataFrame] = []
     groups = dict(tuple(df.groupby("run_id", sort=False)))
     for run in runs(df):
         rows = groups[run.run_id]
-        counts = _ok(rows)["node_ran"].dropna().value_counts()
+        ok = _ok(rows)
+        counts = ok["node_ran"].dropna().value_counts()
         touched = pd.unique(pd.concat([rows["node_ran"], rows["node_chosen"]]).dropna())
-        out.append(_shares(run, counts, touched, "node", "tasks"))
+        table = _shares(run, counts, touched, "node", "tasks")
+        keys, hits = _keys_and_hits_per_node(ok[ok["node_ran"].notna()])
+        table[NODE_KEYS] = table["node"].map(keys).fillna(0.0) if keys is not None else math.nan
+        table[NODE_HIT_RATE] = table["node"].map(hits).astype("float64") if hits is not None else math.nan
+        out.append(table)
     return pd.concat(out, ignore_index=True)
+
+
+def _keys_and_hits_per_node(ok: pd.DataFrame) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Distinct keys and hit rate (%) per node of a run's ok rows; None for a run without keys / without cache_hit."""
+    tasks = ok[~call_mask(ok)]
+    keyed = tasks[keyed_mask(tasks)]
+    keys = None
+    if len(keyed):
+        per = keyed.assign(_key=task_keys(keyed)).groupby("node_ran")["_key"].nunique()
+        keys = {str(node): float(n) for node, n in per.items()}
+    hits = None
+    if "cache_hit" in ok.columns:
+        reported = pd.to_numeric(ok["cache_hit"], errors="coerce")
+        if reported.notna().any():
+            rate = reported.groupby(ok["node_ran"]).mean() * 100
+            hits = {str(node): float(v) for node, v in rate.items() if pd.notna(v)}
+    return keys, hits
 
 
 #: The columns of `per_replica`.

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from raysched.analysis import metric_names as names
+from raysched.analysis.figures import NODE_HIT_RATE, NODE_KEYS
 from raysched.results.schema import short_node
 
 __all__ = [
@@ -173,7 +174,10 @@ def render_node_table(nodes: pd.DataFrame, most: int | None = None) -> str:
     if most is not None and (nodes.groupby("run", sort=False).size() > most).any():
         title = f"Tasks per node (ok rows; node ids cut to 8 chars; the busiest and least busy {most} of a run's)"
         nodes = pd.concat([_ends(rows, most) for _, rows in nodes.groupby("run", sort=False)], ignore_index=True)
-    return f"{title}\n" + _shares_grid(nodes, "node", "tasks", short_node)
+    extra = [column for column in (NODE_KEYS, NODE_HIT_RATE) if column in nodes and nodes[column].notna().any()]
+    if extra:
+        title += "; keys = distinct keys its tasks ran, what its cache had to hold"
+    return f"{title}\n" + _shares_grid(nodes, "node", "tasks", short_node, extra)
 
 
 def _ends(rows: pd.DataFrame, most: int) -> pd.DataFrame:
@@ -196,21 +200,37 @@ def render_replica_table(replicas: pd.DataFrame) -> str:
     return "Calls per replica (ok rows)\n" + _shares_grid(replicas, "replica", "calls", str)
 
 
-def _shares_grid(table: pd.DataFrame, place: str, unit: str, show: Callable[[str], str]) -> str:
-    """A per-place table (node, replica) of `per_node` / `per_replica`; runs separated by a blank line."""
-    rows: list[list[str] | str | None] = [["run", place, unit, "share"], _RULE]
+def _shares_grid(
+    table: pd.DataFrame, place: str, unit: str, show: Callable[[str], str], extra: Sequence[str] = ()
+) -> str:
+    """A per-place table (node, replica) of `per_node` / `per_replica`; runs separated by a blank line.
+
+    ``extra`` columns (a node's keys, its hit rate) follow the share; an unknown value shows as "-".
+    """
+    rows: list[list[str] | str | None] = [["run", place, unit, "share", *(_EXTRA_HEADERS[c] for c in extra)], _RULE]
     last = None
-    for run, name, count, share in zip(table["run"], table[place], table[unit], table["share (%)"], strict=True):
+    for i, (run, name, count, share) in enumerate(
+        zip(table["run"], table[place], table[unit], table["share (%)"], strict=True)
+    ):
         if last is not None and run != last:
             rows.append(None)
         if count < 0:  # the line counting the nodes left out (`_ends`)
-            rows.append(["", str(name), "", ""])
+            rows.append(["", str(name), "", "", *("" for _ in extra)])
         else:
-            rows.append(
-                ["" if run == last else str(run), show(name), f"{int(count):,}", format_value("share (%)", share)]
-            )
+            more = [_extra_cell(column, table[column].iloc[i]) for column in extra]
+            first = "" if run == last else str(run)
+            rows.append([first, show(name), f"{int(count):,}", format_value("share (%)", share), *more])
         last = run
     return _grid(rows, right_from=2)
+
+
+_EXTRA_HEADERS = {NODE_KEYS: "keys", NODE_HIT_RATE: "hits"}
+
+
+def _extra_cell(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{int(value):,}" if column == NODE_KEYS else f"{value:.1f}%"
 
 
 def _json_value(metric: str, value: Any) -> Any:
@@ -250,11 +270,17 @@ def summary_to_dict(
 
 
 def _share_records(table: pd.DataFrame, label: object, place: str, unit: str) -> list[dict[str, Any]]:
+    """One run's places as records; a node's ``keys`` and ``hit rate (%)`` only where the run has them."""
     mine = table[table["run"] == label]
-    return [
-        {place: str(name), unit: int(count), "share (%)": _json_value("share (%)", float(share))}
-        for name, count, share in zip(mine[place], mine[unit], mine["share (%)"], strict=True)
-    ]
+    extra = [column for column in (NODE_KEYS, NODE_HIT_RATE) if column in mine and mine[column].notna().any()]
+    records = []
+    for i, (name, count, share) in enumerate(zip(mine[place], mine[unit], mine["share (%)"], strict=True)):
+        record = {place: str(name), unit: int(count), "share (%)": _json_value("share (%)", float(share))}
+        for column in extra:
+            value = _json_value("share (%)", float(mine[column].iloc[i]))
+            record[column] = round(value) if column == NODE_KEYS and value is not None else value
+        records.append(record)
+    return records
 
 
 def summary_to_json(

@@ -69,3 +69,7 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
         keys.spilled(a.key, a.task_id, a.spill)
     o.timed(a.submitted_at, out.started_at, out.finished_at)
     o.add_metrics(out.metrics)
+    hit = out.metrics.get("cache_hit")
+    if hit is not None:
+        total, reported = o.node_hits.get(out.node_ran, (0.0, 0))
+        o.node_hits[out.node_ran] = (total + hit, reported + 1)

@@ -38,6 +38,7 @@ class KeyHomes:
     spills: collections.Counter = field(default_factory=collections.Counter)  # "bound" / "wait" / "spread" -> count
     unkeyed: int = 0  # ok work without a key of its own (keyed by its task id): no key figures
     untracked: bool = False  # more than KEYS_TRACKED keys: affinity is left to `raysched analyze`
+    at: dict[str, set[str]] = field(default_factory=dict)  # place -> distinct keys whose ok work ran there
 
     def ran(self, key: str, place: str, task_id: int | None = None) -> None:
         """Ok work of ``key`` ran at ``place``. With its ``task_id``, work whose key is only its task id (it has
@@ -49,11 +50,13 @@ class KeyHomes:
             return
         if self.home.setdefault(key, place) != place:
             self.split.add(key)
+        self.at.setdefault(place, set()).add(key)
         if len(self.home) > KEYS_TRACKED:
             self.untracked = True
             self.home.clear()
             self.split.clear()
             self.spilled_keys.clear()
+            self.at.clear()
 
     def spilled(self, key: str, task_id: int, reason: str) -> None:
         """Ok work of ``key`` was placed off its key's owner for ``reason``; work without a key is not counted
@@ -74,6 +77,12 @@ class KeyHomes:
         if self.untracked or not self.home:
             return None
         return 1 - len(self.split) / len(self.home)
+
+    def keys_at(self, place: str) -> int | None:
+        """Distinct keys whose ok work ran at ``place``: what its cache had to hold (None when not tracked)."""
+        if self.untracked or not self.home:
+            return None
+        return len(self.at.get(place, ()))
 
     @property
     def moved_whole(self) -> int:
@@ -98,7 +107,8 @@ class RunOutcome:
         first_submitted: Unix seconds of the first ok task's submission; ``first_started``: of the
             first ok task's start; ``last_finished``: of the last ok finish.
         per_node: ok tasks (calls included) per node id (a Counter); ``node_weights``: each node's capacity
-            weight (its CPUs) at the start, for the imbalance by capacity.
+            weight (its CPUs) at the start, for the imbalance by capacity; ``node_hits``: per node, the sum of
+            ``cache_hit`` over its ok work that reported one, and how many did (its hit rate).
         task_keys, call_keys: where the keys of tasks (by node) and of calls (by replica) ran (`KeyHomes`).
         latency: ok tasks' ``latency_s``; ``call_latency``, ``call_wait``, ``call_run``: ok calls' ``latency_s``,
             ``wait_s`` and ``run_s`` (`Samples`, for their quantiles).
@@ -135,6 +145,7 @@ class RunOutcome:
     call_run: Samples = field(default_factory=Samples)  # ok calls' run_s (service time on the replica)
     metric_sums: dict[str, float] = field(default_factory=dict)
     metric_counts: dict[str, int] = field(default_factory=dict)  # ok tasks that reported each metric
+    node_hits: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (sum of cache_hit, ok reporting)
     brain_decisions: int | None = None
     keys_spread: int | None = None  # hot keys the brain spread over several nodes (hash), at the end
     hot_keys: list[dict] = field(default_factory=list)  # {"key", "nodes", "share"} of the hottest, hottest first
@@ -202,6 +213,11 @@ class RunOutcome:
         """Mean ``cache_hit`` of the ok tasks that reported one, in % (`figures.hit_rate`'s arithmetic); else None."""
         reported = self.metric_counts.get("cache_hit", 0)
         return self.metric_sums["cache_hit"] / reported * 100 if reported else None
+
+    def node_hit_rate(self, node: str) -> float | None:
+        """Mean ``cache_hit`` of the ok work that ran on ``node`` and reported one, in %; else None."""
+        total, reported = self.node_hits.get(node, (0.0, 0))
+        return total / reported * 100 if reported else None
 
     @property
     def tasks(self) -> int:

@@ -61,7 +61,43 @@ def test_nodes_most_loaded_first_with_their_share_and_the_imbalance() -> None:
     # 4, 2, 1 tasks: mean 7/3, max/mean 4 / (7/3) = 1.71
     assert _line(text, "nodes used").split()[-1] == "1.71"
     node_lines = [line.split() for line in text.splitlines() if line.startswith("    ")]
-    assert node_lines == [["aaaaaaaa", "4", "57.1%"], ["bbbbbbbb", "2", "28.6%"], ["cccccccc", "1", "14.3%"]]
+    # Each node ran one distinct key (k1 on A; k2 on B and C); no task reported cache_hit: no hit rate.
+    assert node_lines == [
+        ["aaaaaaaa", "4", "57.1%", "1", "key"],
+        ["bbbbbbbb", "2", "28.6%", "1", "key"],
+        ["cccccccc", "1", "14.3%", "1", "key"],
+    ]
+
+
+def test_a_node_that_thrashes_shows_its_keys_and_hit_rate() -> None:
+    """Issue 29: per node, the distinct keys its tasks ran and its hit rate, so a node that thrashes shows."""
+    run = RunOutcome("run-2", wall_s=2.0)
+    run.first_submitted, run.first_started, run.last_finished = 0.0, 0.0, 1.0
+    for i in range(12):  # A: 12 tasks of 12 keys, every one a miss; B: 4 tasks of one key, 3 hits
+        run.ok += 1
+        run.per_node[A] += 1
+        run.task_keys.ran(f"a{i}", A)
+        run.node_hits[A] = (0.0, i + 1)
+    for i in range(4):
+        run.ok += 1
+        run.per_node[B] += 1
+        run.task_keys.ran("b", B)
+        run.node_hits[B] = (float(min(i, 3)), i + 1)
+    text = format_summary(run, "j", "hash")
+    node_lines = {line.split()[0]: line.split()[3:] for line in text.splitlines() if line.startswith("    ")}
+    assert node_lines["aaaaaaaa"] == ["12", "keys", "hits", "0.0%"]
+    assert node_lines["bbbbbbbb"] == ["1", "key", "hits", "75.0%"]
+
+
+def test_a_run_without_keys_shows_no_key_count_per_node() -> None:
+    run = RunOutcome("run-3", wall_s=1.0)
+    run.first_submitted, run.first_started, run.last_finished = 0.0, 0.0, 1.0
+    for task_id in range(3):
+        run.ok += 1
+        run.per_node[A] += 1
+        run.task_keys.ran(str(task_id), A, task_id)  # keyed by its own task id: no key to keep
+    text = format_summary(run, "j", "random")
+    assert [line.split() for line in text.splitlines() if line.startswith("    ")] == [["aaaaaaaa", "3", "100.0%"]]
 
 
 def test_key_affinity_and_brain_wait() -> None:
