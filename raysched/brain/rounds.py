@@ -413,7 +413,14 @@ class Rounds(WaitingQueues):
                 w.since, w.overdue = now, False
                 sub.overdue.pop(w.uid, None)
         if node is None and offer is not None:
-            if sub.work_conserving and view.fits_now(offer, w.task.resources):
+            takes = sub.work_conserving and not decision.stay and view.fits_now(offer, w.task.resources)
+            if takes and sub.takes_slot is not None:
+                try:
+                    takes = bool(sub.takes_slot(task, offer, view))
+                except Exception as err:
+                    self._broken(sub, err)
+                    return False
+            if takes:
                 node, decision = offer, Decision(offer, spill="wait")
             else:  # the policy declined a free slot: the task waits for its home, offered nothing more
                 w.overdue, w.declined = False, True

@@ -131,6 +131,9 @@ class SubmissionState:
         # ...and one that says it is not (hash's pure ring) never leaves its home: no locality timers at all.
         self.stays_home = getattr(self.policy, "work_conserving", None) is False
         self.spilled: Callable[[TaskDemand, str, ResourceView], bool] | None = getattr(self.policy, "spilled", None)
+        self.takes_slot: Callable[[TaskDemand, str, ResourceView], bool] | None = getattr(
+            self.policy, "takes_slot", None
+        )
         self.arrived: Callable[[dict[str, int]], None] | None = getattr(self.policy, "arrived", None)
         # A policy may let the brain move a whole key that has not run yet to an idle node (`movable`), and
         # hears where it went (`key_moved`).

@@ -368,9 +368,13 @@ class Runner:
             self.outcome.gap_s += gap
         if out.error is None:
             self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
+            # Only a key's return to a node tells whether the node keeps its keys warm (`key_capacity`): its
+            # first task there misses wherever it goes, and counting those cold starts made the node that took
+            # the most new keys look like it thrashed (it shed warm keys at the start of a run).
+            returned = self.outcome.task_keys.been_at(a.key, out.node_ran)
             count_ok(self.outcome, a, out)
             hit = out.metrics.get(CACHE_HIT) if a.call is None else None
-            if hit is not None:
+            if hit is not None and returned:
                 hits, tasks = self._hits.get(out.node_ran, (0, 0))
                 self._hits[out.node_ran] = (hits + (hit >= 0.5), tasks + 1)
         else:

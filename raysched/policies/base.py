@@ -145,6 +145,9 @@ class Decision:
     assigned: when waiting, whether the task counts as work assigned to
         ``waits_for`` (False: deferred, because that node is at its bounded load;
         it is assigned once the node is under its bound again).
+    stay: when waiting, the task declines a free slot elsewhere that work
+        conservation would offer it: its home frees a slot soon enough that
+        leaving its warm state costs more than the wait (hash, a key that has run).
     """
 
     node: str | None
@@ -152,6 +155,7 @@ class Decision:
     spill: str = ""
     moved_from: str | None = None
     assigned: bool = True
+    stay: bool = False
 
 
 class InfeasibleError(ValueError):
@@ -210,6 +214,8 @@ class Policy(Protocol):
       wait; ``spilled(task, node, view)``, if present, hears where it ran and
       answers True when the task's key now lives there (its waiting tasks follow).
       Without the flag, a declined free slot leaves the task waiting for its home.
+      ``takes_slot(task, node, view) -> bool``, if present, may refuse one such
+      slot (hash under a key capacity: a node whose cache is full of other keys).
     * ``arrived({key: count})`` hears of each batch of new tasks before any is
       assigned (hash estimates each key's share of the work from it).
     * ``pace(stats)`` receives the submission's observed task times

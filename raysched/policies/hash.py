@@ -227,6 +227,7 @@ class HashPolicy:
         self._synced: tuple[int, int] | None = None  # (view.uid, view.version)
         wait = self.options.locality_wait
         self._locality_wait_s = AUTO_WAIT_MIN_S if wait is None else float(wait)
+        self._task_s: float | None = None  # the job's median task time, once the drivers report it
         self.demand = KeyDemand(DEMAND_HORIZON_TASKS)
         self._sets: dict[str, _Members] = {}  # hot key -> its nodes found so far (owner first)
         self._rng = random.Random(self.options.seed)
@@ -304,8 +305,10 @@ class HashPolicy:
     def pace(self, stats: Mapping[str, float]) -> None:
         """Adapt the locality wait to the job's task times (unless --locality-wait fixed it)."""
         p50 = stats.get("task_p50_s")
-        if self.options.locality_wait is None and p50 is not None and p50 >= 0:
-            self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p50))
+        if p50 is not None and p50 >= 0:
+            self._task_s = float(p50)
+            if self.options.locality_wait is None:
+                self._locality_wait_s = min(AUTO_WAIT_MAX_S, max(AUTO_WAIT_MIN_S, AUTO_WAIT_TASKS * p50))
         hits = read_hits(stats)
         if hits:
             self.capacity.observe(hits)
@@ -384,12 +387,56 @@ class HashPolicy:
                 "" if home == plan.owner else "spread" if plan.spread > 1 or self.demand.is_hot(task.key) else "bound"
             )
             return Decision(home, spill=spill, moved_from=plan.moved_from)
-        if self.options.load_factor is not None and plan.moved_from is None and task.waited_s >= self._locality_wait_s:
+        stay = plan.moved_from is None and self._home_soon(task.key, home, view, demand)
+        if (
+            self.options.load_factor is not None
+            and plan.moved_from is None
+            and not stay
+            and task.waited_s >= self._locality_wait_s
+        ):
+            capped = self.capacity.active
             for node in itertools.islice(plan.walk.after(home), MOVE_PROBES):
-                if view.fits_now(node, demand) and plan.under_bound(node):
+                if (
+                    view.fits_now(node, demand)
+                    and plan.under_bound(node)
+                    and (not capped or self._key_room(task.key, node, view))
+                ):
                     self._root(task.key, node)
                     return Decision(node, spill="wait", moved_from=plan.moved_from)
-        return Decision(None, waits_for=home, moved_from=plan.moved_from)
+        return Decision(None, waits_for=home, moved_from=plan.moved_from, stay=stay)
+
+    def takes_slot(self, task: TaskDemand, node: str, view: ResourceView) -> bool:
+        """May work conservation run this task on a free slot of ``node``? Not under a key capacity when the
+        node's cache is full of other keys: the task would evict a warm key there (and be evicted in turn)."""
+        return not self.capacity.active or self._key_room(task.key, node, view)
+
+    def _key_room(self, key: str, node: str, view: ResourceView) -> bool:
+        """Has ``node`` room for ``key`` under its key capacity (the key is warm there, or given it, or the node
+        holds fewer keys than it may)? A node the key is leaving never has."""
+        if node == self._evict.get(key):
+            return False
+        mine = self._rooted[key][1] if key in self._rooted else self._fresh.get(key)
+        if node == mine or view.key_assigned(key, node) > 0:
+            return True
+        return self._warm_keys()[node] + self._fresh_on[node] < self.capacity.of(node)
+
+    def _home_soon(self, key: str, home: str, view: ResourceView, demand: Mapping[str, float]) -> bool:
+        """Bounds in time, for jobs whose keys keep warm state (a key capacity hint, or tasks that report
+        ``cache_hit``): is ``key`` warm on ``home`` (it ran there last) and does ``home`` get through the work
+        assigned to it within the locality wait (assigned tasks / slots x the median task time)? Then the key's
+        tasks wait there, even when ``home`` holds more tasks than its bound: a cold start elsewhere would cost
+        a miss to save less than the wait a task may spend for its locality anyway. Without such a job, or
+        until the drivers report task times, no (the bounds in tasks and the brain's steals decide)."""
+        task_s = self._task_s
+        rooted = self._rooted.get(key)
+        if task_s is None or rooted is None or rooted[1] != home or self._evict.get(key) == home:
+            return False
+        if not self.capacity.informed:
+            return False
+        wanted = [(r, a) for r, a in demand.items() if a > 0]
+        cap = view.capacity(home)
+        slots = min((int((cap.get(r, 0.0) + EPS) // a) for r, a in wanted), default=1)
+        return view.assigned(home) * task_s <= max(1, slots) * self._locality_wait_s
 
     def _root(self, key: str, node: str) -> None:
         """The key runs on ``node`` (its warm state lives there now): moving it costs; remember when (LRU)."""
@@ -488,14 +535,9 @@ class HashPolicy:
         # while the first window is assigned warms several caches).
         rooted = key in self._rooted or key in self.homes or view.key_assigned(key, home) > 0
         if capacity.active:
-            warm, fresh = self._warm_keys(), self._fresh_on
-            mine = self._rooted[key][1] if key in self._rooted else self._fresh.get(key)
 
             def room_for_key(n: str) -> bool:
-                """Under its capacity of keys (warm there, or given it); a node the key is leaving never is."""
-                if n == leaving:
-                    return False
-                return n == mine or view.key_assigned(key, n) > 0 or warm[n] + fresh[n] < capacity.of(n)
+                return self._key_room(key, n, view)
 
             spaces: tuple[Callable[[str], bool], ...] = (room_for_key,)
         else:
@@ -504,10 +546,14 @@ class HashPolicy:
             if home != leaving:
                 if bound.fits(home, c, count):
                     return plan
+                if self._home_soon(key, home, view, demand):
+                    return plan  # over its bound in tasks, not in time: the key stays warm where it is
                 if task.waited_s < self._locality_wait_s:
                     plan.deferred = True  # wait for the home to drain
                     return plan
-            tiers: tuple[Callable[[str], bool], ...] = (*spaces, _anywhere)
+            # Under a key capacity a key that has run moves only to a node with room for one more key: taken in
+            # over capacity, it would evict a warm key there (and itself be evicted), two misses for one.
+            tiers: tuple[Callable[[str], bool], ...] = spaces or (_anywhere,)
             strict = 1.0  # a key that has run moves only to a node within its fair share: no bouncing
         else:
             # A new key first looks for a node within its fair share of distinct keys (c = 1).
@@ -542,6 +588,8 @@ class HashPolicy:
                 self.keys_moved += 1
                 plan.home, plan.moved_from = target, home
                 return plan
+        if rooted and spaces and home != leaving:
+            return plan  # no node has room for one more key: the key stays where it is warm
         if count > 1:
             plan.whole = False  # the caller assigns them one by one
             return plan

@@ -9,12 +9,19 @@ and its keys scatter. Two ways to know better:
   ``@raysched.task(keys_per_node=N)``): no node is given more than N distinct
   live keys while another node has room for one.
 * **Learning** (no hint needed, when tasks return ``cache_hit``): the driver
-  reports each node's hits with its brain calls (`report_hits`, `read_hits`);
+  reports each node's hits with its brain calls (`report_hits`, `read_hits`),
+  counting only tasks of keys that ran on that node before (a key's first task
+  on a node misses wherever it goes: that is a cold start, not thrashing);
   a node whose recent hit rate is ``SHED_GAP`` below the best node's is
   thrashing, so its capacity is set a quarter below the keys it holds, and
   that many of its keys (the least recently placed) move whole to nodes with
   room. Its hit rate is then measured afresh; shedding stops when rates even
   out. Capacities only fall (a node's comes back when it leaves and rejoins).
+
+Either one also tells hash that keys keep warm state there (`KeyCapacity.informed`):
+a key that has run then waits for its home while the home gets through its
+work within the locality wait, and a free slot on a node whose cache is full
+of other keys is not taken (`HashPolicy.takes_slot`).
 
 Without a hint and without ``cache_hit``, nothing here changes a placement.
 """
@@ -72,6 +79,11 @@ class KeyCapacity:
     def active(self) -> bool:
         """Does any node have a capacity? (None does: placements are exactly as without this.)"""
         return self.hint is not None or bool(self.caps) or bool(self.thrashing)
+
+    @property
+    def informed(self) -> bool:
+        """Does the job say its keys keep warm state (a hint, or tasks that report ``cache_hit``)?"""
+        return self.hint is not None or bool(self.seen)
 
     def of(self, node: str) -> float:
         """Distinct live keys ``node`` may hold."""

@@ -78,6 +78,10 @@ class KeyHomes:
             return None
         return 1 - len(self.split) / len(self.home)
 
+    def been_at(self, key: str, place: str) -> bool:
+        """Has ``key``'s ok work run at ``place`` before? (True when keys are no longer tracked: unknown.)"""
+        return self.untracked or key in self.at.get(place, ())
+
     def keys_at(self, place: str) -> int | None:
         """Distinct keys whose ok work ran at ``place``: what its cache had to hold (None when not tracked)."""
         if self.untracked or not self.home:

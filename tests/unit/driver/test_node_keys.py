@@ -77,3 +77,16 @@ def test_a_run_without_keys_or_hits_has_no_such_columns_shown(tmp_path: Path) ->
     assert "keys" not in render_node_table(per_node(df))
     record = json.loads(summary_to_json(summarize(df), per_node(df)))["runs"][0]["nodes"][0]
     assert set(record) == {"node", "tasks", "share (%)"}
+
+
+def test_only_a_keys_return_to_a_node_tells_whether_the_node_keeps_it_warm() -> None:
+    """The driver reports a node's cache hits to the brain for tasks whose key ran there before (`been_at`): a
+    key's first task on a node misses wherever it goes, so counting it made the node that took the most new keys
+    look like it thrashed, and shed warm keys at the start of a run (issue 29)."""
+    run = RunOutcome("run-4")
+    keys = run.task_keys
+    assert not keys.been_at("k", A)  # its first task there: a cold start, not counted
+    keys.ran("k", A)
+    assert keys.been_at("k", A) and not keys.been_at("k", B)
+    keys.untracked = True  # past the keys tracked: unknown, so every task counts, as before
+    assert keys.been_at("other", B)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 
 import pytest
+from test_hash import documented_ring
 
 from raysched.brain.actor import PlacementBrain
 from raysched.policies import PolicyOptions, build_policy
@@ -155,3 +156,77 @@ def test_without_hint_or_hit_reports_nothing_is_capped(pacing: dict[str, float])
     run_keys(brain, keys, pacing=pacing)
     assert not policy_of(brain).capacity.active
     assert policy_of(brain)._rooted_on is None  # not even counted
+
+
+# -- bounds in time and full caches (issue 29, item 1) ---------------------------------------------------------
+
+N1, N2 = f"{10:056x}", f"{11:056x}"
+
+
+def two_one_cpu_nodes(options: PolicyOptions) -> tuple[PlacementBrain, Clock, str, str]:
+    """Nodes N1 and N2 of 1 CPU; key x warm on one, key y on the other (each ran one task there)."""
+    clock = Clock()
+    brain = PlacementBrain(clock=clock)
+    brain.sync_nodes({N1: {"CPU": 1.0}, N2: {"CPU": 1.0}})
+    brain.register("s", build_policy("hash", options), {"policy": "hash"}, overcommit=1.0)
+    ring = documented_ring({N1: {"CPU": 1.0}, N2: {"CPU": 1.0}}, vnodes=options.vnodes)
+    x = "x"
+    y = next(f"y{i}" for i in range(200) if ring.lookup(f"y{i}") != ring.lookup(x))
+    first = brain.place("s", [], [(0, {"CPU": 1.0}, x), (1, {"CPU": 1.0}, y)], {})
+    assert sorted(n for _, n, *_ in first.placed) == [N1, N2]
+    brain.place("s", [0, 1], [])
+    home = policy_of(brain)._rooted[x][1]
+    return brain, clock, x, home
+
+
+@pytest.mark.parametrize("hint", [None, 1])
+def test_a_free_slot_on_a_node_whose_cache_is_full_is_not_taken(hint: int | None) -> None:
+    """x's home runs one x task and a second waits; the other node idles past the locality wait. Without a hint
+    the waiting task takes the idle slot (work conservation); with one key per node, that node's cache holds y:
+    the task would evict y there and x would run cold, so it waits for its home."""
+    brain, clock, x, home = two_one_cpu_nodes(PolicyOptions(seed=1, locality_wait=0.05, keys_per_node=hint))
+    answer = brain.place("s", [], [(2, {"CPU": 1.0}, x), (3, {"CPU": 1.0}, x)], {})
+    assert [(u, n) for u, n, *_ in answer.placed] == [(2, home)]
+    for _ in range(3):
+        clock.now += 0.1
+        answer = brain.place("s", [], [], {})
+        if answer.placed:
+            break
+    if hint is None:
+        assert [(u, s) for u, _n, s, _w in answer.placed] == [(3, "wait")]
+    else:
+        assert answer.placed == []
+        answer = brain.place("s", [2], [], {})  # its home frees its slot: there it runs
+        assert [(u, n) for u, n, *_ in answer.placed] == [(3, home)]
+
+
+def full_4_cpu_node(hint: int | None, waiting: int) -> PlacementBrain:
+    """Nodes A and B of 4 CPUs, 1 s tasks, a 4 s locality wait, a long run so far (cold keys). A's warm key
+    has four tasks running on A and ``waiting`` more waiting for it; then B frees one slot."""
+    a, b = f"{20:056x}", f"{21:056x}"
+    brain = PlacementBrain(clock=Clock())
+    brain.sync_nodes({a: {"CPU": 4.0}, b: {"CPU": 4.0}})
+    policy = build_policy("hash", PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=4.0, keys_per_node=hint))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    pacing = {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0}
+    ring = documented_ring({a: {"CPU": 4.0}, b: {"CPU": 4.0}})
+    on_a = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == a)
+    on_b = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == b)
+    requests = [(i, {"CPU": 1.0}, on_a) for i in range(4)] + [(i, {"CPU": 1.0}, on_b) for i in range(4, 8)]
+    brain.place("s", [], requests, pacing)
+    brain.place("s", [], [(i, {"CPU": 1.0}, on_a) for i in range(8, 8 + waiting)], pacing)
+    return brain
+
+
+@pytest.mark.parametrize(("hint", "waiting", "stolen"), [(None, 5, 1), (1000, 5, 0), (1000, 14, 1)])
+def test_a_warm_key_waits_for_its_home_while_the_home_drains_within_the_wait(
+    hint: int | None, waiting: int, stolen: int
+) -> None:
+    """Bounds in time. A holds 4 running + 5 waiting tasks of its warm key: 9 / 4 slots x 1 s = 2.25 s of work,
+    within the 4 s wait. Without a hint (the job says nothing of warm state) the brain steals past a quarter of
+    the wait, as before; when the job says its keys keep warm state (a hint, even one that caps nothing), the
+    key's tasks wait for A. With 14 waiting (18 / 4 = 4.5 s, past the wait) one is stolen either way."""
+    brain = full_4_cpu_node(hint, waiting)
+    answer = brain.place("s", [4], [], {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0})
+    assert len(answer.placed) == stolen
