@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterator, Mapping
 
@@ -387,7 +388,7 @@ class HashPolicy:
                 "" if home == plan.owner else "spread" if plan.spread > 1 or self.demand.is_hot(task.key) else "bound"
             )
             return Decision(home, spill=spill, moved_from=plan.moved_from)
-        stay = plan.moved_from is None and self._home_soon(task.key, home, view, demand)
+        stay = plan.moved_from is None and self._home_soon(task.key, home, view, plan.bound)
         if (
             self.options.load_factor is not None
             and plan.moved_from is None
@@ -420,23 +421,22 @@ class HashPolicy:
             return True
         return self._warm_keys()[node] + self._fresh_on[node] < self.capacity.of(node)
 
-    def _home_soon(self, key: str, home: str, view: ResourceView, demand: Mapping[str, float]) -> bool:
+    def _home_soon(self, key: str, home: str, view: ResourceView, bound: _Bound | None) -> bool:
         """Bounds in time, for jobs whose keys keep warm state (a key capacity hint, or tasks that report
-        ``cache_hit``): is ``key`` warm on ``home`` (it ran there last) and does ``home`` get through the work
-        assigned to it within the locality wait (assigned tasks / slots x the median task time)? Then the key's
-        tasks wait there, even when ``home`` holds more tasks than its bound: a cold start elsewhere would cost
-        a miss to save less than the wait a task may spend for its locality anyway. Without such a job, or
-        until the drivers report task times, no (the bounds in tasks and the brain's steals decide)."""
+        ``cache_hit``): is ``key`` warm on ``home`` (it ran there last), and is ``home`` behind the cluster by
+        less than the locality wait? Behind = the time its assigned work takes per slot, over the time the
+        cluster's assigned work takes per slot (tasks x the median task time; a node's CPUs are its slots).
+        Then the key's tasks wait there, even over its bound in tasks: a cold start elsewhere would cost a miss
+        to save less than the wait a task may spend for its locality anyway. Without such a job, or until the
+        drivers report task times, no (the bounds in tasks and the brain's steals decide, as before)."""
         task_s = self._task_s
+        if task_s is None or bound is None or not self.capacity.informed:
+            return False
         rooted = self._rooted.get(key)
-        if task_s is None or rooted is None or rooted[1] != home or self._evict.get(key) == home:
+        if rooted is None or rooted[1] != home or self._evict.get(key) == home:
             return False
-        if not self.capacity.informed:
-            return False
-        wanted = [(r, a) for r, a in demand.items() if a > 0]
-        cap = view.capacity(home)
-        slots = min((int((cap.get(r, 0.0) + EPS) // a) for r, a in wanted), default=1)
-        return view.assigned(home) * task_s <= max(1, slots) * self._locality_wait_s
+        behind = view.assigned(home) / self._weights[home] - bound.total / bound.weight_sum
+        return behind * task_s <= self._locality_wait_s
 
     def _root(self, key: str, node: str) -> None:
         """The key runs on ``node`` (its warm state lives there now): moving it costs; remember when (LRU)."""
@@ -546,7 +546,7 @@ class HashPolicy:
             if home != leaving:
                 if bound.fits(home, c, count):
                     return plan
-                if self._home_soon(key, home, view, demand):
+                if self._home_soon(key, home, view, bound):
                     return plan  # over its bound in tasks, not in time: the key stays warm where it is
                 if task.waited_s < self._locality_wait_s:
                     plan.deferred = True  # wait for the home to drain
@@ -576,9 +576,12 @@ class HashPolicy:
             if fits_keys(home) and bound.fits(home, c, count):
                 return plan
             ahead = itertools.islice(plan.walk.after(home), MOVE_PROBES)
-            target = next(
-                (n for n in ahead if fits_keys(n) and (not bounded or bound.fits(n, strict, count, moving))), None
-            )
+            if bounded:
+                target = next((n for n in ahead if fits_keys(n) and bound.fits(n, strict, count, moving)), None)
+            else:  # past every bound, by room for keys: the node with the fewest keys per unit of weight
+                target = self._fewest_keys([home, *ahead], fits_keys)
+                if target == home:
+                    return plan
             if target is not None:
                 self._evict.pop(key, None)
                 if target == owner:
@@ -599,6 +602,19 @@ class HashPolicy:
             split = min(plan.walk, key=lambda n: view.assigned(n) / self._weights[n])
         plan.home = split
         return plan
+
+    def _fewest_keys(self, nodes: list[str], room: Callable[[str], bool]) -> str | None:
+        """Of ``nodes`` with room for one more key, the one holding the fewest keys (warm there, or given it) per
+        unit of weight, the first of equals. Keys a full node cannot take then spread over the others in
+        proportion to their size (taking the first with room piled them on the nodes after it on the ring)."""
+        warm, fresh, weights = self._warm_keys(), self._fresh_on, self._weights
+        best, least = None, math.inf
+        for n in nodes:
+            if room(n):
+                held = (warm[n] + fresh[n]) / weights[n]
+                if held < least:
+                    best, least = n, held
+        return best
 
     def _hot_home(
         self, key: str, owner: str, spread: int, view: ResourceView, bound: _Bound, c: float, count: int

@@ -219,14 +219,16 @@ def full_4_cpu_node(hint: int | None, waiting: int) -> PlacementBrain:
     return brain
 
 
-@pytest.mark.parametrize(("hint", "waiting", "stolen"), [(None, 5, 1), (1000, 5, 0), (1000, 14, 1)])
+@pytest.mark.parametrize(("hint", "waiting", "stolen"), [(None, 5, 1), (1000, 5, 0), (1000, 40, 1)])
 def test_a_warm_key_waits_for_its_home_while_the_home_drains_within_the_wait(
     hint: int | None, waiting: int, stolen: int
 ) -> None:
-    """Bounds in time. A holds 4 running + 5 waiting tasks of its warm key: 9 / 4 slots x 1 s = 2.25 s of work,
-    within the 4 s wait. Without a hint (the job says nothing of warm state) the brain steals past a quarter of
-    the wait, as before; when the job says its keys keep warm state (a hint, even one that caps nothing), the
-    key's tasks wait for A. With 14 waiting (18 / 4 = 4.5 s, past the wait) one is stolen either way."""
+    """Bounds in time. A holds 4 running + 5 waiting tasks of its warm key (9 / 4 slots = 2.25 task times of
+    work per slot), B 3 after one finished: the cluster's 12 / 8 slots = 1.5, so A is 0.75 s behind, within the
+    4 s wait. Without a hint (the job says nothing of warm state) the brain steals past a quarter of the wait,
+    as before; when the job says its keys keep warm state (a hint, even one that caps nothing), the key's tasks
+    wait for A. With 40 waiting (44 / 4 = 11 s against 47 / 8 = 5.9 s: 5.1 s behind, past the wait) one is
+    stolen either way."""
     brain = full_4_cpu_node(hint, waiting)
     answer = brain.place("s", [4], [], {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0})
     assert len(answer.placed) == stolen
