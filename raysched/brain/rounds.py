@@ -347,6 +347,13 @@ class Rounds(WaitingQueues):
                 free = self._free_slot(sub, w)
                 if free is None or free == node:
                     return
+                if sub.takes_slot is not None:
+                    try:
+                        if not sub.takes_slot(w.task, free, self.view):
+                            continue  # that node's cache is full of other keys
+                    except Exception as err:
+                        self._broken(sub, err)
+                        return
                 self._move_key(sub, key, node, free, now)
                 if sub.key_moved is not None:
                     sub.key_moved(key, free)

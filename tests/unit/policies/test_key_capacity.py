@@ -232,3 +232,18 @@ def test_a_warm_key_waits_for_its_home_while_the_home_drains_within_the_wait(
     brain = full_4_cpu_node(hint, waiting)
     answer = brain.place("s", [4], [], {"overcommit": 1.0, "task_p50_s": 1.0, "task_p90_s": 1.0})
     assert len(answer.placed) == stolen
+
+
+def test_keys_a_full_node_cannot_take_spread_over_the_others_by_their_size() -> None:
+    """72 keys on nodes of 1, 2, 2 and 4 CPUs with 24 keys a node (jobs/cache_affinity.py on the embedded default):
+    the 4-CPU node takes its 24; the other 48 go 2 : 2 : 1 by CPUs (19, 19, 10 give or take one), not first come
+    on the ring after the full node (which piled 23 on one 2-CPU node and 11 on the 1-CPU node: its keys then
+    fell behind and split)."""
+    brain = brain_with(PolicyOptions(seed=1, locality_wait=0.02, keys_per_node=24))
+    keys = [f"dataset-{i}" for i in range(72)]
+    ran = run_keys(brain, keys)
+    per_node = collections.Counter(next(iter(nodes)) for nodes in ran.values())
+    small, mid_a, mid_b, big = (per_node[n] for n in NODES)
+    assert big == 24
+    assert abs(mid_a - mid_b) <= 1 and min(mid_a, mid_b) >= 18 and max(mid_a, mid_b) <= 20
+    assert 9 <= small <= 11
