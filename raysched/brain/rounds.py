@@ -37,6 +37,7 @@ from raysched.core.view import capacity_holds
 from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasible
 
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
+MAX_DEMANDS_MEMO = 1024  # distinct validated demands the brain remembers (cleared when full)
 
 
 def _demand_memo(demand: object) -> tuple | None:
@@ -44,10 +45,13 @@ def _demand_memo(demand: object) -> tuple | None:
     yet is invalid, is validated on its own): names and amounts with their types."""
     if type(demand) is not dict:
         return None
-    items = tuple(demand.items())
-    if not all(type(name) is str and type(amount) in (int, float) for name, amount in items):
-        return None
-    return tuple((name, type(amount), amount) for name, amount in items)
+    memo = []
+    for name, amount in demand.items():
+        kind = type(amount)
+        if type(name) is not str or (kind is not float and kind is not int):
+            return None
+        memo.append((name, kind, amount))
+    return tuple(memo)
 
 
 class Rounds(WaitingQueues):
@@ -64,16 +68,19 @@ class Rounds(WaitingQueues):
         return WaitingTask(uid, task, now)
 
     def _to_waitings(self, requests: Iterable[tuple[int, Mapping[str, float], str]]) -> list[WaitingTask]:
-        """Validate a call's requests, each distinct demand once: its tasks mostly share one (same errors)."""
-        validated: dict[tuple, TaskDemand] = {}
+        """Validate a call's requests, each distinct demand once per brain (drivers send few demands, one task
+        per call at steady state): a demand new to the brain is validated as `_to_waiting` does (same errors)."""
+        validated = self._demands
         out = []
         for uid, demand, key in requests:
             memo = _demand_memo(demand)
             task = validated.get(memo) if memo is not None else None
-            if task is None or isinstance(uid, bool) or not isinstance(uid, int) or not isinstance(key, str):
+            if task is None or type(uid) is not int or type(key) is not str:
                 w = self._to_waiting(uid, demand, key, 0.0)
-                if memo is not None:
-                    validated[memo] = w.task
+                if memo is not None and memo not in validated:
+                    if len(validated) >= MAX_DEMANDS_MEMO:
+                        validated.clear()  # a driver sending ever new demands: start over, bounded
+                    validated[memo] = w.task.with_key("")
             else:
                 w = WaitingTask(uid, task.with_key(key), 0.0)
             out.append(w)
@@ -84,7 +91,7 @@ class Rounds(WaitingQueues):
         for uid, node, _spill, _wait in sub.outbox:
             entry = sub.ledger.pop(uid, None)
             if entry is not None and node in self.view:
-                self.view.release(node, entry[1], entry[2])
+                self.view.release_checked(node, entry[1], entry[2])
                 self._dirty.add(node)
         sub.outbox = []
 
@@ -98,7 +105,7 @@ class Rounds(WaitingQueues):
             sub.done += 1
             node, demand, key = entry
             if node in view:
-                view.release(node, demand, key)
+                view.release_checked(node, demand, key)
                 self._dirty.add(node)
 
     def _take(self, sub: SubmissionState, new: list[WaitingTask], now: float) -> None:
@@ -431,7 +438,7 @@ class Rounds(WaitingQueues):
             )
             return False
         self._forget(sub, w)
-        view.reserve(node, w.task.resources, w.task.key)
+        view.reserve_checked(node, w.task.resources, w.task.key)
         sub.ledger[w.uid] = (node, w.task.resources, w.task.key)
         sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
         if decision.spill:

@@ -165,6 +165,7 @@ class BrainState:
     _condemned_capacity: dict[str, dict[str, float]]  # what a node reported dead could hold, until Ray agrees
     _round_no: int
     _seq: itertools.count  # tie-breaker of the locality-wait timers
+    _demands: dict[tuple, TaskDemand]  # validated demands by their memo key (`raysched.brain.rounds._demand_memo`)
     decisions: int
     calls: int  # place() calls answered
     busy_s: float  # seconds spent answering them (the brain's own work, without Ray's)

@@ -258,6 +258,8 @@ class ResourceView:
 
     @overcommit.setter
     def overcommit(self, value: float) -> None:
+        if type(value) is float and value == self._overcommit:  # the brain sets it before every decision
+            return
         self._overcommit = check_overcommit(value)
 
     @property
@@ -465,15 +467,19 @@ class ResourceView:
         to fit: the brain may learn of work it did not place.
         """
         self._node(node_id)
-        d = check_amounts("demand", demand)
+        self.reserve_checked(node_id, check_amounts("demand", demand), key)
+
+    def reserve_checked(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """`reserve` for a demand already validated by `check_demand` on a live node (the brain's ledger
+        holds only such demands: a `TaskDemand`'s resources), without validating it again per task."""
         res = self._res[node_id]
-        for r, a in d.items():
+        for r, a in demand.items():
             if a:
                 res[r] = res.get(r, 0.0) + a
         self._count[node_id] += 1
         self._total_count += 1
         self._count_key(self._key_reserved, key, node_id, +1)
-        self._after_ledger_change(node_id, d)
+        self._after_ledger_change(node_id, demand)
 
     def release(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
         """Record the end of one task placed on the node.
@@ -483,19 +489,23 @@ class ResourceView:
         changes nothing: the ledger never hides a double release.
         """
         self._node(node_id)
-        d = check_amounts("demand", demand)
+        self.release_checked(node_id, check_amounts("demand", demand), key)
+
+    def release_checked(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """`release` for a demand already validated by `check_demand` on a live node (as `reserve_checked`);
+        a double release still raises LedgerError and changes nothing."""
         res = self._res[node_id]
         if self._count[node_id] <= 0:
             raise LedgerError(f"release on node {short_node(node_id)} which holds no task (a double release?)")
-        for r, a in d.items():
+        for r, a in demand.items():
             if a and res.get(r, 0.0) + EPS < a:
                 raise LedgerError(
-                    f"release of {fmt_resources(d)} on node {short_node(node_id)} which holds only "
+                    f"release of {fmt_resources(demand)} on node {short_node(node_id)} which holds only "
                     f"{fmt_resources(res)} (a double release?)"
                 )
         if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
             raise LedgerError(f"release of key {key!r} on node {short_node(node_id)} which holds none of its tasks")
-        for r, a in d.items():
+        for r, a in demand.items():
             if a:
                 left = res[r] - a
                 if left <= EPS:
@@ -505,7 +515,7 @@ class ResourceView:
         self._count[node_id] -= 1
         self._total_count -= 1
         self._count_key(self._key_reserved, key, node_id, -1)
-        self._after_ledger_change(node_id, d)
+        self._after_ledger_change(node_id, demand)
 
     def park(self, node_id: str, key: str | None = None) -> None:
         """Count one task waiting in the brain for this node as its home."""
@@ -528,17 +538,18 @@ class ResourceView:
         if key is None:
             return
         pair = (key, node_id)
-        had = self.key_assigned(key, node_id) > 0
-        left = counts.get(pair, 0) + delta
+        before = counts.get(pair, 0)
+        left = before + delta
         if left > 0:
             counts[pair] = left
         else:
             counts.pop(pair, None)
-        has = self.key_assigned(key, node_id) > 0
-        if has != had:
-            change = 1 if has else -1
-            self._keys_on[node_id] += change
-            self._total_keys += change
+        if (before > 0) != (left > 0):  # the pair's count in ``counts`` started or ended: and in the other?
+            other = self._key_parked if counts is self._key_reserved else self._key_reserved
+            if pair not in other:
+                change = 1 if left > 0 else -1
+                self._keys_on[node_id] += change
+                self._total_keys += change
 
     def _set_load(self, node_id: str, load: float) -> None:
         self._load[node_id] = load
