@@ -38,6 +38,7 @@ from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasi
 
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
 MAX_DEMANDS_MEMO = 1024  # distinct validated demands the brain remembers (cleared when full)
+CHOSE = Decision(None)  # what a policy's plain ``choose`` answer says beside its node: no spill, no key moved
 
 
 def _demand_memo(demand: object) -> tuple | None:
@@ -119,7 +120,7 @@ class Rounds(WaitingQueues):
         for w in new:
             w.arrived = w.since = now
             try:
-                check_feasible(view, w.task.resources)
+                check_feasible(view, w.task.resources, w.task.signature)
             except InfeasibleError as err:
                 sub.infeasible.append((w.uid, str(err)))
                 continue
@@ -402,18 +403,25 @@ class Rounds(WaitingQueues):
         """Ask the policy about one task: place it, or park it again. True when placed."""
         view = self.view
         offer, w.offer = w.offer, None
-        if not view.could_ever_fit(w.task.resources):  # its nodes left after it arrived
+        if not view.could_ever_fit(w.task.resources, w.task.signature):  # its nodes left after it arrived
             return self._no_node_left(sub, w, now)
         self._before_policy(sub)
-        task = w.task.waited(self._delay_clock(w, now), w.last_home)
+        task = w.task
+        waited = self._delay_clock(w, now)
+        if waited or w.last_home is not None or task.waited_s or task.waiting_for is not None:
+            task = task.waited(waited, w.last_home)  # else the task as it arrived says the same: no copy
         try:
-            decision = sub.decide(task, view) if sub.decide is not None else Decision(sub.policy.choose(task, view))
+            if sub.decide is not None:
+                decision = sub.decide(task, view)
+                node = decision.node
+            else:
+                node = sub.policy.choose(task, view)
+                decision = CHOSE  # a plain node id says no more than this
         except Exception as err:
             self._broken(sub, err)
             return False
         self.decisions += 1
         sub.decisions += 1
-        node = decision.node
         if decision.moved_from is not None:
             self._move_key(sub, w.task.key, decision.moved_from, node or decision.waits_for, now)
             if offer is None:

@@ -55,9 +55,9 @@ class Placement:
     executors: dict[str, Any] = field(default_factory=dict)  # name -> actor handle, for executors new to the driver
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class WaitingTask:
-    """A task the brain holds for a submission until it can place it."""
+    """A task the brain holds for a submission until it can place it (one per task held: slots keep it small)."""
 
     uid: int
     task: TaskDemand

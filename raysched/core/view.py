@@ -447,12 +447,21 @@ class ResourceView:
         """Would ``demand`` fit on the node if it were empty (its capacity covers every resource)?"""
         return capacity_holds(self._cap[node_id], demand)
 
-    def could_ever_fit(self, demand: Mapping[str, float]) -> bool:
-        """Does some alive node have the capacity for ``demand`` at all?"""
-        key = tuple(sorted((r, a) for r, a in demand.items() if a != 0))
+    def could_ever_fit(
+        self, demand: Mapping[str, float], signature: tuple[tuple[str, ...], tuple[float, ...]] | None = None
+    ) -> bool:
+        """Does some alive node have the capacity for ``demand`` at all?
+
+        ``signature``, when given, is the validated demand's positive (names, amounts), sorted by name (a
+        `TaskDemand`'s ``signature``): the cache key, so a hit costs one lookup.
+        """
+        key = signature
+        if key is None:
+            items = sorted((r, a) for r, a in demand.items() if a != 0)
+            key = (tuple(r for r, _ in items), tuple(a for _, a in items))
         hit = self._fit_cache.get(key)
         if hit is None:
-            for r, a in key:
+            for r, a in zip(*key, strict=True):
                 if not (a > 0 and math.isfinite(a)):
                     raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
             hit = any(capacity_holds(cap, demand) for cap in self._cap.values())
