@@ -56,7 +56,15 @@ def _demand_memo(demand: object) -> tuple | None:
 
 
 class Rounds(WaitingQueues):
-    """Takes new tasks, decides waiting ones round by round, and releases finished ones."""
+    """Takes new tasks, decides waiting ones round by round, and releases finished ones.
+
+    ``bulk`` (the default) takes the shared-work paths: a demand validated once per brain, a key's new tasks
+    parked as one group, a lone submission's round without interleaving, a plain ``choose`` answer without a
+    Decision or a task copy. ``bulk = False`` decides and files every task on its own: the reference the
+    tests hold the bulk paths to (the same placements, task by task, under the same seed).
+    """
+
+    bulk = True
 
     def _to_waiting(self, uid: int, demand: Mapping[str, float], key: str, now: float) -> WaitingTask:
         """Validate one request (before the lock: a bad request changes nothing)."""
@@ -71,6 +79,8 @@ class Rounds(WaitingQueues):
     def _to_waitings(self, requests: Iterable[tuple[int, Mapping[str, float], str]]) -> list[WaitingTask]:
         """Validate a call's requests, each distinct demand once per brain (drivers send few demands, one task
         per call at steady state): a demand new to the brain is validated as `_to_waiting` does (same errors)."""
+        if not self.bulk:
+            return [self._to_waiting(uid, demand, key, 0.0) for uid, demand, key in requests]
         validated = self._demands
         out = []
         for uid, demand, key in requests:
@@ -147,8 +157,11 @@ class Rounds(WaitingQueues):
                 if decision is not None:
                     if decision.moved_from is not None:
                         self._move_key(sub, first.task.key, decision.moved_from, decision.waits_for, now)
-                    for w in group:
-                        self._park(sub, w, decision, now)
+                    if self.bulk:
+                        self._park_new(sub, group, decision, now)
+                    else:
+                        for w in group:
+                            self._park(sub, w, decision, now)
                     continue
             for w in group:
                 decision = self._assign(sub, w, 1)
@@ -213,16 +226,10 @@ class Rounds(WaitingQueues):
         for _ in range(3):
             self._round_no += 1
             dirty, self._dirty = self._dirty, set()
-            feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in order}
-            while feeds:
-                for sid in list(feeds):
-                    sub = self._subs[sid]
-                    w = next(feeds[sid], None)
-                    if w is None or sub.error is not None:
-                        del feeds[sid]
-                        continue
-                    w.seen_round = self._round_no
-                    sub.placed_last = self._decide(sub, w, now)
+            if len(order) == 1 and self.bulk:
+                self._decide_feed(self._subs[order[0]], now, dirty)
+            else:
+                self._interleave(order, now, dirty)
             if not self._dirty and not any(sub.ready for sub in self._subs.values()):
                 break
         for sub in self._subs.values():
@@ -230,6 +237,28 @@ class Rounds(WaitingQueues):
                 sub.expiries = [e for e in sub.expiries if e[2].ticket == e[3] and e[2].uid in sub.waiting]
                 heapq.heapify(sub.expiries)
         self._track_idle(now)
+
+    def _decide_feed(self, sub: SubmissionState, now: float, dirty: set[str]) -> None:
+        """One round for a lone submission: decide its candidates in turn (`_interleave` with one feed)."""
+        round_no = self._round_no
+        for w in self._candidates(sub, now, dirty):
+            if sub.error is not None:
+                return
+            w.seen_round = round_no
+            sub.placed_last = self._decide(sub, w, now)
+
+    def _interleave(self, order: list[str], now: float, dirty: set[str]) -> None:
+        """One round over several submissions: one candidate of each in turn, in ``order``."""
+        feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in order}
+        while feeds:
+            for sid in list(feeds):
+                sub = self._subs[sid]
+                w = next(feeds[sid], None)
+                if w is None or sub.error is not None:
+                    del feeds[sid]
+                    continue
+                w.seen_round = self._round_no
+                sub.placed_last = self._decide(sub, w, now)
 
     def _candidates(self, sub: SubmissionState, now: float, dirty: set[str]) -> Iterator[WaitingTask]:
         """The tasks of one submission worth deciding now; a queue stops at its first task that stays.
@@ -408,7 +437,7 @@ class Rounds(WaitingQueues):
         self._before_policy(sub)
         task = w.task
         waited = self._delay_clock(w, now)
-        if waited or w.last_home is not None or task.waited_s or task.waiting_for is not None:
+        if not self.bulk or waited or w.last_home is not None or task.waited_s or task.waiting_for is not None:
             task = task.waited(waited, w.last_home)  # else the task as it arrived says the same: no copy
         try:
             if sub.decide is not None:
@@ -416,7 +445,7 @@ class Rounds(WaitingQueues):
                 node = decision.node
             else:
                 node = sub.policy.choose(task, view)
-                decision = CHOSE  # a plain node id says no more than this
+                decision = CHOSE if self.bulk else Decision(node)  # a plain node id says no more than CHOSE
         except Exception as err:
             self._broken(sub, err)
             return False

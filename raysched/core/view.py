@@ -526,12 +526,14 @@ class ResourceView:
         self._count_key(self._key_reserved, key, node_id, -1)
         self._after_ledger_change(node_id, demand)
 
-    def park(self, node_id: str, key: str | None = None) -> None:
-        """Count one task waiting in the brain for this node as its home."""
+    def park(self, node_id: str, key: str | None = None, count: int = 1) -> None:
+        """Count one task (or ``count`` tasks of one key) waiting in the brain for this node as its home."""
         self._node(node_id)
-        self._parked[node_id] += 1
-        self._total_parked += 1
-        self._count_key(self._key_parked, key, node_id, +1)
+        if count < 1:
+            raise ValueError(f"park: count must be at least 1, got {count!r}")
+        self._parked[node_id] += count
+        self._total_parked += count
+        self._count_key(self._key_parked, key, node_id, count)
 
     def unpark(self, node_id: str, key: str | None = None) -> None:
         """The task waiting for this node was placed, re-homed or dropped."""
