@@ -22,7 +22,7 @@ from typing import Any
 from raysched.brain.admission import shared_depth, shared_share
 from raysched.brain.handout import ExecutorHandOut
 from raysched.brain.rounds import Rounds
-from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission
+from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission, WaitingTask
 from raysched.core.view import DEFAULT_OVERCOMMIT, check_demand, check_overcommit
 from raysched.policies import Policy
 
@@ -67,6 +67,16 @@ def ring_summary(policy: Policy) -> dict[str, Any]:
             {"key": key, "nodes": nodes, "share": round(share, 4)} for key, nodes, share in hot_keys(HOT_KEYS_SHOWN)
         ]
     return summary
+
+
+def _check_new(sub: SubmissionState, new: Sequence[WaitingTask], finished: list[int]) -> None:
+    """Refuse a call that sends a task the brain holds already (a task finishing in this call may come again)."""
+    finishing = set(finished)
+    seen: set[int] = set()
+    for w in new:
+        if (w.uid in sub.ledger and w.uid not in finishing) or w.uid in sub.waiting or w.uid in seen:
+            raise ValueError(f"task {w.uid} is already held by the brain for this submission")
+        seen.add(w.uid)
 
 
 class Submissions(Rounds, ExecutorHandOut):
@@ -171,12 +181,8 @@ class Submissions(Rounds, ExecutorHandOut):
             if sub is None:
                 raise UnknownSubmission(submission_id)
             finished = list(finished)
-            finishing = set(finished)
-            seen: set[int] = set()
-            for w in new:
-                if (w.uid in sub.ledger and w.uid not in finishing) or w.uid in sub.waiting or w.uid in seen:
-                    raise ValueError(f"task {w.uid} is already held by the brain for this submission")
-                seen.add(w.uid)
+            if new:
+                _check_new(sub, new, finished)
             sub.last_seen = now
             if pacing:
                 self._pace(sub, pacing, overcommit)

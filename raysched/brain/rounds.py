@@ -230,13 +230,17 @@ class Rounds(WaitingQueues):
                 self._decide_feed(self._subs[order[0]], now, dirty)
             else:
                 self._interleave(order, now, dirty)
-            if not self._dirty and not any(sub.ready for sub in self._subs.values()):
+            if self._settled():
                 break
         for sub in self._subs.values():
             if len(sub.expiries) > len(sub.waiting) + 64:  # stale timers: keep the heap within its live size
                 sub.expiries = [e for e in sub.expiries if e[2].ticket == e[3] and e[2].uid in sub.waiting]
                 heapq.heapify(sub.expiries)
         self._track_idle(now)
+
+    def _settled(self) -> bool:
+        """Nothing the last round did asks for another: no node's room changed, no task is ready to decide."""
+        return not self._dirty and all(not sub.ready for sub in self._subs.values())
 
     def _decide_feed(self, sub: SubmissionState, now: float, dirty: set[str]) -> None:
         """One round for a lone submission: decide its candidates in turn (`_interleave` with one feed)."""
@@ -406,6 +410,8 @@ class Rounds(WaitingQueues):
         busy costs nothing). Tasks whose own wait is over but found no idle node
         yet are kept "ripe" until one appears.
         """
+        if not sub.expiries and not sub.ripe:
+            return
         idle_since = self._idle_since
         wait = sub.locality_wait_s or 0.0
         while sub.expiries and sub.expiries[0][0] <= now:

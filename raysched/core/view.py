@@ -281,7 +281,7 @@ class ResourceView:
             self._parked[node_id] = 0
             self._keys_on[node_id] = 0
             self._nodes = None
-        self._set_load(node_id, dominant_share(cap, self._res[node_id]))
+        self._after_ledger_change(node_id, {})  # its load and free slot; every index, below
         for idx in self._indices.values():
             idx.update(node_id, cap, self._res[node_id])
         self._changed()
@@ -562,28 +562,27 @@ class ResourceView:
                 self._keys_on[node_id] += change
                 self._total_keys += change
 
-    def _set_load(self, node_id: str, load: float) -> None:
-        self._load[node_id] = load
-        cpus = self._cap[node_id].get("CPU", 0.0)
-        if cpus > 0 and self._res[node_id].get("CPU", 0.0) < cpus - EPS:
-            self._with_free_slot.add(node_id)
-        else:
-            self._with_free_slot.discard(node_id)
-
     @property
     def idle_somewhere(self) -> bool:
         """Does some node run less than it could (a CPU with nothing placed on it)?"""
         return bool(self._with_free_slot)
 
     def _after_ledger_change(self, node_id: str, demand: Mapping[str, float]) -> None:
-        self._set_load(node_id, dominant_share(self._cap[node_id], self._res[node_id]))
+        """The node's dominant share, whether it has a free CPU slot, and the indexes of ``demand``'s resources
+        (the ones whose reservations changed), from its capacity and reservations. Once per ledger change."""
+        cap, res = self._cap[node_id], self._res[node_id]
+        self._load[node_id] = dominant_share(cap, res)
+        cpus = cap.get("CPU", 0.0)
+        if cpus > 0 and res.get("CPU", 0.0) < cpus - EPS:
+            self._with_free_slot.add(node_id)
+        else:
+            self._with_free_slot.discard(node_id)
         if self._indices_by_resource:
             touched: list[OrderedIndex] = []
             for r in demand:
                 for idx in self._indices_by_resource.get(r, ()):
                     if idx not in touched:
                         touched.append(idx)
-            cap, res = self._cap[node_id], self._res[node_id]
             for idx in touched:
                 idx.update(node_id, cap, res)
 
