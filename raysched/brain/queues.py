@@ -39,7 +39,11 @@ class WaitingQueues(BrainState):
             queue.move_to_end(w.uid, last=False)
         w.queue, w.group = queue, group
         if w.home is not None and queue is not sub.ready:
-            sub.by_key.setdefault((w.home, w.task.key), {})[w.uid] = w
+            pair = (w.home, w.task.key)
+            same = sub.by_key.get(pair)
+            if same is None:
+                same = sub.by_key[pair] = {}
+            same[w.uid] = w
             self._depth_changed(sub, w.home)
 
     def _unlink(self, sub: SubmissionState, w: WaitingTask) -> None:
