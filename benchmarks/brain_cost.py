@@ -8,7 +8,7 @@ does, and runs each placed task for a drawn time on a virtual clock. After
 every brain call it reads the size of every structure the brain keeps per
 task, so a structure that grows with the run (rather than with the work in
 flight) shows as a ratio far above 1. Prints, per policy: decisions per task,
-the largest ratio of entries to their bound (2 x waiting tasks + 65) seen,
+the largest ratio of entries to their bound (2 x waiting tasks + 64) seen,
 and decisions per second of the brain's own time, each with its target
 (1.00 decisions per task, entries within their bound, 100,000 decisions/s)
 and whether it was met.
@@ -30,10 +30,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from raysched.brain.actor import PlacementBrain
 from raysched.policies import PolicyOptions, build_policy
 
-TARGET_DECISIONS_PER_TASK = 1.5
-TARGET_ENTRY_RATIO = 1.0  # entries <= 2 x waiting tasks + nodes + ENTRY_SLACK, after every call
+# Targets (issue 27): each task decided once (1.00 as printed, two decimals), entries within their bound,
+# 100,000 decisions per second of the brain's own time.
+TARGET_DECISIONS_PER_TASK = 1.005
+TARGET_ENTRY_RATIO = 1.0  # entries <= 2 x waiting tasks + ENTRY_SLACK, after every call
 ENTRY_SLACK = 64  # stale locality timers the brain tolerates before it rebuilds their heap
-TARGET_DECISIONS_PER_S = 50_000
+TARGET_DECISIONS_PER_S = 100_000
 
 
 class VirtualClock:
@@ -176,8 +178,9 @@ def main() -> None:
             f"{name:8} {r.decisions_per_task:15.2f} {r.worst_entry_ratio:14.2f} {r.decisions_per_s:12,.0f} "
             f"{r.busy_s:8.1f} {r.virtual_s:9.1f}   decisions/task "
             f"{'met' if r.decisions_per_task <= TARGET_DECISIONS_PER_TASK else 'MISSED'} (1.00), entries "
-            f"{'met' if r.worst_entry_ratio <= TARGET_ENTRY_RATIO else 'MISSED'} (<= 2 x waiting + 65), "
-            f"decisions/s {'met' if r.decisions_per_s >= TARGET_DECISIONS_PER_S else 'MISSED'} (>= 100,000)"
+            f"{'met' if r.worst_entry_ratio <= TARGET_ENTRY_RATIO else 'MISSED'} (<= 2 x waiting + "
+            f"{ENTRY_SLACK}), decisions/s "
+            f"{'met' if r.decisions_per_s >= TARGET_DECISIONS_PER_S else 'MISSED'} (>= {TARGET_DECISIONS_PER_S:,})"
         )
 
 

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# This checkout's raysched, not whichever one is installed (as brain_cost.py does); its workers run this file too.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 TARGET_S = 60.0
 TARGET_RSS_GB = 1.5
 FIGURES = (

@@ -91,6 +91,7 @@ class PlacementBrain(Membership, Submissions, Replicas):
         self._shared_depth = 1.0
         self._round_no = 0
         self._seq = itertools.count()
+        self._demands = {}
         self.decisions = 0
         self.calls = 0
         self.busy_s = 0.0

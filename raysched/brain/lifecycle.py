@@ -22,7 +22,7 @@ from typing import Any
 from raysched.brain.admission import shared_depth, shared_share
 from raysched.brain.handout import ExecutorHandOut
 from raysched.brain.rounds import Rounds
-from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission
+from raysched.brain.state import Held, Placement, Request, SubmissionState, UnknownSubmission, WaitingTask
 from raysched.core.view import DEFAULT_OVERCOMMIT, check_demand, check_overcommit
 from raysched.policies import Policy
 
@@ -67,6 +67,16 @@ def ring_summary(policy: Policy) -> dict[str, Any]:
             {"key": key, "nodes": nodes, "share": round(share, 4)} for key, nodes, share in hot_keys(HOT_KEYS_SHOWN)
         ]
     return summary
+
+
+def _check_new(sub: SubmissionState, new: Sequence[WaitingTask], finished: list[int]) -> None:
+    """Refuse a call that sends a task the brain holds already (a task finishing in this call may come again)."""
+    finishing = set(finished)
+    seen: set[int] = set()
+    for w in new:
+        if (w.uid in sub.ledger and w.uid not in finishing) or w.uid in sub.waiting or w.uid in seen:
+            raise ValueError(f"task {w.uid} is already held by the brain for this submission")
+        seen.add(w.uid)
 
 
 class Submissions(Rounds, ExecutorHandOut):
@@ -171,33 +181,11 @@ class Submissions(Rounds, ExecutorHandOut):
             if sub is None:
                 raise UnknownSubmission(submission_id)
             finished = list(finished)
-            finishing = set(finished)
-            seen: set[int] = set()
-            for w in new:
-                if (w.uid in sub.ledger and w.uid not in finishing) or w.uid in sub.waiting or w.uid in seen:
-                    raise ValueError(f"task {w.uid} is already held by the brain for this submission")
-                seen.add(w.uid)
+            if new:
+                _check_new(sub, new, finished)
             sub.last_seen = now
-            if overcommit is not None:
-                if overcommit > sub.overcommit:
-                    self._dirty.update(self.view.nodes)  # a deeper queue: room may have appeared everywhere
-                sub.overcommit = overcommit
-            if pacing and "adaptive" in pacing:
-                sub.adaptive = bool(pacing["adaptive"])
-            if pacing and "executors" in pacing:  # the driver's auto rule may turn them off (several demands)
-                sub.on_executors = sub.executors_allowed and bool(pacing["executors"])
-            if pacing and "batch" in pacing:
-                batch = _positive_or_none(pacing["batch"])
-                sub.batch = max(1, int(batch)) if batch is not None else 1
-            if pacing and "task_p50_s" in pacing:
-                sub.task_s = _positive_or_none(pacing["task_p50_s"])
-            self._shared_depth = shared_depth(self._subs.values())
-            pace = getattr(sub.policy, "pace", None)
-            if pacing and callable(pace):
-                try:
-                    pace(dict(pacing))
-                except Exception as err:
-                    self._broken(sub, err)
+            if pacing:
+                self._pace(sub, pacing, overcommit)
             self._release(sub, finished)
             if self.executors is not None:
                 for name in lost_executors:
@@ -228,6 +216,29 @@ class Submissions(Rounds, ExecutorHandOut):
             self.metrics.decided(self.decisions - decisions_before, spent)
             self.metrics.publish(self)
             return answer
+
+    def _pace(self, sub: SubmissionState, pacing: Mapping[str, float], overcommit: float | None) -> None:
+        """Take what a driver's pacing says (only calls that carry pacing change the shared depth)."""
+        if overcommit is not None:
+            if overcommit > sub.overcommit:
+                self._dirty.update(self.view.nodes)  # a deeper queue: room may have appeared everywhere
+            sub.overcommit = overcommit
+        if "adaptive" in pacing:
+            sub.adaptive = bool(pacing["adaptive"])
+        if "executors" in pacing:  # the driver's auto rule may turn them off (several demands)
+            sub.on_executors = sub.executors_allowed and bool(pacing["executors"])
+        if "batch" in pacing:
+            batch = _positive_or_none(pacing["batch"])
+            sub.batch = max(1, int(batch)) if batch is not None else 1
+        if "task_p50_s" in pacing:
+            sub.task_s = _positive_or_none(pacing["task_p50_s"])
+        self._shared_depth = shared_depth(self._subs.values())
+        pace = getattr(sub.policy, "pace", None)
+        if callable(pace):
+            try:
+                pace(dict(pacing))
+            except Exception as err:
+                self._broken(sub, err)
 
     def place_packed(self, submission_id: str, payload: bytes) -> Placement:
         """`place` with its arguments pickled by the driver into one blob (cheaper to ship through Ray)."""

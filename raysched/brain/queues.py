@@ -39,7 +39,11 @@ class WaitingQueues(BrainState):
             queue.move_to_end(w.uid, last=False)
         w.queue, w.group = queue, group
         if w.home is not None and queue is not sub.ready:
-            sub.by_key.setdefault((w.home, w.task.key), {})[w.uid] = w
+            pair = (w.home, w.task.key)
+            same = sub.by_key.get(pair)
+            if same is None:
+                same = sub.by_key[pair] = {}
+            same[w.uid] = w
             self._depth_changed(sub, w.home)
 
     def _unlink(self, sub: SubmissionState, w: WaitingTask) -> None:
@@ -69,10 +73,12 @@ class WaitingQueues(BrainState):
         """Track the nodes whose queues for ``sub`` hold more than one round of tasks (one per slot), or more
         than their last task should wait (`_steal_above`): while a slot idles elsewhere, work waits there
         that could run now (`_offers`)."""
+        depth = self._depth(sub, node)
         if (
-            sub.work_conserving
+            depth > 1  # both limits are at least one task: a queue of one is never deep
+            and sub.work_conserving
             and node in self.view
-            and self._depth(sub, node) > min(self._slots(node), self._steal_above(sub, node))
+            and depth > min(self._slots(node), self._steal_above(sub, node))
         ):
             sub.deep[node] = None
         else:
@@ -100,7 +106,10 @@ class WaitingQueues(BrainState):
             if w.counted:
                 self.view.park(home, w.task.key)
             queues = sub.at_node if w.counted else sub.deferred_at
-            self._link(sub, w, queues.setdefault(home, Queue()), home, front)
+            queue = queues.get(home)
+            if queue is None:
+                queue = queues[home] = Queue()
+            self._link(sub, w, queue, home, front)
             if not front:
                 self._dirty.add(home)
             wait = sub.locality_wait_s
@@ -109,6 +118,36 @@ class WaitingQueues(BrainState):
             return
         group = w.task.signature if sub.no_room_means_none else w.uid
         self._link(sub, w, sub.anywhere.setdefault(group, Queue()), group, front)
+
+    def _park_new(self, sub: SubmissionState, group: list[WaitingTask], decision: Decision, now: float) -> None:
+        """Park new tasks of one key that share one assignment (``decision``) as `_park` parks each in turn,
+        counting them in the ledger and filing them in their queue and key index once for the whole group."""
+        home = decision.waits_for if sub.decide is not None or sub.assign is not None else None
+        if len(group) == 1 or home is None or home not in self.view:
+            for w in group:
+                self._park(sub, w, decision, now)
+            return
+        counted = decision.assigned
+        key = group[0].task.key
+        if counted:
+            self.view.park(home, key, len(group))
+        queues = sub.at_node if counted else sub.deferred_at
+        queue = queues.get(home)
+        if queue is None:
+            queue = queues[home] = Queue()
+        same = sub.by_key.setdefault((home, key), {})
+        wait = sub.locality_wait_s
+        if sub.stays_home:
+            wait = None
+        for w in group:  # new: in no queue yet, never retried, overdue or declined
+            w.ticket += 1
+            w.home, w.counted = home, counted
+            queue[w.uid] = same[w.uid] = w
+            w.queue, w.group = queue, home
+            if wait is not None:
+                heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
+        self._depth_changed(sub, home)
+        self._dirty.add(home)
 
     def _unpark(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask:
         """Take a waiting task off its node (to decide it again; it goes back to the head if it stays)."""

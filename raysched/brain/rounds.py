@@ -37,6 +37,8 @@ from raysched.core.view import capacity_holds
 from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasible
 
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
+MAX_DEMANDS_MEMO = 1024  # distinct validated demands the brain remembers (cleared when full)
+CHOSE = Decision(None)  # what a policy's plain ``choose`` answer says beside its node: no spill, no key moved
 
 
 def _demand_memo(demand: object) -> tuple | None:
@@ -44,14 +46,25 @@ def _demand_memo(demand: object) -> tuple | None:
     yet is invalid, is validated on its own): names and amounts with their types."""
     if type(demand) is not dict:
         return None
-    items = tuple(demand.items())
-    if not all(type(name) is str and type(amount) in (int, float) for name, amount in items):
-        return None
-    return tuple((name, type(amount), amount) for name, amount in items)
+    memo = []
+    for name, amount in demand.items():
+        kind = type(amount)
+        if type(name) is not str or (kind is not float and kind is not int):
+            return None
+        memo.append((name, kind, amount))
+    return tuple(memo)
 
 
 class Rounds(WaitingQueues):
-    """Takes new tasks, decides waiting ones round by round, and releases finished ones."""
+    """Takes new tasks, decides waiting ones round by round, and releases finished ones.
+
+    ``bulk`` (the default) takes the shared-work paths: a demand validated once per brain, a key's new tasks
+    parked as one group, a lone submission's round without interleaving, a plain ``choose`` answer without a
+    Decision or a task copy. ``bulk = False`` decides and files every task on its own: the reference the
+    tests hold the bulk paths to (the same placements, task by task, under the same seed).
+    """
+
+    bulk = True
 
     def _to_waiting(self, uid: int, demand: Mapping[str, float], key: str, now: float) -> WaitingTask:
         """Validate one request (before the lock: a bad request changes nothing)."""
@@ -64,16 +77,21 @@ class Rounds(WaitingQueues):
         return WaitingTask(uid, task, now)
 
     def _to_waitings(self, requests: Iterable[tuple[int, Mapping[str, float], str]]) -> list[WaitingTask]:
-        """Validate a call's requests, each distinct demand once: its tasks mostly share one (same errors)."""
-        validated: dict[tuple, TaskDemand] = {}
+        """Validate a call's requests, each distinct demand once per brain (drivers send few demands, one task
+        per call at steady state): a demand new to the brain is validated as `_to_waiting` does (same errors)."""
+        if not self.bulk:
+            return [self._to_waiting(uid, demand, key, 0.0) for uid, demand, key in requests]
+        validated = self._demands
         out = []
         for uid, demand, key in requests:
             memo = _demand_memo(demand)
             task = validated.get(memo) if memo is not None else None
-            if task is None or isinstance(uid, bool) or not isinstance(uid, int) or not isinstance(key, str):
+            if task is None or type(uid) is not int or type(key) is not str:
                 w = self._to_waiting(uid, demand, key, 0.0)
-                if memo is not None:
-                    validated[memo] = w.task
+                if memo is not None and memo not in validated:
+                    if len(validated) >= MAX_DEMANDS_MEMO:
+                        validated.clear()  # a driver sending ever new demands: start over, bounded
+                    validated[memo] = w.task.with_key("")
             else:
                 w = WaitingTask(uid, task.with_key(key), 0.0)
             out.append(w)
@@ -84,7 +102,7 @@ class Rounds(WaitingQueues):
         for uid, node, _spill, _wait in sub.outbox:
             entry = sub.ledger.pop(uid, None)
             if entry is not None and node in self.view:
-                self.view.release(node, entry[1], entry[2])
+                self.view.release_checked(node, entry[1], entry[2])
                 self._dirty.add(node)
         sub.outbox = []
 
@@ -98,7 +116,7 @@ class Rounds(WaitingQueues):
             sub.done += 1
             node, demand, key = entry
             if node in view:
-                view.release(node, demand, key)
+                view.release_checked(node, demand, key)
                 self._dirty.add(node)
 
     def _take(self, sub: SubmissionState, new: list[WaitingTask], now: float) -> None:
@@ -112,7 +130,7 @@ class Rounds(WaitingQueues):
         for w in new:
             w.arrived = w.since = now
             try:
-                check_feasible(view, w.task.resources)
+                check_feasible(view, w.task.resources, w.task.signature)
             except InfeasibleError as err:
                 sub.infeasible.append((w.uid, str(err)))
                 continue
@@ -139,8 +157,11 @@ class Rounds(WaitingQueues):
                 if decision is not None:
                     if decision.moved_from is not None:
                         self._move_key(sub, first.task.key, decision.moved_from, decision.waits_for, now)
-                    for w in group:
-                        self._park(sub, w, decision, now)
+                    if self.bulk:
+                        self._park_new(sub, group, decision, now)
+                    else:
+                        for w in group:
+                            self._park(sub, w, decision, now)
                     continue
             for w in group:
                 decision = self._assign(sub, w, 1)
@@ -205,23 +226,43 @@ class Rounds(WaitingQueues):
         for _ in range(3):
             self._round_no += 1
             dirty, self._dirty = self._dirty, set()
-            feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in order}
-            while feeds:
-                for sid in list(feeds):
-                    sub = self._subs[sid]
-                    w = next(feeds[sid], None)
-                    if w is None or sub.error is not None:
-                        del feeds[sid]
-                        continue
-                    w.seen_round = self._round_no
-                    sub.placed_last = self._decide(sub, w, now)
-            if not self._dirty and not any(sub.ready for sub in self._subs.values()):
+            if len(order) == 1 and self.bulk:
+                self._decide_feed(self._subs[order[0]], now, dirty)
+            else:
+                self._interleave(order, now, dirty)
+            if self._settled():
                 break
         for sub in self._subs.values():
             if len(sub.expiries) > len(sub.waiting) + 64:  # stale timers: keep the heap within its live size
                 sub.expiries = [e for e in sub.expiries if e[2].ticket == e[3] and e[2].uid in sub.waiting]
                 heapq.heapify(sub.expiries)
         self._track_idle(now)
+
+    def _settled(self) -> bool:
+        """Nothing the last round did asks for another: no node's room changed, no task is ready to decide."""
+        return not self._dirty and all(not sub.ready for sub in self._subs.values())
+
+    def _decide_feed(self, sub: SubmissionState, now: float, dirty: set[str]) -> None:
+        """One round for a lone submission: decide its candidates in turn (`_interleave` with one feed)."""
+        round_no = self._round_no
+        for w in self._candidates(sub, now, dirty):
+            if sub.error is not None:
+                return
+            w.seen_round = round_no
+            sub.placed_last = self._decide(sub, w, now)
+
+    def _interleave(self, order: list[str], now: float, dirty: set[str]) -> None:
+        """One round over several submissions: one candidate of each in turn, in ``order``."""
+        feeds = {sid: self._candidates(self._subs[sid], now, dirty) for sid in order}
+        while feeds:
+            for sid in list(feeds):
+                sub = self._subs[sid]
+                w = next(feeds[sid], None)
+                if w is None or sub.error is not None:
+                    del feeds[sid]
+                    continue
+                w.seen_round = self._round_no
+                sub.placed_last = self._decide(sub, w, now)
 
     def _candidates(self, sub: SubmissionState, now: float, dirty: set[str]) -> Iterator[WaitingTask]:
         """The tasks of one submission worth deciding now; a queue stops at its first task that stays.
@@ -376,6 +417,8 @@ class Rounds(WaitingQueues):
         busy costs nothing). Tasks whose own wait is over but found no idle node
         yet are kept "ripe" until one appears.
         """
+        if not sub.expiries and not sub.ripe:
+            return
         idle_since = self._idle_since
         wait = sub.locality_wait_s or 0.0
         while sub.expiries and sub.expiries[0][0] <= now:
@@ -402,18 +445,25 @@ class Rounds(WaitingQueues):
         """Ask the policy about one task: place it, or park it again. True when placed."""
         view = self.view
         offer, w.offer = w.offer, None
-        if not view.could_ever_fit(w.task.resources):  # its nodes left after it arrived
+        if not view.could_ever_fit(w.task.resources, w.task.signature):  # its nodes left after it arrived
             return self._no_node_left(sub, w, now)
         self._before_policy(sub)
-        task = w.task.waited(self._delay_clock(w, now), w.last_home)
+        task = w.task
+        waited = self._delay_clock(w, now)
+        if not self.bulk or waited or w.last_home is not None or task.waited_s or task.waiting_for is not None:
+            task = task.waited(waited, w.last_home)  # else the task as it arrived says the same: no copy
         try:
-            decision = sub.decide(task, view) if sub.decide is not None else Decision(sub.policy.choose(task, view))
+            if sub.decide is not None:
+                decision = sub.decide(task, view)
+                node = decision.node
+            else:
+                node = sub.policy.choose(task, view)
+                decision = CHOSE if self.bulk else Decision(node)  # a plain node id says no more than CHOSE
         except Exception as err:
             self._broken(sub, err)
             return False
         self.decisions += 1
         sub.decisions += 1
-        node = decision.node
         if decision.moved_from is not None:
             self._move_key(sub, w.task.key, decision.moved_from, node or decision.waits_for, now)
             if offer is None:
@@ -445,7 +495,7 @@ class Rounds(WaitingQueues):
             )
             return False
         self._forget(sub, w)
-        view.reserve(node, w.task.resources, w.task.key)
+        view.reserve_checked(node, w.task.resources, w.task.key)
         sub.ledger[w.uid] = (node, w.task.resources, w.task.key)
         sub.outbox.append((w.uid, node, decision.spill, now - w.arrived))
         if decision.spill:

@@ -55,9 +55,9 @@ class Placement:
     executors: dict[str, Any] = field(default_factory=dict)  # name -> actor handle, for executors new to the driver
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class WaitingTask:
-    """A task the brain holds for a submission until it can place it."""
+    """A task the brain holds for a submission until it can place it (one per task held: slots keep it small)."""
 
     uid: int
     task: TaskDemand
@@ -168,6 +168,7 @@ class BrainState:
     _condemned_capacity: dict[str, dict[str, float]]  # what a node reported dead could hold, until Ray agrees
     _round_no: int
     _seq: itertools.count  # tie-breaker of the locality-wait timers
+    _demands: dict[tuple, TaskDemand]  # validated demands by their memo key (`raysched.brain.rounds._demand_memo`)
     decisions: int
     calls: int  # place() calls answered
     busy_s: float  # seconds spent answering them (the brain's own work, without Ray's)

@@ -258,6 +258,8 @@ class ResourceView:
 
     @overcommit.setter
     def overcommit(self, value: float) -> None:
+        if type(value) is float and value == self._overcommit:  # the brain sets it before every decision
+            return
         self._overcommit = check_overcommit(value)
 
     @property
@@ -279,7 +281,7 @@ class ResourceView:
             self._parked[node_id] = 0
             self._keys_on[node_id] = 0
             self._nodes = None
-        self._set_load(node_id, dominant_share(cap, self._res[node_id]))
+        self._after_ledger_change(node_id, {})  # its load and free slot; every index, below
         for idx in self._indices.values():
             idx.update(node_id, cap, self._res[node_id])
         self._changed()
@@ -445,12 +447,21 @@ class ResourceView:
         """Would ``demand`` fit on the node if it were empty (its capacity covers every resource)?"""
         return capacity_holds(self._cap[node_id], demand)
 
-    def could_ever_fit(self, demand: Mapping[str, float]) -> bool:
-        """Does some alive node have the capacity for ``demand`` at all?"""
-        key = tuple(sorted((r, a) for r, a in demand.items() if a != 0))
+    def could_ever_fit(
+        self, demand: Mapping[str, float], signature: tuple[tuple[str, ...], tuple[float, ...]] | None = None
+    ) -> bool:
+        """Does some alive node have the capacity for ``demand`` at all?
+
+        ``signature``, when given, is the validated demand's positive (names, amounts), sorted by name (a
+        `TaskDemand`'s ``signature``): the cache key, so a hit costs one lookup.
+        """
+        key = signature
+        if key is None:
+            items = sorted((r, a) for r, a in demand.items() if a != 0)
+            key = (tuple(r for r, _ in items), tuple(a for _, a in items))
         hit = self._fit_cache.get(key)
         if hit is None:
-            for r, a in key:
+            for r, a in zip(*key, strict=True):
                 if not (a > 0 and math.isfinite(a)):
                     raise ValueError(f"demand: {r} must be a finite amount >= 0, got {a!r}")
             hit = any(capacity_holds(cap, demand) for cap in self._cap.values())
@@ -465,15 +476,19 @@ class ResourceView:
         to fit: the brain may learn of work it did not place.
         """
         self._node(node_id)
-        d = check_amounts("demand", demand)
+        self.reserve_checked(node_id, check_amounts("demand", demand), key)
+
+    def reserve_checked(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """`reserve` for a demand already validated by `check_demand` on a live node (the brain's ledger
+        holds only such demands: a `TaskDemand`'s resources), without validating it again per task."""
         res = self._res[node_id]
-        for r, a in d.items():
+        for r, a in demand.items():
             if a:
                 res[r] = res.get(r, 0.0) + a
         self._count[node_id] += 1
         self._total_count += 1
         self._count_key(self._key_reserved, key, node_id, +1)
-        self._after_ledger_change(node_id, d)
+        self._after_ledger_change(node_id, demand)
 
     def release(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
         """Record the end of one task placed on the node.
@@ -483,19 +498,23 @@ class ResourceView:
         changes nothing: the ledger never hides a double release.
         """
         self._node(node_id)
-        d = check_amounts("demand", demand)
+        self.release_checked(node_id, check_amounts("demand", demand), key)
+
+    def release_checked(self, node_id: str, demand: Mapping[str, float], key: str | None = None) -> None:
+        """`release` for a demand already validated by `check_demand` on a live node (as `reserve_checked`);
+        a double release still raises LedgerError and changes nothing."""
         res = self._res[node_id]
         if self._count[node_id] <= 0:
             raise LedgerError(f"release on node {short_node(node_id)} which holds no task (a double release?)")
-        for r, a in d.items():
+        for r, a in demand.items():
             if a and res.get(r, 0.0) + EPS < a:
                 raise LedgerError(
-                    f"release of {fmt_resources(d)} on node {short_node(node_id)} which holds only "
+                    f"release of {fmt_resources(demand)} on node {short_node(node_id)} which holds only "
                     f"{fmt_resources(res)} (a double release?)"
                 )
         if key is not None and self._key_reserved.get((key, node_id), 0) <= 0:
             raise LedgerError(f"release of key {key!r} on node {short_node(node_id)} which holds none of its tasks")
-        for r, a in d.items():
+        for r, a in demand.items():
             if a:
                 left = res[r] - a
                 if left <= EPS:
@@ -505,14 +524,16 @@ class ResourceView:
         self._count[node_id] -= 1
         self._total_count -= 1
         self._count_key(self._key_reserved, key, node_id, -1)
-        self._after_ledger_change(node_id, d)
+        self._after_ledger_change(node_id, demand)
 
-    def park(self, node_id: str, key: str | None = None) -> None:
-        """Count one task waiting in the brain for this node as its home."""
+    def park(self, node_id: str, key: str | None = None, count: int = 1) -> None:
+        """Count one task (or ``count`` tasks of one key) waiting in the brain for this node as its home."""
         self._node(node_id)
-        self._parked[node_id] += 1
-        self._total_parked += 1
-        self._count_key(self._key_parked, key, node_id, +1)
+        if count < 1:
+            raise ValueError(f"park: count must be at least 1, got {count!r}")
+        self._parked[node_id] += count
+        self._total_parked += count
+        self._count_key(self._key_parked, key, node_id, count)
 
     def unpark(self, node_id: str, key: str | None = None) -> None:
         """The task waiting for this node was placed, re-homed or dropped."""
@@ -528,25 +549,18 @@ class ResourceView:
         if key is None:
             return
         pair = (key, node_id)
-        had = self.key_assigned(key, node_id) > 0
-        left = counts.get(pair, 0) + delta
+        before = counts.get(pair, 0)
+        left = before + delta
         if left > 0:
             counts[pair] = left
         else:
             counts.pop(pair, None)
-        has = self.key_assigned(key, node_id) > 0
-        if has != had:
-            change = 1 if has else -1
-            self._keys_on[node_id] += change
-            self._total_keys += change
-
-    def _set_load(self, node_id: str, load: float) -> None:
-        self._load[node_id] = load
-        cpus = self._cap[node_id].get("CPU", 0.0)
-        if cpus > 0 and self._res[node_id].get("CPU", 0.0) < cpus - EPS:
-            self._with_free_slot.add(node_id)
-        else:
-            self._with_free_slot.discard(node_id)
+        if (before > 0) != (left > 0):  # the pair's count in ``counts`` started or ended: and in the other?
+            other = self._key_parked if counts is self._key_reserved else self._key_reserved
+            if pair not in other:
+                change = 1 if left > 0 else -1
+                self._keys_on[node_id] += change
+                self._total_keys += change
 
     @property
     def idle_somewhere(self) -> bool:
@@ -554,14 +568,21 @@ class ResourceView:
         return bool(self._with_free_slot)
 
     def _after_ledger_change(self, node_id: str, demand: Mapping[str, float]) -> None:
-        self._set_load(node_id, dominant_share(self._cap[node_id], self._res[node_id]))
+        """The node's dominant share, whether it has a free CPU slot, and the indexes of ``demand``'s resources
+        (the ones whose reservations changed), from its capacity and reservations. Once per ledger change."""
+        cap, res = self._cap[node_id], self._res[node_id]
+        self._load[node_id] = dominant_share(cap, res)
+        cpus = cap.get("CPU", 0.0)
+        if cpus > 0 and res.get("CPU", 0.0) < cpus - EPS:
+            self._with_free_slot.add(node_id)
+        else:
+            self._with_free_slot.discard(node_id)
         if self._indices_by_resource:
             touched: list[OrderedIndex] = []
             for r in demand:
                 for idx in self._indices_by_resource.get(r, ()):
                     if idx not in touched:
                         touched.append(idx)
-            cap, res = self._cap[node_id], self._res[node_id]
             for idx in touched:
                 idx.update(node_id, cap, res)
 

@@ -46,6 +46,9 @@ class TaskDemand:
     # Canonical positive demand, sorted by name: computed once, used per decision.
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     amounts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # The demand without the key, (names, amounts): tasks with equal signatures fit in the same places.
+    # Computed once (the brain compares and files waiting tasks by it on every decision).
+    signature: tuple[tuple[str, ...], tuple[float, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         res = check_demand(self.resources)
@@ -55,6 +58,7 @@ class TaskDemand:
         object.__setattr__(self, "resources", res)
         object.__setattr__(self, "names", tuple(r for r, _ in items))
         object.__setattr__(self, "amounts", tuple(a for _, a in items))
+        object.__setattr__(self, "signature", (self.names, self.amounts))
 
     def with_key(self, key: str) -> TaskDemand:
         """An equal demand under another key, validated once (a brain call's tasks mostly share a demand)."""
@@ -72,11 +76,6 @@ class TaskDemand:
         new.__dict__["waited_s"] = seconds
         new.__dict__["waiting_for"] = waiting_for
         return new
-
-    @property
-    def signature(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """The demand without the key: tasks with equal signatures fit in the same places."""
-        return self.names, self.amounts
 
     def __hash__(self) -> int:
         return hash((self.names, self.amounts, self.key))  # a dict key in this process, never placement
@@ -181,12 +180,17 @@ class InfeasibleError(ValueError):
         return (type(self), (self.demand, self.node_id, self.capacity))
 
 
-def check_feasible(view: ResourceView, demand: Mapping[str, float]) -> None:
+def check_feasible(
+    view: ResourceView,
+    demand: Mapping[str, float],
+    signature: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
+) -> None:
     """Raise InfeasibleError unless some alive node could ever fit ``demand`` (the brain calls it first).
 
-    "Could ever fit" and "the largest node" are the view's (`capacity_holds`, `largest_capacity`).
+    "Could ever fit" and "the largest node" are the view's (`capacity_holds`, `largest_capacity`);
+    ``signature`` is the validated demand's (`TaskDemand.signature`), the view's cache key.
     """
-    if not view.could_ever_fit(demand):
+    if not view.could_ever_fit(demand, signature):
         if len(view) == 0:
             raise InfeasibleError(demand)
         node_id, cap = view.largest_node()

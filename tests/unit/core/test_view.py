@@ -148,6 +148,38 @@ def test_a_double_release_is_an_error_and_changes_nothing():
     assert v.tasks_in_flight("a") == 0 and v.key_assigned("k", "a") == 0
 
 
+def test_the_brains_checked_ledger_path_counts_and_refuses_as_the_public_one():
+    """reserve_checked/release_checked skip only the validation of a demand the brain validated already."""
+    checked, public = view_of({"a": {"CPU": 4}}), view_of({"a": {"CPU": 4}})
+    for key in ("k", "k", "j", None):
+        checked.reserve_checked("a", {"CPU": 1.0}, key)
+        public.reserve("a", {"CPU": 1.0}, key)
+        assert snapshot(checked) == snapshot(public)
+        assert (checked.keys_on("a"), checked.total_keys) == (public.keys_on("a"), public.total_keys)
+    for key in ("k", "j", "k", None):
+        checked.release_checked("a", {"CPU": 1.0}, key)
+        public.release("a", {"CPU": 1.0}, key)
+        assert snapshot(checked) == snapshot(public)
+        assert (checked.keys_on("a"), checked.total_keys) == (public.keys_on("a"), public.total_keys)
+    with pytest.raises(LedgerError, match="holds no task"):
+        checked.release_checked("a", {"CPU": 1.0}, "k")
+
+
+def test_parking_a_group_of_one_key_counts_as_parking_each_of_its_tasks():
+    group, each = view_of({"a": {"CPU": 4}}), view_of({"a": {"CPU": 4}})
+    group.park("a", "k", count=3)
+    for _ in range(3):
+        each.park("a", "k")
+    assert (group.parked("a"), group.key_parked("k", "a"), group.keys_on("a"), group.total_keys) == (
+        each.parked("a"),
+        each.key_parked("k", "a"),
+        each.keys_on("a"),
+        each.total_keys,
+    )
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        group.park("a", "k", count=0)
+
+
 def test_assigned_work_counts_placed_and_parked_tasks_and_keys():
     v = view_of({"a": {"CPU": 2}, "b": {"CPU": 2}})
     v.reserve("a", {"CPU": 1}, key="k1")
