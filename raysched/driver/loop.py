@@ -32,6 +32,7 @@ from raysched.driver.service_calls import ServiceCalls
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
 from raysched.policies.key_capacity import CACHE_HIT, report_hits
+from raysched.policies.node_speed import report_run_times
 from raysched.results.outcome import RunOutcome
 from raysched.results.schema import Row, Status, error_text
 from raysched.results.writer import ResultsWriter
@@ -89,6 +90,7 @@ class Runner:
         self._calls_after_first_finish = 0  # brain calls sent since the first finish was noticed (rules.paces)
         self._stalls = StallWatch()
         self._demands: set[str] = set()  # demands of the tasks taken in (the executors' auto rule)
+        self._runs: dict[str, tuple[float, int]] = {}  # node -> (run seconds, ok tasks) since the last brain call
         self._hits: dict[str, tuple[int, int]] = {}  # node -> (cache hits, tasks reporting cache_hit) to tell
         self._services = services
         if services is not None:
@@ -181,6 +183,9 @@ class Runner:
         if self._hits:  # the policy learns which nodes thrash (`raysched.policies.key_capacity`)
             stats.update(report_hits(self._hits))
             self._hits = {}
+        if self._runs:  # ...and how fast each node runs its tasks (`raysched.policies.node_speed`)
+            stats.update(report_run_times(self._runs))
+            self._runs = {}
         if self.settings.executors_one_demand:
             stats["executors"] = 1.0 if len(self._demands) <= 1 else 0.0
         client.send(self._finished, [a.request for a in self._to_send], stats, self._executors.take_lost())
@@ -377,6 +382,9 @@ class Runner:
             if hit is not None and returned:
                 hits, tasks = self._hits.get(out.node_ran, (0, 0))
                 self._hits[out.node_ran] = (hits + (hit >= 0.5), tasks + 1)
+            if a.call is None and (hit is None or hit >= 0.5):  # a node's speed, not its cold cache
+                seconds, tasks = self._runs.get(out.node_ran, (0.0, 0))
+                self._runs[out.node_ran] = (seconds + out.finished_at - out.started_at, tasks + 1)
         else:
             self._record_error(a, out.error, out, lost=False)
 

@@ -50,6 +50,7 @@ from raysched.core.view import ResourceView
 from raysched.policies.base import Decision, PolicyOptions, TaskDemand
 from raysched.policies.key_capacity import KeyCapacity, read_hits
 from raysched.policies.key_demand import KeyDemand
+from raysched.policies.node_speed import NodeSpeed, read_run_times
 
 __all__ = ["AUTO_WAIT_MAX_S", "AUTO_WAIT_MIN_S", "AUTO_WAIT_TASKS", "HashPolicy"]
 
@@ -223,7 +224,11 @@ class HashPolicy:
         self._rooted: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
         self._decisions = 0  # a logical clock, so that the policy stays deterministic
         self.keys_moved = 0
-        self._weights: dict[str, float] = {}
+        self._weights: dict[str, float] = {}  # ring weights: a node's CPUs (its points on the ring)
+        self.speed = NodeSpeed()  # how fast each node gets through its tasks, from the drivers' reports
+        # Bounds weights: a node's CPUs x its speed factor (the very ring weights while no node is off the median)
+        self._share: dict[str, float] = self._weights
+        self._share_total = 0.0
         self._eligible: dict[Signature, tuple[frozenset[str] | None, float]] = {}
         self._synced: tuple[int, int] | None = None  # (view.uid, view.version)
         wait = self.options.locality_wait
@@ -277,6 +282,7 @@ class HashPolicy:
         if gone:  # keys that ran on a node that left lost their warm state: they are new again
             lost = set(gone)
             self.capacity.forget(lost)
+            self.speed.forget(lost)
             self._evict = {k: n for k, n in self._evict.items() if n not in lost}
             for key in [k for k, (_, node) in self._rooted.items() if node in lost]:
                 del self._rooted[key]
@@ -296,7 +302,18 @@ class HashPolicy:
         self.demand.horizon = max(float(DEMAND_HORIZON_TASKS), 4.0 * cpus)
         for key in [k for k, n in self.homes.items() if n not in alive]:
             del self.homes[key]
+        self._reshare()
         self._synced = (view.uid, view.version)
+
+    def _reshare(self) -> None:
+        """Bounds weigh each node by its CPUs x its speed factor (`node_speed`); the ring keeps CPUs alone, so
+        a node's speed moves work and keys by their bounds, never the owners of keys."""
+        if self.speed.factors:
+            self._share = {n: w * self.speed.factor(n) for n, w in self._weights.items()}
+            self._share_total = sum(self._share.values())
+        else:
+            self._share = self._weights
+        self._eligible.clear()
 
     @property
     def locality_wait_s(self) -> float:
@@ -313,6 +330,9 @@ class HashPolicy:
         hits = read_hits(stats)
         if hits:
             self.capacity.observe(hits)
+        runs = read_run_times(stats)
+        if runs and self.speed.observe(runs):
+            self._reshare()
 
     def _given(self, key: str, node: str) -> None:
         """A key that has not run yet was given ``node``: it counts against the node's key capacity."""
@@ -497,7 +517,7 @@ class HashPolicy:
             total = float(view.total_assigned + view.pending)
         else:
             total = float(sum(view.assigned(n) for n in eligible) + view.pending)
-        bound = _Bound(view, self._weights, total, weight_sum, demand)
+        bound = _Bound(view, self._share, total, weight_sum, demand)
         assigned = task.waiting_for
         if (
             assigned is not None
@@ -508,7 +528,7 @@ class HashPolicy:
         ):
             return _Plan(assigned, owner, self.ring, key, holds, bound, c, walk)  # an assignment sticks
         if eligible is None:
-            need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._weights[owner])
+            need = min(len(view), HOT_HEADROOM * self.demand.share(key) * weight_sum / self._share[owner])
             spread = self.demand.spread(key, need) if need > 1.0 or self.demand.is_hot(key) else 1
             if spread > 1:
                 hot = self._hot_home(key, owner, spread, view, bound, c, count)
@@ -524,7 +544,7 @@ class HashPolicy:
             home is not None
             and view.key_assigned(key, home) == 0
             and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS
-            and view.assigned(owner) + 1 <= (total + 1) * self._weights[owner] / weight_sum
+            and view.assigned(owner) + 1 <= (total + 1) * self._share[owner] / weight_sum
         ):
             del self.homes[key]  # the pressure ended and the key has rested: it comes home
             home = None
@@ -561,7 +581,7 @@ class HashPolicy:
 
             def key_share(n: str) -> bool:
                 new = 0 if view.key_assigned(key, n) else 1
-                fair = takes_more(view.keys_on(n), new, 1.0, keys - 1, self._weights[n], weight_sum)
+                fair = takes_more(view.keys_on(n), new, 1.0, keys - 1, self._share[n], weight_sum)
                 return fair and all(space(n) for space in spaces)
 
             tiers = (key_share, *spaces, _anywhere)
@@ -599,7 +619,7 @@ class HashPolicy:
         # No node can take the whole key (a key hotter than a node's bound): this task splits off clockwise.
         split = next((n for n in plan.walk.after(home) if bound.fits(n, c)), None)
         if split is None:  # only with fractional loads: the least loaded per unit of weight
-            split = min(plan.walk, key=lambda n: view.assigned(n) / self._weights[n])
+            split = min(plan.walk, key=lambda n: view.assigned(n) / self._share[n])
         plan.home = split
         return plan
 
@@ -607,7 +627,7 @@ class HashPolicy:
         """Of ``nodes`` with room for one more key, the one holding the fewest keys (warm there, or given it) per
         unit of weight, the first of equals. Keys a full node cannot take then spread over the others in
         proportion to their size (taking the first with room piled them on the nodes after it on the ring)."""
-        warm, fresh, weights = self._warm_keys(), self._fresh_on, self._weights
+        warm, fresh, weights = self._warm_keys(), self._fresh_on, self._share
         best, least = None, math.inf
         for n in nodes:
             if room(n):
@@ -630,7 +650,7 @@ class HashPolicy:
         if len(self._sets) > 2 * len(self.demand.hot()) + 64:  # keys that cooled down: forget their nodes
             self._sets = {k: m for k, m in self._sets.items() if self.demand.is_hot(k)}
         members = self._members(key, owner, spread, len(view))[:spread]
-        weights = self._weights
+        weights = self._share
         if len(members) <= HOT_SCAN:
             pool = members
         else:
@@ -675,8 +695,8 @@ class HashPolicy:
             demand = task.resources
             able = [n for n in view.nodes if view.could_hold(n, demand)]
             if len(able) == len(view):
-                hit = (None, self.ring.total_weight)
+                hit = (None, self.ring.total_weight if self._share is self._weights else self._share_total)
             else:
-                hit = (frozenset(able), sum(self._weights[n] for n in able))
+                hit = (frozenset(able), sum(self._share[n] for n in able))
             self._eligible[sig] = hit
         return hit
