@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from raysched.policies.node_reports import read_pairs, report_pairs
+
 __all__ = ["CACHE_HIT", "HITS_PREFIX", "TASKS_PREFIX", "KeyCapacity", "read_hits", "report_hits"]
 
 CACHE_HIT = "cache_hit"  # the metric a task returns: 1 when its key's warm state was there, else 0
@@ -44,24 +46,12 @@ SHED_SHARE = 0.25  # ... and keeps this share fewer keys than it holds
 
 def report_hits(counts: Mapping[str, tuple[int, int]]) -> dict[str, float]:
     """Per-node (hits, tasks) as pacing entries for one brain call."""
-    out: dict[str, float] = {}
-    for node, (hits, tasks) in counts.items():
-        out[HITS_PREFIX + node] = float(hits)
-        out[TASKS_PREFIX + node] = float(tasks)
-    return out
+    return report_pairs(HITS_PREFIX, TASKS_PREFIX, counts)
 
 
 def read_hits(stats: Mapping[str, object]) -> dict[str, tuple[float, float]]:
     """The per-node (hits, tasks) a brain call carried (bad entries are ignored: they are hints)."""
-    out: dict[str, tuple[float, float]] = {}
-    for name, value in stats.items():
-        if not name.startswith(TASKS_PREFIX) or not isinstance(value, (int, float)) or not value > 0:
-            continue
-        node = name[len(TASKS_PREFIX) :]
-        hits = stats.get(HITS_PREFIX + node, 0.0)
-        if isinstance(hits, (int, float)) and 0 <= hits <= value:
-            out[node] = (float(hits), float(value))
-    return out
+    return read_pairs(HITS_PREFIX, TASKS_PREFIX, stats, lambda hits, tasks: 0 <= hits <= tasks, missing=0.0)
 
 
 class KeyCapacity:

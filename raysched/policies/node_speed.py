@@ -19,6 +19,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 
+from raysched.policies.node_reports import read_pairs, report_pairs
+
 __all__ = ["NodeSpeed", "read_run_times", "report_run_times"]
 
 RUN_S_PREFIX = "run_s@"  # pacing entries from the driver: summed run seconds of ok tasks on that node...
@@ -31,24 +33,12 @@ MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
 
 def report_run_times(runs: Mapping[str, tuple[float, int]]) -> dict[str, float]:
     """Per-node (seconds summed, tasks) as pacing entries for one brain call."""
-    out: dict[str, float] = {}
-    for node, (seconds, tasks) in runs.items():
-        out[RUN_S_PREFIX + node] = float(seconds)
-        out[RUNS_PREFIX + node] = float(tasks)
-    return out
+    return report_pairs(RUN_S_PREFIX, RUNS_PREFIX, runs)
 
 
 def read_run_times(stats: Mapping[str, object]) -> dict[str, tuple[float, float]]:
     """The per-node (seconds, tasks) a brain call carried (bad entries are ignored: they are hints)."""
-    out: dict[str, tuple[float, float]] = {}
-    for name, value in stats.items():
-        if not name.startswith(RUNS_PREFIX) or not isinstance(value, (int, float)) or not value > 0:
-            continue
-        node = name[len(RUNS_PREFIX) :]
-        seconds = stats.get(RUN_S_PREFIX + node)
-        if isinstance(seconds, (int, float)) and seconds >= 0:
-            out[node] = (float(seconds), float(value))
-    return out
+    return read_pairs(RUN_S_PREFIX, RUNS_PREFIX, stats, lambda seconds, tasks: seconds >= 0)
 
 
 class NodeSpeed:
