@@ -15,7 +15,15 @@ tasks has finished. Prints per driver:
   after it (surviving nodes), and their ratio (target: at least 0.5);
 * every task ok exactly once;
 * for raysched: seconds until the brain stopped placing on the dead node, and
-  keys that moved off surviving nodes (target: none).
+  keys that moved off surviving nodes (target: none), and how many of them
+  moved before the run's tail (from the moment the first surviving node ran
+  out of work, work conservation hands queued tasks to idle slots; a run
+  without a kill does the same).
+
+With --sim NODES it runs no cluster: the same job shape (keys and tasks per
+CPU as above) on NODES simulated 2-CPU nodes through `raysched simulate`,
+once with a node killed at the same point and once without (the control),
+and prints the same key figures for both.
 """
 
 from __future__ import annotations
@@ -182,12 +190,7 @@ def run_raysched(args, tmp: Path) -> dict:
     before_rate, after_rate, window = rates(ok, dead, killed_at)
     left = [t for t, kind, node in changes if kind == "leave" and node == dead]
     chosen_after = df[(df["node_chosen"] == dead) & (df["submitted_at"] > (left[0] if left else killed_at) + 1)]
-    before = ok[ok["finished_at"] < killed_at]
-    home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
-    later = ok[ok["started_at"] > killed_at + 1]
-    moved = sum(
-        1 for key, node in home.items() if node != dead and set(later[later["key"] == key]["node_ran"]) - {node}
-    )
+    moves = surviving_moves(ok, dead, killed_at, settle_s=1.0)
     return {
         "driver": f"raysched {args.policy}",
         "before": before_rate,
@@ -197,8 +200,27 @@ def run_raysched(args, tmp: Path) -> dict:
         "retried": int((df["status"] == "retried").sum()),
         "left_s": (left[0] - killed_at) if left else None,
         "placed_on_dead_after": len(chosen_after),
-        "surviving_keys_moved": moved,
-        "surviving_keys": int(sum(1 for n in home if n != dead)),
+        **moves,
+    }
+
+
+def surviving_moves(ok: pd.DataFrame, dead: str, killed_at: float, settle_s: float) -> dict:
+    """Keys that lived on a surviving node (the node of their last ok task before the kill) and later ran
+    elsewhere (from ``settle_s`` after the kill on), and how many of them first did so before the run's tail:
+    the moment the first surviving node ran out of work, when work conservation hands the last queued tasks
+    to idle slots (a run without a kill does that too)."""
+    before = ok[ok["finished_at"] < killed_at]
+    home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
+    home = home[home != dead]
+    later = ok[ok["started_at"] > killed_at + settle_s].merge(home.rename("home"), left_on="key", right_index=True)
+    away = later[later["node_ran"] != later["home"]].groupby("key")["started_at"].min()
+    last = ok.groupby("node_ran")["finished_at"].max()
+    tail = float(last[last.index != dead].min())
+    return {
+        "surviving_keys_moved": len(away),
+        "moved_before_tail": int((away < tail).sum()),
+        "tail_s": float(ok["finished_at"].max()) - tail,
+        "surviving_keys": len(home),
     }
 
 
@@ -232,6 +254,62 @@ def run_plain(args, tmp: Path) -> dict:
     }
 
 
+def simulate(args) -> None:
+    """The job's shape on ``args.sim`` simulated 2-CPU nodes: keys and tasks per CPU as on the 4 x 2 cluster."""
+    import numpy as np
+
+    from raysched.results.schema import BASE_COLUMNS
+
+    scale = args.sim * 2 / 8  # CPUs over the real cluster's 8
+    keys, tasks = int(args.keys * scale), int(args.tasks * scale)
+    run_s = args.task_ms / 1000
+    kill_s = args.kill_at * tasks * run_s / (args.sim * 2)  # when that share of the work is done, about
+    print(
+        f"simulated: {tasks:,} tasks of {args.task_ms:g} ms over {keys:,} keys on {args.sim:,} x 2 CPUs, the "
+        f"busiest node killed at {kill_s:.1f} s (virtual), against the same run without a kill"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.csv"
+        ids = np.arange(tasks)
+        frame = pd.DataFrame(
+            {
+                "run_id": "churn",
+                "job": "churn.py",
+                "policy": args.policy,
+                "task_id": ids,
+                "key": [f"key-{i % keys}" for i in ids],
+                "attempt": 1,
+                "status": "ok",
+                "error": "",
+                "node_chosen": "n0000",
+                "node_ran": "n0000",
+                "submitted_at": ids * 1e-4,
+                "started_at": ids * 1e-4,
+                "finished_at": ids * 1e-4 + run_s,
+                "wait_s": 0.0,
+                "run_s": run_s,
+                "demand": "CPU=1",
+                "spill": "",
+            }
+        )
+        frame[[c for c in BASE_COLUMNS if c in frame]].to_csv(trace, index=False)
+        for label, extra in (("killed", ["--kill-node", f"{kill_s:g}"]), ("control", [])):
+            out = Path(tmp) / f"{label}.csv"
+            command = [sys.executable, "-m", "raysched.cli", "simulate", str(trace), "--policies", args.policy]
+            command += ["--nodes", f"{args.sim}x2", "--out", str(out), *extra]
+            subprocess.run(command, check=True, capture_output=True, text=True)
+            df = pd.read_csv(out, low_memory=False)
+            ok = df[df["status"] == "ok"]
+            dead = df.loc[df["status"] == "retried", "node_chosen"].dropna()
+            moves = surviving_moves(ok, dead.iloc[0] if len(dead) else "", kill_s, settle_s=0.0)
+            print(
+                f"{label:<8} makespan {ok['finished_at'].max() - ok['started_at'].min():.2f} s  surviving keys "
+                f"moved: {moves['surviving_keys_moved']:,} of {moves['surviving_keys']:,} "
+                f"({moves['moved_before_tail']:,} before the run's tail, the rest in its last {moves['tail_s']:.2f} s)",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=3000)
@@ -242,7 +320,11 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=0.35, help="fraction of tasks ok when the node is killed")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keep", metavar="DIR", help="keep raysched's results CSV of each round in DIR")
+    parser.add_argument("--sim", type=int, metavar="NODES", help="simulate NODES 2-CPU nodes instead (no cluster)")
     args = parser.parse_args()
+    if args.sim:
+        simulate(args)
+        return
     print(
         f"job: {args.tasks} tasks of {args.task_ms:g} ms over {args.keys} keys; 4 workers x 2 CPUs, one killed "
         f"hard at {args.kill_at:.0%} done; Ray's {args.health} health checks"
@@ -261,7 +343,8 @@ def main() -> None:
                     line += (
                         f"  dead node out of the brain after {left}, placed on it later: "
                         f"{r['placed_on_dead_after']}  surviving keys moved: {r['surviving_keys_moved']} of "
-                        f"{r['surviving_keys']}"
+                        f"{r['surviving_keys']} ({r['moved_before_tail']} before the run's tail, the rest in its "
+                        f"last {r['tail_s']:.2f} s, once a surviving node had run out of work)"
                     )
                 print(line, flush=True)
 
