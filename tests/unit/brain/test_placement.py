@@ -453,3 +453,59 @@ def test_tasks_waiting_for_room_are_placed_before_newer_ones(policy: str) -> Non
         order += placed(answer)
         running += placed(answer)
     assert order == list(range(3, 23))  # in arrival order: the waiting ones first, none overtaken
+
+
+class HomeOnA:
+    """A user policy that waits for node A, lets work conservation offer other slots, and vets them."""
+
+    name = "home-on-a"
+    work_conserving = True
+    locality_wait_s = 0.0
+
+    def __init__(self, takes: object) -> None:
+        self.takes = takes  # True / False, or an exception to raise
+
+    def choose(self, task, view):
+        return A if view.fits_now(A, task.resources) else None
+
+    def decide(self, task, view):
+        from raysched.policies import Decision
+
+        return Decision(self.choose(task, view), waits_for=A)
+
+    def takes_slot(self, task, node, view):
+        if isinstance(self.takes, Exception):
+            raise self.takes
+        return self.takes
+
+
+@pytest.mark.parametrize("takes", [True, False])
+def test_a_policy_may_refuse_a_free_slot_that_work_conservation_offers(takes: bool) -> None:
+    """A fills A's one CPU; the next task waits for A while B idles. With takes_slot True it runs on B
+    (spill "wait"); with False it keeps waiting for A and runs there once A frees its slot."""
+    clock = Clock()
+    brain = make_brain({A: {"CPU": 1.0}, B: {"CPU": 1.0}}, clock=clock)
+    brain.register("s2", HomeOnA(takes), {"policy": "mine:HomeOnA"}, overcommit=1.0)
+    assert placed(brain.place("s2", [], [(0, ONE, "k")])) == [0]
+    clock.now += 1.0
+    answer = brain.place("s2", [], [(1, ONE, "k")])
+    clock.now += 1.0
+    answer = answer if answer.placed else brain.place("s2", [], [])
+    if takes:
+        assert [(u, n, s) for u, n, s, _ in answer.placed] == [(1, B, "wait")]
+    else:
+        assert answer.placed == []
+        assert [(u, n) for u, n, *_ in brain.place("s2", [0], []).placed] == [(1, A)]
+
+
+def test_a_takes_slot_that_raises_is_reported_and_nothing_is_placed_twice() -> None:
+    clock = Clock()
+    brain = make_brain({A: {"CPU": 1.0}, B: {"CPU": 1.0}}, clock=clock)
+    brain.register("s2", HomeOnA(KeyError("cache")), {"policy": "mine:HomeOnA"}, overcommit=1.0)
+    assert placed(brain.place("s2", [], [(0, ONE, "k")])) == [0]
+    clock.now += 1.0
+    with pytest.raises(PolicyError, match="policy mine:HomeOnA raised KeyError"):
+        brain.place("s2", [], [(1, ONE, "k")])
+        clock.now += 1.0
+        brain.place("s2", [], [])
+    assert in_flight(brain) == 1  # only task 0, on A
