@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # report must not exclude a live node forever). Ray's default health checks
 # declare a dead node within about 15-18 s, well inside this.
 CONDEMN_GRACE_S = 30.0
+NO_NODE = ""  # the node of work placed on a node that left (never a node id: nothing is released for it)
 _SKIPPED_RESOURCES = ("object_store_memory",)
 _SKIPPED_PREFIXES = ("node:", "accelerator_type:")
 
@@ -147,10 +148,26 @@ class Membership(WaitingQueues, ExecutorHandOut):
 
     def _drop(self, node: str, kind: str) -> None:
         self.view.remove_node(node)  # its parked counts go with it; the tasks are re-decided
+        self._forget_reservations(node)
         if self.executors is not None:
             self._executors_released(self.executors.node_gone(node))
         self._dirty.discard(node)
         self._note_membership(kind, node)
+
+    def _forget_reservations(self, node: str) -> None:
+        """Work placed on a node that left no longer holds anything there: its ledger entries (and service
+        replicas' reservations) name no node. A node reported dead that comes back under the same id (a false
+        alarm, after the grace period) starts with an empty ledger; a task placed there before it left that
+        finishes afterwards must not release what the fresh ledger never held (the driver's call failed with
+        a LedgerError)."""
+        for sub in self._subs.values():
+            ledger = sub.ledger
+            for uid in [uid for uid, entry in ledger.items() if entry[0] == node]:
+                _, demand, key = ledger[uid]
+                ledger[uid] = (NO_NODE, demand, key)
+            for name, (held, demand) in list(sub.replicas.items()):
+                if held == node:
+                    sub.replicas[name] = (NO_NODE, demand)
 
     def _note_membership(self, kind: str, node: str) -> None:
         self.membership_changes.append((time.time(), kind, node))

@@ -509,3 +509,24 @@ def test_a_takes_slot_that_raises_is_reported_and_nothing_is_placed_twice() -> N
         clock.now += 1.0
         brain.place("s2", [], [])
     assert in_flight(brain) == 1  # only task 0, on A
+
+
+def test_a_task_placed_before_its_node_was_reported_finishes_after_the_node_rejoined() -> None:
+    """Regression: a node reported dead that Ray still lists comes back under the same id with an empty ledger; a
+    task placed there before, finishing after the rejoin, made the driver's call fail with a LedgerError (a
+    release of what the fresh ledger never held). Its finish now releases nothing, and the node's room is whole."""
+    clock = Clock()
+    brain = make_brain(clock=clock, condemn_grace_s=30)
+    live = {A: {"CPU": 2.0}, B: {"CPU": 1.0}}
+    first = brain.place("s1", [], [(0, ONE, "0"), (1, ONE, "1"), (2, ONE, "2")])
+    on_a = [uid for uid, node, *_ in first.placed if node == A]
+    assert on_a
+    brain.report_node_failure(A, "stalled")  # a false alarm: the tasks on A run on
+    clock.now = 31
+    brain.sync_nodes(live)  # the grace period is over and Ray lists A alive: it rejoins, empty
+    assert [kind for _, kind, node in brain.status()["membership_changes"] if node == A][-1] == "rejoin"
+    answer = brain.place("s1", on_a, [(3, ONE, "3"), (4, ONE, "4")])  # no LedgerError
+    assert sorted(uid for uid, node, *_ in answer.placed if node == A) == [3, 4]  # A's two CPUs are free
+    done = [uid for uid, *_ in first.placed if uid not in on_a] + [3, 4]
+    brain.place("s1", done, [])
+    assert in_flight(brain) == 0
