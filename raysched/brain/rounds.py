@@ -388,17 +388,26 @@ class Rounds(WaitingQueues):
                 free = self._free_slot(sub, w)
                 if free is None or free == node:
                     return
-                if sub.takes_slot is not None:
-                    try:
-                        if not sub.takes_slot(w.task, free, self.view):
-                            continue  # that node's cache is full of other keys
-                    except Exception as err:
-                        self._broken(sub, err)
-                        return
+                takes = self._takes_slot(sub, w.task, free)
+                if takes is None:
+                    return
+                if not takes:
+                    continue  # the policy keeps the key off that node (hash: its cache is full of other keys)
                 self._move_key(sub, key, node, free, now)
                 if sub.key_moved is not None:
                     sub.key_moved(key, free)
                 return
+
+    def _takes_slot(self, sub: SubmissionState, task: TaskDemand, node: str) -> bool | None:
+        """Does the policy let work conservation use a free slot of ``node`` for ``task`` (`takes_slot`; yes
+        without the hook)? None when the hook raised: the submission is broken."""
+        if sub.takes_slot is None:
+            return True
+        try:
+            return bool(sub.takes_slot(task, node, self.view))
+        except Exception as err:
+            self._broken(sub, err)
+            return None
 
     def _free_slot(self, sub: SubmissionState, w: WaitingTask) -> str | None:
         """A node with a free slot (not just room in its queue) that fits the task now, if any."""
@@ -470,12 +479,10 @@ class Rounds(WaitingQueues):
                 w.since, w.overdue = now, False
                 sub.overdue.pop(w.uid, None)
         if node is None and offer is not None:
-            takes = sub.work_conserving and not decision.stay and view.fits_now(offer, w.task.resources)
-            if takes and sub.takes_slot is not None:
-                try:
-                    takes = bool(sub.takes_slot(task, offer, view))
-                except Exception as err:
-                    self._broken(sub, err)
+            takes: bool | None = sub.work_conserving and not decision.stay and view.fits_now(offer, w.task.resources)
+            if takes:
+                takes = self._takes_slot(sub, task, offer)
+                if takes is None:
                     return False
             if takes:
                 node, decision = offer, Decision(offer, spill="wait")

@@ -296,7 +296,6 @@ class HashPolicy:
                 ring.remove(n)
             ring.add(n, w)
             weights[n] = w
-        self._eligible.clear()
         self._sets.clear()
         cpus = sum(view.capacity(n).get("CPU", 0.0) for n in view.nodes)
         self.demand.horizon = max(float(DEMAND_HORIZON_TASKS), 4.0 * cpus)
@@ -554,14 +553,7 @@ class HashPolicy:
         # under pressure, whole, and not again for each batch of its tasks (a key bouncing between nodes
         # while the first window is assigned warms several caches).
         rooted = key in self._rooted or key in self.homes or view.key_assigned(key, home) > 0
-        if capacity.active:
-
-            def room_for_key(n: str) -> bool:
-                return self._key_room(key, n, view)
-
-            spaces: tuple[Callable[[str], bool], ...] = (room_for_key,)
-        else:
-            spaces = ()
+        spaces: tuple[Callable[[str], bool], ...] = (lambda n: self._key_room(key, n, view),) if capacity.active else ()
         if rooted:
             if home != leaving:
                 if bound.fits(home, c, count):

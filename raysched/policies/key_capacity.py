@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from raysched.policies.node_reports import read_pairs, report_pairs
+from raysched.policies.node_reports import fold_recent_means, read_pairs, report_pairs
 
 __all__ = ["CACHE_HIT", "HITS_PREFIX", "TASKS_PREFIX", "KeyCapacity", "read_hits", "report_hits"]
 
@@ -83,12 +83,7 @@ class KeyCapacity:
 
     def observe(self, counts: Mapping[str, tuple[float, float]]) -> None:
         """Hit counts per node from the driver; marks a node far below the best one as thrashing."""
-        for node, (hits, tasks) in counts.items():
-            seen = self.seen.get(node, 0.0)
-            window = min(WINDOW_TASKS, seen + tasks)
-            rate = self.rates.get(node, hits / tasks)
-            self.rates[node] = rate + min(1.0, tasks / window) * (hits / tasks - rate)
-            self.seen[node] = seen + tasks
+        fold_recent_means(self.rates, self.seen, counts, WINDOW_TASKS)
         measured = {n: r for n, r in self.rates.items() if self.seen.get(n, 0.0) >= MIN_TASKS}
         if len(measured) < 2:
             return

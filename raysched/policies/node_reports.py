@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-__all__ = ["read_pairs", "report_pairs"]
+__all__ = ["fold_recent_means", "read_pairs", "report_pairs"]
 
 
 def report_pairs(amount_prefix: str, count_prefix: str, pairs: Mapping[str, tuple[float, float]]) -> dict[str, float]:
@@ -35,3 +35,15 @@ def read_pairs(
         if isinstance(amount, (int, float)) and valid(float(amount), float(value)):
             out[node] = (float(amount), float(value))
     return out
+
+
+def fold_recent_means(
+    means: dict[str, float], seen: dict[str, float], pairs: Mapping[str, tuple[float, float]], window: float
+) -> None:
+    """Fold each node's (amount, tasks) into its recent mean per task (about the last ``window`` tasks weigh in;
+    a node's first report is its mean), and count its tasks in ``seen``."""
+    for node, (amount, tasks) in pairs.items():
+        before = seen.get(node, 0.0)
+        mean = means.get(node, amount / tasks)
+        means[node] = mean + min(1.0, tasks / min(window, before + tasks)) * (amount / tasks - mean)
+        seen[node] = before + tasks

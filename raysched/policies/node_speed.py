@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 
-from raysched.policies.node_reports import read_pairs, report_pairs
+from raysched.policies.node_reports import fold_recent_means, read_pairs, report_pairs
 
 __all__ = ["NodeSpeed", "read_run_times", "report_run_times"]
 
@@ -51,12 +51,7 @@ class NodeSpeed:
 
     def observe(self, runs: Mapping[str, tuple[float, float]]) -> set[str]:
         """Run times per node from the driver; the nodes whose factor changed."""
-        for node, (seconds, tasks) in runs.items():
-            seen = self.seen.get(node, 0.0)
-            window = min(WINDOW_TASKS, seen + tasks)
-            mean = self.mean_s.get(node, seconds / tasks)
-            self.mean_s[node] = mean + min(1.0, tasks / window) * (seconds / tasks - mean)
-            self.seen[node] = seen + tasks
+        fold_recent_means(self.mean_s, self.seen, runs, WINDOW_TASKS)
         measured = {n: t for n, t in self.mean_s.items() if self.seen[n] >= MIN_TASKS and t > 0}
         if len(measured) < 2:
             return set()

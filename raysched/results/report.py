@@ -109,12 +109,12 @@ def _node_lines(outcome: RunOutcome, lines: list[str]) -> None:
     if by_capacity == by_capacity:  # known for every node used
         balance = f"max/mean by capacity {by_capacity:.2f} (1.00: in proportion to CPUs), {balance}"
     lines.append(f"  nodes used    {len(counts)}   {balance}")
-    keys, hits = outcome.task_keys, outcome.node_hits
+    keys = outcome.task_keys
     for node, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         size = f"  {weights[node]:g} CPU{'' if weights[node] == 1 else 's'}" if node in weights else ""
         held = keys.keys_at(node)  # distinct keys its tasks ran: what its cache had to hold
         held_text = f"  {held:>5} key{'' if held == 1 else 's'}" if held is not None else ""
-        rate = outcome.node_hit_rate(node) if hits else None
+        rate = outcome.node_hit_rate(node)
         hit_text = f"  hits {rate:5.1f}%" if rate is not None else ""
         lines.append(f"    {short_node(node)}  {count:>8}  {count / outcome.ok:6.1%}{size}{held_text}{hit_text}")
 
