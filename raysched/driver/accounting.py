@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from raysched.driver import remote
 from raysched.driver.attempts import Attempt
-from raysched.results.outcome import RunOutcome
+from raysched.policies.key_capacity import CACHE_HIT
+from raysched.results.outcome import KeyHomes, RunOutcome
 from raysched.results.schema import Row, Status
 
 
@@ -69,7 +70,34 @@ def count_ok(outcome: RunOutcome, a: Attempt, out: remote.Outcome) -> None:
         keys.spilled(a.key, a.task_id, a.spill)
     o.timed(a.submitted_at, out.started_at, out.finished_at)
     o.add_metrics(out.metrics)
-    hit = out.metrics.get("cache_hit")
+    hit = out.metrics.get(CACHE_HIT)
     if hit is not None:
         total, reported = o.node_hits.get(out.node_ran, (0.0, 0))
         o.node_hits[out.node_ran] = (total + hit, reported + 1)
+
+
+def count_node_reports(
+    keys: KeyHomes,
+    a: Attempt,
+    out: remote.Outcome,
+    hits: dict[str, tuple[int, int]],
+    runs: dict[str, tuple[float, int]],
+) -> None:
+    """Add an ok task to what the driver tells the brain of its node (before `count_ok` records its key there).
+
+    ``hits``: per node (cache hits, tasks reporting ``cache_hit``), only for keys that ran on that node before:
+    a key's first task on a node misses wherever it goes, and counting those cold starts made the node that took
+    the most new keys look like it thrashed (`raysched.policies.key_capacity`). ``runs``: per node (run seconds,
+    tasks), hits only when the task reports ``cache_hit``: the node's speed, not its cold cache
+    (`raysched.policies.node_speed`). Calls to a service count in neither.
+    """
+    if a.call is not None:
+        return
+    node = out.node_ran
+    hit = out.metrics.get(CACHE_HIT)
+    if hit is not None and keys.been_at(a.key, node):
+        hit_count, tasks = hits.get(node, (0, 0))
+        hits[node] = (hit_count + (hit >= 0.5), tasks + 1)
+    if hit is None or hit >= 0.5:
+        seconds, tasks = runs.get(node, (0.0, 0))
+        runs[node] = (seconds + out.finished_at - out.started_at, tasks + 1)

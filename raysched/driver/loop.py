@@ -22,7 +22,7 @@ import ray
 from raysched.brain.client import BrainClient
 from raysched.brain.state import Placement, PolicyError
 from raysched.driver import remote, rules
-from raysched.driver.accounting import attempt_row, count_ok
+from raysched.driver.accounting import attempt_row, count_node_reports, count_ok
 from raysched.driver.attempts import Attempt, draw_attempts
 from raysched.driver.dispatch import NODE_LOST_ERRORS, PinnedFunctions, get_each
 from raysched.driver.interrupts import Interrupt
@@ -31,7 +31,7 @@ from raysched.driver.routes import ExecutorCalls, PinnedTasks, ReplicaCalls, Rou
 from raysched.driver.service_calls import ServiceCalls
 from raysched.driver.stall import StallWatch
 from raysched.job import JobFile, JobFileError, task_demand
-from raysched.policies.key_capacity import CACHE_HIT, report_hits
+from raysched.policies.key_capacity import report_hits
 from raysched.policies.node_speed import report_run_times
 from raysched.results.outcome import RunOutcome
 from raysched.results.schema import Row, Status, error_text
@@ -373,18 +373,8 @@ class Runner:
             self.outcome.gap_s += gap
         if out.error is None:
             self.writer.write(self._row(a, Status.OK, out=out), out.metrics)
-            # Only a key's return to a node tells whether the node keeps its keys warm (`key_capacity`): its
-            # first task there misses wherever it goes, and counting those cold starts made the node that took
-            # the most new keys look like it thrashed (it shed warm keys at the start of a run).
-            returned = self.outcome.task_keys.been_at(a.key, out.node_ran)
+            count_node_reports(self.outcome.task_keys, a, out, self._hits, self._runs)  # before count_ok adds it
             count_ok(self.outcome, a, out)
-            hit = out.metrics.get(CACHE_HIT) if a.call is None else None
-            if hit is not None and returned:
-                hits, tasks = self._hits.get(out.node_ran, (0, 0))
-                self._hits[out.node_ran] = (hits + (hit >= 0.5), tasks + 1)
-            if a.call is None and (hit is None or hit >= 0.5):  # a node's speed, not its cold cache
-                seconds, tasks = self._runs.get(out.node_ran, (0.0, 0))
-                self._runs[out.node_ran] = (seconds + out.finished_at - out.started_at, tasks + 1)
         else:
             self._record_error(a, out.error, out, lost=False)
 

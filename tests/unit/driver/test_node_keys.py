@@ -18,7 +18,7 @@ import pytest
 
 from raysched.analysis import load, per_node, render_node_table, summarize, summary_to_json
 from raysched.driver import remote
-from raysched.driver.accounting import attempt_row, count_ok
+from raysched.driver.accounting import attempt_row, count_node_reports, count_ok
 from raysched.driver.attempts import Attempt
 from raysched.job import Task
 from raysched.results.outcome import RunOutcome
@@ -90,3 +90,21 @@ def test_only_a_keys_return_to_a_node_tells_whether_the_node_keeps_it_warm() -> 
     assert keys.been_at("k", A) and not keys.been_at("k", B)
     keys.untracked = True  # past the keys tracked: unknown, so every task counts, as before
     assert keys.been_at("other", B)
+
+
+def test_the_driver_tells_the_brain_hits_of_returning_keys_and_run_times_of_hits() -> None:
+    """`count_node_reports`, as the run loop calls it before `count_ok`: a key's first task on a node (a miss
+    wherever it goes) is not counted among the node's hits; its return is. Run times count tasks that hit, or
+    tasks that report no cache_hit; a miss (a cold cache, not a slow node) is left out."""
+    run = RunOutcome("run-5")
+    hits: dict[str, tuple[int, int]] = {}
+    runs: dict[str, tuple[float, int]] = {}
+    for task_id, (key, hit, seconds) in enumerate([("k", 0, 1.0), ("k", 1, 0.1), ("k", 0, 0.9), (None, None, 0.2)]):
+        a = Attempt(task_id, Task(work, args=(key,), key=key), key or str(task_id), {"CPU": 1.0}, "CPU=1")
+        a.node = A
+        metrics = {} if hit is None else {"cache_hit": hit}
+        out = remote.Outcome(A, 10.0, 10.0 + seconds, metrics, None)
+        count_node_reports(run.task_keys, a, out, hits, runs)
+        count_ok(run, a, out)
+    assert hits == {A: (1, 2)}  # k's first task (a cold start) not counted; its two returns: one hit of two
+    assert runs[A][1] == 2 and runs[A][0] == pytest.approx(0.3)  # the hit (0.1 s) and the task without cache_hit

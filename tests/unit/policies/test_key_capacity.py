@@ -247,3 +247,23 @@ def test_keys_a_full_node_cannot_take_spread_over_the_others_by_their_size() -> 
     assert big == 24
     assert abs(mid_a - mid_b) <= 1 and min(mid_a, mid_b) >= 18 and max(mid_a, mid_b) <= 20
     assert 9 <= small <= 11
+
+
+def test_a_warm_key_over_its_bound_stays_home_when_no_node_has_room_for_another_key() -> None:
+    """One key per node: x is warm on its node, y on the other. Six tasks of x come: x's home is over its bound
+    and its deferred tasks wait past the locality wait while the other node idles. That node's cache holds y, so
+    x neither moves there whole (it would evict y and run cold) nor splits a task off to it: every x task runs
+    at home. (A long run so far, so x is a cold key: a hot key spreads by its share of the work instead; load
+    factor 1.0, so the other node's bound would take x whole.)"""
+    options = PolicyOptions(seed=1, locality_wait=0.05, keys_per_node=1, load_factor=1.0)
+    brain, clock, x, home = two_one_cpu_nodes(options)
+    policy_of(brain).arrived({f"earlier-{i}": 1 for i in range(400)})
+    ran: list[str] = []
+    answer = brain.place("s", [], [(i, {"CPU": 1.0}, x) for i in range(2, 8)], {})
+    for _ in range(40):
+        ran += [node for _, node, *_ in answer.placed]
+        if len(ran) == 6:
+            break
+        clock.now += 0.1  # the other node idles all along: the locality wait runs out
+        answer = brain.place("s", [uid for uid, *_ in answer.placed], [])
+    assert ran == [home] * 6

@@ -49,6 +49,11 @@ def test_a_node_within_the_dead_band_or_barely_measured_keeps_its_share() -> Non
     crawl = NodeSpeed()
     crawl.observe({n: (MIN_TASKS * 0.1, MIN_TASKS) for n in NODES} | {SLOW: (MIN_TASKS * 100.0, MIN_TASKS)})
     assert crawl.factor(SLOW) == MIN_FACTOR  # never below: a node that stalls is the brain's stall watch's
+    edge = NodeSpeed()  # exactly at the band's edges (binary fractions: 0.75 / 0.5 = 1.5, 0.75 / 1.125 = 1 / 1.5)
+    fast, slow = list(NODES)[1], list(NODES)[2]
+    reports = {n: (MIN_TASKS * 0.75, MIN_TASKS) for n in NODES} | {fast: (MIN_TASKS * 0.5, MIN_TASKS)}
+    assert not edge.observe(reports | {slow: (MIN_TASKS * 1.125, MIN_TASKS)})
+    assert edge.factor(fast) == edge.factor(slow) == 1.0  # within the band, its edges included
 
 
 @pytest.mark.parametrize("slow_s", [0.1, 0.2])
@@ -61,9 +66,11 @@ def test_a_node_with_half_the_throughput_gets_about_half_the_keys(slow_s: float)
     brain.sync_nodes(NODES)
     policy = build_policy("hash", PolicyOptions(seed=1, locality_wait=0.02))
     brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    first = brain.place("s", [], [(1000, {"CPU": 1.0}, "warm-up")], {})  # the ring is built before any report
     reports = {n: (MIN_TASKS * 0.1, MIN_TASKS) for n in NODES} | {SLOW: (MIN_TASKS * slow_s, MIN_TASKS)}
     pacing = {"overcommit": 1.0, "task_p50_s": 0.1, "task_p90_s": 0.2, **report_run_times(reports)}
-    brain.place("s", [], [(i, {"CPU": 1.0}, f"key-{i}") for i in range(140)], pacing)
+    done = [uid for uid, *_ in first.placed]
+    brain.place("s", done, [(i, {"CPU": 1.0}, f"key-{i}") for i in range(140)], pacing)
     given = {n: brain.view.keys_on(n) for n in NODES}
     assert sum(given.values()) == 140  # every key on one node, whole
     others = [given[n] for n in NODES if n != SLOW]
