@@ -37,6 +37,7 @@ from raysched.core.view import capacity_holds
 from raysched.policies import Decision, InfeasibleError, TaskDemand, check_feasible
 
 KEY_SCAN = 16  # tasks looked at from the end of a deep queue for a key that has not run yet
+STEAL_SCAN = 512  # tasks looked at for the key warm the shortest time on a node a slot steals from
 MAX_DEMANDS_MEMO = 1024  # distinct validated demands the brain remembers (cleared when full)
 CHOSE = Decision(None)  # what a policy's plain ``choose`` answer says beside its node: no spill, no key moved
 
@@ -355,6 +356,7 @@ class Rounds(WaitingQueues):
                 if not view.idle_somewhere:
                     return
                 continue
+            w = self._youngest_key(sub, w)
             self._unpark(sub, w)
             w.offer = free
             yield w
@@ -370,10 +372,35 @@ class Rounds(WaitingQueues):
                     break
                 if free == node:  # its own node has a free slot: it serves its queue itself
                     break
+                w = self._youngest_key(sub, w)
                 self._unpark(sub, w)
                 w.offer = free
                 yield w
                 queue = sub.deferred_at.get(node) or sub.at_node.get(node)
+
+    def _youngest_key(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask:
+        """The task to steal in ``w``'s stead: the first queued at its node, with its demand, of the key that has
+        been warm there the shortest time (`warm_for`), when shorter than ``w``'s key. A steal moves the key (its
+        waiting tasks follow), so the node's old keys stay home and the newcomers leave first: after a node dies,
+        its keys, not their new neighbours' keys. Looks at up to `STEAL_SCAN` tasks (a steal is rare; a key that
+        came lately may wait at the head of the queue, as a dead node's tasks do)."""
+        warm_for, node = sub.warm_for, w.home
+        if warm_for is None or node is None:
+            return w
+        best, youngest = w, warm_for(w.task.key)
+        ages: dict[str, float] = {w.task.key: youngest}
+        round_no, signature = self._round_no, w.task.signature
+        queues = (sub.deferred_at.get(node), sub.at_node.get(node))
+        for other in itertools.islice(itertools.chain(*(q.values() for q in queues if q)), STEAL_SCAN):
+            if youngest <= 0:
+                break
+            key = other.task.key
+            age = ages.get(key)
+            if age is None:
+                age = ages[key] = warm_for(key)
+            if age < youngest and other.seen_round != round_no and other.task.signature == signature:
+                best, youngest = other, age
+        return best
 
     def _give_away_a_key(self, sub: SubmissionState, node: str, now: float) -> None:
         """Move one key that has not run yet, whole, from ``node``'s queue to a node with a free slot."""

@@ -139,6 +139,8 @@ class SubmissionState:
         # hears where it went (`key_moved`).
         self.movable: Callable[[str], bool] | None = getattr(self.policy, "movable", None)
         self.key_moved: Callable[[str, str], None] | None = getattr(self.policy, "key_moved", None)
+        # ...and say how long a key's warm state has lived on its node (`warm_for`): steals take the youngest.
+        self.warm_for: Callable[[str], float] | None = getattr(self.policy, "warm_for", None)
 
     @property
     def locality_wait_s(self) -> float | None:

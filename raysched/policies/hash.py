@@ -220,8 +220,9 @@ class HashPolicy:
         self.options = options if options is not None else PolicyOptions()
         self.ring = HashRing(RingConfig(vnodes=self.options.vnodes))
         self.homes: dict[str, str] = {}  # key -> node it lives on while its owner is under pressure
-        # keys that have run -> decision count when last placed (least recently placed forgotten first)
-        self._rooted: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        # keys that have run -> (decision count when last placed, the node, decision count when it came there),
+        # least recently placed forgotten first
+        self._rooted: collections.OrderedDict[str, tuple[int, str, int]] = collections.OrderedDict()
         self._decisions = 0  # a logical clock, so that the policy stays deterministic
         self.keys_moved = 0
         self._weights: dict[str, float] = {}  # ring weights: a node's CPUs (its points on the ring)
@@ -261,6 +262,16 @@ class HashPolicy:
             self.homes[key] = node
         self.keys_moved += 1
 
+    def warm_for(self, key: str) -> float:
+        """How long the key's warm state has lived on its node (decisions since it came there; 0 for a key that
+        has not run). Work conservation takes the youngest first: a key that came to a busy node lately (from a
+        node that died, or by an earlier steal) has the least to lose, so the node's old keys stay home. A hot
+        key counts as oldest: it lives on several nodes already, and a task taken from it moves nothing."""
+        if self.demand.is_hot(key):
+            return math.inf
+        rooted = self._rooted.get(key)
+        return 0 if rooted is None else self._decisions - rooted[2]
+
     def spilled(self, task: TaskDemand, node: str, view: ResourceView) -> bool:
         """The brain ran a task past its locality wait on a free slot: its warm state lives there now, and a
         cold key moves there whole (True: its waiting tasks follow), so it splits once, not task by task."""
@@ -284,7 +295,7 @@ class HashPolicy:
             self.capacity.forget(lost)
             self.speed.forget(lost)
             self._evict = {k: n for k, n in self._evict.items() if n not in lost}
-            for key in [k for k, (_, node) in self._rooted.items() if node in lost]:
+            for key in [k for k, (_, node, _) in self._rooted.items() if node in lost]:
                 del self._rooted[key]
             self._rooted_on = None  # counted again when next needed
         for n in view.nodes:
@@ -351,7 +362,7 @@ class HashPolicy:
         """Keys whose warm state lives on each node (they ran there last): what a node's cache must hold.
         Counted only once key capacities matter, then kept up to date."""
         if self._rooted_on is None:
-            self._rooted_on = collections.Counter(node for _, node in self._rooted.values())
+            self._rooted_on = collections.Counter(node for _, node, _ in self._rooted.values())
         return self._rooted_on
 
     def _shed(self, view: ResourceView) -> None:
@@ -363,7 +374,7 @@ class HashPolicy:
                 continue
             leaving = self.capacity.shed(node, self._warm_keys()[node])
             cold = [k for k in view.keys_only_waiting(node) if k not in self._rooted]  # leave first: nothing lost
-            warm = [k for k, (_, on) in self._rooted.items() if on == node]  # least recently placed first
+            warm = [k for k, (_, on, _) in self._rooted.items() if on == node]  # least recently placed first
             for key in itertools.islice((k for k in (*cold, *warm) if k not in self._evict), leaving):
                 self._evict[key] = node
 
@@ -465,16 +476,17 @@ class HashPolicy:
             was = self._fresh.pop(key, None)
             if was is not None:
                 self._fresh_on[was] -= 1
-        if counts is not None:
-            before = rooted.get(key)
-            if before is None or before[1] != node:
-                counts[node] += 1
-                if before is not None:
-                    counts[before[1]] -= 1
-        rooted[key] = (self._decisions, node)
+        before = rooted.get(key)
+        moved = before is None or before[1] != node
+        if counts is not None and moved:
+            counts[node] += 1
+            if before is not None:
+                counts[before[1]] -= 1
+        now = self._decisions
+        rooted[key] = (now, node, now if before is None or moved else before[2])
         rooted.move_to_end(key)
         if len(rooted) > ROOTED_KEYS:
-            forgotten, (_, was_on) = rooted.popitem(last=False)
+            forgotten, (_, was_on, _) = rooted.popitem(last=False)
             self.homes.pop(forgotten, None)  # a key forgotten as having run is a new key again, at its owner
             if counts is not None:
                 counts[was_on] -= 1
@@ -542,7 +554,7 @@ class HashPolicy:
         if (
             home is not None
             and view.key_assigned(key, home) == 0
-            and self._decisions - self._rooted.get(key, (0, ""))[0] > RETURN_AFTER_DECISIONS
+            and self._decisions - self._rooted.get(key, (0, "", 0))[0] > RETURN_AFTER_DECISIONS
             and view.assigned(owner) + 1 <= (total + 1) * self._share[owner] / weight_sum
         ):
             del self.homes[key]  # the pressure ended and the key has rested: it comes home

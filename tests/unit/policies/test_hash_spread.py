@@ -3,6 +3,7 @@ bound, demand-sized spread and work conservation, each on the real path (brain +
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from test_hash import CPU1, Cluster, documented_ring, node_id
@@ -297,6 +298,25 @@ def test_a_4_cpu_nodes_queue_is_stolen_from_only_past_a_quarter_of_the_wait() ->
     assert [(u, n, s) for u, n, s, _ in answer.placed] == [(12, B, "wait")]
 
 
+def test_a_steal_takes_the_key_that_came_to_the_busy_node_last_and_its_old_keys_stay_home() -> None:
+    """Work conservation moves a whole key off a deep queue; of the keys queued there it takes the one whose warm
+    state is youngest (a key that came lately, as a dead node's keys come to their next owners), not the last task
+    queued: the node's old keys stay home (issue 29: no surviving key moves because its new neighbours fell
+    behind)."""
+    brain, on_a = two_full_4_cpu_nodes(locality_wait=1.0)
+    ring = documented_ring({A: {"CPU": 4}, B: {"CPU": 4}})
+    young = next(k for k in (f"k{i}" for i in range(100)) if ring.lookup(k) == A and k != on_a)
+    brain.place("s", [], [(8, CPU1, young)], PACING_1S)  # waits for A...
+    answer = brain.place("s", [0], [], PACING_1S)  # ...and runs there when a slot of A frees: warm on A, lately
+    assert [(u, n) for u, n, *_ in answer.placed] == [(8, A)]
+    answer = brain.place("s", [], [(9, CPU1, young), (10, CPU1, on_a), (11, CPU1, on_a)], PACING_1S)
+    assert answer.placed == [] and brain.view.key_parked(on_a, A) == 2  # A's queue: young, then its old key
+    answer = brain.place("s", [4], [], PACING_1S)  # B frees a slot: A's queue is deeper than its wait allows
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(9, B, "wait")]  # the newcomer goes, not the last task
+    assert brain.view.key_parked(on_a, A) == 2 and brain.view.key_parked(on_a, B) == 0  # the old key stays home
+    brain.check_structures()
+
+
 def test_the_policy_forgets_keys_it_has_not_seen_for_long(monkeypatch) -> None:
     """Regression: with unique keys (unkeyed tasks) every key that ever moved kept a home: the brain grew with
     the run. Keys are remembered for the last ROOTED_KEYS placements, and their homes with them."""
@@ -362,3 +382,48 @@ def test_a_forgotten_key_goes_back_to_its_owner_not_to_a_stale_home(monkeypatch)
     assert "k" not in c.policy._rooted and "k" not in c.policy.homes
     again = c.send(["k"])
     assert [c.placed[u][:2] for u in again] == [(owner, "k")]  # both nodes are idle: only the rule decides
+
+
+def test_a_nodes_tasks_run_in_the_order_they_came_assigned_or_deferred() -> None:
+    """Tasks deferred at a node's bound (waiting for it unassigned) run before tasks that came after them and
+    found the bound open: they took the places of newer ones. Regression: the node served its assigned tasks
+    first, so a busy node's deferred tasks waited while every newer task passed them (9 s of a 25 s run), and at
+    the run's end idle nodes stole them, moving their keys."""
+    c = Cluster([{"CPU": 1}] * 2, load_factor=1.0, locality_wait=10.0)
+    c.policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: "k" is a cold key
+    home = documented_ring(c.nodes).lookup("k")
+    c.send(["k"])  # runs at its home: warm there
+    c.send(["k"] * 9)  # over the home's bound: some wait assigned, the rest deferred
+    assert c.brain.status()["submissions"][0]["waiting"] == 9
+    c.now += 0.01
+    c.send(["k"] * 6)  # more work held, the bound opens: newer tasks are assigned
+    order = list(c.placed)
+    while c.running:
+        c.now += 0.01
+        order += c.send([], finished=list(c.running))
+        c.brain.check_structures()
+    assert {node for node, *_ in c.placed.values()} == {home}  # the key stayed home (a 10 s locality wait)
+    assert order == sorted(order) and len(order) == 16  # first come, first run
+
+
+def test_a_keys_warmth_counts_from_when_it_came_to_its_node_and_a_hot_key_counts_as_oldest() -> None:
+    """`warm_for`, the age steals go by: 0 for a key that has not run, growing with the policy's decisions while
+    the key stays on one node, 0 again when it moves (its warm state there is new); a hot key (spread over
+    several nodes already) is taken last."""
+    view = ResourceView()
+    view.set_node(A, {"CPU": 4.0})
+    view.set_node(B, {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(vnodes=20))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
+    assert policy.warm_for("k") == 0
+    home = policy.choose(TaskDemand(CPU1, "k"), view)
+    for i in range(5):
+        policy.choose(TaskDemand(CPU1, f"other-{i}"), view)
+    assert policy.warm_for("k") == 5
+    policy.choose(TaskDemand(CPU1, "k"), view)  # runs at home again: still as old
+    assert policy.warm_for("k") == 6
+    policy.spilled(TaskDemand(CPU1, "k"), B if home == A else A, view)  # stolen: its warm state is new there
+    assert policy.warm_for("k") == 0
+    policy.arrived({"hot": 4000})
+    policy.choose(TaskDemand(CPU1, "hot"), view)  # its share asks for both nodes: it spreads
+    assert policy.demand.is_hot("hot") and policy.warm_for("hot") == math.inf

@@ -65,7 +65,7 @@ def policy_of(brain: PlacementBrain):
 
 
 def warm_keys(policy) -> collections.Counter:
-    return collections.Counter(node for _, node in policy._rooted.values())
+    return collections.Counter(node for _, node, _ in policy._rooted.values())
 
 
 # -- the learning, alone ------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_a_thrashing_node_sheds_whole_keys_and_the_rest_stay() -> None:
     brain = brain_with(PolicyOptions(seed=1, locality_wait=0.02))
     run_keys(brain, keys * 2)
     policy = policy_of(brain)
-    before = {k: n for k, (_, n) in policy._rooted.items()}
+    before = {k: n for k, (_, n, _) in policy._rooted.items()}
     held = sum(1 for n in before.values() if n == BIG)
     assert held >= 4
     thrash = report_hits({BIG: (0, 40), **{n: (40, 40) for n in NODES if n != BIG}})
