@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Mapping
 
 from raysched.brain.admission import admission
@@ -356,10 +357,10 @@ class Rounds(WaitingQueues):
                 if not view.idle_somewhere:
                     return
                 continue
-            w = self._youngest_key(sub, w)
-            self._unpark(sub, w)
-            w.offer = free
-            yield w
+            steal = self._steal(sub, w, free)
+            if steal is None:
+                continue
+            yield steal
         for node in list(sub.deep):  # the last tasks of queues deeper than the wait: stolen at once
             queue = sub.deferred_at.get(node) or sub.at_node.get(node)
             while queue and self._depth(sub, node) > self._steal_above(sub, node) and view.idle_somewhere:
@@ -372,24 +373,36 @@ class Rounds(WaitingQueues):
                     break
                 if free == node:  # its own node has a free slot: it serves its queue itself
                     break
-                w = self._youngest_key(sub, w)
-                self._unpark(sub, w)
-                w.offer = free
-                yield w
+                steal = self._steal(sub, w, free)
+                if steal is None:
+                    break
+                yield steal
                 queue = sub.deferred_at.get(node) or sub.at_node.get(node)
 
-    def _youngest_key(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask:
+    def _steal(self, sub: SubmissionState, w: WaitingTask, free: str) -> WaitingTask | None:
+        """Take the task a free slot on ``free`` runs in ``w``'s stead (`_youngest_key`) off its queue, offered
+        that slot; None when the steal waits for the next round."""
+        steal = self._youngest_key(sub, w)
+        if steal is not None:
+            self._unpark(sub, steal)
+            steal.offer = free
+        return steal
+
+    def _youngest_key(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask | None:
         """The task to steal in ``w``'s stead: the first queued at its node, with its demand, of the key that has
         been warm there the shortest time (`warm_for`), when shorter than ``w``'s key. A steal moves the key (its
         waiting tasks follow), so the node's old keys stay home and the newcomers leave first: after a node dies,
         its keys, not their new neighbours' keys. Looks at up to `STEAL_SCAN` tasks (a steal is rare; a key that
-        came lately may wait at the head of the queue, as a dead node's tasks do)."""
+        came lately may wait at the head of the queue, as a dead node's tasks do). None while the youngest key's
+        tasks were decided in this very round (a dead node's keys just given to this node): the steal waits for the
+        next round (the next poll), which may take them."""
         warm_for, node = sub.warm_for, w.home
         if warm_for is None or node is None:
             return w
         best, youngest = w, warm_for(w.task.key)
         ages: dict[str, float] = {w.task.key: youngest}
         round_no, signature = self._round_no, w.task.signature
+        decided_now = math.inf  # the youngest age among tasks decided in this round
         queues = (sub.deferred_at.get(node), sub.at_node.get(node))
         for other in itertools.islice(itertools.chain(*(q.values() for q in queues if q)), STEAL_SCAN):
             if youngest <= 0:
@@ -398,9 +411,12 @@ class Rounds(WaitingQueues):
             age = ages.get(key)
             if age is None:
                 age = ages[key] = warm_for(key)
-            if age < youngest and other.seen_round != round_no and other.task.signature == signature:
-                best, youngest = other, age
-        return best
+            if age < youngest and other.task.signature == signature:
+                if other.seen_round != round_no:
+                    best, youngest = other, age
+                else:
+                    decided_now = min(decided_now, age)
+        return None if decided_now < youngest else best
 
     def _give_away_a_key(self, sub: SubmissionState, node: str, now: float) -> None:
         """Move one key that has not run yet, whole, from ``node``'s queue to a node with a free slot."""

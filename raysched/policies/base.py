@@ -219,7 +219,9 @@ class Policy(Protocol):
       answers True when the task's key now lives there (its waiting tasks follow).
       Without the flag, a declined free slot leaves the task waiting for its home.
       ``takes_slot(task, node, view) -> bool``, if present, may refuse one such
-      slot (hash under a key capacity: a node whose cache is full of other keys).
+      slot (hash under a key capacity: a node whose cache is full of other keys);
+      ``warm_for(key) -> float``, if present, says how long the key's warm state
+      has lived on its node: a slot stealing from a busy node takes the youngest.
     * ``arrived({key: count})`` hears of each batch of new tasks before any is
       assigned (hash estimates each key's share of the work from it).
     * ``pace(stats)`` receives the submission's observed task times
