@@ -427,3 +427,34 @@ def test_a_keys_warmth_counts_from_when_it_came_to_its_node_and_a_hot_key_counts
     policy.arrived({"hot": 4000})
     policy.choose(TaskDemand(CPU1, "hot"), view)  # its share asks for both nodes: it spreads
     assert policy.demand.is_hot("hot") and policy.warm_for("hot") == math.inf
+
+
+def test_after_a_node_dies_a_busy_survivor_gives_away_the_dead_nodes_key_not_its_own() -> None:
+    """Issue 29's churn rule at the brain: a dead node's key goes to its next owner, which falls behind; a slot
+    idle elsewhere then takes the newcomer (moved whole), and the survivor's own key stays home, though its task
+    is the last queued."""
+    d = "d" * 56
+    nodes = {A: {"CPU": 4.0}, B: {"CPU": 4.0}, d: {"CPU": 4.0}}
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes(nodes)
+    policy = HashPolicy(PolicyOptions(load_factor=100.0, vnodes=20, locality_wait=1.0))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    ring = documented_ring({n: {"CPU": 4} for n in nodes})
+    names = [f"k{i}" for i in range(400)]
+    on_a = next(k for k in names if ring.lookup(k) == A)
+    on_b = next(k for k in names if ring.lookup(k) == B)
+    on_d = next(k for k in names if list(ring.successors(k))[:2] == [d, A])  # A inherits it when d dies
+    requests = [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)]
+    requests += [(i, CPU1, on_d) for i in range(8, 12)]
+    first = brain.place("s", [], requests, PACING_1S)
+    assert sorted(n for _, n, *_ in first.placed) == [A] * 4 + [B] * 4 + [d] * 4  # every node full
+    brain.place("s", [], [(i, CPU1, on_d) for i in range(12, 15)], PACING_1S)  # three wait for d
+    brain.sync_nodes({A: nodes[A], B: nodes[B]})  # d dies: its key's waiting tasks go to A
+    answer = brain.place("s", [0], [], PACING_1S)  # a slot of A frees: the newcomer runs there (warm, lately)
+    assert [(u, n) for u, n, *_ in answer.placed] == [(12, A)]
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(15, 18)], PACING_1S)  # A's own key queues behind it
+    answer = brain.place("s", [4], [], PACING_1S)  # B frees a slot: A's queue is deeper than its wait allows
+    assert [(u, n, s) for u, n, s, _ in answer.placed] == [(13, B, "wait")]  # the dead node's key goes...
+    assert brain.view.key_parked(on_d, B) == 1 and brain.view.key_parked(on_a, A) == 3  # ...whole; A's stays
+    brain.check_structures()
