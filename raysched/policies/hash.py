@@ -119,7 +119,7 @@ class _Walk:
 class _Bound:
     """Bounded loads for one decision: ceil(c * (T + 1) * w / W), but never below what a node admits at once."""
 
-    __slots__ = ("load", "total", "view", "wanted", "weight_sum", "weights")
+    __slots__ = ("demand", "load", "total", "view", "weight_sum", "weights")
 
     def __init__(
         self,
@@ -127,14 +127,14 @@ class _Bound:
         weights: Mapping[str, float],
         total: float,
         weight_sum: float,
-        demand: Mapping[str, float],
+        demand: TaskDemand,
     ) -> None:
         self.view = view
         self.load = view.assigned
         self.weights = weights
         self.total = total
         self.weight_sum = weight_sum
-        self.wanted = [(r, a) for r, a in demand.items() if a > 0]
+        self.demand = demand  # its positive amounts by name (``names``, ``amounts``): read only at a node's bound
 
     def fits(self, node: str, factor: float, count: int = 1, extra: int = 0) -> bool:
         """Can ``node`` take ``count`` more tasks (plus ``extra`` moving with them) under the bound?"""
@@ -147,11 +147,14 @@ class _Bound:
 
     def _admits(self, node: str) -> int:
         """Tasks of this demand the node admits at once (running or queued), under the current overcommit."""
-        if not self.wanted:
+        names, amounts = self.demand.names, self.demand.amounts
+        if not names:
             return 0
         o = self.view.overcommit
-        cap = self.view.capacity(node)
-        return int(min((cap.get(r, 0.0) * o + EPS) // a for r, a in self.wanted))
+        cap = self.view.capacity(node).get
+        if len(names) == 1:  # most demands name one resource: the same figure without a generator
+            return int((cap(names[0], 0.0) * o + EPS) // amounts[0])
+        return int(min((cap(r, 0.0) * o + EPS) // a for r, a in zip(names, amounts, strict=True)))
 
 
 class _Members:
@@ -231,6 +234,8 @@ class HashPolicy:
         self._share: dict[str, float] = self._weights
         self._share_total = 0.0
         self._eligible: dict[Signature, tuple[frozenset[str] | None, float]] = {}
+        # the last signature asked about and its answer (emptied with ``_eligible``)
+        self._last_eligible: tuple[Signature, tuple[frozenset[str] | None, float]] | None = None
         self._synced: tuple[int, int] | None = None  # (view.uid, view.version)
         wait = self.options.locality_wait
         self._locality_wait_s = AUTO_WAIT_MIN_S if wait is None else float(wait)
@@ -243,6 +248,10 @@ class HashPolicy:
         self._fresh: dict[str, str] = {}  # key that has not run yet -> the node it was given (caps only)
         self._fresh_on: collections.Counter[str] = collections.Counter()
         self._evict: dict[str, str] = {}  # key -> the thrashing node it must leave whole (at its next decision)
+        # The two answers most decisions give, one immutable Decision per node (a frozen dataclass costs about
+        # 1 us to build, twice per task): placed at the home, nothing moved; waiting for it, assigned there.
+        self._placed_at: dict[str, Decision] = {}
+        self._waits_at: dict[str, Decision] = {}
 
     @property
     def work_conserving(self) -> bool:
@@ -312,6 +321,9 @@ class HashPolicy:
         self.demand.horizon = max(float(DEMAND_HORIZON_TASKS), 4.0 * cpus)
         for key in [k for k, n in self.homes.items() if n not in alive]:
             del self.homes[key]
+        if gone:
+            self._placed_at.clear()
+            self._waits_at.clear()
         self._reshare()
         self._synced = (view.uid, view.version)
 
@@ -324,6 +336,7 @@ class HashPolicy:
         else:
             self._share = self._weights
         self._eligible.clear()
+        self._last_eligible = None
 
     @property
     def locality_wait_s(self) -> float:
@@ -399,9 +412,15 @@ class HashPolicy:
         plan = self._plan(task, view, count)
         if not plan.whole:
             return None
+        home = plan.home
         if self.capacity.active and task.key not in self._rooted:
-            self._given(task.key, plan.home)
-        return Decision(None, waits_for=plan.home, moved_from=plan.moved_from, assigned=not plan.deferred)
+            self._given(task.key, home)
+        if plan.moved_from is None and not plan.deferred:
+            waits = self._waits_at.get(home)
+            if waits is None:
+                waits = self._waits_at[home] = Decision(None, waits_for=home)
+            return waits
+        return Decision(None, waits_for=home, moved_from=plan.moved_from, assigned=not plan.deferred)
 
     def decide(self, task: TaskDemand, view: ResourceView) -> Decision:
         """Place at the home if it has room; after the locality wait, at the next node clockwise with room."""
@@ -414,6 +433,11 @@ class HashPolicy:
         demand = task.resources
         if view.fits_now(home, demand):
             self._root(task.key, home)
+            if home == plan.owner and plan.moved_from is None:
+                placed = self._placed_at.get(home)
+                if placed is None:
+                    placed = self._placed_at[home] = Decision(home)
+                return placed
             spill = (
                 "" if home == plan.owner else "spread" if plan.spread > 1 or self.demand.is_hot(task.key) else "bound"
             )
@@ -528,7 +552,7 @@ class HashPolicy:
             total = float(view.total_assigned + view.pending)
         else:
             total = float(sum(view.assigned(n) for n in eligible) + view.pending)
-        bound = _Bound(view, self._share, total, weight_sum, demand)
+        bound = _Bound(view, self._share, total, weight_sum, task)
         assigned = task.waiting_for
         if (
             assigned is not None
@@ -651,7 +675,7 @@ class HashPolicy:
         None when the choice is over its bound (the key then moves or splits as
         a cold key does).
         """
-        if len(self._sets) > 2 * len(self.demand.hot()) + 64:  # keys that cooled down: forget their nodes
+        if len(self._sets) > 2 * self.demand.hot_count() + 64:  # keys that cooled down: forget their nodes
             self._sets = {k: m for k, m in self._sets.items() if self.demand.is_hot(k)}
         members = self._members(key, owner, spread, len(view))[:spread]
         weights = self._share
@@ -694,6 +718,9 @@ class HashPolicy:
     def _eligible_nodes(self, task: TaskDemand, view: ResourceView) -> tuple[frozenset[str] | None, float]:
         """Nodes that could ever hold this demand (None = every node) and their total ring weight."""
         sig = task.signature
+        last = self._last_eligible  # tasks made from one validated demand share its signature object
+        if last is not None and last[0] is sig:
+            return last[1]
         hit = self._eligible.get(sig)
         if hit is None:
             demand = task.resources
@@ -703,4 +730,5 @@ class HashPolicy:
             else:
                 hit = (frozenset(able), sum(self._share[n] for n in able))
             self._eligible[sig] = hit
+        self._last_eligible = (sig, hit)
         return hit

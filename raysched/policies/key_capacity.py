@@ -68,7 +68,7 @@ class KeyCapacity:
     @property
     def active(self) -> bool:
         """Does any node have a capacity? (None does: placements are exactly as without this.)"""
-        return self.hint is not None or bool(self.caps) or bool(self.thrashing)
+        return self.hint is not None or bool(self.caps or self.thrashing)
 
     @property
     def informed(self) -> bool:

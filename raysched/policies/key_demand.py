@@ -51,10 +51,15 @@ class KeyDemand:
 
     def add(self, key: str, count: int = 1) -> None:
         """``count`` new tasks of ``key`` arrived."""
-        for _ in range(max(0, count)):
-            self._unit *= self._growth
-            self._counts[key] = self._counts.get(key, 0.0) + self._unit
-            self._total += self._unit
+        counts, growth = self._counts, self._growth
+        unit, total, held = self._unit, self._total, counts.get(key, 0.0)
+        for _ in range(max(0, count)):  # one task at a time: the same sums as adding them one by one
+            unit *= growth
+            held += unit
+            total += unit
+        if count > 0:
+            counts[key] = held
+        self._unit, self._total = unit, total
         if self._unit > _RESCALE_AT:
             scale = 1.0 / self._unit
             self._unit = 1.0
@@ -90,6 +95,10 @@ class KeyDemand:
 
     def is_hot(self, key: str) -> bool:
         return key in self._spread
+
+    def hot_count(self) -> int:
+        """How many keys spread now (``len(hot())`` without the copy: asked on every hot key's decision)."""
+        return len(self._spread)
 
     def hot(self) -> dict[str, int]:
         """Keys that spread now and over how many nodes (for status and the summary)."""

@@ -576,3 +576,70 @@ def _fresh_full(ring: HashRing):
         full.add(node, ring.weight(node))
     assert full.points >= 0  # builds
     return full._points, full._owners
+
+
+# -- remembered lookups (a key's successor index, kept between membership changes) ----------------------------
+@pytest.mark.parametrize("change", ["add", "remove", "reweigh", "remove-add"])
+def test_remembered_lookups_follow_every_membership_change(change):
+    """Keys looked up before a change answer as a ring built afresh after it (the memo is emptied by every
+    add and remove, before any rebuild: a stale index would still name the old owner)."""
+    nodes = [f"n{i}" for i in range(8)]
+    ring = ring_of(nodes)
+    keys = [f"k{i}" for i in range(400)]
+    before = [ring.lookup(k) for k in keys]
+    assert [ring.lookup(k) for k in keys] == before  # answered from the memo
+    after = list(nodes)
+    weights = [1.0] * len(nodes)
+    if change == "add":
+        ring.add("new", 3.0)
+        after, weights = [*nodes, "new"], [*weights, 3.0]
+    elif change == "remove":
+        ring.remove("n3")
+        after, weights = [n for n in nodes if n != "n3"], weights[:-1]
+    elif change == "reweigh":
+        ring.remove("n5")
+        ring.add("n5", 4.0)
+        weights = [4.0 if n == "n5" else 1.0 for n in nodes]
+    else:  # the same node back: the same points, every key as before
+        ring.remove("n2")
+        ring.lookup("x")
+        ring.add("n2")
+    fresh = ring_of(after, weights=weights)
+    expected = [fresh.lookup(k) for k in keys]
+    assert [ring.lookup(k) for k in keys] == expected
+    assert [next(ring.successors(k)) for k in keys] == expected
+    if change != "remove-add":
+        assert expected != before  # the change moved some keys: the memo could not have passed by luck
+
+
+def test_remembered_lookups_are_bounded_and_survive_pickling(monkeypatch):
+    monkeypatch.setattr(ring_module, "_STARTS_CACHED", 16)
+    ring = ring_of(["a", "b", "c"])
+    keys = [f"k{i}" for i in range(100)]
+    first = [ring.lookup(k) for k in keys]
+    assert len(ring._starts) <= 16
+    copy = pickle.loads(pickle.dumps(ring))
+    assert copy._starts == {}
+    assert [copy.lookup(k) for k in keys] == first == [ring.lookup(k) for k in keys]
+    with pytest.raises(TypeError, match="key must be a string"):
+        ring.lookup(3)  # type: ignore[arg-type]
+    ring.remove("a")
+    ring.remove("b")
+    ring.remove("c")
+    with pytest.raises(EmptyRingError):
+        ring.lookup("k1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    load=st.integers(0, 10_000),
+    count=st.integers(0, 64),
+    c=st.floats(1.0, 4.0),
+    total=st.one_of(st.integers(0, 10**6).map(float), st.floats(0, 1e300)),
+    weight=st.floats(0.01, 1e6),
+    total_weight=st.floats(0.01, 1e9),
+)
+def test_takes_more_is_under_bound_of_mtz_bound(load, count, c, total, weight, total_weight):
+    """`takes_more` writes the rule out for speed: it must answer exactly as its two parts do."""
+    expected = ring_module.under_bound(load, count, ring_module.mtz_bound(c, total, weight, total_weight))
+    assert ring_module.takes_more(load, count, c, total, weight, total_weight) == expected

@@ -361,3 +361,31 @@ def test_a_join_or_leave_recomputes_only_that_nodes_ring_points():
     assert [c.args[0] for c in digests.call_args_list] == [f"{node_id(20)}#".encode()]  # the joining node's alone
     assert all(joined[k] in (owner, node_id(20)) for k, owner in before.items())
     assert all(left[k] == owner for k, owner in joined.items() if owner != node_id(3))
+
+
+# -- what the policy remembers between decisions ----------------------------------------------------------------
+def test_remembered_eligible_nodes_follow_membership_and_speed():
+    """Tasks of one validated demand share its signature object, and the policy keeps the last one's eligible
+    nodes and their weight: a join, a leave or a speed report must be seen at the very next decision."""
+    view = ResourceView()
+    for i in range(3):
+        view.set_node(node_id(i), {"CPU": 4.0})
+    policy = HashPolicy(PolicyOptions(seed=0))
+    cpu = TaskDemand(CPU1, "k")
+    gpu = TaskDemand({"CPU": 1.0, "GPU": 1.0}, "g")
+    policy.decide(cpu, view)
+    assert policy._eligible_nodes(cpu, view) == (None, 12.0)
+    view.set_node(node_id(3), {"CPU": 8.0, "GPU": 1.0})
+    policy.decide(cpu.with_key("k2"), view)  # the same signature object, a new member
+    assert policy._eligible_nodes(cpu, view) == (None, 20.0)
+    policy.decide(gpu, view)
+    assert policy._eligible_nodes(gpu, view) == (frozenset({node_id(3)}), 8.0)
+    view.remove_node(node_id(0))
+    policy.decide(cpu, view)
+    assert policy._eligible_nodes(cpu, view) == (None, 16.0)
+    runs: dict[str, float] = {}
+    for n, seconds in ((1, 8.0), (2, 1.0), (3, 1.0)):  # node 1 runs its tasks 8 times slower
+        runs |= {f"run_s@{node_id(n)}": 40 * seconds, f"runs@{node_id(n)}": 40.0}
+    policy.pace(runs)
+    assert policy.speed.factors  # bounds weigh node 1 less from the next decision on
+    assert policy._eligible_nodes(cpu, view)[1] == pytest.approx(policy._share_total) != 16.0

@@ -76,3 +76,16 @@ def test_bad_settings_are_refused() -> None:
         KeyDemand(horizon=0)
     with pytest.raises(ValueError, match="keep"):
         KeyDemand(keep=0)
+
+
+def test_adding_a_batch_is_adding_its_tasks_one_by_one():
+    """`add(key, count)` sums in registers: the very same floats as ``count`` single adds (placements read them).
+    (Forgetting light keys happens after a whole batch, as it always did: keep enough keys here that it does not.)"""
+    batch, single = KeyDemand(horizon=50.0, keep=64), KeyDemand(horizon=50.0, keep=64)
+    for i, count in enumerate([3, 1, 0, 7, 2, 40, 1, 5, 9, 3] * 20):
+        key = f"k{i % 13}"
+        batch.add(key, count)
+        for _ in range(count):
+            single.add(key)
+        assert batch._counts == single._counts and list(batch._counts) == list(single._counts)
+        assert (batch._unit, batch._total) == (single._unit, single._total)
