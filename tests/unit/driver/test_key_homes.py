@@ -16,10 +16,9 @@ import collections
 import math
 
 from test_controller import controller
-from test_handle_routing import table
+from test_handle_routing import homes_client, routed, table
 
 from raysched.driver.calls import CallRouter, HomesFirst
-from raysched.driver.controller import ServiceController
 from raysched.driver.table import (
     MAX_HOMES,
     KeyHomes,
@@ -133,30 +132,15 @@ def test_the_controller_answers_every_client_alike_and_rehomes_a_drained_replica
     assert all(again[k] not in gone for k in MODELS)
 
 
-def homes_router(c: ServiceController) -> TableRouter:
-    """A client of controller ``c`` with homes on: it asks the controller for each new key's home."""
-    synced = c.sync("client", {}, 0, -1)
-    assert synced is not None and synced.balancing
-    return TableRouter(synced, ask=c.place_keys)
-
-
-def refreshed(router: TableRouter, c: ServiceController) -> dict[str, str]:
-    """The client takes the controller's newer table and routes every model; model -> replica."""
-    synced = c.sync("client", {}, 0, router.table.version)
-    if synced is not None:
-        router.update(synced)
-    return {k: router.pick(k).name for k in MODELS}
-
-
 def test_an_added_replica_takes_the_keys_the_ring_gives_it_and_no_key_moves_between_two_old_replicas() -> None:
     c, _ = controller((4, 5), down=1000.0)
-    client = homes_router(c)
-    before = refreshed(client, c)
+    client = homes_client(c)
+    before = routed(client, c, MODELS)
     old = {e.name for e in c.table().replicas}
     assert max(collections.Counter(before.values()).values()) == 10
     c.fleet.grow("Cache")
     c.tick()  # Cache#4 comes up (fake actors are ready at once)
-    after = refreshed(client, c)
+    after = routed(client, c, MODELS)
     assert set(after.values()) == old | {"Cache#4"}
     ring = replica_ring(sorted(old | {"Cache#4"}), 1)
     moved = {k for k in MODELS if after[k] != before[k]}
@@ -164,24 +148,24 @@ def test_an_added_replica_takes_the_keys_the_ring_gives_it_and_no_key_moves_betw
     assert all(after[k] == "Cache#4" or after[k] == ring.lookup(k) for k in moved)  # else back to their owner
     counts = collections.Counter(after.values())
     assert max(counts.values()) == math.ceil(len(MODELS) / 5) == counts["Cache#4"]  # balanced: 8 each
-    assert refreshed(homes_router(c), c) == after  # a new client routes every key alike
+    assert routed(homes_client(c), c, MODELS) == after  # a new client routes every key alike
 
 
 def test_a_lost_replicas_keys_go_to_a_stand_in_while_it_is_down_and_back_once_it_is_re_created() -> None:
     c, _ = controller(4)
-    client = homes_router(c)
-    before = refreshed(client, c)
+    client = homes_client(c)
+    before = routed(client, c, MODELS)
     lost = "Cache#1"
     c.lost(lost, c.fleet.replicas[lost].epoch)  # re-created at once, up at the next tick
-    down = refreshed(client, c)
+    down = routed(client, c, MODELS)
     theirs = {k for k in MODELS if before[k] == lost}
     assert theirs and {k for k in MODELS if down[k] != before[k]} == theirs  # only its keys move
     assert lost not in down.values()
-    assert refreshed(homes_router(c), c) == down  # every client sends them to the same stand-ins
+    assert routed(homes_client(c), c, MODELS) == down  # every client sends them to the same stand-ins
     c.tick()
     assert c.fleet.is_up(lost)
-    assert refreshed(client, c) == before  # back home; no other key moved
-    assert refreshed(homes_router(c), c) == before
+    assert routed(client, c, MODELS) == before  # back home; no other key moved
+    assert routed(homes_client(c), c, MODELS) == before
 
 
 def test_homes_for_an_added_replica_move_keys_only_to_it_or_back_to_their_ring_owner() -> None:
