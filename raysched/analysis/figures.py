@@ -25,7 +25,9 @@ rows of one run (see README, "Analyzing results"):
   service time (``run_s``) p50, p95, p99 over ok calls, replicas used, replica imbalance = max / mean of
   ok calls per replica, key affinity by replica = share of keys whose ok calls were all served by one
   replica, and calls off ring owner = share of keyed ok calls with a ``spill`` (hash). The spill figures
-  above count tasks only: a call's spill is its router's, over replicas.
+  above count tasks only: a call's spill is its router's, over replicas. Per replica (`per_replica`): ok
+  calls, share, distinct keys and hit rate, as `per_node` has them per node. A run whose rows are all calls
+  (`run_unit`) is shown in call terms by `raysched.analysis.render.render_table`.
 
 The arithmetic shared with the end-of-run summary and bench is `raysched.results.figures`.
 Pure pandas (no Ray, no matplotlib) so notebooks and tests stay fast.
@@ -53,6 +55,7 @@ from raysched.results.figures import (
     quantile,
     start_up,
     tasks_per_s,
+    work_unit,
 )
 from raysched.results.figures import hit_rate as hit_rate_of
 from raysched.results.schema import Status, is_no_key, task_key
@@ -246,8 +249,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(columns, dtype="float64")
     summary.index.name = "metric"
     summary.columns.name = "run"
-    summary.attrs["runs"] = [asdict(r) for r in run_infos]
+    summary.attrs["runs"] = [{**asdict(r), "unit": run_unit(groups[r.run_id])} for r in run_infos]
     return summary
+
+
+def run_unit(rows: pd.DataFrame) -> str:
+    """``calls`` for a run whose rows are all calls to services, else ``tasks`` (`results.figures.work_unit`)."""
+    calls = int(call_mask(rows).sum())
+    return work_unit(len(rows) - calls, calls)
 
 
 #: The per-node columns that tell a node that thrashes (`per_node`): distinct keys it ran, and its hit rate.
@@ -271,39 +280,45 @@ def per_node(df: pd.DataFrame) -> pd.DataFrame:
         counts = ok["node_ran"].dropna().value_counts()
         touched = pd.unique(pd.concat([rows["node_ran"], rows["node_chosen"]]).dropna())
         table = _shares(run, counts, touched, "node", "tasks")
-        keys, hits = _keys_and_hits_per_node(ok[ok["node_ran"].notna()])
-        table[NODE_KEYS] = table["node"].map(keys).fillna(0.0) if keys is not None else math.nan
-        table[NODE_HIT_RATE] = table["node"].map(hits).astype("float64") if hits is not None else math.nan
-        out.append(table)
+        placed = ok[ok["node_ran"].notna()]
+        out.append(_with_keys_and_hits(table, placed, placed[~call_mask(placed)], "node", "node_ran"))
     return pd.concat(out, ignore_index=True)
 
 
-def _keys_and_hits_per_node(ok: pd.DataFrame) -> tuple[dict[str, float] | None, dict[str, float] | None]:
-    """Distinct keys and hit rate (%) per node of a run's ok rows; None for a run without keys / without cache_hit."""
-    tasks = ok[~call_mask(ok)]
-    keyed = tasks[keyed_mask(tasks)]
+def _with_keys_and_hits(
+    table: pd.DataFrame, ok: pd.DataFrame, keyed_rows: pd.DataFrame, place: str, column: str
+) -> pd.DataFrame:
+    """`_shares`' table of one run with its places' (nodes', replicas') distinct keys (of ``keyed_rows`` with a key
+    of their own: NaN for a run without keys) and hit rate in % (mean ``cache_hit`` of ``ok``: NaN where none
+    reported one); ``column`` names each row's place."""
+    keyed = keyed_rows[keyed_mask(keyed_rows)]
     keys = None
     if len(keyed):
-        per = keyed.assign(_key=task_keys(keyed)).groupby("node_ran")["_key"].nunique()
-        keys = {str(node): float(n) for node, n in per.items()}
+        per = keyed.assign(_key=task_keys(keyed)).groupby(column)["_key"].nunique()
+        keys = {str(where): float(n) for where, n in per.items()}
     hits = None
     if "cache_hit" in ok.columns:
         reported = pd.to_numeric(ok["cache_hit"], errors="coerce")
         if reported.notna().any():
-            rate = reported.groupby(ok["node_ran"]).mean() * 100
-            hits = {str(node): float(v) for node, v in rate.items() if pd.notna(v)}
-    return keys, hits
+            rate = reported.groupby(ok[column]).mean() * 100
+            hits = {str(where): float(v) for where, v in rate.items() if pd.notna(v)}
+    table[NODE_KEYS] = table[place].map(keys).fillna(0.0) if keys is not None else math.nan
+    table[NODE_HIT_RATE] = table[place].map(hits).astype("float64") if hits is not None else math.nan
+    return table
 
 
 #: The columns of `per_replica`.
-REPLICA_TABLE_COLUMNS: tuple[str, ...] = ("run", "run_id", REPLICA, "calls", "share (%)")
+REPLICA_TABLE_COLUMNS: tuple[str, ...] = ("run", "run_id", REPLICA, "calls", "share (%)", NODE_KEYS, NODE_HIT_RATE)
 
 
 def per_replica(df: pd.DataFrame) -> pd.DataFrame:
-    """Ok calls per replica for every run that has calls: columns run, run_id, replica, calls, share (%).
+    """Ok calls per replica for every run that has calls: columns run, run_id, replica, calls, share (%), keys,
+    hit rate (%).
 
     Replicas a run's calls touched that served no ok call are listed with 0; most loaded first within
-    a run. Runs of tasks only are left out, so the table is empty when no run has calls.
+    a run. ``keys`` is the number of distinct keys whose ok calls the replica served (NaN for calls without
+    keys), ``hit rate (%)`` the mean ``cache_hit`` of its ok calls (NaN where none reported one), as `per_node`
+    has them for nodes. Runs of tasks only are left out, so the table is empty when no run has calls.
     """
     out: list[pd.DataFrame] = []
     groups = dict(tuple(df.groupby("run_id", sort=False)))
@@ -311,8 +326,9 @@ def per_replica(df: pd.DataFrame) -> pd.DataFrame:
         rows = groups[run.run_id]
         calls = rows[call_mask(rows)]
         if len(calls):
-            counts = _ok(calls)[REPLICA].value_counts()
-            out.append(_shares(run, counts, calls[REPLICA].unique(), REPLICA, "calls"))
+            ok = _ok(calls)
+            table = _shares(run, ok[REPLICA].value_counts(), calls[REPLICA].unique(), REPLICA, "calls")
+            out.append(_with_keys_and_hits(table, ok, ok, REPLICA, REPLICA))
     if not out:
         return pd.DataFrame({column: [] for column in REPLICA_TABLE_COLUMNS})
     return pd.concat(out, ignore_index=True)

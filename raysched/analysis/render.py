@@ -19,6 +19,7 @@ from raysched.analysis.figures import NODE_HIT_RATE, NODE_KEYS
 from raysched.results.schema import short_node
 
 __all__ = [
+    "calls_only",
     "format_value",
     "render_node_table",
     "render_replica_table",
@@ -48,26 +49,26 @@ _COUNT_METRICS = frozenset(
     }
 )
 _PERCENT_METRICS = frozenset({names.M_AFFINITY, names.M_SPILLED, names.M_HIT_RATE, names.M_REPLICA_AFFINITY})
+# Figures of tasks over nodes: balance, then key affinity and spills.
+_BY_NODE: tuple[str, ...] = (
+    names.M_NODES,
+    names.M_IMBALANCE_CAPACITY,
+    names.M_IMBALANCE,
+    names.M_CV,
+    names.M_AFFINITY,
+    names.M_SPILLED,
+    names.M_SPILLED_BOUND,
+    names.M_SPILLED_WAIT,
+    names.M_SPILLED_SPREAD,
+    names.M_KEYS_SPREAD,
+    names.M_SPREAD_MOST,
+)
 # Groups are separated by a blank line in the terminal table.
 _GROUPS: tuple[tuple[str, ...], ...] = (
     (names.M_ATTEMPTS, names.M_OK, names.M_FAILED, names.M_RETRIED, names.M_INFEASIBLE, names.M_CANCELLED),
     (names.M_MAKESPAN, names.M_THROUGHPUT, names.M_ITEMS, names.M_BYTES, names.M_STARTUP),
     tuple(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
-    (
-        names.M_NODES,
-        names.M_IMBALANCE_CAPACITY,
-        names.M_IMBALANCE,
-        names.M_CV,
-        names.M_KEYS,
-        names.M_AFFINITY,
-        names.M_SPILLED,
-        names.M_SPILLED_BOUND,
-        names.M_SPILLED_WAIT,
-        names.M_SPILLED_SPREAD,
-        names.M_KEYS_SPREAD,
-        names.M_SPREAD_MOST,
-        names.M_HIT_RATE,
-    ),
+    (*_BY_NODE[:4], names.M_KEYS, *_BY_NODE[4:], names.M_HIT_RATE),
     (
         names.M_CALLS_OK,
         names.M_CALL_THROUGHPUT,
@@ -145,8 +146,38 @@ def _grid(rows: list[list[str] | str | None], right_from: int = 1) -> str:
     return "\n".join(lines)
 
 
+#: A table of runs of calls only speaks of calls: these rows are named in call terms ...
+_CALL_TERMS = {
+    names.M_FAILED: "calls failed",
+    names.M_INFEASIBLE: "calls infeasible",
+    names.M_CANCELLED: "calls cancelled",
+}
+#: ... and these are left out: they repeat a call figure under a task name (tasks ok, throughput, the timing
+#: columns' quantiles; brain_wait_s means nothing for calls) or count nodes where a call's place is its replica.
+_NOT_FOR_CALLS = frozenset(
+    {
+        names.M_OK,
+        names.M_THROUGHPUT,
+        *(name for column in names.LATENCY_COLUMNS for name in names.latency_names(column)),
+        *_BY_NODE,
+    }
+)
+
+
+def calls_only(summary: pd.DataFrame) -> bool:
+    """Whether every run of the summary is calls to services only (`raysched.analysis.figures.run_unit`)."""
+    runs = summary.attrs.get("runs") or []
+    return bool(runs) and all(r.get("unit") == "calls" for r in runs)
+
+
 def render_table(summary: pd.DataFrame) -> str:
-    """The side-by-side table for the terminal: metrics as rows, one column per run."""
+    """The side-by-side table for the terminal: metrics as rows, one column per run.
+
+    When every run is calls only, the table speaks of calls (`_CALL_TERMS`) and leaves out the rows of task
+    figures (`_NOT_FOR_CALLS`); JSON and the tidy CSV keep every figure under its one name.
+    """
+    if calls_only(summary):
+        summary = summary.loc[[m for m in summary.index if m not in _NOT_FOR_CALLS]]
     labels = [str(c) for c in summary.columns]
     rows: list[list[str] | str | None] = [["metric", *labels]]
     runs = summary.attrs.get("runs")
@@ -160,7 +191,8 @@ def render_table(summary: pd.DataFrame) -> str:
             rows.append(None)
         for metric in group:
             values = list(summary.loc[metric])
-            rows.append([metric, *[format_value(metric, v) for v in values]])
+            shown = _CALL_TERMS.get(metric, metric) if calls_only(summary) else metric
+            rows.append([shown, *[format_value(metric, v) for v in values]])
     return _grid(rows)
 
 
@@ -196,8 +228,10 @@ _HIDDEN = "… {:,} more"  # nodes between the busiest and the least busy (--jso
 
 
 def render_replica_table(replicas: pd.DataFrame) -> str:
-    """Ok calls per replica for each run that has calls (`raysched.analysis.figures.per_replica`)."""
-    return "Calls per replica (ok rows)\n" + _shares_grid(replicas, "replica", "calls", str)
+    """Ok calls per replica for each run that has calls (`raysched.analysis.figures.per_replica`), with each
+    replica's keys and hit rate where the runs have them."""
+    extra = [column for column in (NODE_KEYS, NODE_HIT_RATE) if column in replicas and replicas[column].notna().any()]
+    return "Calls per replica (ok rows)\n" + _shares_grid(replicas, "replica", "calls", str, extra)
 
 
 def _shares_grid(

@@ -10,6 +10,7 @@ from raysched.analysis.errors import AnalysisInputError
 from raysched.analysis.figures import per_node, per_replica, summarize
 from raysched.analysis.loading import load
 from raysched.analysis.render import (
+    calls_only,
     render_node_table,
     render_replica_table,
     render_table,
@@ -85,8 +86,9 @@ def analyze_command(csv_files: tuple[Path, ...], as_json: bool, csv_out: Path | 
         click.echo(summary_to_json(summary, nodes, replicas=replicas))
     else:
         click.echo(render_table(summary))
-        click.echo()
-        click.echo(render_node_table(nodes))
+        if not calls_only(summary):  # a call's place is its replica: runs of calls only show the replica table
+            click.echo()
+            click.echo(render_node_table(nodes))
         if len(replicas):
             click.echo()
             click.echo(render_replica_table(replicas))

@@ -83,7 +83,12 @@ def undeploy_command(name: str, address: str | None) -> None:
     except DeployError as err:
         raise BadInput(str(err)) from None
     count = len(final.get("replicas", []))
-    click.echo(f"undeployed {name}" + (f" ({count} replicas removed)" if count else ""))
+    click.echo(f"undeployed {name}" + (f" ({_replicas(count)} removed)" if count else ""))
+
+
+def _replicas(count: int) -> str:
+    """``1 replica``, ``3 replicas``."""
+    return f"{count} replica{'' if count == 1 else 's'}"
 
 
 def _replicas_line(status: dict[str, Any]) -> str:
@@ -94,7 +99,7 @@ def _replicas_line(status: dict[str, Any]) -> str:
     where = ", ".join(f"{r['name']} on {short(r['node'] or '')}" for r in replicas)
     low, high = status.get("replicas_range", [len(replicas)] * 2)
     scale = f", autoscaling {low}-{high}" if low != high else ""
-    return f"{len(replicas)} replicas ({where}), routed by {status.get('routing', '?')}{scale}"
+    return f"{_replicas(len(replicas))} ({where}), routed by {status.get('routing', '?')}{scale}"
 
 
 def format_services(services: list[dict[str, Any]]) -> list[str]:
@@ -112,7 +117,7 @@ def format_services(services: list[dict[str, Any]]) -> list[str]:
         scale = f", {low}-{high} replicas" if low != high else ""
         lines.append(
             f"  {s['service']} (from {s.get('job', '?')}, routed by {s.get('routing', '?')}{scale}): "
-            f"{len(s.get('replicas', []))} replicas, {s.get('load', 0):g} calls outstanding, "
+            f"{_replicas(len(s.get('replicas', [])))}, {s.get('load', 0):g} calls outstanding, "
             f"{s.get('clients', 0)} clients"
         )
         for r in s.get("replicas", []):

@@ -30,7 +30,15 @@ from raysched.brain.client import BrainClient
 from raysched.cluster import NAMESPACE
 from raysched.core.autoscale import Autoscaler
 from raysched.driver.replicas import Fleet, Replica, ReplicaActors
-from raysched.driver.table import MAX_HOMES, REFRESH_S, ReplicaEntry, RoutingTable, give_homes, replica_ring
+from raysched.driver.table import (
+    MAX_HOMES,
+    REFRESH_S,
+    ReplicaEntry,
+    RoutingTable,
+    give_homes,
+    homes_for_added,
+    replica_ring,
+)
 from raysched.job import task_demand
 from raysched.policies import Policy
 from raysched.policies.base import DEFAULT_VNODES_PER_CPU
@@ -83,6 +91,8 @@ class ServiceController:
         self.autoscaler = Autoscaler(self.spec.replicas, self.spec.high, self.spec.autoscale, self.spec.max_concurrency)
         self.version = 0
         self.homes: dict[str, str] = {}  # key -> its replica (hash): given once, the same answer to every client
+        self.away: dict[str, str] = {}  # key -> where it goes while its home is down (being re-created)
+        self.homed: set[str] = set()  # replicas that hold homes: routable once, not drained since
         self._ring_of: tuple[tuple[str, ...], Any] = ((), None)  # the ring over the routable names, cached
         self.draining: dict[str, tuple[float, int]] = {}  # replica -> when it left the table, the table's version
         # client -> (when, calls outstanding per replica, calls waiting, the table version it had)
@@ -154,14 +164,21 @@ class ServiceController:
         with self._lock:
             if self.routing != "hash":
                 return {}
-            names = tuple(r.name for r in self.fleet.replicas.values() if r.up and r.name not in self.draining)
-            if self._ring_of[0] != names:
-                self._ring_of = (names, replica_ring(names, self.spec.max_concurrency, self.vnodes))
+            names = self._routable()
             full = len(self.homes) >= MAX_HOMES
-            homes = give_homes(self.homes, [str(k) for k in keys], names, self._ring_of[1])
+            homes = give_homes(self.homes, [str(k) for k in keys], names, self._ring(names), self.away)
             if not full and len(self.homes) >= MAX_HOMES:
                 self._changed()  # clients stop asking (the table they fetch next says so)
             return homes
+
+    def _routable(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.fleet.replicas.values() if r.up and r.name not in self.draining)
+
+    def _ring(self, names: tuple[str, ...]) -> Any:
+        """The ring over the routable names, cached."""
+        if self._ring_of[0] != names:
+            self._ring_of = (names, replica_ring(names, self.spec.max_concurrency, self.vnodes))
+        return self._ring_of[1]
 
     def forget(self, client: str) -> None:
         """A client is done (a run's end, a handle closed): its calls no longer count."""
@@ -197,7 +214,7 @@ class ServiceController:
                 starting=tuple(r.name for r in self.fleet.replicas.values() if not r.up),
                 methods=self.methods,
                 loads=loads,
-                homes=dict(self.homes),
+                homes={**self.homes, **self.away},  # where each key goes now: a stand-in while its home is down
                 balancing=self.routing == "hash" and len(self.homes) < MAX_HOMES,
             )
 
@@ -222,14 +239,15 @@ class ServiceController:
             back = min(self.draining, key=names.index)
             del self.draining[back]
             active += 1
-            self._changed()
+            self._joined(back)
         for _ in range(wanted - active):
             self.fleet.grow(service)
             self._changed()
         if wanted < active:
-            self._changed()
             for name in [n for n in names if n not in self.draining][wanted:]:
-                self.draining[name] = (now, self.version)
+                self.draining[name] = (now, self.version + 1)  # the version of the table that drops it
+                self.homed.discard(name)
+            self._changed()
         self._retire_drained(now)
 
     def _retire_drained(self, now: float) -> None:
@@ -250,13 +268,39 @@ class ServiceController:
             self._changed()
 
     def _up(self, replica: Replica) -> None:
+        if replica.name in self.homed or replica.name in self.draining:  # re-created: its keys come back
+            self._changed()
+        else:
+            self._joined(replica.name)
+
+    def _joined(self, name: str) -> None:
+        """A replica became routable for the first time (or since it drained): it takes keys by
+        `raysched.driver.table.homes_for_added` (those the ring now gives it, up to its share, and any that now fit
+        their ring owner again; no other key moves)."""
+        self.homed.add(name)
+        if self.routing == "hash":
+            names = self._routable()
+            homes_for_added(self.homes, name, names, self._ring(names))
         self._changed()
 
     def _changed(self) -> None:
-        """The routable replicas changed: keys of a replica draining or removed get new homes when next asked."""
+        """The routable replicas changed: the keys of a replica drained or removed go to their stand-in if they
+        had one (it becomes their home), else get new homes when next asked; a stand-in whose home is up again
+        is dropped (the key goes home)."""
         self.version += 1
-        kept = {r.name for r in self.fleet.replicas.values() if r.name not in self.draining}
-        self.homes = {k: n for k, n in self.homes.items() if n in kept}
+        up = set(self._routable())
+        homes: dict[str, str] = {}
+        away: dict[str, str] = {}
+        for key, home in self.homes.items():
+            stand = self.away.get(key)
+            if home not in self.homed:
+                if stand is not None and stand in self.homed:
+                    homes[key] = stand
+                continue
+            homes[key] = home
+            if home not in up and stand is not None and stand in up:
+                away[key] = stand
+        self.homes, self.away = homes, away
 
     # -- status -----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

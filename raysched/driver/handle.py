@@ -11,8 +11,8 @@ calls have finished (``ray.wait``, without fetching values), and every `REFRESH_
 calls outstanding per replica to the controller and takes a newer table if there is one. A call sent to
 a replica whose actor has died fails (``ray.get`` raises Ray's ``ActorDiedError``); it is not re-sent,
 since the handle gave its ObjectRef away already. Once the controller has noticed (within about a
-second) the table routes the key to its next owner on the ring, and back when the replica is re-created
-under its name.
+second) the table routes the replica's keys to stand-ins (the next replica clockwise on the ring with room
+for them), and back to it when it is re-created under its name; no other key moves.
 """
 
 from __future__ import annotations

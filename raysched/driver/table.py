@@ -13,10 +13,13 @@ report their own outstanding calls on the same round trip), and route each call 
   owner already holds its share of the keys (``ceil((keys + 1) / replicas)``), then the next replica
   clockwise that does not. Few keys rarely split evenly on a ring (40 keys on 4 replicas fell 16, 11,
   10 and 3, so the replica of 16 missed its cache of 12 on every call); homes split them 10 each.
-  Every client asks the one controller, so all send a key to the same replica, and a key never moves
-  while its replica is up. A replica added (``Name#k``) takes new keys; one removed (the highest
-  index) gives its keys new homes. Past `MAX_HOMES` keys (where a ring's split is even enough) new
-  keys go to their ring owner without asking.
+  Every client asks the one controller, so all send a key to the same replica. A replica added
+  (``Name#k``) takes the keys the ring now gives it, up to its share, then extra keys of replicas still
+  over their share, and keys that fit their ring owner again go back to it (`homes_for_added`); no other
+  key moves. One drained away (the highest index) gives only its keys new homes. While a replica is down
+  (being re-created) its keys keep it as their home and go to a stand-in, chosen as a new key's home
+  is; once it is up again they go back, and no other key moves. Past `MAX_HOMES` keys (where a ring's
+  split is even enough) new keys go to their ring owner without asking.
 * ``random``: uniform; ``p2c``: the less loaded of two sampled; ``greedy``: the least loaded; ``pack``:
   the most loaded replica with a free call slot, else the least loaded. A replica's load is the
   table's (every client's report) plus this client's calls sent since.
@@ -43,6 +46,7 @@ __all__ = [
     "RoutingTable",
     "TableRouter",
     "give_homes",
+    "homes_for_added",
     "no_key",
 ]
 
@@ -93,29 +97,87 @@ def replica_ring(names: Sequence[str], max_concurrency: int, vnodes: int = DEFAU
     return ring
 
 
-def give_homes(homes: dict[str, str], keys: Sequence[str], names: Sequence[str], ring: HashRing) -> dict[str, str]:
-    """Give each key without a home one (in ``homes``): its ring owner while that holds fewer than its share of
-    the keys (``ceil((keys + 1) / replicas)``), else the next replica clockwise that does; the keys' homes."""
+def give_homes(
+    homes: dict[str, str],
+    keys: Sequence[str],
+    names: Sequence[str],
+    ring: HashRing,
+    away: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Where each key goes now; a key without a home gets one (in ``homes``).
+
+    A new key's home is its ring owner while that holds fewer than its share of the keys
+    (``ceil((keys + 1) / replicas)``), else the next replica clockwise that does. A key whose home is not among
+    ``names`` (its replica is down, being re-created) keeps that home and goes to a **stand-in** meanwhile, chosen
+    the same way and remembered in ``away`` (the caller drops it once the home is back). The caller drops the
+    homes of replicas that left for good.
+    """
     if not names:
         return {}
+    away = {} if away is None else away
     routable = set(names)
     held: dict[str, int] = dict.fromkeys(names, 0)
-    for home in homes.values():
-        if home in held:
-            held[home] += 1
+    for key, home in homes.items():
+        where = home if home in routable else away.get(key)
+        if where in held:
+            held[where] += 1
+
+    def room(key: str) -> str:
+        share = -(-(len(homes) + 1) // len(names))
+        place = next(n for n in ring.successors(key) if held[n] < share)
+        held[place] += 1
+        return place
+
     out: dict[str, str] = {}
     for key in keys:
         known = homes.get(key)
         if known is not None and known in routable:
             out[key] = known
-            continue
-        if len(homes) >= MAX_HOMES:
-            continue  # the ring alone: the client routes to the owner
-        share = -(-(len(homes) + 1) // len(names))
-        home = next(n for n in ring.successors(key) if held[n] < share)
-        homes[key] = out[key] = home
-        held[home] += 1
+        elif known is not None:  # its replica is down: a stand-in until it is back, its home kept
+            stand = away.get(key)
+            if stand not in routable:
+                stand = away[key] = room(key)
+            out[key] = stand
+        elif len(homes) < MAX_HOMES:  # past MAX_HOMES the ring alone: the client routes to the owner
+            homes[key] = out[key] = room(key)
     return out
+
+
+def homes_for_added(homes: dict[str, str], added: str, names: Sequence[str], ring: HashRing) -> dict[str, str]:
+    """Replica ``added`` joined ``names`` (the routable replicas, ``ring`` over them): move keys to it; the keys moved.
+
+    Among the keys whose home is routable, with ``share = ceil(keys / replicas)``, in the order they were given:
+    (1) a key whose ring owner is now ``added`` moves to it while it holds fewer than ``share``; (2) a key away
+    from its ring owner moves back to it when the owner holds fewer than ``share``; (3) a replica still over
+    ``share`` gives its extra keys to ``added`` while that holds fewer than ``share``. No key moves between two
+    other replicas except back to its own ring owner.
+    """
+    routable = set(names)
+    mine = [k for k, home in homes.items() if home in routable]
+    if not mine or added not in routable:
+        return {}
+    share = -(-len(mine) // len(names))
+    held = dict.fromkeys(names, 0)
+    for key in mine:
+        held[homes[key]] += 1
+    owner = {key: ring.lookup(key) for key in mine}
+    moved: dict[str, str] = {}
+
+    def move(key: str, to: str) -> None:
+        held[homes[key]] -= 1
+        held[to] += 1
+        homes[key] = moved[key] = to
+
+    for key in mine:
+        if owner[key] == added and homes[key] != added and held[added] < share:
+            move(key, added)
+    for key in mine:
+        if homes[key] != owner[key] and held[owner[key]] < share:
+            move(key, owner[key])
+    for key in mine:
+        if held[homes[key]] > share and homes[key] != added and held[added] < share:
+            move(key, added)
+    return moved
 
 
 class KeyHomes:

@@ -29,6 +29,7 @@ __all__ = [
     "quantile",
     "start_up",
     "tasks_per_s",
+    "work_unit",
 ]
 
 #: Task metrics summed over ok tasks and shown per second of the makespan (``items/s``, ``bytes/s``).
@@ -42,6 +43,12 @@ def keyed(key: object, task_id: object) -> bool:
     keys: `submit`'s summary and `analyze` show no key figures (affinity, keys, spills) for it.
     """
     return not is_no_key(key) and str(key) != str(task_id)
+
+
+def work_unit(tasks: int, calls: int) -> str:
+    """What a run's work is called in its summary and `analyze`'s table: ``calls`` for a run of calls to services
+    only, else ``tasks`` (a run of both tells its calls apart in call terms)."""
+    return "calls" if calls and not tasks else "tasks"
 
 
 def per_s(amount: float, seconds: float) -> float:

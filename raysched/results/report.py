@@ -8,7 +8,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from raysched.results.figures import RATE_METRICS, capacity_imbalance, imbalance, per_s
+from raysched.results.figures import RATE_METRICS, capacity_imbalance, imbalance, per_s, work_unit
 from raysched.results.outcome import KeyHomes, RunOutcome
 from raysched.results.samples import Samples
 from raysched.results.schema import Status, short_node
@@ -24,7 +24,7 @@ def format_summary(outcome: RunOutcome, job: str, policy: str) -> str:
     (`raysched.results.figures`).
     """
     o = outcome
-    unit = "calls" if o.calls and not o.tasks else "tasks"  # a run of calls only speaks of calls throughout
+    unit = work_unit(o.tasks, o.calls)  # a run of calls only speaks of calls throughout
     lines = [
         f"raysched: {job} under {policy}  (run {o.run_id})",
         f"  {unit} ok      {o.ok}" + (_calls_note(o) if o.calls else ""),

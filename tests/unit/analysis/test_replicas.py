@@ -119,11 +119,13 @@ def test_without_calls_nothing_about_replicas_appears(files: list[Path]) -> None
 
 def test_per_replica_counts_shares_and_idle_replicas(files: list[Path]) -> None:
     table = per_replica(load(files))
-    assert list(table.columns) == ["run", "run_id", "replica", "calls", "share (%)"]
+    assert list(table.columns) == ["run", "run_id", "replica", "calls", "share (%)", "keys", "hit rate (%)"]
     assert set(table["run"]) == {"hash"}  # the run without calls is left out
     assert list(table["replica"]) == ["Shard#0", "Shard#1", "Shard#2", "Shard#3"]
     assert list(table["calls"]) == [3, 2, 1, 0]
     assert list(table["share (%)"]) == pytest.approx([50.0, 100 / 3, 100 / 6, 0.0])
+    assert list(table["keys"]) == [1, 2, 1, 0]  # a; b and c; b; none ok
+    assert table["hit rate (%)"].isna().all()  # no cache_hit reported
 
 
 def test_replica_table_and_json(files: list[Path]) -> None:
@@ -131,9 +133,9 @@ def test_replica_table_and_json(files: list[Path]) -> None:
     text = render_replica_table(per_replica(df))
     lines = text.splitlines()
     assert lines[0] == "Calls per replica (ok rows)"
-    assert lines[1].split() == ["run", "replica", "calls", "share"]
-    assert lines[3].split() == ["hash", "Shard#0", "3", "50.0%"]
-    assert lines[-1].split() == ["Shard#3", "0", "0.0%"]
+    assert lines[1].split() == ["run", "replica", "calls", "share", "keys"]
+    assert lines[3].split() == ["hash", "Shard#0", "3", "50.0%", "1"]
+    assert lines[-1].split() == ["Shard#3", "0", "0.0%", "0"]
     data = json.loads(summary_to_json(summarize(df), per_node(df), replicas=per_replica(df)))
     with_calls, without = data["runs"]
     assert [(r["replica"], r["calls"]) for r in with_calls["replicas"]] == [

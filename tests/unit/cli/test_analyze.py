@@ -269,7 +269,10 @@ def test_calls_to_a_service_print_replica_figures_and_a_per_replica_table(csvs: 
     assert table["replica imbalance (max/mean)"] == ["1.50", "n/a", "n/a"]
     assert table["key affinity by replica (%)"] == ["50.0%", "n/a", "n/a"]
     per_replica = result.stdout.split("Calls per replica (ok rows)\n")[1].splitlines()
-    assert [line.split() for line in per_replica[2:]] == [["p2c", "Shard#0", "3", "75.0%"], ["Shard#1", "1", "25.0%"]]
+    assert [line.split() for line in per_replica[2:]] == [
+        ["p2c", "Shard#0", "3", "75.0%", "2"],
+        ["Shard#1", "1", "25.0%", "1"],
+    ]
     runs = json.loads(invoke(str(path), *csvs, "--json").stdout)["runs"]
     assert [(r["replica"], r["calls"]) for r in runs[0]["replicas"]] == [("Shard#0", 3), ("Shard#1", 1)]
     assert runs[0]["metrics"]["key affinity by replica (%)"] == 50.0 and runs[1]["replicas"] == []

@@ -5,7 +5,9 @@ Rules: no replica is given more than ``ceil(keys / replicas)`` keys (a ring alon
 and 3, and the replica of 16 missed its cache of 12 on every call); a key keeps its home; a replica that leaves
 gives only its own keys new homes; past MAX_HOMES keys new keys go to their ring owner without asking; two
 clients asking the same controller route every key alike; a run's router (`HomesFirst`) and a handle's
-`TableRouter` agree.
+`TableRouter` agree; an added replica takes the keys its ring arcs give it (up to its share, then extra keys of
+replicas over theirs) and keys move only to it or back to their ring owner; a lost replica's keys go to a stand-in
+while it is down and back once it is re-created, and no other key moves.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ import collections
 import math
 
 from test_controller import controller
-from test_handle_routing import table
+from test_handle_routing import homes_client, routed, table
 
 from raysched.driver.calls import CallRouter, HomesFirst
-from raysched.driver.table import MAX_HOMES, KeyHomes, RoutingTable, TableRouter, give_homes, replica_ring
+from raysched.driver.table import (
+    MAX_HOMES,
+    KeyHomes,
+    RoutingTable,
+    TableRouter,
+    give_homes,
+    homes_for_added,
+    replica_ring,
+)
 from raysched.policies import PolicyOptions, build_policy
 from raysched.services import ServiceSpec
 
@@ -120,3 +130,56 @@ def test_the_controller_answers_every_client_alike_and_rehomes_a_drained_replica
     again = c.place_keys(MODELS)
     assert all(again[k] == first[k] for k in MODELS if first[k] not in gone)
     assert all(again[k] not in gone for k in MODELS)
+
+
+def test_an_added_replica_takes_the_keys_the_ring_gives_it_and_no_key_moves_between_two_old_replicas() -> None:
+    c, _ = controller((4, 5), down=1000.0)
+    client = homes_client(c)
+    before = routed(client, c, MODELS)
+    old = {e.name for e in c.table().replicas}
+    assert max(collections.Counter(before.values()).values()) == 10
+    c.fleet.grow("Cache")
+    c.tick()  # Cache#4 comes up (fake actors are ready at once)
+    after = routed(client, c, MODELS)
+    assert set(after.values()) == old | {"Cache#4"}
+    ring = replica_ring(sorted(old | {"Cache#4"}), 1)
+    moved = {k for k in MODELS if after[k] != before[k]}
+    assert {k for k in MODELS if ring.lookup(k) == "Cache#4"} <= moved  # its ring arcs' keys move to it
+    assert all(after[k] == "Cache#4" or after[k] == ring.lookup(k) for k in moved)  # else back to their owner
+    counts = collections.Counter(after.values())
+    assert max(counts.values()) == math.ceil(len(MODELS) / 5) == counts["Cache#4"]  # balanced: 8 each
+    assert routed(homes_client(c), c, MODELS) == after  # a new client routes every key alike
+
+
+def test_a_lost_replicas_keys_go_to_a_stand_in_while_it_is_down_and_back_once_it_is_re_created() -> None:
+    c, _ = controller(4)
+    client = homes_client(c)
+    before = routed(client, c, MODELS)
+    lost = "Cache#1"
+    c.lost(lost, c.fleet.replicas[lost].epoch)  # re-created at once, up at the next tick
+    down = routed(client, c, MODELS)
+    theirs = {k for k in MODELS if before[k] == lost}
+    assert theirs and {k for k in MODELS if down[k] != before[k]} == theirs  # only its keys move
+    assert lost not in down.values()
+    assert routed(homes_client(c), c, MODELS) == down  # every client sends them to the same stand-ins
+    c.tick()
+    assert c.fleet.is_up(lost)
+    assert routed(client, c, MODELS) == before  # back home; no other key moved
+    assert routed(homes_client(c), c, MODELS) == before
+
+
+def test_homes_for_an_added_replica_move_keys_only_to_it_or_back_to_their_ring_owner() -> None:
+    for count, keys in [(1, 9), (2, 41), (3, 100), (4, 40), (6, 250)]:
+        names = [f"Shard#{i}" for i in range(count)]
+        models = [f"m{count}-{i}" for i in range(keys)]
+        homes: dict[str, str] = {}
+        before = dict(give_homes(homes, models, names, replica_ring(names, 1)))
+        added, grown = f"Shard#{count}", [*names, f"Shard#{count}"]
+        ring = replica_ring(grown, 1)
+        moved = homes_for_added(homes, added, grown, ring)
+        assert moved == {k: homes[k] for k in models if homes[k] != before[k]}
+        assert all(to == added or to == ring.lookup(k) for k, to in moved.items()), count
+        share = math.ceil(keys / len(grown))
+        held = collections.Counter(homes.values())
+        assert held[added] == share or all(k in moved for k in models if ring.lookup(k) == added)
+        assert max(held.values()) <= share + 1, (count, held)
