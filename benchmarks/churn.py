@@ -15,8 +15,9 @@ tasks has finished. Prints per driver:
   after it (surviving nodes), and their ratio (target: at least 0.5);
 * every task ok exactly once;
 * for raysched: seconds until the brain stopped placing on the dead node, and
-  keys that moved off surviving nodes (target: none), and how many of them
-  moved before the run's tail (from the moment the first surviving node ran
+  keys that moved off surviving nodes (target: none), how many of them ran
+  more than two tasks elsewhere (a key moved, not a task or two stolen), and
+  how many moved before the run's tail (from the moment the first surviving node ran
   out of work, work conservation hands queued tasks to idle slots; a run
   without a kill does the same).
 
@@ -213,11 +214,13 @@ def surviving_moves(ok: pd.DataFrame, dead: str, killed_at: float, settle_s: flo
     home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
     home = home[home != dead]
     later = ok[ok["started_at"] > killed_at + settle_s].merge(home.rename("home"), left_on="key", right_index=True)
-    away = later[later["node_ran"] != later["home"]].groupby("key")["started_at"].min()
+    elsewhere = later[later["node_ran"] != later["home"]].groupby("key")["started_at"]
+    away, tasks_away = elsewhere.min(), elsewhere.size()
     last = ok.groupby("node_ran")["finished_at"].max()
     tail = float(last[last.index != dead].min())
     return {
         "surviving_keys_moved": len(away),
+        "whole_keys_moved": int((tasks_away > 2).sum()),  # the rest ran one or two tasks elsewhere (steals)
         "moved_before_tail": int((away < tail).sum()),
         "tail_s": float(ok["finished_at"].max()) - tail,
         "surviving_keys": len(home),
@@ -304,7 +307,8 @@ def simulate(args) -> None:
             moves = surviving_moves(ok, dead.iloc[0] if len(dead) else "", kill_s, settle_s=0.0)
             print(
                 f"{label:<8} makespan {ok['finished_at'].max() - ok['started_at'].min():.2f} s  surviving keys "
-                f"moved: {moves['surviving_keys_moved']:,} of {moves['surviving_keys']:,} "
+                f"moved: {moves['surviving_keys_moved']:,} of {moves['surviving_keys']:,}, "
+                f"{moves['whole_keys_moved']:,} with more than two of their tasks "
                 f"({moves['moved_before_tail']:,} before the run's tail, the rest in its last {moves['tail_s']:.2f} s)",
                 flush=True,
             )
@@ -343,7 +347,8 @@ def main() -> None:
                     line += (
                         f"  dead node out of the brain after {left}, placed on it later: "
                         f"{r['placed_on_dead_after']}  surviving keys moved: {r['surviving_keys_moved']} of "
-                        f"{r['surviving_keys']} ({r['moved_before_tail']} before the run's tail, the rest in its "
+                        f"{r['surviving_keys']} ({r['whole_keys_moved']} with more than two of their tasks; "
+                        f"{r['moved_before_tail']} before the run's tail, the rest in its "
                         f"last {r['tail_s']:.2f} s, once a surviving node had run out of work)"
                     )
                 print(line, flush=True)

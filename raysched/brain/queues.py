@@ -125,7 +125,8 @@ class WaitingQueues(BrainState):
         """Park new tasks of one key that share one assignment (``decision``) as `_park` parks each in turn,
         counting them in the ledger and filing them in their queue and key index once for the whole group."""
         home = decision.waits_for if sub.decide is not None or sub.assign is not None else None
-        if len(group) == 1 or home is None or home not in self.view or (decision.assigned and home in sub.deferred_at):
+        swaps = decision.assigned and home is not None and self._older_waits(sub, home, group[0])
+        if len(group) == 1 or home is None or home not in self.view or swaps:
             for w in group:  # (older deferred tasks take the places of the group's tasks one by one)
                 self._park(sub, w, decision, now)
             return
@@ -150,6 +151,12 @@ class WaitingQueues(BrainState):
                 heapq.heappush(sub.expiries, (w.since + wait, next(self._seq), w, w.ticket))
         self._depth_changed(sub, home)
         self._dirty.add(home)
+
+    @staticmethod
+    def _older_waits(sub: SubmissionState, node: str, new: WaitingTask) -> bool:
+        """Does a task deferred at ``node`` wait there from before ``new`` came (one call's tasks tie)?"""
+        deferred = sub.deferred_at.get(node)
+        return deferred is not None and bool(deferred) and next(iter(deferred.values())).arrived < new.arrived
 
     def _older_first(self, sub: SubmissionState, node: str) -> None:
         """A node's tasks run in the order they came, assigned or deferred: a task deferred at its bound that is

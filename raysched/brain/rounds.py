@@ -342,6 +342,7 @@ class Rounds(WaitingQueues):
         """
         view = self.view
         full: set[tuple] = set()
+        waiting: set[str] = set()  # nodes whose steal waits for the next call
         if sub.movable is not None:
             for node in list(sub.deep):
                 if not view.idle_somewhere:
@@ -357,7 +358,9 @@ class Rounds(WaitingQueues):
                 if not view.idle_somewhere:
                     return
                 continue
-            steal = self._steal(sub, w, free)
+            if w.home in waiting:
+                continue
+            steal = self._steal(sub, w, free, waiting)
             if steal is None:
                 continue
             yield steal
@@ -373,19 +376,24 @@ class Rounds(WaitingQueues):
                     break
                 if free == node:  # its own node has a free slot: it serves its queue itself
                     break
-                steal = self._steal(sub, w, free)
+                steal = self._steal(sub, w, free, waiting)
                 if steal is None:
                     break
                 yield steal
                 queue = sub.deferred_at.get(node) or sub.at_node.get(node)
 
-    def _steal(self, sub: SubmissionState, w: WaitingTask, free: str) -> WaitingTask | None:
+    def _steal(self, sub: SubmissionState, w: WaitingTask, free: str, waiting: set[str]) -> WaitingTask | None:
         """Take the task a free slot on ``free`` runs in ``w``'s stead (`_youngest_key`) off its queue, offered
-        that slot; None when the steal waits for the next round."""
+        that slot, as one that waited for its node (so its key's other tasks there follow it, counted or deferred
+        alike). None when the steal from that node waits for the next call (the node joins ``waiting``)."""
+        node = w.home
         steal = self._youngest_key(sub, w)
-        if steal is not None:
-            self._unpark(sub, steal)
-            steal.offer = free
+        if steal is None:
+            if node is not None:
+                waiting.add(node)
+            return None
+        self._unpark(sub, steal)
+        steal.last_home, steal.offer = node, free
         return steal
 
     def _youngest_key(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask | None:
@@ -393,9 +401,9 @@ class Rounds(WaitingQueues):
         been warm there the shortest time (`warm_for`), when shorter than ``w``'s key. A steal moves the key (its
         waiting tasks follow), so the node's old keys stay home and the newcomers leave first: after a node dies,
         its keys, not their new neighbours' keys. Looks at up to `STEAL_SCAN` tasks (a steal is rare; a key that
-        came lately may wait at the head of the queue, as a dead node's tasks do). None while the youngest key's
-        tasks were decided in this very round (a dead node's keys just given to this node): the steal waits for the
-        next round (the next poll), which may take them."""
+        came lately may wait at the head of the queue, as a dead node's tasks do); a task that declined a free slot
+        before is not asked again. None while the youngest key's tasks were decided in this very round (a dead
+        node's keys just given to this node): the steal from that node waits for the next call, once."""
         warm_for, node = sub.warm_for, w.home
         if warm_for is None or node is None:
             return w
@@ -411,12 +419,15 @@ class Rounds(WaitingQueues):
             age = ages.get(key)
             if age is None:
                 age = ages[key] = warm_for(key)
-            if age < youngest and other.task.signature == signature:
+            if age < youngest and other.task.signature == signature and not other.declined:
                 if other.seen_round != round_no:
                     best, youngest = other, age
                 else:
                     decided_now = min(decided_now, age)
-        return None if decided_now < youngest else best
+        if decided_now < youngest and sub.steal_waits.setdefault(node, self.calls) == self.calls:
+            return None
+        sub.steal_waits.pop(node, None)
+        return best
 
     def _give_away_a_key(self, sub: SubmissionState, node: str, now: float) -> None:
         """Move one key that has not run yet, whole, from ``node``'s queue to a node with a free slot."""

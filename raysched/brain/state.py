@@ -105,6 +105,7 @@ class SubmissionState:
     error: PolicyError | None = None
     overdue: dict[int, WaitingTask] = field(default_factory=dict)  # past their locality wait (also in a queue)
     deep: dict[str, None] = field(default_factory=dict)  # nodes whose queue outlasts the locality wait
+    steal_waits: dict[str, int] = field(default_factory=dict)  # node -> the call whose steal from it waits a call
     ripe: dict[int, WaitingTask] = field(default_factory=dict)  # own wait over, but no slot idled yet
     placed_last: bool = True  # what the last decision did (read by the candidate feed)
     done: int = 0

@@ -458,3 +458,32 @@ def test_after_a_node_dies_a_busy_survivor_gives_away_the_dead_nodes_key_not_its
     assert [(u, n, s) for u, n, s, _ in answer.placed] == [(13, B, "wait")]  # the dead node's key goes...
     assert brain.view.key_parked(on_d, B) == 1 and brain.view.key_parked(on_a, A) == 3  # ...whole; A's stays
     brain.check_structures()
+
+
+def test_a_stolen_key_takes_every_task_it_had_waiting_at_the_busy_node_deferred_ones_too() -> None:
+    """The steal moves the youngest key whole even when the task it takes was deferred at the node's bound (not
+    counted there): every task of the key waiting at the busy node follows it, none stays behind to run there and
+    split the key over two nodes."""
+    brain = PlacementBrain(clock=lambda: 0.0)
+    brain.sync_nodes({A: {"CPU": 4.0}, B: {"CPU": 4.0}})
+    policy = HashPolicy(PolicyOptions(load_factor=1.0, vnodes=20, locality_wait=1.0))
+    policy.arrived({f"earlier-{i}": 1 for i in range(400)})  # a long run so far: these keys are cold
+    brain.register("s", policy, {"policy": "hash"}, overcommit=1.0)
+    ring = documented_ring({A: {"CPU": 4}, B: {"CPU": 4}})
+    names = [f"k{i}" for i in range(100)]
+    on_a, young = [k for k in names if ring.lookup(k) == A][:2]
+    on_b = next(k for k in names if ring.lookup(k) == B)
+    requests = [(i, CPU1, on_a) for i in range(4)] + [(i, CPU1, on_b) for i in range(4, 8)]
+    assert len(brain.place("s", [], requests, PACING_1S).placed) == 8  # both nodes full
+    brain.place("s", [], [(8, CPU1, young)], PACING_1S)
+    assert [(u, n) for u, n, *_ in brain.place("s", [0], [], PACING_1S).placed] == [(8, A)]  # young: warm on A
+    brain.place("s", [], [(i, CPU1, young) for i in range(9, 13)], PACING_1S)
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(13, 16)], PACING_1S)
+    deferred = sum(1 for w in brain._subs["s"].deferred_at.get(A, {}).values() if w.task.key == young)
+    assert deferred > 0  # some of young's tasks wait at A's bound, uncounted
+    answer = brain.place("s", [4], [], PACING_1S)  # B frees a slot: a task of young is stolen...
+    assert [(n, s) for _, n, s, _ in answer.placed] == [(B, "wait")]
+    sub = brain._subs["s"]
+    left_at_a = [w for q in (sub.at_node.get(A, {}), sub.deferred_at.get(A, {})) for w in q.values() if w.task.key == young]
+    assert left_at_a == []  # ...and none of its tasks stays waiting at A
+    brain.check_structures()
