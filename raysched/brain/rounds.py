@@ -401,9 +401,9 @@ class Rounds(WaitingQueues):
         been warm there the shortest time (`warm_for`), when shorter than ``w``'s key. A steal moves the key (its
         waiting tasks follow), so the node's old keys stay home and the newcomers leave first: after a node dies,
         its keys, not their new neighbours' keys. Looks at up to `STEAL_SCAN` tasks (a steal is rare; a key that
-        came lately may wait at the head of the queue, as a dead node's tasks do); a task that declined a free slot
-        before is not asked again. None while the youngest key's tasks were decided in this very round (a dead
-        node's keys just given to this node): the steal from that node waits for the next call, once."""
+        came lately may wait at the head of the queue, as a dead node's tasks do). None while the youngest key's
+        tasks were decided in this very round (a dead node's keys just given to this node): the steal from that
+        node waits for the next call, once."""
         warm_for, node = sub.warm_for, w.home
         if warm_for is None or node is None:
             return w
@@ -419,7 +419,7 @@ class Rounds(WaitingQueues):
             age = ages.get(key)
             if age is None:
                 age = ages[key] = warm_for(key)
-            if age < youngest and other.task.signature == signature and not other.declined:
+            if age < youngest and other.task.signature == signature:
                 if other.seen_round != round_no:
                     best, youngest = other, age
                 else:

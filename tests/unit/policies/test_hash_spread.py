@@ -484,6 +484,7 @@ def test_a_stolen_key_takes_every_task_it_had_waiting_at_the_busy_node_deferred_
     answer = brain.place("s", [4], [], PACING_1S)  # B frees a slot: a task of young is stolen...
     assert [(n, s) for _, n, s, _ in answer.placed] == [(B, "wait")]
     sub = brain._subs["s"]
-    left_at_a = [w for q in (sub.at_node.get(A, {}), sub.deferred_at.get(A, {})) for w in q.values() if w.task.key == young]
+    queues_at_a = (sub.at_node.get(A, {}), sub.deferred_at.get(A, {}))
+    left_at_a = [w for q in queues_at_a for w in q.values() if w.task.key == young]
     assert left_at_a == []  # ...and none of its tasks stays waiting at A
     brain.check_structures()
