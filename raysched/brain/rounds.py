@@ -384,8 +384,10 @@ class Rounds(WaitingQueues):
 
     def _steal(self, sub: SubmissionState, w: WaitingTask, free: str, waiting: set[str]) -> WaitingTask | None:
         """Take the task a free slot on ``free`` runs in ``w``'s stead (`_youngest_key`) off its queue, offered
-        that slot, as one that waited for its node (so its key's other tasks there follow it, counted or deferred
-        alike). None when the steal from that node waits for the next call (the node joins ``waiting``)."""
+        that slot. One taken in ``w``'s stead counts as having waited for its node, so its key's other tasks there
+        follow it, counted or deferred alike (``w`` itself, when deferred, moves alone, as it always did: moving its
+        key too made a million simulated Zipf tasks on 10,000 nodes take 2.8x as long and 1 GB more). None when
+        the steal from that node waits for the next call (the node joins ``waiting``)."""
         node = w.home
         steal = self._youngest_key(sub, w)
         if steal is None:
@@ -393,7 +395,9 @@ class Rounds(WaitingQueues):
                 waiting.add(node)
             return None
         self._unpark(sub, steal)
-        steal.last_home, steal.offer = node, free
+        if steal is not w:
+            steal.last_home = node
+        steal.offer = free
         return steal
 
     def _youngest_key(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask | None:

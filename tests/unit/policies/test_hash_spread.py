@@ -461,9 +461,10 @@ def test_after_a_node_dies_a_busy_survivor_gives_away_the_dead_nodes_key_not_its
 
 
 def test_a_stolen_key_takes_every_task_it_had_waiting_at_the_busy_node_deferred_ones_too() -> None:
-    """The steal moves the youngest key whole even when the task it takes was deferred at the node's bound (not
-    counted there): every task of the key waiting at the busy node follows it, none stays behind to run there and
-    split the key over two nodes."""
+    """The steal moves the youngest key whole even when the task it takes in the due task's stead was deferred at
+    the node's bound (not counted there): every task of the key waiting at the busy node follows it, none stays
+    behind to run there and split the key over two nodes. (A due task stolen for itself from a deferred queue
+    moves only itself, as before: moving its key too made a million simulated Zipf tasks take 2.8x as long.)"""
     brain = PlacementBrain(clock=lambda: 0.0)
     brain.sync_nodes({A: {"CPU": 4.0}, B: {"CPU": 4.0}})
     policy = HashPolicy(PolicyOptions(load_factor=1.0, vnodes=20, locality_wait=1.0))
@@ -478,7 +479,7 @@ def test_a_stolen_key_takes_every_task_it_had_waiting_at_the_busy_node_deferred_
     brain.place("s", [], [(8, CPU1, young)], PACING_1S)
     assert [(u, n) for u, n, *_ in brain.place("s", [0], [], PACING_1S).placed] == [(8, A)]  # young: warm on A
     brain.place("s", [], [(i, CPU1, young) for i in range(9, 13)], PACING_1S)
-    brain.place("s", [], [(i, CPU1, on_a) for i in range(13, 16)], PACING_1S)
+    brain.place("s", [], [(i, CPU1, on_a) for i in range(13, 19)], PACING_1S)  # A's own key queues behind
     deferred = sum(1 for w in brain._subs["s"].deferred_at.get(A, {}).values() if w.task.key == young)
     assert deferred > 0  # some of young's tasks wait at A's bound, uncounted
     answer = brain.place("s", [4], [], PACING_1S)  # B frees a slot: a task of young is stolen...
