@@ -156,26 +156,30 @@ class WaitingQueues(BrainState):
     def _older_waits(sub: SubmissionState, node: str, new: WaitingTask) -> bool:
         """Does a task deferred at ``node`` wait there from before ``new`` came (one call's tasks tie)?"""
         deferred = sub.deferred_at.get(node)
-        return deferred is not None and bool(deferred) and next(iter(deferred.values())).arrived < new.arrived
+        if not deferred:
+            return False
+        return next(iter(deferred.values())).arrived < new.arrived
 
     def _older_first(self, sub: SubmissionState, node: str) -> None:
         """A node's tasks run in the order they came, assigned or deferred: a task deferred at its bound that is
         older than the one just assigned there takes its place (the counts stay as they are). A node runs its
         assigned tasks before its deferred ones, so without this a busy node's newer tasks passed its deferred
         ones for the rest of the run (9 s of a 25 s run), and idle nodes stole them at its end, moving their keys."""
-        deferred, assigned = sub.deferred_at.get(node), sub.at_node.get(node)
-        if deferred and assigned:
-            old, new = next(iter(deferred.values())), next(reversed(assigned.values()))
-            if old.arrived >= new.arrived:
-                return
-            view = self.view
-            self._unlink(sub, old)
-            self._unlink(sub, new)
-            view.unpark(node, new.task.key)
-            view.park(node, old.task.key)
-            old.counted, new.counted = True, False
-            self._link(sub, old, sub.at_node.setdefault(node, Queue()), node)
-            self._link(sub, new, sub.deferred_at.setdefault(node, Queue()), node)
+        assigned = sub.at_node.get(node)
+        if not assigned:
+            return
+        new = next(reversed(assigned.values()))
+        if not self._older_waits(sub, node, new):
+            return
+        old = next(iter(sub.deferred_at[node].values()))
+        view = self.view
+        self._unlink(sub, old)
+        self._unlink(sub, new)
+        view.unpark(node, new.task.key)
+        view.park(node, old.task.key)
+        old.counted, new.counted = True, False
+        self._link(sub, old, sub.at_node.setdefault(node, Queue()), node)
+        self._link(sub, new, sub.deferred_at.setdefault(node, Queue()), node)
 
     def _unpark(self, sub: SubmissionState, w: WaitingTask) -> WaitingTask:
         """Take a waiting task off its node (to decide it again; it goes back to the head if it stays)."""
