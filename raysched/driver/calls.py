@@ -70,6 +70,8 @@ class _KeysStay:
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
+        if hasattr(policy, "spreads_lost_keys"):  # hash: a lost replica's keys go to their ring successors
+            policy.spreads_lost_keys = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._policy, name)

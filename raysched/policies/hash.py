@@ -252,6 +252,10 @@ class HashPolicy:
         # 1 us to build, twice per task): placed at the home, nothing moved; waiting for it, assigned there.
         self._placed_at: dict[str, Decision] = {}
         self._waits_at: dict[str, Decision] = {}
+        # A node that leaves: its keys spread by key counts (`_rehome`), so no survivor falls behind and has
+        # its own keys' tasks taken by work conservation. A router whose calls wait for their replica (no work
+        # conservation) turns it off: a drained replica's keys go back to their ring successors, where they were.
+        self.spreads_lost_keys = True
 
     @property
     def work_conserving(self) -> bool:
@@ -304,7 +308,8 @@ class HashPolicy:
             self.capacity.forget(lost)
             self.speed.forget(lost)
             self._evict = {k: n for k, n in self._evict.items() if n not in lost}
-            for key in [k for k, (_, node, _) in self._rooted.items() if node in lost]:
+            orphans = [k for k, (_, node, _) in self._rooted.items() if node in lost]
+            for key in orphans:
                 del self._rooted[key]
             self._rooted_on = None  # counted again when next needed
         for n in view.nodes:
@@ -325,7 +330,39 @@ class HashPolicy:
             self._placed_at.clear()
             self._waits_at.clear()
         self._reshare()
+        if gone and orphans and self.spreads_lost_keys and self.options.load_factor is not None:
+            self._rehome(orphans)
         self._synced = (view.uid, view.version)
+
+    def _rehome(self, orphans: list[str]) -> None:
+        """Give the keys of nodes that left new homes at once, whole, spread by keys (bounded loads over keys,
+        c = 1): each goes to the first node clockwise from its new owner holding fewer than its fair share of the
+        keys that live on the cluster (warm there, plus orphans given it so far). Their warm state is lost
+        anyway, so nothing is lost by not taking the ring's successor, while the successors alone took them
+        unevenly (4, 5 and 6 of a dead node's 15 keys on three equal nodes): the survivor with the most then
+        fell behind, and at the run's end work conservation moved its own keys' tasks to the others."""
+        counts = collections.Counter(self._warm_keys())  # a copy: `_root` below counts in the original
+        weights, total = self._share, sum(self._share.values())
+        if not weights or total <= 0:
+            return
+        keys = sum(counts.values()) + len(orphans)
+        for key in sorted(orphans):  # a fixed order: the same homes whatever order the keys ran in
+            owner = self.ring.lookup(key)
+            home = next(
+                (
+                    n
+                    for n in itertools.islice(self.ring.successors(key), MOVE_PROBES)
+                    if takes_more(counts[n], 1, 1.0, keys - 1, weights[n], total)
+                ),
+                owner,
+            )
+            counts[home] += 1
+            if home != owner:
+                self.homes[key] = home
+                self.keys_moved += 1
+            else:
+                self.homes.pop(key, None)
+            self._root(key, home)  # it lives there now (and counts there), the youngest key of its node
 
     def _reshare(self) -> None:
         """Bounds weigh each node by its CPUs x its speed factor (`node_speed`); the ring keeps CPUs alone, so

@@ -489,3 +489,49 @@ def test_a_stolen_key_takes_every_task_it_had_waiting_at_the_busy_node_deferred_
     left_at_a = [w for q in queues_at_a for w in q.values() if w.task.key == young]
     assert left_at_a == []  # ...and none of its tasks stays waiting at A
     brain.check_structures()
+
+
+def run_each_key_once(c: Cluster, keys: list[str]) -> dict[str, str]:
+    """Each key's task placed and finished, one at a time: the node each key ran on."""
+    ran = {}
+    for key in keys:
+        (uid,) = c.send([key])
+        ran[key] = c.placed[uid][0]
+        c.send([], finished=[uid])
+    return ran
+
+
+def test_a_dead_nodes_keys_spread_by_key_counts_over_the_survivors_and_no_survivors_key_moves() -> None:
+    """Issue 29 (churn): the ring's successors alone took a dead node's keys unevenly, so one survivor fell behind
+    and at the run's end work conservation took its own keys' tasks. Now each orphan goes to the first node
+    clockwise from its new owner within its fair share of the cluster's keys (c = 1); nothing else moves."""
+    c = Cluster([{"CPU": 2.0}] * 4, load_factor=1.25)
+    keys = [f"key-{i}" for i in range(60)]
+    before = run_each_key_once(c, keys)
+    dead = Counter(before.values()).most_common(1)[0][0]
+    survivors = {n: cap for n, cap in c.nodes.items() if n != dead}
+    orphans = [k for k in keys if before[k] == dead]
+    own = Counter(n for n in before.values() if n != dead)
+    ring = documented_ring(survivors)
+    by_successor = own + Counter(ring.lookup(k) for k in orphans)
+    fair = math.ceil(len(keys) / len(survivors))
+    assert max(by_successor.values()) > fair  # the ring alone would put a survivor over its share
+    c.brain.sync_nodes(survivors)
+    after = run_each_key_once(c, keys)
+    assert all(after[k] == before[k] for k in keys if before[k] != dead)  # no survivor's key moved
+    held = Counter(after.values())
+    assert all(held[n] <= max(fair, own[n]) for n in survivors)  # within the share (or as many as it had)
+    assert sum(held.values()) == len(keys)
+    c.brain.check_structures()
+
+
+def test_a_routers_lost_replica_gives_its_keys_to_their_ring_successors() -> None:
+    """Calls wait for their replica (no work conservation), so a call router keeps the ring's successors for a
+    lost replica's keys: a drained replica's keys go back where they were."""
+    from raysched.driver.calls import CallRouter
+    from raysched.services import ServiceSpec
+
+    policy = HashPolicy(PolicyOptions(seed=1))
+    CallRouter(ServiceSpec(cls=object, name="Shard", replicas=2, max_concurrency=1), policy).close()
+    assert policy.spreads_lost_keys is False
+    assert HashPolicy().spreads_lost_keys is True
