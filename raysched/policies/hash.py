@@ -66,6 +66,10 @@ ROOTED_KEYS = 200_000
 # nodes per decision on a 10,000-node ring. Nothing changes on clusters of up to this many nodes.
 MOVE_PROBES = 64
 RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its owner once it is calm
+# A node that dies is noticed only later (a driver's report and a probe: about 2 s here; Ray's own health checks:
+# 15-20 s); meanwhile work conservation takes its keys' tasks to whichever slot is free. Keys that left a node
+# within this many decisions before it left count as its keys (`_rehome`), wherever they went.
+STRAY_DECISIONS = 10_000
 DEMAND_HORIZON_TASKS = 10_000  # the key-share estimate forgets tasks older than about this many (or 4 x CPUs)
 HOT_HEADROOM = 1.25  # a hot key's nodes can do this many times its share of the work
 HOT_SCAN = 4  # a hot key spread over at most this many nodes compares all of them; over more, two sampled
@@ -256,6 +260,7 @@ class HashPolicy:
         # its own keys' tasks taken by work conservation. A router whose calls wait for their replica (no work
         # conservation) turns it off: a drained replica's keys go back to their ring successors, where they were.
         self.spreads_lost_keys = True
+        self._left: dict[str, tuple[str, int]] = {}  # key -> (the node it last moved off, decision count then)
 
     @property
     def work_conserving(self) -> bool:
@@ -330,39 +335,53 @@ class HashPolicy:
             self._placed_at.clear()
             self._waits_at.clear()
         self._reshare()
-        if gone and orphans and self.spreads_lost_keys and self.options.load_factor is not None:
-            self._rehome(orphans)
+        if gone and self.spreads_lost_keys and self.options.load_factor is not None:
+            recent = self._decisions - STRAY_DECISIONS
+            strays = [k for k, (n, at) in self._left.items() if n in lost and at >= recent and k in self._rooted]
+            if orphans or strays:
+                self._rehome(orphans, strays)
         self._synced = (view.uid, view.version)
 
-    def _rehome(self, orphans: list[str]) -> None:
+    def _rehome(self, orphans: list[str], strays: list[str]) -> None:
         """Give the keys of nodes that left new homes at once, whole, spread by keys (bounded loads over keys,
-        c = 1): each goes to the first node clockwise from its new owner holding fewer than its fair share of the
-        keys that live on the cluster (warm there, plus orphans given it so far). Their warm state is lost
-        anyway, so nothing is lost by not taking the ring's successor, while the successors alone took them
-        unevenly (4, 5 and 6 of a dead node's 15 keys on three equal nodes): the survivor with the most then
-        fell behind, and at the run's end work conservation moved its own keys' tasks to the others."""
+        c = 1). The successors alone took them unevenly (4, 5 and 6 of a dead node's 15 keys on three equal
+        nodes): the survivor with the most fell behind, and at the run's end work conservation moved its own
+        keys' tasks to the others. ``strays`` left a lost node shortly before it left (its tasks were taken to
+        free slots while it was dead but not yet noticed): each stays where it went unless that node holds more
+        than its fair share of the cluster's keys. Then each of ``orphans`` (warm on a lost node: their state
+        is gone, so the ring's successor has no claim) goes to the first node clockwise from its new owner
+        within its fair share (warm keys there, plus those given it now)."""
         counts = collections.Counter(self._warm_keys())  # a copy: `_root` below counts in the original
         weights, total = self._share, sum(self._share.values())
         if not weights or total <= 0:
             return
         keys = sum(counts.values()) + len(orphans)
-        for key in sorted(orphans):  # a fixed order: the same homes whatever order the keys ran in
-            owner = self.ring.lookup(key)
-            home = next(
-                (
-                    n
-                    for n in itertools.islice(self.ring.successors(key), MOVE_PROBES)
-                    if takes_more(counts[n], 1, 1.0, keys - 1, weights[n], total)
-                ),
-                owner,
-            )
-            counts[home] += 1
-            if home != owner:
-                self.homes[key] = home
-                self.keys_moved += 1
+
+        def fair(node: str) -> bool:  # can ``node`` take one more key within its share?
+            return takes_more(counts[node], 1, 1.0, keys - 1, weights[node], total)
+
+        def first_fair(key: str, default: str) -> str:  # clockwise from the key's owner
+            return next((n for n in itertools.islice(self.ring.successors(key), MOVE_PROBES) if fair(n)), default)
+
+        for key in sorted(strays):  # a fixed order: the same homes whatever order the keys ran in
+            on = self._rooted[key][1]
+            counts[on] -= 1
+            if fair(on):
+                counts[on] += 1  # it stays
             else:
-                self.homes.pop(key, None)
-            self._root(key, home)  # it lives there now (and counts there), the youngest key of its node
+                self._give_home(key, first_fair(key, on), counts)
+        for key in sorted(orphans):
+            self._give_home(key, first_fair(key, self.ring.lookup(key)), counts)
+
+    def _give_home(self, key: str, home: str, counts: collections.Counter[str]) -> None:
+        """``key`` lives on ``home`` from now on (counted in ``counts``), the youngest key there."""
+        counts[home] += 1
+        if home != self.ring.lookup(key):
+            self.homes[key] = home
+            self.keys_moved += 1
+        else:
+            self.homes.pop(key, None)
+        self._root(key, home)
 
     def _reshare(self) -> None:
         """Bounds weigh each node by its CPUs x its speed factor (`node_speed`); the ring keeps CPUs alone, so
@@ -546,6 +565,13 @@ class HashPolicy:
         now = self._decisions
         rooted[key] = (now, node, now if before is None or moved else before[2])
         rooted.move_to_end(key)
+        if moved and before is not None:
+            left = self._left
+            left.pop(key, None)
+            left[key] = (before[1], now)  # oldest first
+            if len(left) > ROOTED_KEYS:
+                for stale in list(itertools.islice(left, len(left) // 2)):
+                    del left[stale]
         if len(rooted) > ROOTED_KEYS:
             forgotten, (_, was_on, _) = rooted.popitem(last=False)
             self.homes.pop(forgotten, None)  # a key forgotten as having run is a new key again, at its owner

@@ -535,3 +535,29 @@ def test_a_routers_lost_replica_gives_its_keys_to_their_ring_successors() -> Non
     CallRouter(ServiceSpec(cls=object, name="Shard", replicas=2, max_concurrency=1), policy).close()
     assert policy.spreads_lost_keys is False
     assert HashPolicy().spreads_lost_keys is True
+
+
+def test_keys_taken_off_a_dead_node_before_it_was_noticed_are_spread_too() -> None:
+    """Before the brain notices a node died (a driver's report and a probe: about 2 s; Ray's health checks: 15-20
+    s), work conservation takes its keys' tasks to whichever slot is free: here all to one survivor. When the
+    node leaves, those keys count as its keys: the survivor keeps its fair share and gives away the rest; no key
+    of a survivor's own moves."""
+    c = Cluster([{"CPU": 2.0}] * 4, load_factor=1.25)
+    keys = [f"key-{i}" for i in range(60)]
+    before = run_each_key_once(c, keys)
+    dead = Counter(before.values()).most_common(1)[0][0]
+    survivors = {n: cap for n, cap in c.nodes.items() if n != dead}
+    taker = next(iter(survivors))
+    strays = [k for k in keys if before[k] == dead]
+    for key in strays:  # a free slot on ``taker`` ran each of them past its locality wait
+        c.policy.spilled(TaskDemand(CPU1, key), taker, c.brain.view)
+    own = Counter(n for n in before.values() if n != dead)
+    fair = math.ceil(len(keys) / len(survivors))
+    assert own[taker] + len(strays) > fair  # the taker holds more than its share until the node leaves
+    c.brain.sync_nodes(survivors)
+    after = run_each_key_once(c, keys)
+    assert all(after[k] == before[k] for k in keys if before[k] != dead)  # no survivor's key moved
+    held = Counter(after.values())
+    assert all(held[n] <= max(fair, own[n]) for n in survivors)
+    assert sum(after[k] == taker for k in strays) == max(0, min(len(strays), fair - own[taker]))  # the rest stayed
+    c.brain.check_structures()
