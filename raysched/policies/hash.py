@@ -305,6 +305,8 @@ class HashPolicy:
         ring, weights = self.ring, self._weights
         alive = set(view.nodes)
         gone = [n for n in weights if n not in alive]
+        last = self._last_eligible  # the nodes that could hold the last demand decided (None: every node)
+        able = None if last is None else last[1][0]
         for n in gone:
             ring.remove(n)
             del weights[n]
@@ -339,10 +341,10 @@ class HashPolicy:
             recent = self._decisions - STRAY_DECISIONS
             strays = [k for k, (n, at) in self._left.items() if n in lost and at >= recent and k in self._rooted]
             if orphans or strays:
-                self._rehome(orphans, strays)
+                self._rehome(orphans, strays, able)
         self._synced = (view.uid, view.version)
 
-    def _rehome(self, orphans: list[str], strays: list[str]) -> None:
+    def _rehome(self, orphans: list[str], strays: list[str], able: frozenset[str] | None) -> None:
         """Give the keys of nodes that left new homes at once, whole, spread by keys (bounded loads over keys,
         c = 1). The successors alone took them unevenly (4, 5 and 6 of a dead node's 15 keys on three equal
         nodes): the survivor with the most fell behind, and at the run's end work conservation moved its own
@@ -350,15 +352,18 @@ class HashPolicy:
         free slots while it was dead but not yet noticed): each stays where it went unless that node holds more
         than its fair share of the cluster's keys. Then each of ``orphans`` (warm on a lost node: their state
         is gone, so the ring's successor has no claim) goes to the first node clockwise from its new owner
-        within its fair share (warm keys there, plus those given it now)."""
-        counts = collections.Counter(self._warm_keys())  # a copy: `_root` below counts in the original
-        weights, total = self._share, sum(self._share.values())
+        within its fair share (warm keys there, plus those given it now). Only nodes that could hold the
+        last demand decided (``able``; None: every node) count and take keys: a head without CPUs, on the ring
+        with a weight of 1, took a sixth of a dead node's keys that then scattered."""
+        weights = self._share if able is None else {n: w for n, w in self._share.items() if n in able}
+        total = sum(weights.values())
         if not weights or total <= 0:
             return
+        counts = collections.Counter({n: c for n, c in self._warm_keys().items() if n in weights})  # a copy
         keys = sum(counts.values()) + len(orphans)
 
         def fair(node: str) -> bool:  # can ``node`` take one more key within its share?
-            return takes_more(counts[node], 1, 1.0, keys - 1, weights[node], total)
+            return node in weights and takes_more(counts[node], 1, 1.0, keys - 1, weights[node], total)
 
         def first_fair(key: str, default: str) -> str:  # clockwise from the key's owner
             return next((n for n in itertools.islice(self.ring.successors(key), MOVE_PROBES) if fair(n)), default)

@@ -561,3 +561,22 @@ def test_keys_taken_off_a_dead_node_before_it_was_noticed_are_spread_too() -> No
     assert all(held[n] <= max(fair, own[n]) for n in survivors)
     assert sum(after[k] == taker for k in strays) == max(0, min(len(strays), fair - own[taker]))  # the rest stayed
     c.brain.check_structures()
+
+
+def test_a_dead_nodes_keys_go_only_to_nodes_that_can_run_them() -> None:
+    """A head without CPUs is on the ring (weight 1) but runs no CPU task: it takes none of a dead node's keys."""
+    c = Cluster([{"CPU": 2.0}] * 4 + [{"memory": 1.0}], load_factor=1.25)
+    head = node_id(4)
+    keys = [f"key-{i}" for i in range(60)]
+    before = run_each_key_once(c, keys)
+    dead = Counter(before.values()).most_common(1)[0][0]
+    survivors = {n: cap for n, cap in c.nodes.items() if n != dead}
+    ring = documented_ring(survivors)
+    assert any(ring.lookup(k) == head for k in keys if before[k] == dead)  # the ring gives the head some
+    c.brain.sync_nodes(survivors)
+    assert not any(h == head for h in c.policy.homes.values())
+    after = run_each_key_once(c, keys)
+    assert all(after[k] == before[k] for k in keys if before[k] != dead)
+    fair = math.ceil(len(keys) / 3)
+    assert max(Counter(after.values()).values()) <= fair
+    c.brain.check_structures()
