@@ -39,6 +39,7 @@ while the owner lives; its tasks wait for it, however long.
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 import math
 import random
@@ -345,38 +346,54 @@ class HashPolicy:
         self._synced = (view.uid, view.version)
 
     def _rehome(self, orphans: list[str], strays: list[str], able: frozenset[str] | None) -> None:
-        """Give the keys of nodes that left new homes at once, whole, spread by keys (bounded loads over keys,
-        c = 1). The successors alone took them unevenly (4, 5 and 6 of a dead node's 15 keys on three equal
-        nodes): the survivor with the most fell behind, and at the run's end work conservation moved its own
-        keys' tasks to the others. ``strays`` left a lost node shortly before it left (its tasks were taken to
-        free slots while it was dead but not yet noticed): each stays where it went unless that node holds more
-        than its fair share of the cluster's keys. Then each of ``orphans`` (warm on a lost node: their state
-        is gone, so the ring's successor has no claim) goes to the first node clockwise from its new owner
-        within its fair share (warm keys there, plus those given it now). Only nodes that could hold the
-        last demand decided (``able``; None: every node) count and take keys: a head without CPUs, on the ring
-        with a weight of 1, took a sixth of a dead node's keys that then scattered."""
+        """Give the keys of nodes that left new homes at once, whole, evening out keys per unit of weight.
+
+        The ring's successors alone took a dead node's keys unevenly (4, 5 and 6
+        of 15 on three equal nodes), and the survivor with the most fell behind:
+        work conservation then took its own keys' tasks. Their warm state is
+        gone, so the successors have no claim. ``strays`` left a lost node
+        shortly before it left (work conservation took its tasks to free slots
+        while it was dead but not yet noticed): each stays where it went unless
+        another node would be less loaded with it than that node is. Then each
+        of ``orphans`` goes to the least loaded node (keys warm there or given
+        it now, per unit of weight, after taking it): the first such node
+        clockwise from the key's new owner, within `MOVE_PROBES`, else the
+        least loaded of all. Only nodes that could hold the last demand decided
+        count and take keys (``able``; None: every node): a head without CPUs,
+        on the ring with a weight of 1, took a sixth of a dead node's keys that
+        then scattered.
+        """
         weights = self._share if able is None else {n: w for n, w in self._share.items() if n in able}
-        total = sum(weights.values())
-        if not weights or total <= 0:
+        if not weights or sum(weights.values()) <= 0:
             return
+        weights = {n: w for n, w in weights.items() if w > 0}
         counts = collections.Counter({n: c for n, c in self._warm_keys().items() if n in weights})  # a copy
-        keys = sum(counts.values()) + len(orphans)
+        after = [((counts[n] + 1) / w, n) for n, w in weights.items()]  # load after taking one more key
+        heapq.heapify(after)
 
-        def fair(node: str) -> bool:  # can ``node`` take one more key within its share?
-            return node in weights and takes_more(counts[node], 1, 1.0, keys - 1, weights[node], total)
+        def least() -> tuple[float, str]:  # the least load after one more key, and its node
+            while True:
+                load, node = after[0]
+                if load == (counts[node] + 1) / weights[node]:
+                    return load, node
+                heapq.heapreplace(after, ((counts[node] + 1) / weights[node], node))
 
-        def first_fair(key: str, default: str) -> str:  # clockwise from the key's owner
-            return next((n for n in itertools.islice(self.ring.successors(key), MOVE_PROBES) if fair(n)), default)
+        def place(key: str) -> str:
+            level, fallback = least()
+            ahead = itertools.islice(self.ring.successors(key), MOVE_PROBES)
+            return next((n for n in ahead if n in weights and (counts[n] + 1) / weights[n] <= level + EPS), fallback)
 
         for key in sorted(strays):  # a fixed order: the same homes whatever order the keys ran in
             on = self._rooted[key][1]
             counts[on] -= 1
-            if fair(on):
-                counts[on] += 1  # it stays
-            else:
-                self._give_home(key, first_fair(key, on), counts)
+            if on in weights and (counts[on] + 1) / weights[on] <= least()[0] + EPS:
+                counts[on] += 1  # no node would be less loaded with it: it stays
+                continue
+            if on in weights:
+                heapq.heappush(after, ((counts[on] + 1) / weights[on], on))  # lighter now
+            self._give_home(key, place(key), counts)
         for key in sorted(orphans):
-            self._give_home(key, first_fair(key, self.ring.lookup(key)), counts)
+            self._give_home(key, place(key), counts)
 
     def _give_home(self, key: str, home: str, counts: collections.Counter[str]) -> None:
         """``key`` lives on ``home`` from now on (counted in ``counts``), the youngest key there."""

@@ -279,3 +279,12 @@ def test_a_node_dying_with_rays_default_health_checks_stalls_only_its_own_keys(t
     assert len(survivors) >= 100, len(survivors)  # 8 s x 80 tasks/s at full speed; a stall finished none
     left = [t for t, kind, node in status["membership_changes"] if kind == "leave" and node == dead]
     assert left and left[0] - killed_at < 10  # out of the brain before Ray's health checks (15 s or more)
+    # Issue 29: no key of a surviving node ran anywhere else after the kill (the dead node's keys were spread
+    # over the survivors by key counts), but for work conservation's last tasks once a survivor ran dry.
+    before = ok[ok["finished_at"] < killed_at]
+    home = before.groupby("key")["node_ran"].agg(lambda s: s.iloc[-1])
+    home = home[home != dead]
+    later = ok[ok["started_at"] > killed_at + 1].merge(home.rename("home"), left_on="key", right_index=True)
+    tail = ok[ok["node_ran"] != dead].groupby("node_ran")["finished_at"].max().min()  # a survivor ran dry
+    moved = later[(later["node_ran"] != later["home"]) & (later["started_at"] < tail)]
+    assert moved.empty, moved[["key", "home", "node_ran", "started_at"]].to_string()
