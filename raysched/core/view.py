@@ -243,6 +243,7 @@ class ResourceView:
         self._total_parked = 0
         self.pending = 0  # tasks the brain holds but has not assigned to a node yet
         self._version = 0
+        self._freed = 0  # bumped whenever room may have appeared on a node (a release, a higher overcommit)
         self._nodes: tuple[str, ...] | None = ()
         self._fit_cache: dict[tuple, bool] = {}
         self._indices: dict[tuple[tuple[str, ...], bool], OrderedIndex] = {}
@@ -260,12 +261,21 @@ class ResourceView:
     def overcommit(self, value: float) -> None:
         if type(value) is float and value == self._overcommit:  # the brain sets it before every decision
             return
-        self._overcommit = check_overcommit(value)
+        value = check_overcommit(value)
+        if value > self._overcommit:
+            self._freed += 1
+        self._overcommit = value
 
     @property
     def version(self) -> int:
         """Bumped on every membership or capacity change."""
         return self._version
+
+    @property
+    def room_epoch(self) -> tuple[int, int, int]:
+        """Changes whenever a demand may fit on a node where it did not (a release, a node joining or changing,
+        a higher overcommit); between two changes the nodes that fit a demand only shrink, as tasks are placed."""
+        return self.uid, self._version, self._freed
 
     def set_node(self, node_id: str, capacity: Mapping[str, float]) -> None:
         """Add an alive node, or update its capacity (its reservations stay)."""
@@ -523,6 +533,7 @@ class ResourceView:
                     res[r] = left
         self._count[node_id] -= 1
         self._total_count -= 1
+        self._freed += 1
         self._count_key(self._key_reserved, key, node_id, -1)
         self._after_ledger_change(node_id, demand)
 

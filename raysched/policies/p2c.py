@@ -12,7 +12,7 @@ import random
 
 from raysched.core.view import ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
-from raysched.policies.random_policy import sample_fitting
+from raysched.policies.random_policy import Fitting, sample_fitting
 
 __all__ = ["P2CPolicy"]
 
@@ -26,12 +26,13 @@ class P2CPolicy:
     def __init__(self, options: PolicyOptions | None = None) -> None:
         self.options = options if options is not None else PolicyOptions()
         self.rng = random.Random(self.options.seed)
+        self._fitting: Fitting = {}
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
-        a = sample_fitting(self.rng, task, view)
+        a = sample_fitting(self.rng, task, view, kept=self._fitting)
         if a is None:
             return None
-        b = sample_fitting(self.rng, task, view, exclude=a)
+        b = sample_fitting(self.rng, task, view, exclude=a, kept=self._fitting)
         if b is None:
             return a
         return min((view.load(n), view.tasks_in_flight(n), n) for n in (a, b))[2]

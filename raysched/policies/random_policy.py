@@ -4,6 +4,13 @@ Rejection sampling: draw random alive nodes until one fits (uniform among the
 fitting ones, O(1) while most fit); after a few misses, list the fitting nodes
 through the view's index (cheap exactly when few fit) and draw among them.
 Both stages are uniform over the fitting nodes, so the mixture is too.
+
+The list is kept per demand until room appears anywhere (`ResourceView.room_epoch`):
+until then the fitting nodes only shrink as tasks are placed, so a draw from
+the kept list that no longer fits is dropped from it and drawn again (still
+uniform over the nodes that fit). On a full cluster of 1,000 nodes, listing
+them for every decision was 20 fit checks per decision and two thirds of the
+brain's time.
 """
 
 from __future__ import annotations
@@ -13,13 +20,19 @@ import random
 from raysched.core.view import ResourceView
 from raysched.policies.base import PolicyOptions, TaskDemand
 
-__all__ = ["RandomPolicy", "sample_fitting"]
+__all__ = ["Fitting", "RandomPolicy", "sample_fitting"]
 
 TRIES = 8
 
 
-def sample_fitting(rng: random.Random, task: TaskDemand, view: ResourceView, exclude: str | None = None) -> str | None:
-    """A uniformly random node (other than ``exclude``) where the task fits now."""
+Fitting = dict[object, tuple[tuple[int, int, int], list[str]]]  # demand signature -> (room epoch, nodes)
+
+
+def sample_fitting(
+    rng: random.Random, task: TaskDemand, view: ResourceView, exclude: str | None = None, kept: Fitting | None = None
+) -> str | None:
+    """A uniformly random node (other than ``exclude``) where the task fits now; ``kept`` holds the fitting
+    nodes listed for each demand until room appears (a policy's own dict)."""
     nodes = view.nodes
     n = len(nodes)
     demand = task.resources
@@ -29,12 +42,28 @@ def sample_fitting(rng: random.Random, task: TaskDemand, view: ResourceView, exc
         node = nodes[int(rand() * n)]
         if node != exclude and fits(node, demand):
             return node
-    candidates = view.fitting_nodes(demand)
-    if exclude is not None and exclude in candidates:
-        candidates.remove(exclude)
-    if not candidates:
-        return None
-    return candidates[int(rand() * len(candidates))]
+    if kept is None:
+        candidates = view.fitting_nodes(demand)
+        if exclude is not None and exclude in candidates:
+            candidates.remove(exclude)
+        return candidates[int(rand() * len(candidates))] if candidates else None
+    epoch, signature = view.room_epoch, task.signature
+    entry = kept.get(signature)
+    if entry is None or entry[0] != epoch:
+        entry = kept[signature] = (epoch, view.fitting_nodes(demand))
+    candidates = entry[1]
+    while candidates:
+        i = int(rand() * len(candidates))
+        node = candidates[i]
+        if node == exclude:
+            if len(candidates) == 1:
+                return None
+            continue
+        if fits(node, demand):
+            return node
+        candidates[i] = candidates[-1]  # full now: dropped until room appears
+        candidates.pop()
+    return None
 
 
 class RandomPolicy:
@@ -46,6 +75,7 @@ class RandomPolicy:
     def __init__(self, options: PolicyOptions | None = None) -> None:
         self.options = options if options is not None else PolicyOptions()
         self.rng = random.Random(self.options.seed)
+        self._fitting: Fitting = {}
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
-        return sample_fitting(self.rng, task, view)
+        return sample_fitting(self.rng, task, view, kept=self._fitting)

@@ -199,6 +199,41 @@ def test_random_is_uniform_over_fitting_nodes_only():
     assert all(850 <= c <= 1150 for c in counts.values())  # 1000 each expected
 
 
+@pytest.mark.parametrize("cls", [RandomPolicy, P2CPolicy])
+def test_the_kept_list_of_fitting_nodes_shrinks_as_they_fill_and_is_listed_again_when_room_appears(cls):
+    """On a nearly full cluster the fitting nodes are listed once and kept until room appears: every choice
+    still fits, the nodes that fill are dropped, and a node freed by a release is chosen again."""
+    v = uniform_view(200, cpu=2)
+    for n in v.nodes[:190]:
+        v.reserve(n, {"CPU": 2})  # 10 nodes with 2 free slots each: random draws miss, the list is used
+    p = cls(PolicyOptions(seed=5))
+    placed = []
+    for _ in range(20):
+        node = p.choose(CPU1, v)
+        assert node is not None and v.fits_now(node, CPU1.resources)
+        v.reserve(node, CPU1.resources)
+        placed.append(node)
+    assert Counter(placed) == Counter({n: 2 for n in v.nodes[190:]})  # every free slot taken, none twice over
+    assert p.choose(CPU1, v) is None  # full: the kept list is empty
+    freed = v.nodes[7]
+    v.release(freed, {"CPU": 2})  # room appears on a node the kept list never had
+    assert {p.choose(CPU1, v) for _ in range(5)} == {freed}
+
+
+def test_random_is_uniform_over_a_kept_list_that_shrinks():
+    """Draws from the kept list while nodes fill stay uniform over the nodes that still fit."""
+    v = uniform_view(400, cpu=1)
+    for n in v.nodes[:380]:
+        v.reserve(n, {"CPU": 1})
+    p = RandomPolicy(PolicyOptions(seed=11))
+    p.choose(CPU1, v)  # lists the 20 fitting nodes
+    for n in v.nodes[380:390]:
+        v.reserve(n, {"CPU": 1})  # 10 of them fill (no room appeared: the list is kept)
+    counts = Counter(p.choose(CPU1, v) for _ in range(5000))
+    assert set(counts) == set(v.nodes[390:])
+    assert all(400 <= c <= 600 for c in counts.values())  # 500 each expected
+
+
 def test_p2c_beats_random_on_max_load():
     maxima = {}
     for cls in (RandomPolicy, P2CPolicy):
