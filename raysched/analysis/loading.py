@@ -27,6 +27,7 @@ from raysched.results.schema import (
     STATUSES,
     TEXT_COLUMNS,
 )
+from raysched.results.shared import SharedRecords
 
 __all__ = ["COLUMNS", "SOURCE", "load"]
 
@@ -73,7 +74,7 @@ def load(
     records: dict[str, dict[str, Any]] = {}
     for raw in dict.fromkeys(str(p) for p in paths):
         records.update(sidecar.read_runs(Path(raw), on_warning=warn))
-    df.attrs["run_records"] = records
+    df.attrs["run_records"] = SharedRecords(records)  # not copied by every pandas operation
     return df
 
 

@@ -35,6 +35,7 @@ from raysched.core.view import capacity_holds, fmt_resources, largest_capacity
 from raysched.policies import POLICY_NAMES, PolicyOptions, build_policy
 from raysched.results import figures, sidecar
 from raysched.results.schema import Status
+from raysched.results.shared import SharedRecords
 from raysched.sim import SimInputError
 from raysched.sim.cluster import AddNode, Cluster, KillNode, check_kills, resolve_cluster, virtual_ids
 from raysched.sim.engine import AddAt, CacheModel, DriverModel, KillAt, Simulation, SimulationStats
@@ -375,7 +376,7 @@ def simulate(
         rows, stats[run.label] = _replay(inputs, run.policy, cluster.nodes, kills, inputs.adds, run.options, run.run_id)
         if settings.check_fidelity and as_recorded and run.policy == trace.policy and run.options == inputs.options:
             fidelity = _fidelity(inputs, rows)
-        rows.attrs["run_records"] = {run.run_id: _cluster_record(cluster.nodes, inputs.adds)}  # capacities
+        rows.attrs["run_records"] = SharedRecords({run.run_id: _cluster_record(cluster.nodes, inputs.adds)})
         summary = _summary(rows, inputs.cache is not None)
         summary.columns = [run.label]
         summary.attrs["runs"] = [{**info, "label": run.label} for info in summary.attrs["runs"]]
