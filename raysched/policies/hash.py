@@ -363,10 +363,9 @@ class HashPolicy:
         on the ring with a weight of 1, took a sixth of a dead node's keys that
         then scattered.
         """
-        weights = self._share if able is None else {n: w for n, w in self._share.items() if n in able}
-        if not weights or sum(weights.values()) <= 0:
+        weights = {n: w for n, w in self._share.items() if w > 0 and (able is None or n in able)}
+        if not weights:
             return
-        weights = {n: w for n, w in weights.items() if w > 0}
         counts = collections.Counter({n: c for n, c in self._warm_keys().items() if n in weights})  # a copy
         after = [((counts[n] + 1) / w, n) for n, w in weights.items()]  # load after taking one more key
         heapq.heapify(after)

@@ -29,10 +29,10 @@ class P2CPolicy:
         self._fitting: Fitting = {}
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
-        a = sample_fitting(self.rng, task, view, kept=self._fitting)
+        a = sample_fitting(self.rng, task, view, self._fitting)
         if a is None:
             return None
-        b = sample_fitting(self.rng, task, view, exclude=a, kept=self._fitting)
+        b = sample_fitting(self.rng, task, view, self._fitting, exclude=a)
         if b is None:
             return a
         return min((view.load(n), view.tasks_in_flight(n), n) for n in (a, b))[2]

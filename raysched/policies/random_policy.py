@@ -29,7 +29,7 @@ Fitting = dict[object, tuple[tuple[int, int, int], list[str]]]  # demand signatu
 
 
 def sample_fitting(
-    rng: random.Random, task: TaskDemand, view: ResourceView, exclude: str | None = None, kept: Fitting | None = None
+    rng: random.Random, task: TaskDemand, view: ResourceView, kept: Fitting, exclude: str | None = None
 ) -> str | None:
     """A uniformly random node (other than ``exclude``) where the task fits now; ``kept`` holds the fitting
     nodes listed for each demand until room appears (a policy's own dict)."""
@@ -42,11 +42,6 @@ def sample_fitting(
         node = nodes[int(rand() * n)]
         if node != exclude and fits(node, demand):
             return node
-    if kept is None:
-        candidates = view.fitting_nodes(demand)
-        if exclude is not None and exclude in candidates:
-            candidates.remove(exclude)
-        return candidates[int(rand() * len(candidates))] if candidates else None
     epoch, signature = view.room_epoch, task.signature
     entry = kept.get(signature)
     if entry is None or entry[0] != epoch:
@@ -78,4 +73,4 @@ class RandomPolicy:
         self._fitting: Fitting = {}
 
     def choose(self, task: TaskDemand, view: ResourceView) -> str | None:
-        return sample_fitting(self.rng, task, view, kept=self._fitting)
+        return sample_fitting(self.rng, task, view, self._fitting)

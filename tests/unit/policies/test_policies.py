@@ -220,6 +220,22 @@ def test_the_kept_list_of_fitting_nodes_shrinks_as_they_fill_and_is_listed_again
     assert {p.choose(CPU1, v) for _ in range(5)} == {freed}
 
 
+@pytest.mark.parametrize("cls", [RandomPolicy, P2CPolicy])
+def test_a_higher_overcommit_lists_the_fitting_nodes_again(cls):
+    """Room appears on every full node when the admission limit rises: the kept list must not hide them."""
+    v = uniform_view(20_000, cpu=1)
+    for n in v.nodes[:19_995]:
+        for _ in range(2):
+            v.reserve(n, {"CPU": 1})  # full even at overcommit 2
+    for n in v.nodes[19_995:19_999]:
+        v.reserve(n, {"CPU": 1})  # full at overcommit 1, room for one at 2
+    p = cls(PolicyOptions(seed=2))
+    assert p.choose(CPU1, v) == v.nodes[19_999]  # the one node with room: the kept list holds it alone
+    v.overcommit = 2.0  # the four half-full nodes admit one more: random draws still miss, the list is used
+    chosen = {p.choose(CPU1, v) for _ in range(20)}
+    assert chosen <= set(v.nodes[19_995:]) and chosen - {v.nodes[19_999]}  # the newly admitting nodes are seen
+
+
 def test_random_is_uniform_over_a_kept_list_that_shrinks():
     """Draws from the kept list while nodes fill stay uniform over the nodes that still fit."""
     v = uniform_view(400, cpu=1)
