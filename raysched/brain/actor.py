@@ -32,6 +32,7 @@ from raysched.brain.node_health import unreachable_raylets
 from raysched.brain.replicas import Replicas
 from raysched.brain.state import Capacity
 from raysched.cluster import NAMESPACE
+from raysched.core.collector import collect_less
 from raysched.core.view import ResourceView
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,10 @@ class PlacementBrain(Membership, Submissions, Replicas):
         spawn_executor: Callable[[str, str, Mapping[str, float]], Any] | None = None,
         kill_executor: Callable[[Any], None] = lambda handle: None,
         executor_idle_s: float = DEFAULT_IDLE_S,
+        own_process: bool = False,
     ) -> None:
+        if own_process:  # the brain's actor: a process of its own that holds every waiting task
+            collect_less()
         self.brain_id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
         self.view = ResourceView()
@@ -258,6 +262,7 @@ def brain_handle() -> Any:
         export_metrics=True,
         spawn_executor=spawn_executor,
         kill_executor=kill_executor,
+        own_process=True,
     )
 
 

@@ -190,6 +190,7 @@ class Membership(WaitingQueues, ExecutorHandOut):
             sub.deferred_at.clear()
             sub.anywhere.clear()
             sub.by_key.clear()
+            sub.keys_at.clear()
             sub.expiries.clear()
             sub.overdue.clear()
             sub.ripe.clear()

@@ -43,6 +43,7 @@ class WaitingQueues(BrainState):
             same = sub.by_key.get(pair)
             if same is None:
                 same = sub.by_key[pair] = {}
+                sub.keys_at.setdefault(w.home, {})[w.task.key] = None
             same[w.uid] = w
             self._depth_changed(sub, w.home)
 
@@ -63,6 +64,10 @@ class WaitingQueues(BrainState):
                 same.pop(w.uid, None)
                 if not same:
                     del sub.by_key[pair]
+                    keys = sub.keys_at[w.home]
+                    del keys[w.task.key]
+                    if not keys:
+                        del sub.keys_at[w.home]
             self._depth_changed(sub, w.home)
         w.queue = w.group = None
 
@@ -138,7 +143,10 @@ class WaitingQueues(BrainState):
         queue = queues.get(home)
         if queue is None:
             queue = queues[home] = Queue()
-        same = sub.by_key.setdefault((home, key), {})
+        same = sub.by_key.get((home, key))
+        if same is None:
+            same = sub.by_key[(home, key)] = {}
+            sub.keys_at.setdefault(home, {})[key] = None
         wait = sub.locality_wait_s
         if sub.stays_home:
             wait = None
@@ -242,6 +250,10 @@ class WaitingQueues(BrainState):
                 assert all(q for q in queued[1:]), "an empty queue was kept"
                 for (node, key), tasks in sub.by_key.items():
                     assert tasks and all(w.home == node and w.task.key == key for w in tasks.values())
+                assert {(n, k) for n, keys in sub.keys_at.items() for k in keys} == set(sub.by_key), (
+                    "the keys by node differ from the key index"
+                )
+                assert all(sub.keys_at.values()), "an empty set of keys was kept"
                 assert sum(len(t) for t in sub.by_key.values()) == sum(
                     len(q) for q in [*sub.at_node.values(), *sub.deferred_at.values()]
                 ), "the key index differs from the node queues"

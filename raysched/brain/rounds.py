@@ -412,6 +412,12 @@ class Rounds(WaitingQueues):
         if warm_for is None or node is None:
             return w
         best, youngest = w, warm_for(w.task.key)
+        keys = sub.keys_at.get(node, ())
+        if len(keys) < STEAL_SCAN and all(warm_for(key) >= youngest for key in keys):
+            # No key waiting at the node is younger (the usual answer): the scan below would find none. A hot
+            # key's home queues hundreds of its own tasks, so its few distinct keys are the cheaper question.
+            sub.steal_waits.pop(node, None)
+            return w
         ages: dict[str, float] = {w.task.key: youngest}
         round_no, signature = self._round_no, w.task.signature
         decided_now = math.inf  # the youngest age among tasks decided in this round

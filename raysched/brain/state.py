@@ -97,6 +97,7 @@ class SubmissionState:
     by_key: dict[tuple[str, str], dict[int, WaitingTask]] = field(
         default_factory=dict
     )  # (node, key) -> its tasks there
+    keys_at: dict[str, dict[str, None]] = field(default_factory=dict)  # node -> the keys of ``by_key`` there
     # Locality-wait timers (due, seq, task, ticket): a task re-parked leaves a stale timer behind, skipped when
     # popped; the heap is rebuilt from live timers whenever it holds 64 more than the waiting tasks.
     expiries: list = field(default_factory=list)

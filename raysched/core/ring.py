@@ -411,6 +411,54 @@ class HashRing:
         """
         return self._walk_from(self._start(key))
 
+    def successors_after(self, key: str, node_id: str) -> Iterator[str] | None:
+        """The rest of ``successors(key)`` after ``node_id``; None when that node is not on the ring.
+
+        Equal to dropping the walk's nodes up to and including ``node_id``, but
+        found with numpy: ``node_id``'s first point clockwise from the key, then
+        the nodes that own points before it (skipped), then the walk goes on
+        from there. A key whose home is far from its owner (moved by the brain)
+        otherwise walked hundreds of nodes, one point at a time, per decision.
+        """
+        i = self._start(key)  # builds first: read the arrays only after it
+        if node_id not in self._weights:
+            return None
+        import numpy as np
+
+        slot = self._slot_of[node_id]
+        owners = np.frombuffer(self._owners, dtype=np.int32)
+        n_points = len(owners)
+        offset, span = 0, 1024  # points searched clockwise from i; the next chunk's length
+        while True:
+            a = i + offset if i + offset < n_points else i + offset - n_points
+            b = min(a + span, n_points, a + n_points - offset)
+            hits = np.flatnonzero(owners[a:b] == slot)
+            if hits.size:
+                offset += int(hits[0])
+                break
+            offset += b - a
+            span *= 2
+        end = i + offset
+        before = owners[i:end] if end <= n_points else np.concatenate((owners[i:], owners[: end - n_points]))
+        seen = set(np.unique(before).tolist())
+        seen.add(slot)
+        return self._walk_on(end + 1, seen)
+
+    def _walk_on(self, start: int, seen: set[int]) -> Iterator[str]:
+        """Distinct nodes clockwise from point ``start`` (any index, wrapped) that are not in ``seen``."""
+        owners, names = self._owners, self._names
+        n_points, n_nodes = len(owners), len(self._weights)
+        if len(seen) >= n_nodes:
+            return
+        start %= n_points
+        for j in range(start, start + n_points):
+            slot = owners[j if j < n_points else j - n_points]
+            if slot not in seen:
+                seen.add(slot)
+                yield names[slot]  # type: ignore[misc]
+                if len(seen) == n_nodes:
+                    return
+
     def lookup_bounded(self, key: str, loads: Mapping[str, float], load_factor: float) -> str:
         """Successor with bounded loads (Mirrokni–Thorup–Zadimoghaddam).
 
@@ -448,20 +496,9 @@ class HashRing:
         return min(self._walk_from(i), key=lambda n: loads.get(n, 0.0) / weights[n])
 
     def _walk_from(self, i: int) -> Iterator[str]:
-        owners, names = self._owners, self._names
-        n_points, n_nodes = len(owners), len(self._weights)
-        first = owners[i]
-        yield names[first]  # type: ignore[misc]
-        if n_nodes == 1:
-            return
-        seen = {first}
-        for j in range(i + 1, i + n_points):
-            slot = owners[j if j < n_points else j - n_points]
-            if slot not in seen:
-                seen.add(slot)
-                yield names[slot]  # type: ignore[misc]
-                if len(seen) == n_nodes:
-                    return
+        first = self._owners[i]
+        yield self._names[first]  # type: ignore[misc]
+        yield from self._walk_on(i + 1, {first})
 
     def share(self, node_id: str) -> float:
         """Exact fraction of the hash space this node owns (for analysis)."""

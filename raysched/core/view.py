@@ -157,27 +157,71 @@ def node_weight(capacity: Mapping[str, float]) -> float:
     return min(cpu, float(MAX_RING_CPUS)) if cpu > 0 else 1.0
 
 
+class _Levels:
+    """One capacity class's nodes by sort key: its distinct keys in order, and each key's nodes in id order.
+
+    The same order as one sorted list of (key, node id), at the cost of a
+    short list per change: a cluster's nodes share few keys (whole CPUs over
+    equal capacities), and one sorted list of 10,000 (key, id) pairs made
+    every reservation a bisect and a copy over all of them.
+    """
+
+    __slots__ = ("at", "levels")
+
+    def __init__(self) -> None:
+        self.levels: list[float] = []
+        self.at: dict[float, list[str]] = {}
+
+    def add(self, key: float, node_id: str) -> None:
+        same = self.at.get(key)
+        if same is None:
+            insort(self.levels, key)
+            self.at[key] = [node_id]
+        else:
+            insort(same, node_id)
+
+    def remove(self, key: float, node_id: str) -> None:
+        same = self.at[key]
+        if len(same) == 1:
+            del self.at[key]
+            del self.levels[bisect_left(self.levels, key)]
+        else:
+            del same[bisect_left(same, node_id)]
+
+    def __bool__(self) -> bool:
+        return bool(self.levels)
+
+    def entries(self, low: float | None = None) -> Iterator[tuple[float, str]]:
+        """(key, node id) in order, from the first key at or above ``low`` (None: all)."""
+        levels, at = self.levels, self.at
+        first = 0 if low is None else bisect_left(levels, low)
+        for i in range(first, len(levels)):
+            key = levels[i]
+            for node_id in at[key]:
+                yield key, node_id
+
+
 class OrderedIndex:
     """Nodes sorted by allocated share of a fixed set of resources.
 
     ``key(node) = sum(reserved[r] / capacity[r] for r in resources)``. Nodes
     are grouped into classes of equal capacity for ``resources`` (clusters
     have few node shapes): within a class, "least allocated" and "most
-    allocated" are the ends of one sorted list, and a node fits a demand only
-    if its key is under a bound that bisect finds. Nodes lacking any of the
-    resources can never host such a demand and are left out.
+    allocated" are the ends of one order (`_Levels`), and a node fits a demand
+    only if its key is under a bound that bisect finds. Nodes lacking any of
+    the resources can never host such a demand and are left out.
 
-    ``descending=True`` stores ``(-key, node)`` so that ascending order is
+    ``descending=True`` files nodes under ``-key``, so that ascending order is
     fullest first with ties by node id, the order pack wants.
     """
 
     def __init__(self, resources: tuple[str, ...], descending: bool) -> None:
         self.resources = resources
         self.descending = descending
-        self.classes: dict[tuple[float, ...], list[tuple[float, str]]] = {}
+        self.classes: dict[tuple[float, ...], _Levels] = {}
         self.class_keys: list[tuple[float, ...]] = []  # for O(1) sampling
         self._class_pos: dict[tuple[float, ...], int] = {}
-        self._entry: dict[str, tuple[tuple[float, ...], tuple[float, str]]] = {}
+        self._entry: dict[str, tuple[tuple[float, ...], float]] = {}
 
     def caps_of(self, capacity: Mapping[str, float]) -> tuple[float, ...] | None:
         caps = tuple(capacity.get(r, 0.0) for r in self.resources)
@@ -193,24 +237,24 @@ class OrderedIndex:
         """(Re)file a node; ``capacity=None`` drops it."""
         old = self._entry.pop(node_id, None)
         if old is not None:
-            old_caps, old_entry = old
-            old_list = self.classes[old_caps]
-            del old_list[bisect_left(old_list, old_entry)]
-            if not old_list:
+            old_caps, old_key = old
+            levels = self.classes[old_caps]
+            levels.remove(old_key, node_id)
+            if not levels:
                 self._drop_class(old_caps)
         if capacity is None:
             return
         caps = self.caps_of(capacity)
         if caps is None:
             return
-        entry = (self.sort_key(caps, reserved), node_id)
-        lst = self.classes.get(caps)
-        if lst is None:
-            lst = self.classes[caps] = []
+        key = self.sort_key(caps, reserved)
+        filed = self.classes.get(caps)
+        if filed is None:
+            filed = self.classes[caps] = _Levels()
             self._class_pos[caps] = len(self.class_keys)
             self.class_keys.append(caps)
-        insort(lst, entry)
-        self._entry[node_id] = (caps, entry)
+        filed.add(key, node_id)
+        self._entry[node_id] = (caps, key)
 
     def _drop_class(self, caps: tuple[float, ...]) -> None:
         del self.classes[caps]
@@ -247,7 +291,9 @@ class ResourceView:
         self._nodes: tuple[str, ...] | None = ()
         self._fit_cache: dict[tuple, bool] = {}
         self._indices: dict[tuple[tuple[str, ...], bool], OrderedIndex] = {}
-        self._indices_by_resource: dict[str, list[OrderedIndex]] = {}
+        # Nodes whose reservations changed since the indexes last filed them: filed again when an index is next
+        # asked for (a node reserved and released between two questions is filed once; most brain calls ask few).
+        self._stale: dict[str, None] = {}
         # Distinguishes views whose versions happen to coincide (policies sync on (uid, version)).
         self.uid = random.getrandbits(63)
 
@@ -579,8 +625,8 @@ class ResourceView:
         return bool(self._with_free_slot)
 
     def _after_ledger_change(self, node_id: str, demand: Mapping[str, float]) -> None:
-        """The node's dominant share, whether it has a free CPU slot, and the indexes of ``demand``'s resources
-        (the ones whose reservations changed), from its capacity and reservations. Once per ledger change."""
+        """The node's dominant share and whether it has a free CPU slot, from its capacity and reservations; the
+        indexes file it again when next asked (`_refile`). Once per ledger change of ``demand``."""
         cap, res = self._cap[node_id], self._res[node_id]
         self._load[node_id] = dominant_share(cap, res)
         cpus = cap.get("CPU", 0.0)
@@ -588,18 +634,14 @@ class ResourceView:
             self._with_free_slot.add(node_id)
         else:
             self._with_free_slot.discard(node_id)
-        if self._indices_by_resource:
-            touched: list[OrderedIndex] = []
-            for r in demand:
-                for idx in self._indices_by_resource.get(r, ()):
-                    if idx not in touched:
-                        touched.append(idx)
-            for idx in touched:
-                idx.update(node_id, cap, res)
+        if self._indices and demand:
+            self._stale[node_id] = None
 
     # -- indexed queries -----------------------------------------------------------
     def ordered_index(self, resources: tuple[str, ...], descending: bool = False) -> OrderedIndex:
         """The (lazily built, then maintained) index for a sorted resource tuple."""
+        if self._stale:
+            self._refile()
         key = (resources, descending)
         idx = self._indices.get(key)
         if idx is None:
@@ -607,14 +649,22 @@ class ResourceView:
             for node_id, cap in self._cap.items():
                 idx.update(node_id, cap, self._res[node_id])
             self._indices[key] = idx
-            for r in resources:
-                self._indices_by_resource.setdefault(r, []).append(idx)
         return idx
+
+    def _refile(self) -> None:
+        """File the nodes whose reservations changed in every index again (a node that left is out of them)."""
+        caps, res, indices = self._cap, self._res, self._indices.values()
+        for node_id in self._stale:
+            cap = caps.get(node_id)
+            if cap is not None:
+                for idx in indices:
+                    idx.update(node_id, cap, res[node_id])
+        self._stale.clear()
 
     def class_candidates(
         self, idx: OrderedIndex, caps: tuple[float, ...], amounts: tuple[float, ...]
-    ) -> tuple[int, float] | None:
-        """Where to start walking a class for a demand, and the key bound.
+    ) -> tuple[float | None, float] | None:
+        """Where to start walking a class for a demand (the lowest key worth looking at), and the key bound.
 
         Returns None when no node of the class could hold the demand at all.
         Nodes past the bound (allocated share too high) cannot fit it now.
@@ -626,8 +676,8 @@ class ResourceView:
                 return None
             bound += o - a / c
         if idx.descending:
-            return bisect_left(idx.classes[caps], (-(bound + KEY_EPS),)), bound
-        return 0, bound
+            return -(bound + KEY_EPS), bound
+        return None, bound
 
     def fitting_in_class(
         self, idx: OrderedIndex, caps: tuple[float, ...], demand: Mapping[str, float], amounts: tuple[float, ...]
@@ -642,12 +692,12 @@ class ResourceView:
         start = self.class_candidates(idx, caps, amounts)
         if start is None:
             return
-        entries = idx.classes[caps]
+        entries = idx.classes[caps].entries(start[0])
         fits = self.fits_now
         if idx.descending:
-            for j in range(start[0], len(entries)):
-                if fits(entries[j][1], demand):
-                    yield entries[j][1]
+            for _, node_id in entries:
+                if fits(node_id, demand):
+                    yield node_id
             return
         bound = start[1] + KEY_EPS
         for key, node_id in entries:

@@ -85,11 +85,15 @@ def _anywhere(node: str) -> bool:
 class _Walk:
     """A key's clockwise walk over the nodes that could hold its task, consumed lazily, replayable."""
 
-    __slots__ = ("_seen", "_source")
+    __slots__ = ("_eligible", "_key", "_rest", "_ring", "_seen", "_source")
 
-    def __init__(self, nodes: Iterator[str], eligible: Callable[[str], bool]) -> None:
+    def __init__(
+        self, nodes: Iterator[str], eligible: Callable[[str], bool], ring: HashRing | None = None, key: str = ""
+    ) -> None:
         self._source = nodes if eligible is _anywhere else (n for n in nodes if eligible(n))
         self._seen: list[str] = []
+        self._eligible, self._ring, self._key = eligible, ring, key
+        self._rest: dict[str, _Walk] = {}  # node -> the walk after it, when found without walking to it
 
     def __iter__(self) -> Iterator[str]:
         return self._from(0)
@@ -114,6 +118,15 @@ class _Walk:
             return self._from(seen.index(node) + 1)
         except ValueError:
             pass
+        rest = self._rest.get(node)
+        if rest is None and self._ring is not None and self._eligible(node):
+            # A node not yet reached (a key's home far from its owner): the ring finds where the walk goes on
+            # after it without walking there.
+            after = self._ring.successors_after(self._key, node)
+            if after is not None:
+                rest = self._rest[node] = _Walk(after, self._eligible)
+        if rest is not None:
+            return iter(rest)
         for n in self._source:
             seen.append(n)
             if n == node:
@@ -212,7 +225,7 @@ class _Plan:
     @property
     def walk(self) -> _Walk:
         if self._walk is None:
-            self._walk = _Walk(self.ring.successors(self.key), self.holds)
+            self._walk = _Walk(self.ring.successors(self.key), self.holds, self.ring, self.key)
         return self._walk
 
     def under_bound(self, node: str) -> bool:
@@ -627,7 +640,7 @@ class HashPolicy:
             owner = self.ring.lookup(key)  # the fast path: one bisect
         else:
             holds = eligible.__contains__
-            walk = _Walk(self.ring.successors(key), holds)
+            walk = _Walk(self.ring.successors(key), holds, self.ring, key)
             owner = next(iter(walk))
         c = self.options.load_factor
         if c is None:  # pure ring: the owner, always

@@ -156,6 +156,26 @@ def test_successors_visit_each_node_once_starting_at_owner(nodes, keys):
         assert sorted(walk) == sorted(nodes)
 
 
+@settings(max_examples=60, deadline=None)
+@given(nodes=node_sets, keys=key_lists, pick=st.integers(min_value=0), vnodes=st.sampled_from([1, 3, 16, 200]))
+def test_the_walk_after_a_node_is_the_rest_of_the_keys_walk(nodes, keys, pick, vnodes):
+    ring = ring_of(nodes, RingConfig(vnodes=vnodes))
+    for k in keys[:5]:
+        walk = list(ring.successors(k))
+        node = walk[pick % len(walk)]
+        assert list(ring.successors_after(k, node)) == walk[walk.index(node) + 1 :]
+    assert ring.successors_after(keys[0], "not-a-node") is None
+
+
+def test_the_walk_after_a_far_node_on_a_large_ring() -> None:
+    """Past the first chunk of points searched (1,024), and wrapping past the end of the arrays."""
+    ring = ring_of([f"node-{i}" for i in range(300)], RingConfig(vnodes=20))
+    for k in ("a", "b", "zz", "key-7"):
+        walk = list(ring.successors(k))
+        for node in (walk[1], walk[150], walk[-2], walk[-1]):
+            assert list(ring.successors_after(k, node)) == walk[walk.index(node) + 1 :]
+
+
 def test_shares_sum_to_one():
     ring = ring_of([f"n{i}" for i in range(7)], RingConfig(vnodes=50))
     assert sum(ring.share(n) for n in ring.nodes) == pytest.approx(1.0)

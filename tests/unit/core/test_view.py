@@ -292,7 +292,7 @@ def test_remove_node_drops_its_reservations():
 # -- the ordered index agrees with brute force under any history --------------------
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["set", "remove", "reserve", "release"]),
+        st.sampled_from(["set", "remove", "reserve", "release", "ask"]),
         st.sampled_from(["n0", "n1", "n2", "n3", "n4"]),
         st.sampled_from([{"CPU": 1}, {"CPU": 2, "GPU": 1}, {"GPU": 1}, {"memory": 3}, {}]),
         st.sampled_from([{"CPU": 4}, {"CPU": 4, "GPU": 2}, {"CPU": 8, "memory": 8}, {"GPU": 1}]),
@@ -312,6 +312,8 @@ def test_fitting_nodes_match_brute_force(history, overcommit):
     for op, node, demand, cap in history:
         if op == "set":
             v.set_node(node, cap)
+        elif op == "ask":  # a question between changes: the indexes file the nodes changed since the last one
+            v.fitting_nodes(demand)
         elif node not in v:
             continue
         elif op == "remove":
@@ -324,5 +326,31 @@ def test_fitting_nodes_match_brute_force(history, overcommit):
             v.release(*held.pop(0))
     for d in demands:
         brute = {n for n in v.nodes if v.fits_now(n, d)}
-        assert set(v.fitting_nodes(d)) == brute
+        got = v.fitting_nodes(d)
+        assert set(got) == brute and len(got) == len(brute)
         assert v.any_fits_now(d) == bool(brute)
+        names = tuple(sorted(r for r, a in d.items() if a > 0))
+        for descending in (False, True):  # each capacity class in its order: least (or most) allocated, then id
+            idx = v.ordered_index(names, descending)
+            for caps in idx.classes:
+                walk = list(v.fitting_in_class(idx, caps, d, tuple(d[r] for r in names)))
+                share = {n: sum(v.reserved(n).get(r, 0.0) / c for r, c in zip(names, caps, strict=True)) for n in walk}
+                sign = -1.0 if descending else 1.0
+                assert walk == sorted(walk, key=lambda n: (sign * share[n], n))
+                assert set(walk) == {n for n in brute if idx.caps_of(v.capacity(n)) == caps}
+
+
+def test_the_index_files_a_node_again_after_its_reservations_change() -> None:
+    v = ResourceView()
+    for node in ("a", "b", "c"):
+        v.set_node(node, {"CPU": 4})
+    assert v.fitting_nodes({"CPU": 1}) == ["a", "b", "c"]  # builds the index: equal shares, by id
+    v.reserve("a", {"CPU": 2})
+    v.reserve("b", {"CPU": 1})
+    assert v.fitting_nodes({"CPU": 1}) == ["c", "b", "a"]  # least allocated first
+    assert v.fitting_nodes({"CPU": 3}) == ["c", "b"]  # a's share is past the bound: the walk stops there
+    v.release("a", {"CPU": 2})
+    v.reserve("c", {"CPU": 4})
+    assert v.fitting_nodes({"CPU": 1}) == ["a", "b"]
+    idx = v.ordered_index(("CPU",), descending=True)  # pack's order: fullest first
+    assert list(v.fitting_in_class(idx, (4.0,), {"CPU": 1}, (1.0,))) == ["b", "a"]
