@@ -250,6 +250,32 @@ def test_random_is_uniform_over_a_kept_list_that_shrinks():
     assert all(400 <= c <= 600 for c in counts.values())  # 500 each expected
 
 
+class CountingView(ResourceView):
+    """A real view that counts its fit checks (what a decision costs on a full cluster)."""
+
+    checks = 0
+
+    def fits_now(self, node_id, demand):
+        self.checks += 1
+        return super().fits_now(node_id, demand)
+
+
+def test_random_draws_from_a_kept_list_without_blind_draws_first():
+    """While the list is kept (no room appeared), a decision draws from it at once: blind draws over 1,000
+    nodes of which 2 fit missed, eight fit checks per decision."""
+    v = CountingView()
+    for i in range(1000):
+        v.set_node(f"n{i:04d}", {"CPU": 4})
+    for n in v.nodes[:998]:
+        v.reserve(n, {"CPU": 4})
+    p = RandomPolicy(PolicyOptions(seed=4))
+    assert p.choose(CPU1, v) in v.nodes[998:]  # lists the two fitting nodes
+    v.checks = 0
+    for _ in range(50):
+        assert p.choose(CPU1, v) in v.nodes[998:]
+    assert v.checks == 50  # one check per decision: each draw from the list of two fits
+
+
 def test_p2c_beats_random_on_max_load():
     maxima = {}
     for cls in (RandomPolicy, P2CPolicy):
