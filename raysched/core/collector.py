@@ -25,8 +25,15 @@ LONG_RUN_THRESHOLDS = (100_000, 50, 100)
 
 def collect_less() -> None:
     """Collect garbage as a long-lived process that holds much should (for a process of its own: the brain's
-    actor). Process-wide: a library call inside someone else's process uses `fewer_collections`."""
+    actor). Process-wide: a library call inside someone else's process uses `fewer_collections`.
+
+    One full collection first: it zeroes the generations' counts. Python counts
+    the middle collections since the last full one and, past the threshold, asks
+    for a full one whenever the heap has grown by a quarter; a process that had
+    already counted past it (loading a large trace does) kept collecting in full.
+    """
     if gc.get_threshold()[0] < LONG_RUN_THRESHOLDS[0]:
+        gc.collect()
         gc.set_threshold(*LONG_RUN_THRESHOLDS)
 
 

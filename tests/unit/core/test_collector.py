@@ -33,3 +33,13 @@ def test_only_a_brain_in_its_own_process_changes_the_process_thresholds(default_
     assert gc.get_threshold() == (700, 10, 10)  # a brain inside a user's process leaves them alone
     PlacementBrain(own_process=True)
     assert gc.get_threshold() == LONG_RUN_THRESHOLDS
+
+
+def test_a_block_starts_from_zeroed_generation_counts(default_thresholds: None) -> None:
+    """A process that counted many middle collections (loading a trace) kept collecting in full each time its
+    heap grew by a quarter: entering the block collects once, so those counts start again from zero."""
+    kept = [[i] for i in range(50_000)]  # survivors: young collections move them on and count up
+    assert gc.get_count()[1:] != (0, 0)
+    with fewer_collections():
+        assert gc.get_count()[1:] == (0, 0)
+    assert len(kept) == 50_000
