@@ -303,8 +303,7 @@ def _replay_once(
         kills=kills,
         adds=adds,
     )
-    with fewer_collections():  # millions of live per-task objects: default thresholds cost 40% of a large run
-        stats = simulation.run()
+    stats = simulation.run()
     del simulation
     rows = recorder.frame(trace.task_ids, trace.keys, trace.demand_codes, trace.demand_texts, trace.metrics)
     return rows, stats
@@ -364,6 +363,17 @@ def simulate(
     own cluster (reusing that policy's run when the what-if is exactly that) and compared with the measurement
     (``report.fidelity``). With ``sweep``, ``report.sweep`` holds one row per setting (raysched.sim.sweep).
     """
+    with fewer_collections():  # millions of live per-task objects: Python's default thresholds cost a third
+        return _simulate(settings, on_warning, on_start, on_policy_done)
+
+
+def _simulate(
+    settings: SimulateSettings,
+    on_warning: Callable[[str], None] | None = None,
+    on_start: Callable[[Model], None] | None = None,
+    on_policy_done: Callable[[str, SimulationStats], None] | None = None,
+) -> SimulationReport:
+    """`simulate`'s work, under its garbage collection settings."""
     inputs = _prepare(settings, on_warning)
     trace, cluster, model = inputs.trace, inputs.cluster, inputs.model
     plan = _plan(settings, inputs)

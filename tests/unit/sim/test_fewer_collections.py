@@ -26,7 +26,7 @@ def test_a_simulation_runs_with_fewer_collections(tmp_path: Path, monkeypatch: p
     try:
         trace = write_trace(tmp_path / "trace.csv", [{"key": f"k{i % 3}"} for i in range(20)])
         replay.simulate(replay.SimulateSettings(trace=trace, policies=("random", "hash"), nodes="2x2"))
-        assert len(seen) >= 2 and set(seen) == {LONG_RUN_THRESHOLDS}  # every replay of both policies
+        assert len(seen) >= 2 and set(seen) == {LONG_RUN_THRESHOLDS}  # every replay of both policies, one block
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*before)
