@@ -350,6 +350,7 @@ def _plan(settings: SimulateSettings, inputs: _Inputs) -> list[_Run]:
     return runs + [_Run(name, base, f"sim-{name}-{trace_id}", name, "-") for name in others]
 
 
+@fewer_collections()  # millions of live per-task objects: Python's default thresholds cost a third
 def simulate(
     settings: SimulateSettings,
     on_warning: Callable[[str], None] | None = None,
@@ -363,17 +364,6 @@ def simulate(
     own cluster (reusing that policy's run when the what-if is exactly that) and compared with the measurement
     (``report.fidelity``). With ``sweep``, ``report.sweep`` holds one row per setting (raysched.sim.sweep).
     """
-    with fewer_collections():  # millions of live per-task objects: Python's default thresholds cost a third
-        return _simulate(settings, on_warning, on_start, on_policy_done)
-
-
-def _simulate(
-    settings: SimulateSettings,
-    on_warning: Callable[[str], None] | None = None,
-    on_start: Callable[[Model], None] | None = None,
-    on_policy_done: Callable[[str, SimulationStats], None] | None = None,
-) -> SimulationReport:
-    """`simulate`'s work, under its garbage collection settings."""
     inputs = _prepare(settings, on_warning)
     trace, cluster, model = inputs.trace, inputs.cluster, inputs.model
     plan = _plan(settings, inputs)
