@@ -73,7 +73,7 @@ RETURN_AFTER_DECISIONS = 10_000  # a moved key idle this long comes back to its 
 STRAY_DECISIONS = 10_000
 DEMAND_HORIZON_TASKS = 10_000  # the key-share estimate forgets tasks older than about this many (or 4 x CPUs)
 HOT_HEADROOM = 1.25  # a hot key's nodes can do this many times its share of the work
-HOT_SCAN = 4  # a hot key spread over at most this many nodes compares all of them; over more, two sampled
+HOT_SCAN = 4  # a hot key spread over at most this many nodes compares all of them; over more, two sampled and its owner
 
 Signature = tuple[tuple[str, ...], tuple[float, ...]]
 
@@ -764,7 +764,8 @@ class HashPolicy:
     def _hot_home(
         self, key: str, owner: str, spread: int, view: ResourceView, bound: _Bound, c: float, count: int
     ) -> str | None:
-        """The home of a hot key's next tasks: the least loaded of its nodes (two sampled when it has many).
+        """The home of a hot key's next tasks: the least loaded of its nodes (of two sampled and the owner when it
+        has many).
 
         A key's nodes are its owner, then the owners of ``f"{key}\\x00{i}"`` for i = 1, 2...
         on the ring (D-Choices' d hash functions): growing the spread only adds
@@ -780,6 +781,11 @@ class HashPolicy:
             pool = members
         else:
             pool = self._rng.sample(members, 2)
+            if owner not in pool:
+                # The owner always competes: a task deferred there (the choice was over its bound) is asked again
+                # when the owner frees a slot, and without the owner in the pool it was re-homed to a busy sampled
+                # node and decided twice (0.5% of all decisions at 1,000 nodes).
+                pool.append(owner)
         best = min(pool, key=lambda n: view.assigned(n) / weights[n])  # ties: the first in the pool's order
         return best if bound.fits(best, c, count) else None
 

@@ -580,3 +580,27 @@ def test_a_dead_nodes_keys_go_only_to_nodes_that_can_run_them() -> None:
     fair = math.ceil(len(keys) / 3)
     assert max(Counter(after.values()).values()) <= fair
     c.brain.check_structures()
+
+
+def test_a_hot_key_over_many_nodes_always_weighs_its_owner_beside_the_two_sampled() -> None:
+    """Over more than 4 nodes a hot key's task compares two sampled nodes of its set, and its owner: a task
+    deferred at the owner (the choice was over its bound) is asked again when the owner frees a slot, and must
+    then be able to run there rather than be re-homed to a busier sampled node (and decided twice)."""
+    view = ResourceView()
+    for i in range(16):
+        view.set_node(node_id(i), {"CPU": 2.0})
+    policy = HashPolicy(PolicyOptions(seed=3, load_factor=1.25))
+    policy.arrived({"hot": 400})
+    first = policy.assign(TaskDemand(CPU1, "hot"), view)  # the key spreads: its set of nodes is found
+    assert first is not None
+    members = policy._sets["hot"].nodes
+    owner = members[0]
+    assert len(members) > 4
+    for node in members[1:]:  # every other node of its set is busier than the owner
+        view.reserve(node, CPU1, "other")
+    homes = []
+    for _ in range(20):
+        decision = policy.assign(TaskDemand(CPU1, "hot"), view)
+        assert decision is not None
+        homes.append(decision.waits_for)
+    assert homes == [owner] * 20
