@@ -8,6 +8,7 @@ subprocess with `--address` pointing at the shared cluster, so each test is a re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +92,17 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)  # the poll interval of this condition wait
+
+
+def fresh_driver_json(address: str, expression: str, setup: str = "") -> Any:
+    """What a fresh Ray driver on the cluster at ``address`` finds: it runs the ``setup`` statements, then prints
+    ``expression`` as JSON (a driver of its own, as a user's is: nothing of this test process leaks into it)."""
+    code = (
+        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+        f"{setup}print(json.dumps({expression}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def start_submit(address: str, job: Path, out: Path, *args: str) -> subprocess.Popen:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ok_rows, run_cli, start_submit, wait_for
+from conftest import fresh_driver_json, ok_rows, run_cli, start_submit, wait_for
 
 from raysched.core.ring import HashRing, RingConfig
 
@@ -108,12 +108,7 @@ def ring_owner(key: str, cpus: dict[str, float]) -> str:
 
 
 def node_cpus(address: str) -> dict[str, float]:
-    code = (
-        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-        "print(json.dumps({n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}))"
-    )
-    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_driver_json(address, "{n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}")
 
 
 def test_node_death_mid_job_loses_nothing_and_moves_only_its_keys(churn_cluster, tmp_path: Path) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import run_cli, wait_for
+from conftest import fresh_driver_json, run_cli, wait_for
 
 JOB = (
     "import raysched\n"
@@ -76,15 +74,7 @@ def test_status_text_lists_the_live_nodes(submitted: str) -> None:
 
 def _brain_metrics(address: str) -> dict[str, float]:
     """Every raysched metric sample exported on the cluster's nodes (Prometheus text), summed by name."""
-    code = (
-        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-        "print(json.dumps([n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]))"
-    )
-    ports = json.loads(
-        subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    ports = fresh_driver_json(address, "[n['MetricsExportPort'] for n in ray.nodes() if n['Alive']]")
     totals: dict[str, float] = {}
     for port in ports:
         try:

@@ -8,13 +8,11 @@ the probe confirms it).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
-from conftest import run_cli
+from conftest import fresh_driver_json, run_cli
 
 LONG_JOB = """
 import time
@@ -31,14 +29,12 @@ def tasks():
 
 
 def test_every_live_raylet_of_the_cluster_answers(address: str) -> None:
-    code = (
-        "import json, ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-        "from raysched.brain.node_health import unreachable_raylets;"
-        "nodes = [n['NodeID'] for n in ray.nodes() if n['Alive']];"
-        "print(json.dumps([len(nodes), sorted(unreachable_raylets(nodes))]))"
+    count, unreachable = fresh_driver_json(
+        address,
+        "[len(nodes), sorted(unreachable_raylets(nodes))]",
+        setup="from raysched.brain.node_health import unreachable_raylets;"
+        "nodes = [n['NodeID'] for n in ray.nodes() if n['Alive']];",
     )
-    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, check=True)
-    count, unreachable = json.loads(done.stdout.strip().splitlines()[-1])
     assert count == 4 and unreachable == []
 
 
