@@ -39,13 +39,17 @@ class WaitingQueues(BrainState):
             queue.move_to_end(w.uid, last=False)
         w.queue, w.group = queue, group
         if w.home is not None and queue is not sub.ready:
-            pair = (w.home, w.task.key)
-            same = sub.by_key.get(pair)
-            if same is None:
-                same = sub.by_key[pair] = {}
-                sub.keys_at.setdefault(w.home, {})[w.task.key] = None
-            same[w.uid] = w
+            self._key_tasks(sub, w.home, w.task.key)[w.uid] = w
             self._depth_changed(sub, w.home)
+
+    @staticmethod
+    def _key_tasks(sub: SubmissionState, node: str, key: str) -> dict[int, WaitingTask]:
+        """The tasks of ``key`` waiting at ``node`` (``by_key``), made with the key's entry in ``keys_at``."""
+        same = sub.by_key.get((node, key))
+        if same is None:
+            same = sub.by_key[(node, key)] = {}
+            sub.keys_at.setdefault(node, {})[key] = None
+        return same
 
     def _unlink(self, sub: SubmissionState, w: WaitingTask) -> None:
         """Take a task out of the queue that holds it (and drop the queue once empty)."""
@@ -143,10 +147,7 @@ class WaitingQueues(BrainState):
         queue = queues.get(home)
         if queue is None:
             queue = queues[home] = Queue()
-        same = sub.by_key.get((home, key))
-        if same is None:
-            same = sub.by_key[(home, key)] = {}
-            sub.keys_at.setdefault(home, {})[key] = None
+        same = self._key_tasks(sub, home, key)
         wait = sub.locality_wait_s
         if sub.stays_home:
             wait = None
