@@ -207,10 +207,16 @@ class WaitingQueues(BrainState):
         The policy chose ``new`` with room under its bound for them, so they are
         parked there directly (not decided again), and wait for it afresh.
         Costs the key's tasks at ``old``, nothing else (an index by node and key).
+        A task ``new`` could never hold (a key's GPU task, its CPU tasks moving
+        to a node without GPUs) stays at ``old``: followed, it waited there for
+        good under a key capacity, which keeps work conservation off full caches.
         """
-        if new is None or new not in self.view:
+        view = self.view
+        if new is None or new not in view:
             return
         for w in list(sub.by_key.get((old, key), {}).values()):
+            if not view.could_hold(new, w.task.resources):
+                continue
             counted = w.counted
             self._unpark(sub, w)
             w.retry, w.overdue, w.since = False, False, now

@@ -143,12 +143,18 @@ class Rounds(WaitingQueues):
             for w in feasible:
                 self._link(sub, w, sub.ready, None)
             return
-        groups: dict[str, list[WaitingTask]] = {}
-        for w in feasible:  # tasks of one key arriving together are assigned as one (the key stays whole)
-            groups.setdefault(w.task.key, []).append(w)
+        # Tasks of one key and one demand arriving together are assigned as one (the key stays whole). Grouped by
+        # key alone, a key's GPU task took the home its CPU tasks' demand found, a node that can never hold it,
+        # and under the pure ring (no work conservation) it blocked that node's queue for good.
+        groups: dict[tuple[str, tuple], list[WaitingTask]] = {}
+        arrivals: dict[str, int] = {}
+        for w in feasible:
+            key = w.task.key
+            groups.setdefault((key, w.task.signature), []).append(w)
+            arrivals[key] = arrivals.get(key, 0) + 1
         if sub.arrived is not None:
             try:
-                sub.arrived({key: len(group) for key, group in groups.items()})
+                sub.arrived(arrivals)
             except Exception as err:
                 self._broken(sub, err)
                 return

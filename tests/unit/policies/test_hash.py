@@ -114,6 +114,37 @@ def test_pure_ring_skips_nodes_that_could_never_hold_the_task():
     assert {node for node, _, _ in c.placed.values()} == {node_id(3)}
 
 
+def test_pure_ring_places_a_keys_gpu_task_sent_with_its_cpu_tasks_on_a_node_with_a_gpu():
+    """One call, one key, two demands: each demand gets its own home (the CPU tasks' owner has no GPU; the GPU
+    task, homed there with them, blocked that node's queue for good)."""
+    c = Cluster([{"CPU": 8}, {"CPU": 8}, {"CPU": 2, "GPU": 1}], load_factor=None)
+    ring = documented_ring(c.nodes)
+    key = next(k for k in (f"user-{i}" for i in range(100)) if ring.lookup(k) != node_id(2))
+    requests = [(0, CPU1, key), (1, {"CPU": 1.0, "GPU": 1.0}, key), (2, CPU1, key)]
+    answer = c.brain.place("s", [], requests)
+    assert {uid: node for uid, node, *_ in answer.placed} == {0: ring.lookup(key), 1: node_id(2), 2: ring.lookup(key)}
+    c.brain.check_structures()
+
+
+def test_a_key_moving_whole_leaves_behind_the_tasks_its_new_node_could_never_hold():
+    c = Cluster([{"CPU": 1, "GPU": 1}, {"CPU": 4}], load_factor=None)
+    gpu, cpu_only = node_id(0), node_id(1)
+    key = next(k for k in (f"user-{i}" for i in range(100)) if documented_ring(c.nodes).lookup(k) == gpu)
+    busy = c.send(["other"], demand={"CPU": 1.0, "GPU": 1.0})  # fills the GPU node
+    assert busy == [0]
+    c.brain.place("s", [], [(1, CPU1, key), (2, {"CPU": 1.0, "GPU": 1.0}, key)])
+    sub = c.brain._subs["s"]
+    assert sub.waiting[1].home == sub.waiting[2].home == gpu  # both wait at the key's owner
+    c.brain._move_key(sub, key, gpu, cpu_only, c.now)  # as work conservation or a key capacity moves a key
+    assert sub.waiting[1].home == cpu_only
+    assert sub.waiting[2].home == gpu  # never to a node without a GPU
+    c.brain.check_structures()
+    answer = c.brain.place("s", [0], [])  # the GPU frees: the task left behind runs there
+    assert (2, gpu) in [(uid, node) for uid, node, *_ in answer.placed]
+    assert 1 in sub.waiting or 1 in [uid for uid, *_ in answer.placed]  # nothing lost
+    c.brain.check_structures()
+
+
 # -- bounded loads on the real path ----------------------------------------------------------------
 class DefersOnlyWhenFull(HashPolicy):
     """HashPolicy that checks each deferral: a key's tasks wait unassigned for their home only when the home
