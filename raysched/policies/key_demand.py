@@ -51,15 +51,22 @@ class KeyDemand:
 
     def add(self, key: str, count: int = 1) -> None:
         """``count`` new tasks of ``key`` arrived."""
-        counts, growth = self._counts, self._growth
-        unit, total, held = self._unit, self._total, counts.get(key, 0.0)
-        for _ in range(max(0, count)):  # one task at a time: the same sums as adding them one by one
-            unit *= growth
-            held += unit
-            total += unit
-        if count > 0:
-            counts[key] = held
-        self._unit, self._total = unit, total
+        counts = self._counts
+        if count == 1:  # most calls (one per decision): the loop below, once, without the loop
+            unit = self._unit * self._growth
+            counts[key] = counts.get(key, 0.0) + unit
+            self._unit = unit
+            self._total += unit
+        else:
+            growth = self._growth
+            unit, total, held = self._unit, self._total, counts.get(key, 0.0)
+            for _ in range(max(0, count)):  # one task at a time: the same sums as adding them one by one
+                unit *= growth
+                held += unit
+                total += unit
+            if count > 0:
+                counts[key] = held
+            self._unit, self._total = unit, total
         if self._unit > _RESCALE_AT:
             scale = 1.0 / self._unit
             self._unit = 1.0

@@ -21,7 +21,7 @@ import pytest
 
 from raysched.brain.actor import PlacementBrain
 from raysched.core.view import ResourceView
-from raysched.policies import PolicyOptions, TaskDemand, build_policy
+from raysched.policies import HashPolicy, PolicyOptions, TaskDemand, build_policy
 
 NODES = {f"{i:056x}": {"CPU": 4.0 if i % 4 else 8.0, "GPU": 1.0 if i % 3 == 0 else 0.0} for i in range(12)}
 DEMANDS = ({"CPU": 1.0}, {"CPU": 1}, {"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0})
@@ -52,8 +52,17 @@ def keys_of(rng: random.Random, count: int, skewed: bool) -> list[str]:
     return [f"k{r}" for r in rng.choices(range(1, 41), cum_weights=cum, k=count)]
 
 
-def run(policy: str, skewed: bool, bulk: bool, tasks: int = 1500) -> tuple[list[Any], int, int]:
-    """Every call's answer (placements in order, infeasible tasks), the decisions, and the groups parked whole."""
+def run(
+    policy: str,
+    skewed: bool,
+    bulk: bool,
+    tasks: int = 1500,
+    options: PolicyOptions | None = None,
+    shortcut: bool = True,
+) -> tuple[list[Any], int, int]:
+    """Every call's answer (placements in order, infeasible tasks), the decisions, and the groups parked whole.
+
+    ``shortcut``: hash's `settled_shortcut`; ``options``: the policy's (a 0.03 s locality wait by default)."""
     rng = random.Random(11)
     clock = Clock()
     brain = PlacementBrain(clock=clock)
@@ -68,7 +77,10 @@ def run(policy: str, skewed: bool, bulk: bool, tasks: int = 1500) -> tuple[list[
 
     brain._park_new = counting  # type: ignore[method-assign]
     brain.sync_nodes(NODES)
-    chosen = FewestInFlight() if policy == "user" else build_policy(policy, PolicyOptions(seed=5, locality_wait=0.03))
+    options = options if options is not None else PolicyOptions(seed=5, locality_wait=0.03)
+    chosen = FewestInFlight() if policy == "user" else build_policy(policy, options)
+    if isinstance(chosen, HashPolicy):
+        chosen.settled_shortcut = shortcut
     brain.register("s", chosen, {"policy": policy}, overcommit=2.0)
     keys = keys_of(rng, tasks, skewed)
     answers: list[Any] = []
@@ -84,6 +96,7 @@ def run(policy: str, skewed: bool, bulk: bool, tasks: int = 1500) -> tuple[list[
             for uid in range(sent, sent + count)
         ]
         sent += count
+        assert len(answers) < 20 * tasks, f"stalled: {done} of {tasks} tasks done, {waiting} waiting"
         answer = brain.place("s", finished, requests)
         done += len(finished) + len(answer.infeasible)  # every 200th task is infeasible: answered, never run
         finished = []
@@ -115,3 +128,40 @@ def test_bulk_places_every_task_where_one_by_one_deciding_does(policy: str, skew
     assert bulk_decisions == decisions
     if policy == "hash" and skewed:
         assert groups > 0  # the trace did park keys' new tasks as groups (the bulk path under test)
+
+
+@pytest.mark.parametrize("skewed", [True, False], ids=["skewed", "uniform"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        PolicyOptions(seed=5, locality_wait=0.03),
+        PolicyOptions(seed=5, locality_wait=0.03, load_factor=None),
+        PolicyOptions(seed=5, locality_wait=0.03, keys_per_node=3),
+    ],
+    ids=["bounded", "pure-ring", "key-capacity"],
+)
+def test_hash_decides_settled_keys_without_a_plan_exactly_as_its_full_plan_does(
+    options: PolicyOptions, skewed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`HashPolicy._settled_home` (a task sticking to its node, a settled key at its owner under its bound) gives
+    every answer the full plan gives, and is really taken (under a key capacity it steps aside)."""
+    settled = HashPolicy._settled_home
+    taken = 0
+
+    def counting(self: HashPolicy, task: TaskDemand, view: ResourceView) -> str | None:
+        nonlocal taken
+        home = settled(self, task, view)
+        taken += home is not None
+        return home
+
+    monkeypatch.setattr(HashPolicy, "_settled_home", counting)
+    full, decisions, _ = run("hash", skewed, bulk=True, options=options, shortcut=False)
+    assert taken == 0
+    fast, fast_decisions, _ = run("hash", skewed, bulk=True, options=options, shortcut=True)
+    for call, (got, want) in enumerate(zip(fast, full, strict=True)):
+        assert got == want, f"call {call}: the shortcut answered differently"
+    assert fast_decisions == decisions
+    if options.keys_per_node is None:
+        assert taken > decisions // 2
+    else:
+        assert taken == 0
