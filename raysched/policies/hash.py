@@ -626,7 +626,7 @@ class HashPolicy:
             if len(left) > ROOTED_KEYS:
                 for stale in list(itertools.islice(left, len(left) // 2)):
                     del left[stale]
-        if len(rooted) > ROOTED_KEYS:
+        if before is None and len(rooted) > ROOTED_KEYS:  # (only a new key makes it longer)
             forgotten, (_, was_on, _) = rooted.popitem(last=False)
             self.homes.pop(forgotten, None)  # a key forgotten as having run is a new key again, at its owner
             if counts is not None:
@@ -670,10 +670,7 @@ class HashPolicy:
             return None
         key = task.key
         last = self._last_eligible
-        if last is None or last[0] is not task.signature:
-            last_answer = self._eligible_nodes(task, view)
-        else:
-            last_answer = last[1]
+        last_answer = last[1] if last is not None and last[0] is task.signature else self._eligible_nodes(task, view)
         if last_answer[0] is not None:  # some nodes could never hold it: the plan walks the ring for its owner
             return None
         owner = self._owner = self.ring.lookup(key)
@@ -689,9 +686,9 @@ class HashPolicy:
         weight_sum = last_answer[1]
         share = self._share
         demand = self.demand
-        need = min(len(view), HOT_HEADROOM * demand.share(key) * weight_sum / share[owner])
+        need = HOT_HEADROOM * demand.share(key) * weight_sum / share[owner]  # `_plan`'s, before its cap
         # The spread `_plan` would ask for too (asked again, the same answer: its hysteresis is settled by the first)
-        if (need > 1.0 or demand.is_hot(key)) and demand.spread(key, need) > 1:
+        if ((need > 1.0 and len(view) > 1) or demand.is_hot(key)) and demand.spread(key, min(len(view), need)) > 1:
             return None
         if key in self.homes or owner == leaving:
             return None
@@ -898,7 +895,7 @@ class HashPolicy:
         """Nodes that could ever hold this demand (None = every node) and their total ring weight."""
         sig = task.signature
         last = self._last_eligible  # tasks made from one validated demand share its signature object
-        if last is not None and last[0] is sig:
+        if last is not None and (last[0] is sig or last[0] == sig):  # (an equal one: cheaper than hashing it)
             return last[1]
         hit = self._eligible.get(sig)
         if hit is None:
