@@ -419,22 +419,26 @@ class Rounds(WaitingQueues):
             return w
         best, youngest = w, warm_for(w.task.key)
         keys = sub.keys_at.get(node, ())
-        if len(keys) < STEAL_SCAN and all(warm_for(key) >= youngest for key in keys):
-            # No key waiting at the node is younger (the usual answer): the scan below would find none. A hot
-            # key's home queues hundreds of its own tasks, so its few distinct keys are the cheaper question.
-            sub.steal_waits.pop(node, None)
-            return w
-        ages: dict[str, float] = {w.task.key: youngest}
+        queues = (sub.deferred_at.get(node), sub.at_node.get(node))
+        scanned = itertools.islice(itertools.chain(*(q.values() for q in queues if q)), STEAL_SCAN)
+        # The keys younger than w's, and their ages: only their tasks can be taken instead. A hot key's home
+        # queues hundreds of its own tasks among a few keys, so the keys are the cheaper question.
+        if len(keys) < STEAL_SCAN:
+            ages = {key: age for key in keys if (age := warm_for(key)) < youngest}
+            if not ages:  # none (the usual answer)
+                sub.steal_waits.pop(node, None)
+                return w
+            younger = [other for other in scanned if other.task.key in ages]
+        else:
+            window = list(scanned)
+            ages = {key: age for key in {other.task.key for other in window} if (age := warm_for(key)) < youngest}
+            younger = [other for other in window if other.task.key in ages]
         round_no, signature = self._round_no, w.task.signature
         decided_now = math.inf  # the youngest age among tasks decided in this round
-        queues = (sub.deferred_at.get(node), sub.at_node.get(node))
-        for other in itertools.islice(itertools.chain(*(q.values() for q in queues if q)), STEAL_SCAN):
+        for other in younger:
             if youngest <= 0:
                 break
-            key = other.task.key
-            age = ages.get(key)
-            if age is None:
-                age = ages[key] = warm_for(key)
+            age = ages[other.task.key]
             if age < youngest and other.task.signature == signature:
                 if other.seen_round != round_no:
                     best, youngest = other, age
