@@ -663,8 +663,9 @@ class HashPolicy:
         settled cold key (it has run, or has work at its owner) whose owner is
         under its bound. Building the plan and its bound took about half of
         hash's decision (placement core: 7.4 us at 1,000 nodes). The checks are
-        `_plan`'s own, in its order, and have no side effects, so a None costs
-        only their repetition. ``self._owner`` is left as the key's owner.
+        `_plan`'s own, in its order, and change nothing `_plan` would not change
+        the same way (caches, the key's spread), so a None costs only their
+        repetition. ``self._owner`` is left as the key's owner.
         """
         if self.capacity.active:
             return None
