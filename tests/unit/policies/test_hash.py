@@ -8,6 +8,7 @@ CPU), never from the policy's own ring.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
@@ -20,7 +21,7 @@ from raysched.brain.actor import PlacementBrain
 from raysched.core.ring import HashRing, RingConfig
 from raysched.core.view import ResourceView
 from raysched.policies import Decision, HashPolicy, PolicyOptions, TaskDemand
-from raysched.policies.hash import HOT_HEADROOM
+from raysched.policies.hash import HOT_HEADROOM, _anywhere, _Walk
 
 CPU1 = {"CPU": 1.0}
 
@@ -143,6 +144,22 @@ def test_a_key_moving_whole_leaves_behind_the_tasks_its_new_node_could_never_hol
     assert (2, gpu) in [(uid, node) for uid, node, *_ in answer.placed]
     assert 1 in sub.waiting or 1 in [uid for uid, *_ in answer.placed]  # nothing lost
     c.brain.check_structures()
+
+
+def test_a_keys_walk_after_any_of_its_nodes_is_the_rest_of_the_walk():
+    """`_Walk.after` (a moved key's next nodes clockwise): after the first node, a later one, or a node not on the
+    walk, however much of the walk was consumed before; with and without nodes that could never hold the task."""
+    nodes = {node_id(i): {"CPU": 4} for i in range(12)}
+    ring = documented_ring(nodes)
+    for eligible in (_anywhere, {node_id(i) for i in range(0, 12, 2)}.__contains__):
+        for key in ("a", "user-7", "zz"):
+            full = [n for n in ring.successors(key) if eligible(n)]
+            for node in (full[0], full[1], full[-1], "not-a-node"):
+                for consumed in (0, 1, 3):
+                    walk = _Walk(ring.successors(key), eligible, ring, key)
+                    list(itertools.islice(walk, consumed))
+                    rest = full[full.index(node) + 1 :] if node in full else full
+                    assert list(walk.after(node)) == rest, (key, node, consumed)
 
 
 # -- bounded loads on the real path ----------------------------------------------------------------
